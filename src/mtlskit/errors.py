@@ -1,0 +1,85 @@
+"""One exception tree for the whole of mtlskit.
+
+    MtlskitError                 code            exit
+    ├── UsageError               usage           2   bad flags or arguments
+    ├── BadInput                 bad-input       2   a file or value that cannot be read or parsed
+    │   └── WrongPassphrase      wrong-passphrase 2
+    ├── NotFound                 not-found       3
+    ├── PolicyViolation          policy          4   refused by issuance or revocation policy
+    │   ├── AlreadyExists        already-exists  4
+    │   ├── AlreadyRevoked       already-revoked 4
+    │   └── Ambiguous            ambiguous       4
+    ├── CheckFailed              check-failed    1   verify/probe found a problem
+    └── InternalError            internal        5
+
+Domain code raises these; only ``cli/`` maps them to exit codes and only ``api/`` to
+HTTP statuses. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class MtlskitError(Exception):
+    """Base of every error mtlskit raises on purpose.
+
+    Args:
+        message: one sentence for a human, saying what was wrong.
+        hint: optional sentence saying what to do about it.
+    """
+
+    code = "error"
+    exit_code = 5
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(MtlskitError):
+    code = "usage"
+    exit_code = 2
+
+
+class BadInput(MtlskitError):
+    code = "bad-input"
+    exit_code = 2
+
+
+class WrongPassphrase(BadInput):
+    code = "wrong-passphrase"
+
+
+class NotFound(MtlskitError):
+    code = "not-found"
+    exit_code = 3
+
+
+class PolicyViolation(MtlskitError):
+    code = "policy"
+    exit_code = 4
+
+
+class AlreadyExists(PolicyViolation):
+    code = "already-exists"
+
+
+class AlreadyRevoked(PolicyViolation):
+    code = "already-revoked"
+
+
+class Ambiguous(PolicyViolation):
+    code = "ambiguous"
+
+
+class CheckFailed(MtlskitError):
+    code = "check-failed"
+    exit_code = 1
+
+
+class InternalError(MtlskitError):
+    code = "internal"
+    exit_code = 5
