@@ -1,0 +1,3 @@
+from mtlskit.cli.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The `mtlskit` command: global options, command registration, the one error handler.
+
+Each command group lives in its own module under ``mtlskit.cli`` and exposes
+``register(app)``; COMMAND_MODULES lists them in help order. This is the only place
+that turns an exception into an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from mtlskit.cli.common import State, err_console
+from mtlskit.errors import MtlskitError
+
+COMMAND_MODULES = [
+    "mtlskit.cli.init_cmd",
+    "mtlskit.cli.issue_cmd",
+    "mtlskit.cli.inventory_cmd",
+    "mtlskit.cli.export_cmd",
+]
+
+
+def _root_callback(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(
+        None, "--home", help="CA home directory (default: $MTLSKIT_HOME, else ~/.mtlskit).",
+        envvar="MTLSKIT_HOME", show_envvar=True,
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    ctx.obj = State(home=home, debug=debug)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="mtlskit",
+        help="The whole life of mutual TLS: private CA, issuance, inventory, revocation, deployment, diagnosis.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(_root_callback)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting (so tests run it in-process)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(build_app())
+    try:
+        command.main(args=args, prog_name="mtlskit", standalone_mode=False)
+    except MtlskitError as exc:
+        if debug:
+            raise
+        _print_error(exc.message, exc.hint)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _print_error("aborted", None)
+        return 2
+    except click.ClickException as exc:
+        _print_error(exc.format_message(), "run the command with --help for its usage")
+        return 2
+    except KeyboardInterrupt:
+        _print_error("interrupted", None)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        if debug:
+            raise
+        _print_error(f"internal error: {type(exc).__name__}", "run again with --debug for the traceback")
+        return 5
+    return 0
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    err_console.print(f"error: {message}", style="red", markup=False, highlight=False)
+    if hint:
+        err_console.print(f"hint: {hint}", markup=False, highlight=False)

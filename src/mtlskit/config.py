@@ -1,0 +1,132 @@
+"""Settings: ``mtlskit.toml`` in the home directory < ``MTLSKIT_*`` environment < flags.
+
+Validated once, here, into a frozen object that the composition root hands on.
+Nothing deeper in the tree reads the environment or the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from mtlskit.errors import BadInput
+
+CONFIG_FILE = "mtlskit.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated settings of one CA home.
+
+    Attributes:
+        home: the CA home directory.
+        database_url: SQLAlchemy URL of the inventory (SQLite in the home by default).
+        public_url: base URL where `mtlskit serve` is reachable by relying parties; when
+            set, issued certificates carry CRL distribution point and OCSP/CA-issuer AIA.
+        crl_days: days between a CRL's thisUpdate and nextUpdate.
+        ocsp_refresh_seconds: how stale an OCSP answer may be across processes that
+            share the database (the bound on seeing another process's revocation).
+    """
+
+    home: Path
+    database_url: str
+    public_url: str | None = None
+    crl_days: int = 7
+    ocsp_refresh_seconds: int = 5
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.home / "ca"
+
+    @property
+    def crl_dir(self) -> Path:
+        return self.home / "crl"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE
+
+
+_FIELDS = {
+    "database_url": str,
+    "public_url": str,
+    "crl_days": int,
+    "ocsp_refresh_seconds": int,
+}
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if environ.get("MTLSKIT_HOME"):
+        return Path(environ["MTLSKIT_HOME"]).expanduser()
+    return Path("~/.mtlskit").expanduser()
+
+
+def load_settings(
+    home: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read file, then environment, then explicit overrides; validate; return Settings.
+
+    Raises:
+        BadInput: the file is not valid TOML, or a value has the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    home = (home or default_home(environ)).expanduser().resolve()
+    values: dict[str, Any] = {}
+    values.update(_read_file(home / CONFIG_FILE))
+    for field in _FIELDS:
+        env_value = environ.get(f"MTLSKIT_{field.upper()}")
+        if env_value:
+            values[field] = env_value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    clean = {field: _coerce(field, values[field]) for field in _FIELDS if field in values}
+    clean.setdefault("database_url", f"sqlite:///{home / 'inventory.db'}")
+    if clean.get("public_url"):
+        clean["public_url"] = _check_url(clean["public_url"])
+    if clean.get("crl_days", 7) < 1:
+        raise BadInput("crl_days must be at least 1")
+    return Settings(home=home, **clean)
+
+
+def write_settings_file(settings: Settings, values: Mapping[str, Any]) -> None:
+    """Write the given non-default values to mtlskit.toml (at init)."""
+    lines = ["# mtlskit settings for this CA home; MTLSKIT_* variables and flags override these."]
+    for key, value in values.items():
+        if value is None:
+            continue
+        rendered = f'"{value}"' if isinstance(value, str) else str(value)
+        lines.append(f"{key} = {rendered}")
+    settings.config_file.write_text("\n".join(lines) + "\n")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(data) - set(_FIELDS)
+    if unknown:
+        raise BadInput(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}",
+                       hint=f"known settings: {', '.join(_FIELDS)}")
+    return data
+
+
+def _coerce(field: str, value: Any) -> Any:
+    wanted = _FIELDS[field]
+    try:
+        return wanted(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"setting {field} must be {wanted.__name__}, got {value!r}") from None
+
+
+def _check_url(url: str) -> str:
+    if not (url.startswith("http://") or url.startswith("https://")):
+        raise BadInput(f"public_url must start with http:// or https://, got {url!r}")
+    return url.rstrip("/")

@@ -1,0 +1,11 @@
+"""Alembic environment: run against the connection handed over by mtlskit.store.db."""
+
+from alembic import context
+
+from mtlskit.store.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata,
+                  render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

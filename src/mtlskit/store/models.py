@@ -1,0 +1,84 @@
+"""The inventory's tables (SQLAlchemy 2). Changes go through numbered Alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CertificateRow(Base):
+    """One issued certificate. Status is `valid` or `revoked`; `expired` is derived from not_after."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        UniqueConstraint("issuer", "serial", name="uq_certificates_issuer_serial"),
+        Index("ix_certificates_name", "name"),
+        Index("ix_certificates_not_after", "not_after"),
+        Index("ix_certificates_status", "issuer", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(64))          # CA name: "root" or "intermediate"
+    serial: Mapped[str] = mapped_column(String(42))          # lower-case hex, no leading zeros
+    name: Mapped[str] = mapped_column(String(255))           # the NAME given at issuance (subject CN)
+    subject: Mapped[str] = mapped_column(Text)               # RFC 4514 string
+    sans: Mapped[str] = mapped_column(Text)                  # JSON list of "DNS:x", "IP:y", ...
+    profile: Mapped[str] = mapped_column(String(32))
+    key_type: Mapped[str] = mapped_column(String(32))
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """Every change (issue, revoke, renew, crl, deploy) writes one, in the same transaction."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    issuer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    serial: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never a secret
+
+
+class CrlState(Base):
+    """Per CA: the last CRL number used and the last CRL published."""
+
+    __tablename__ = "crl_state"
+
+    issuer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    crl_number: Mapped[int] = mapped_column(Integer, default=0)
+    this_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class Deployment(Base):
+    """A web-server configuration written by `mtlskit deploy`, refreshed on every CRL change."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server: Mapped[str] = mapped_column(String(16))          # nginx | apache | haproxy
+    name: Mapped[str] = mapped_column(String(255))           # server certificate name
+    directory: Mapped[str] = mapped_column(Text, unique=True)
+    revocation: Mapped[str] = mapped_column(String(8))       # crl | ocsp | none
+    reload_command: Mapped[str | None] = mapped_column(Text, nullable=True)
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the deploy flags
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
