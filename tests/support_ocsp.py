@@ -1,0 +1,132 @@
+"""Test PKI and judges for the OCSP tests: a CA built with cryptography, pkilint, openssl."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import subprocess
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mtlskit.publish.ocsp import ResponderKey
+from mtlskit.publish.responder import build_responder_certificate
+
+NOW = dt.datetime(2026, 11, 22, 6, 0, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclasses.dataclass
+class TestCa:
+    name: str
+    certificate: x509.Certificate
+    private_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def make_ca(name: str, common_name: str, parent: TestCa | None = None, now: dt.datetime = NOW) -> TestCa:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer_name = parent.certificate.subject if parent else subject
+    signing_key = parent.private_key if parent else key
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0), True)
+               .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False))
+    if parent:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.private_key.public_key()), False)
+    return TestCa(name, builder.sign(signing_key, hashes.SHA256()), key)
+
+
+def make_leaf(ca: TestCa, common_name: str, now: dt.datetime = NOW, ocsp_url: str | None = None,
+              client: bool = True) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    eku = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .issuer_name(ca.certificate.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+               .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), True)
+               .add_extension(x509.ExtendedKeyUsage([eku]), False)
+               .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), False))
+    if ocsp_url:
+        builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), False)
+    return builder.sign(ca.private_key, hashes.SHA256()), key
+
+
+def make_responder(ca: TestCa, now: dt.datetime = NOW) -> ResponderKey:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return ResponderKey(build_responder_certificate(ca.certificate, ca.private_key, key.public_key(), now), key)
+
+
+def request_der(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None,
+                algorithm: hashes.HashAlgorithm | None = None) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm or hashes.SHA1())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def pkilint_findings(response_der: bytes, severity: str = "WARNING") -> list[str]:
+    """pkilint's RFC 6960 OCSP response linter, as `lint_ocsp_response` runs it."""
+    from pkilint import loader, pkix, report
+    from pkilint.pkix import extension, name
+    from pkilint.pkix import ocsp as pkix_ocsp
+
+    validator = pkix_ocsp.create_pkix_ocsp_response_validator_container(
+        [pkix_ocsp.create_response_decoder(),
+         pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+         pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS)], [])
+    document = loader.RFC6960OCSPResponseDocumentLoader().load_der_document(response_der, "response")
+    return _findings(validator.validate(document.root), severity)
+
+
+def pkilint_cert_findings(certificate: x509.Certificate, severity: str = "WARNING") -> list[str]:
+    """pkilint's RFC 5280 certificate linter, as `lint_pkix_cert` runs it."""
+    from pkilint import loader, pkix
+    from pkilint.pkix import certificate as pkix_certificate, extension, name
+
+    validator = pkix_certificate.create_pkix_certificate_validator_container(
+        pkix_certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
+        [pkix_certificate.create_issuer_validator_container([]),
+         pkix_certificate.create_validity_validator_container(),
+         pkix_certificate.create_subject_validator_container([]),
+         pkix_certificate.create_extensions_validator_container([]),
+         pkix_certificate.create_spki_validator_container([])])
+    document = loader.RFC5280CertificateDocumentLoader().load_der_document(
+        certificate.public_bytes(serialization.Encoding.DER), "certificate")
+    return _findings(validator.validate(document.root), severity)
+
+
+def _findings(results, severity: str) -> list[str]:
+    from pkilint.validation import ValidationFindingSeverity
+
+    floor = ValidationFindingSeverity[severity]
+    found = []
+    for result in results:
+        for finding in result.finding_descriptions:
+            if finding.finding.severity <= floor:
+                found.append(f"{finding.finding.severity}: {finding.finding.code} {finding.message or ''}")
+    return found
+
+
+def openssl(*args: str, input: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["openssl", *args], input=input, capture_output=True, cwd=cwd, timeout=30)
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
