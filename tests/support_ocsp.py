@@ -130,3 +130,104 @@ def openssl(*args: str, input: bytes | None = None, cwd: Path | None = None) -> 
 def write(path: Path, data: bytes | str) -> Path:
     path.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+# --- an inventory holding the test PKI --------------------------------------------------------
+
+def record_for(issuer: str, certificate: x509.Certificate, name: str, profile: str = "client"):
+    import hashlib
+
+    from mtlskit.store.inventory import CertificateRecord
+
+    return CertificateRecord(
+        issuer=issuer, serial=certificate.serial_number, name=name,
+        subject=certificate.subject.rfc4514_string(), sans=(f"DNS:{name}",), profile=profile,
+        key_type="ec-p256", not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        fingerprint_sha256=hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        pem=certificate.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def revoke_in_inventory(inventory, issuer: str, serial: int, reason: str, at: dt.datetime) -> None:
+    """Revoke the way the revocation workflow does: row update + audit event, one transaction."""
+    from sqlalchemy import update
+
+    from mtlskit.store.models import CertificateRow
+
+    with inventory.transaction() as tx:
+        tx.execute(update(CertificateRow)
+                   .where(CertificateRow.issuer == issuer, CertificateRow.serial == format(serial, "x"))
+                   .values(status="revoked", revoked_at=at, revocation_reason=reason))
+        inventory.record_event("revoke", at, issuer, serial, session=tx, reason=reason)
+
+
+@dataclasses.dataclass
+class OcspWorld:
+    root: TestCa
+    ca: TestCa
+    leaves: dict[str, x509.Certificate]
+    keys: dict
+    inventory: object
+    source: object
+    view: object
+    app: object
+    clock: object
+
+
+def make_world(tmp_path: Path, refresh_seconds: float = 0, ocsp_url: str | None = None,
+               database_url: str | None = None) -> OcspWorld:
+    from mtlskit.api.app import ServiceView, create_app
+    from mtlskit.clock import SystemClock
+    from mtlskit.publish.ocsp_source import OcspSource, ServedCa
+    from mtlskit.publish.ocsp_status import InventoryStatusLookup
+    from mtlskit.store.inventory import Inventory
+
+    now = dt.datetime.now(dt.timezone.utc)
+    root = make_ca("root", "Test Root CA", now=now)
+    ca = make_ca("intermediate", "Test Issuing CA", root, now=now)
+    leaves, keys = {}, {}
+    for name in ("alice", "bob", "carol"):
+        leaves[name], keys[name] = make_leaf(ca, name, now=now, ocsp_url=ocsp_url)
+    inventory = Inventory.open(database_url or f"sqlite:///{tmp_path / 'inventory.db'}")
+    inventory.add_certificates([record_for("intermediate", c, n) for n, c in leaves.items()]
+                               + [record_for("root", ca.certificate, "Test Issuing CA", "intermediate")], now)
+    clock = SystemClock()
+    source = OcspSource([ServedCa(c.name, c.certificate, make_responder(c, now)) for c in (root, ca)],
+                        InventoryStatusLookup(inventory.engine), clock, refresh_seconds=refresh_seconds)
+    view = ServiceView(source, {"root": root.certificate, "intermediate": ca.certificate},
+                       crl_der=_no_crl, clock=clock)
+    return OcspWorld(root, ca, leaves, keys, inventory, source, view, create_app(view), clock)
+
+
+def _no_crl(name: str) -> bytes:
+    from mtlskit.errors import NotFound
+
+    raise NotFound(f"no CRL published yet for {name}", hint="run `mtlskit crl`")
+
+
+class AsgiClient:
+    """A synchronous face on httpx's in-process ASGI transport (no sockets)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def request(self, method: str, url: str, **kwargs):
+        import asyncio
+
+        import httpx
+
+        async def go():
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                return await client.request(method, url, **kwargs)
+
+        return asyncio.run(go())
+
+    def get(self, url: str, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs):
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs):
+        return self.request("PUT", url, **kwargs)
