@@ -103,22 +103,22 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
 
     @api.get("/ca/{filename}")
     async def ca_certificate(filename: str) -> Response:
-        name = _strip(filename, ".pem")
+        # .pem for people; .crt (DER, application/pkix-cert) is what the caIssuers AIA
+        # of issued certificates points at (RFC 5280 §4.2.2.1).
+        name, suffix = _split(filename, (".pem", ".crt"), "CA certificates are served as <ca>.pem or <ca>.crt")
         certificate = view.ca_certificates.get(name)
         if certificate is None:
             raise NotFound(f"no CA named {name!r}", hint=_known(view))
+        if suffix == ".crt":
+            return Response(certificate.public_bytes(serialization.Encoding.DER), media_type="application/pkix-cert")
         return Response(certificate.public_bytes(serialization.Encoding.PEM),
                         media_type="application/x-pem-file")
 
     @api.get("/crl/{filename}")
     async def crl(filename: str) -> Response:
         # RFC 5280 §4.2.1.13 / RFC 2585: CRLs over HTTP are DER, application/pkix-crl.
-        if filename.endswith(".crl"):
-            name, pem = filename[:-4], False
-        elif filename.endswith(".pem"):
-            name, pem = filename[:-4], True
-        else:
-            raise NotFound(f"{filename}: CRLs are served as <ca>.crl (DER) or <ca>.pem")
+        name, suffix = _split(filename, (".crl", ".pem"), "CRLs are served as <ca>.crl (DER) or <ca>.pem")
+        pem = suffix == ".pem"
         if name not in view.ca_certificates:
             raise NotFound(f"no CA named {name!r}", hint=_known(view))
         der = view.crl_der(name)
@@ -131,10 +131,11 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
     return api
 
 
-def _strip(filename: str, suffix: str) -> str:
-    if not filename.endswith(suffix):
-        raise NotFound(f"{filename}: CA certificates are served as <ca>{suffix}")
-    return filename[: -len(suffix)]
+def _split(filename: str, suffixes: tuple[str, ...], usage: str) -> tuple[str, str]:
+    for suffix in suffixes:
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)], suffix
+    raise NotFound(f"{filename}: {usage}")
 
 
 def _known(view: ServiceView) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import os
-import tempfile
+import fcntl
 from pathlib import Path
+from typing import Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -23,8 +22,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mtlskit.clock import Clock
 from mtlskit.errors import BadInput
-from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of, private_key_pem, \
-    public_keys_match, signature_hash
+from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
+from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem, public_keys_match, \
+    signature_hash
 from mtlskit.publish.ocsp import ResponderKey
 
 RESPONDER_LIFETIME = dt.timedelta(days=7)
@@ -119,22 +119,9 @@ class ResponderFiles:
 
     def save(self, responder: ResponderKey) -> None:
         """Write key (0600) then certificate, each atomically (temp file + os.replace)."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_atomically(self.key_path, private_key_pem(responder.private_key), 0o600)
-        _write_atomically(self.certificate_path,
-                          responder.certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        make_private_dir(self.directory)
+        write_atomic(self.key_path, private_key_pem(responder.private_key), PRIVATE)
+        write_atomic(self.certificate_path, responder.certificate.public_bytes(serialization.Encoding.PEM), PUBLIC)
 
 
 def ensure_responder(files: ResponderFiles, ca_certificate: x509.Certificate, ca_private_key,
@@ -153,13 +140,38 @@ def ensure_responder(files: ResponderFiles, ca_certificate: x509.Certificate, ca
     return responder, True
 
 
-def responder_record_fields(ca_name: str, certificate: x509.Certificate) -> dict:
-    """The inventory fields of a responder certificate (profile "ocsp")."""
-    return {
-        "issuer": ca_name, "serial": certificate.serial_number, "name": _common_name(certificate),
-        "subject": certificate.subject.rfc4514_string(), "sans": (), "profile": "ocsp",
-        "key_type": key_type_of(certificate.public_key()),
-        "not_before": certificate.not_valid_before_utc, "not_after": certificate.not_valid_after_utc,
-        "fingerprint_sha256": hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        "pem": certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-    }
+class ResponderKeeper:
+    """Keeps the responder of every CA current, for `mtlskit serve`.
+
+    Creating or renewing needs the CA key (the Signer); every new responder certificate
+    is recorded in the inventory with profile "ocsp". Processes serving the same home
+    take a file lock, so only one of them renews and the others load its result.
+    """
+
+    def __init__(self, directory: Path, signers: Mapping[str, object], inventory, clock: Clock,
+                 lifetime: dt.timedelta = RESPONDER_LIFETIME) -> None:
+        self.directory = directory
+        self._signers = dict(signers)
+        self._inventory = inventory
+        self._clock = clock
+        self._lifetime = lifetime
+
+    def current(self) -> dict[str, ResponderKey]:
+        """The responder of each CA by name, renewed where due."""
+        make_private_dir(self.directory)
+        found = {}
+        with open(self.directory / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for name, signer in self._signers.items():
+                files = ResponderFiles(self.directory, name)
+                found[name], created = ensure_responder(files, signer.certificate, signer.private_key,
+                                                        self._clock, self._lifetime)
+                if created:
+                    self._record(name, found[name].certificate)
+        return found
+
+    def _record(self, ca_name: str, certificate: x509.Certificate) -> None:
+        from mtlskit.issue.issuer import record_of
+
+        record = record_of(certificate, ca_name, _common_name(certificate), "ocsp", sans=[])
+        self._inventory.add_certificates([record], self._clock.now())
