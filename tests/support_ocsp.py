@@ -231,3 +231,68 @@ class AsgiClient:
 
     def put(self, url: str, **kwargs):
         return self.request("PUT", url, **kwargs)
+
+
+# --- a real `mtlskit serve` -----------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mtlskit_env() -> dict:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MTLSKIT_")}
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHON"] = sys.executable
+    return env
+
+
+class ServeProcess:
+    """`python -m mtlskit serve` on 127.0.0.1:port, stopped by PID."""
+
+    def __init__(self, home: Path, port: int, *extra: str, log: Path | None = None) -> None:
+        import sys
+
+        self.home, self.port = home, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log or home / f"serve-{port}.log"
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mtlskit", "--home", str(home), "serve", "--port", str(port), *extra],
+                stdout=out, stderr=subprocess.STDOUT, env=mtlskit_env())
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mtlskit serve exited: {self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"mtlskit serve did not answer: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -140,9 +140,9 @@ def test_assembled_response_data_matches_cryptography_for_one_certificate(pki):
     # the builder stamps producedAt with the system time, so that one is taken from it.
     single = answer(pki, ocsp.CertStatus.REVOKED)
     nonce = der.encode(der.OCTET_STRING, b"z" * 16)
-    built = cocsp.load_der_ocsp_response(
-        ocsp.build_response([single], pki["responder"], NOW, NOW + HOUR, nonce))
-    assembled = ocsp.tbs_response_data([single], pki["responder"].certificate, NOW, NOW + HOUR, nonce,
+    built = cocsp.load_der_ocsp_response(ocsp._build_with_cryptography(
+        single, pki["responder"], NOW, NOW + HOUR, nonce))
+    assembled = ocsp.tbs_response_data([single], pki["responder"], NOW, NOW + HOUR, nonce,
                                          built.produced_at_utc)
     assert assembled == built.tbs_response_bytes
 
