@@ -88,6 +88,7 @@ def test_nonce_is_echoed_and_never_cached(client, world):
 
 def test_revocation_is_answered_on_the_next_request(client, world):
     assert ask(client, world, "bob").certificate_status is cocsp.OCSPCertStatus.GOOD
+    assert ask(client, world, "bob", nonce=b"m" * 16).certificate_status is cocsp.OCSPCertStatus.GOOD
     at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     revoke_in_inventory(world.inventory, "intermediate", world.leaves["bob"].serial_number, "keyCompromise", at)
     revoked = ask(client, world, "bob")

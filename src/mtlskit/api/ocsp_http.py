@@ -62,14 +62,20 @@ def answer(source: OcspSource, method: bytes, path: bytes, body: bytes, now: dt.
 def reply_headers(reply: OcspReply, now: dt.datetime) -> Headers:
     """RFC 5019 §6.2: a pre-signed response carries max-age (never past nextUpdate),
     ETag, Last-Modified and Expires; a nonce or error response must not be cached."""
-    headers = [(b"content-type", CONTENT_TYPE), (b"content-length", str(len(reply.body)).encode())]
     if not reply.cacheable:
-        headers.append((b"cache-control", b"no-store"))
-        return headers
-    headers += [
-        (b"cache-control", f"max-age={reply.max_age(now)}, public, no-transform, must-revalidate".encode()),
-        (b"etag", reply.etag.encode()),
-        (b"last-modified", format_datetime(reply.this_update, usegmt=True).encode()),
-        (b"expires", format_datetime(reply.next_update, usegmt=True).encode()),
-    ]
+        return [(b"content-type", CONTENT_TYPE), (b"content-length", str(len(reply.body)).encode()),
+                (b"cache-control", b"no-store")]
+    cache_control = b"max-age=%d, public, no-transform, must-revalidate" % reply.max_age(now)
+    return [*_fixed_headers(reply), (b"cache-control", cache_control)]
+
+
+def _fixed_headers(reply: OcspReply) -> Headers:
+    """The headers of a pre-signed response that do not change with the clock, made once."""
+    headers = reply.__dict__.get("_http_headers")
+    if headers is None:
+        headers = [(b"content-type", CONTENT_TYPE), (b"content-length", str(len(reply.body)).encode()),
+                   (b"etag", reply.etag.encode()),
+                   (b"last-modified", format_datetime(reply.this_update, usegmt=True).encode()),
+                   (b"expires", format_datetime(reply.next_update, usegmt=True).encode())]
+        reply.__dict__["_http_headers"] = headers  # OcspReply is frozen; this is a memo, not state
     return headers

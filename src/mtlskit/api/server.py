@@ -92,7 +92,6 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self._transport = transport
-        self._client = transport.get_extra_info("peername")
         self._arm_timer()
 
     def connection_lost(self, exc) -> None:
@@ -192,7 +191,8 @@ class HttpProtocol(asyncio.Protocol):
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.version, "method": request.method.decode("latin-1"),
             "scheme": "http", "path": _unquote(path), "raw_path": raw_path, "query_string": query,
-            "root_path": "", "headers": request.headers, "client": self._client,
+            "root_path": "", "headers": request.headers,
+            "client": self._transport.get_extra_info("peername"),
             "server": self._server_address, "state": {},
         }
         received = False

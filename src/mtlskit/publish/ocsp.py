@@ -277,12 +277,36 @@ def _revocation_time(answer: SingleAnswer) -> dt.datetime | None:
 
 def _assemble(answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
               next_update: dt.datetime, nonce: bytes | None) -> bytes:
-    tbs = tbs_response_data(answers, responder, this_update, next_update, nonce)
+    return sign_response_data(response_data_body(answers, responder, this_update, next_update), responder, nonce)
+
+
+def response_data_body(answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
+                       next_update: dt.datetime, produced_at: dt.datetime | None = None) -> bytes:
+    """The contents of ResponseData up to the extensions: responderID (byKey), producedAt
+    (defaults to ``this_update``) and one SingleResponse per answer (RFC 6960 §4.2.1).
+
+    It depends on the time only to the second, so a nonce responder may reuse it for
+    every request within that second and add only the nonce (see sign_response_data).
+    """
+    singles = b"".join(_single_response(a, this_update, next_update) for a in answers)
+    return responder.responder_id_der + der.generalized_time(produced_at or this_update) + der.sequence(singles)
+
+
+def sign_response_data(body: bytes, responder: ResponderKey, nonce: bytes | None = None) -> bytes:
+    """Close ResponseData (adding the nonce extension, RFC 8954), sign it with the responder
+    key and wrap it into BasicOCSPResponse and a successful OCSPResponse (DER)."""
+    if nonce is not None:
+        extension = der.sequence(_NONCE_OID, der.encode(der.OCTET_STRING, nonce))
+        body += der.encode(der.context(1), der.sequence(extension))
+    tbs = der.encode(der.SEQUENCE, body)
     signature = _sign(responder.private_key, tbs)
     basic = der.sequence(tbs, responder.signature_algorithm_der, der.encode(der.BIT_STRING, b"\x00" + signature),
                          responder.certs_der)
     response_bytes = der.sequence(_BASIC_OID, der.encode(der.OCTET_STRING, basic))
-    return der.sequence(der.encode(der.ENUMERATED, b"\x00"), der.encode(der.context(0), response_bytes))
+    return der.sequence(_SUCCESSFUL, der.encode(der.context(0), response_bytes))
+
+
+_SUCCESSFUL = der.encode(der.ENUMERATED, b"\x00")  # OCSPResponseStatus successful (RFC 6960 §4.2.1)
 
 
 def tbs_response_data(answers: list[SingleAnswer], responder: ResponderKey,
@@ -290,13 +314,11 @@ def tbs_response_data(answers: list[SingleAnswer], responder: ResponderKey,
                       nonce: bytes | None = None, produced_at: dt.datetime | None = None) -> bytes:
     """ResponseData (v1, responderID byKey) with one SingleResponse per answer; producedAt
     defaults to ``this_update``."""
-    responder_id = responder.responder_id_der
-    singles = b"".join(_single_response(a, this_update, next_update) for a in answers)
-    parts = [responder_id, der.generalized_time(produced_at or this_update), der.sequence(singles)]
+    body = response_data_body(answers, responder, this_update, next_update, produced_at)
     if nonce is not None:
         extension = der.sequence(_NONCE_OID, der.encode(der.OCTET_STRING, nonce))
-        parts.append(der.encode(der.context(1), der.sequence(extension)))
-    return der.sequence(*parts)
+        body += der.encode(der.context(1), der.sequence(extension))
+    return der.encode(der.SEQUENCE, body)
 
 
 def _single_response(answer: SingleAnswer, this_update: dt.datetime, next_update: dt.datetime) -> bytes:

@@ -85,7 +85,7 @@ class OcspReply:
 
 @dataclasses.dataclass
 class _CachedReply:
-    reply: OcspReply
+    reply: OcspReply | bytes
     refresh_at: dt.datetime
     keys: tuple[tuple[str, int], ...]
 
@@ -121,6 +121,7 @@ class OcspSource:
             self._add_ca(ca)
         self._states: dict[tuple[str, int], CertificateState] = {}
         self._replies: dict[bytes, _CachedReply] = {}
+        self._bodies: dict[tuple, _CachedReply] = {}  # nonce path: ResponseData of this second
         self._marker = lookup.change_marker()
         self._next_poll = monotonic() + refresh_seconds
 
@@ -140,12 +141,13 @@ class OcspSource:
         ca = self._ca_for(parsed.cert_ids)
         if ca is None:
             return UNAUTHORIZED  # RFC 6960 §2.3: not a CA this responder serves
-        answers = [self._answer(ca.name, cid) for cid in parsed.cert_ids]
         this_update = now.replace(microsecond=0)
         next_update = this_update + self._validity
-        body = ocsp.build_response(answers, ca.responder, this_update, next_update, parsed.nonce)
-        if parsed.nonce is not None:
-            return OcspReply(body)  # signed for this request only (RFC 8954)
+        if parsed.nonce is not None:  # signed for this request only (RFC 8954)
+            data = self._response_data(ca, parsed.cert_ids, this_update)
+            return OcspReply(ocsp.sign_response_data(data, ca.responder, parsed.nonce))
+        answers = [self._answer(ca.name, cid) for cid in parsed.cert_ids]
+        body = ocsp.build_response(answers, ca.responder, this_update, next_update)
         reply = OcspReply(body, this_update, next_update, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
         self._remember(request, reply, this_update + self._validity / 2,
                        tuple((ca.name, cid.serial) for cid in parsed.cert_ids))
@@ -158,6 +160,20 @@ class OcspSource:
         if len(names) != 1 or None in names:
             return None
         return self._cas[names.pop()]
+
+    def _response_data(self, ca: ServedCa, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime) -> bytes:
+        """ResponseData without the nonce, reused by nonce requests within the same second
+        (producedAt has a resolution of one second anyway) and dropped with the statuses."""
+        key = (ca.name, *(c.der for c in cert_ids))
+        cached = self._bodies.get(key)
+        if cached is not None and cached.refresh_at == this_update:
+            return cached.reply
+        answers = [self._answer(ca.name, cid) for cid in cert_ids]
+        data = ocsp.response_data_body(answers, ca.responder, this_update, this_update + self._validity)
+        if len(self._bodies) >= MAX_CACHED_RESPONSES:
+            self._bodies.clear()
+        self._bodies[key] = _CachedReply(data, this_update, tuple((ca.name, c.serial) for c in cert_ids))
+        return data
 
     def _answer(self, ca_name: str, cert_id: ocsp.CertId) -> SingleAnswer:
         key = (ca_name, cert_id.serial)
@@ -193,14 +209,15 @@ class OcspSource:
             return
         for key in keys:
             self._states.pop(key, None)
-        stale = [request for request, entry in self._replies.items() if keys.intersection(entry.keys)]
-        for request in stale:
-            del self._replies[request]
+        for cache in (self._replies, self._bodies):
+            for stale in [k for k, entry in cache.items() if keys.intersection(entry.keys)]:
+                del cache[stale]
 
     def replace_responder(self, ca_name: str, responder: ResponderKey) -> None:
         """Sign with a renewed responder from now on; responses of the old one are dropped."""
         self._cas[ca_name] = dataclasses.replace(self._cas[ca_name], responder=responder)
         self._replies = {r: e for r, e in self._replies.items() if e.keys[0][0] != ca_name}
+        self._bodies = {r: e for r, e in self._bodies.items() if e.keys[0][0] != ca_name}
 
     @property
     def cas(self) -> dict[str, ServedCa]:

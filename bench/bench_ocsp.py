@@ -1,0 +1,251 @@
+"""Benchmark: the OCSP responder of `mtlskit serve` against `openssl ocsp -index ... -port`.
+
+Both responders answer for the same CA with the same delegated responder key (EC P-256)
+and the same certificate, in the same run, driven by the same load client: ApacheBench
+(`ab`, C, one request per connection like the OCSP clients of openssl and nginx; both
+servers also get a keep-alive run where they support it). Requests:
+- "no nonce": mtlskit answers from its pre-signed cache (RFC 5019); openssl signs anyway.
+- "nonce": a fresh signature per request on both sides (RFC 8954).
+
+`openssl ocsp -port` can only bind every address, so the whole benchmark runs in its own
+network namespace (`unshare -n`, loopback only), load client included.
+
+Prints requests/s, p50 and p99 latency at concurrency 1 and 8, and the ratios against
+the targets: no-nonce >= 2x openssl, nonce >= 1x openssl, p99 < 5 ms at concurrency 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NETNS_FLAG = "MTLSKIT_BENCH_IN_NETNS"
+TARGETS = {"no nonce": 2.0, "nonce": 1.0}
+P99_TARGET_MS = 5.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5, help="duration of each measurement")
+    parser.add_argument("--workers", type=int, default=2, help="mtlskit serve --workers")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--workdir", type=Path, help="keep files here instead of a temporary directory")
+    args = parser.parse_args()
+    if os.environ.get(NETNS_FLAG) != "1":
+        return _reexec_in_netns()
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for tool in ("ab", "openssl"):
+        if shutil.which(tool) is None:
+            print(f"error: {tool} is not installed (apt-get install apache2-utils openssl)", file=sys.stderr)
+            return 2
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return run(args.workdir, args)
+    with tempfile.TemporaryDirectory(prefix="bench-ocsp-") as work:
+        return run(Path(work), args)
+
+
+def _reexec_in_netns() -> int:
+    if shutil.which("unshare") is None:
+        print("error: unshare (util-linux) is needed to isolate `openssl ocsp -port`", file=sys.stderr)
+        return 2
+    env = {**os.environ, NETNS_FLAG: "1"}
+    command = ["unshare", "-n", sys.executable, *sys.argv]
+    if os.geteuid() != 0:
+        command.insert(1, "-r")  # a user namespace grants the network namespace to non-root users
+    return subprocess.run(command, env=env).returncode
+
+
+def mtlskit_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MTLSKIT_")}
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def mtlskit(home: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "mtlskit", "--home", str(home), *args], check=True,
+                   env=mtlskit_env(), stdout=subprocess.DEVNULL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(work: Path, args) -> int:
+    home, client = work / "home", work / "client"
+    mtlskit(home, "init", "--name", "Bench OCSP CA", "--no-passphrase")
+    mtlskit(home, "issue", "client", "bench-client", "--out", str(client))
+    requests = {"no nonce": work / "no-nonce.der", "nonce": work / "nonce.der"}
+    for kind, path in requests.items():
+        extra = ["-no_nonce"] if kind == "no nonce" else []
+        subprocess.run(["openssl", "ocsp", "-issuer", str(client / "chain.pem"), "-cert", str(client / "cert.pem"),
+                        "-reqout", str(path), *extra], check=True, capture_output=True)
+    mtlskit_port = free_port()
+    server = start_mtlskit(home, mtlskit_port, args.workers, work)
+    try:
+        url = f"http://127.0.0.1:{mtlskit_port}/ocsp"
+        for kind, path in requests.items():
+            check_good(url, path, "mtlskit", kind)
+        results = measure(url, lambda: OpensslResponder(home, client, work), requests, args.seconds)
+    finally:
+        stop(server)
+    report(results, args)
+    return 0
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class OpensslResponder:
+    """A fresh `openssl ocsp -port` per measurement: when the load client stops, it
+    abandons connections, and openssl 3.0's single-threaded responder then spins on one
+    of them forever (read() returning 0), so it is never reused across rows."""
+
+    def __init__(self, home: Path, client: Path, work: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process = start_openssl(home, client, self.port, work)
+
+    def __enter__(self) -> "OpensslResponder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stop(self.process)
+
+
+def start_mtlskit(home: Path, port: int, workers: int, work: Path) -> subprocess.Popen:
+    log = open(work / "serve.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "mtlskit", "--home", str(home), "serve", "--port", str(port),
+                                "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=mtlskit_env())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"mtlskit serve did not start: {(work / 'serve.log').read_text()}")
+
+
+def start_openssl(home: Path, client: Path, port: int, work: Path) -> subprocess.Popen:
+    """`openssl ocsp` as a responder for the same CA, signing with mtlskit's responder key."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((client / "cert.pem").read_bytes())
+    expiry = cert.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+    subject = "/" + "/".join(reversed(cert.subject.rfc4514_string().split(",")))
+    index = work / "index.txt"
+    index.write_text(f"V\t{expiry}\t\t{cert.serial_number:X}\tunknown\t{subject}\n")
+    log = open(work / f"openssl-ocsp-{port}.log", "wb")
+    process = subprocess.Popen(
+        ["openssl", "ocsp", "-index", str(index), "-port", str(port), "-CA", str(home / "ca" / "intermediate.pem"),
+         "-rsigner", str(home / "ocsp" / "intermediate.pem"), "-rkey", str(home / "ocsp" / "intermediate.key.pem"),
+         "-nmin", "60", "-ignore_err"], stdout=log, stderr=subprocess.STDOUT)
+    # Wait for its banner, not with a probe connection: openssl 3.0's responder spins
+    # forever on a connection closed before a request arrives.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if b"waiting for OCSP client connections" in (work / f"openssl-ocsp-{port}.log").read_bytes():
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("openssl ocsp did not start")
+
+
+def check_good(url: str, request: Path, name: str, kind: str) -> None:
+    """Both responders must answer 'good' before they are timed."""
+    from cryptography.x509 import ocsp
+
+    post = urllib.request.Request(url, data=request.read_bytes(), headers={"Content-Type": "application/ocsp-request"})
+    with urllib.request.urlopen(post, timeout=5) as response:
+        parsed = ocsp.load_der_ocsp_response(response.read())
+    if parsed.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL or \
+            parsed.certificate_status is not ocsp.OCSPCertStatus.GOOD:
+        raise SystemExit(f"{name} did not answer 'good' to the {kind} request")
+
+
+def ab(url: str, body: Path, concurrency: int, seconds: float, keep_alive: bool, csv: Path) -> dict:
+    command = ["ab", "-q", "-l", "-t", str(seconds), "-n", "100000000", "-c", str(concurrency), "-e", str(csv),
+               "-p", str(body), "-T", "application/ocsp-request"]
+    if keep_alive:
+        command.append("-k")
+    result = subprocess.run([*command, url], capture_output=True, timeout=seconds * 4 + 30)
+    out = result.stdout.decode()
+    if result.returncode != 0:
+        return {"error": (result.stderr.decode() or out).strip().splitlines()[-1]}
+    field = lambda label: next((line.split(":", 1)[1].split()[0] for line in out.splitlines()
+                                if line.startswith(label)), "0")
+    percentiles = dict(line.split(",") for line in csv.read_text().splitlines()[1:])
+    return {"rps": float(field("Requests per second")), "failed": int(field("Non-2xx responses") or 0),
+            "p50_ms": float(percentiles["50"]), "p99_ms": float(percentiles["99"])}
+
+
+def measure(mtlskit_url: str, openssl_responder, requests: dict, seconds: float) -> list[dict]:
+    """Every row on the same client; openssl rows each on a fresh responder."""
+    results = []
+    plan = [(server, kind, c, False) for kind in requests for c in (1, 8) for server in ("mtlskit", "openssl")]
+    plan += [("mtlskit", kind, c, True) for kind in requests for c in (1, 8)]
+    for server, kind, concurrency, keep_alive in plan:
+        csv = Path(tempfile.mkdtemp()) / "percentiles.csv"
+        if server == "openssl":
+            with openssl_responder() as responder:
+                check_good(responder.url, requests[kind], "openssl", kind)
+                figures = ab(responder.url, requests[kind], concurrency, seconds, keep_alive, csv)
+        else:
+            figures = ab(mtlskit_url, requests[kind], concurrency, seconds, keep_alive, csv)
+        results.append({"server": server, "request": kind, "concurrency": concurrency,
+                        "keep_alive": keep_alive, **figures})
+    return results
+
+
+def report(results: list[dict], args) -> None:
+    print(f"OCSP responder benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}Z, "
+          f"{os.cpu_count()} CPUs, mtlskit serve --workers {args.workers}, ab for {args.seconds:g}s per row")
+    print(f"{'server':8} {'request':9} {'conc':>4} {'keep-alive':>10} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['server']:8} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10}  error: {r['error']}")
+            continue
+        print(f"{r['server']:8} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10} "
+              f"{r['rps']:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}")
+    print("\nratios (mtlskit / openssl, one request per connection, same client):")
+    by_key = {(r["server"], r["request"], r["concurrency"], r["keep_alive"]): r for r in results}
+    for kind, target in TARGETS.items():
+        for concurrency in (1, 8):
+            ours, theirs = by_key[("mtlskit", kind, concurrency, False)], by_key[("openssl", kind, concurrency, False)]
+            if "rps" not in ours or "rps" not in theirs:
+                continue
+            ratio = ours["rps"] / theirs["rps"]
+            verdict = "meets" if ratio >= target else "MISSES"
+            print(f"  {kind:9} c={concurrency}: {ratio:5.2f}x  ({verdict} the {target:g}x target)")
+    for kind in TARGETS:
+        row = by_key[("mtlskit", kind, 8, False)]
+        if "p99_ms" in row:
+            verdict = "meets" if row["p99_ms"] < P99_TARGET_MS else "MISSES"
+            print(f"  p99 {kind:9} c=8: {row['p99_ms']:.2f} ms ({verdict} the {P99_TARGET_MS:g} ms target)")
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
