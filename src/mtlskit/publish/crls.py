@@ -1,0 +1,282 @@
+"""The CRL publishing workflow: sign a fresh full CRL per CA, keep it in the inventory
+(``crl_state``) and export it to ``HOME/crl/``.
+
+    HOME/crl/<ca>.crl     DER, what `/crl/<ca>.crl` serves and CRL distribution points name
+    HOME/crl/<ca>.pem     the same CRL in PEM
+    HOME/crl/bundle.pem   the PEM CRLs of every CA in the chain, root included
+
+Why every CA: Nginx (``ssl_crl``), Apache (``SSLCARevocationCheck chain``) and HAProxy
+(``crl-file``) check revocation at each level of the chain, and refuse every client
+when one CA of the chain has no CRL.
+
+Fast path: each revoked certificate's ``revokedCertificates`` element is encoded once,
+when it is revoked, and kept in ``crl_entries``. A new CRL reads those bytes in one range
+scan and signs; one more revocation therefore encodes one entry, not the whole list.
+
+Change detection for other processes (the OCSP responder): every revocation regenerates
+the CRL of the issuer in the same transaction, so ``revocation_marker()`` — the sum of
+the CRL numbers, one indexed read of a table with one row per CA — changes whenever the
+revocation state may have changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import importlib
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from cryptography import x509
+from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from mtlskit.errors import NotFound
+from mtlskit.publish.crl import build_crl, encode_entry
+from mtlskit.store.inventory import audit_row
+from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
+
+BUNDLE_FILE = "bundle.pem"
+REVOKED = "revoked"
+
+
+# --- the inventory side (runs inside the caller's transaction) -----------------------
+
+def entry_for(serial: int, revoked_at: dt.datetime, reason: str | None) -> bytes:
+    """The encoded CRL entry of a certificate revoked at ``revoked_at`` for ``reason``
+    (the stored CLI word, e.g. "key-compromise"; None or "unspecified" carry no code)."""
+    from mtlskit.revoke.reasons import RevocationReason  # revoke depends on publish, not back
+
+    flag = RevocationReason.parse(reason).x509_flag if reason else None
+    return encode_entry(serial, revoked_at, flag)
+
+
+def store_entries(session: Session, issuer: str, entries: Iterable[tuple[int, bytes]]) -> None:
+    """Keep the encoded entries ``(serial, der)`` of newly revoked certificates of ``issuer``."""
+    rows = [{"issuer": issuer, "serial": format(serial, "x"), "der": der} for serial, der in entries]
+    if rows:
+        # a stale entry (the cache outlived a database restore, say) must not block the new one
+        table = CrlEntry.__table__
+        session.execute(delete(table).where(table.c.issuer == bindparam("b_issuer"),
+                                            table.c.serial == bindparam("b_serial")),
+                        [{"b_issuer": r["issuer"], "b_serial": r["serial"]} for r in rows])
+        session.execute(insert(CrlEntry), rows)
+
+
+def load_entries(session: Session, issuer: str) -> list[bytes]:
+    """The encoded entries of every revoked certificate of ``issuer``.
+
+    The cache is checked against the certificates table by count (an index-only count);
+    when they differ — certificates revoked by something other than the revoker, or an
+    inventory older than the cache — the issuer's entries are encoded again from the
+    certificates table.
+    """
+    revoked = session.scalar(select(func.count()).select_from(CertificateRow).where(
+        CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)) or 0
+    entries = list(session.scalars(select(CrlEntry.der).where(CrlEntry.issuer == issuer)
+                                   .order_by(CrlEntry.serial)))
+    if len(entries) == revoked:
+        return entries
+    return _reencode_entries(session, issuer)
+
+
+def _reencode_entries(session: Session, issuer: str) -> list[bytes]:
+    session.execute(delete(CrlEntry).where(CrlEntry.issuer == issuer))
+    rows = session.execute(
+        select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
+               CertificateRow.not_after)
+        .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)
+        .order_by(CertificateRow.serial))
+    encoded = []
+    for serial_hex, revoked_at, reason, not_after in rows:
+        when = _utc(revoked_at or not_after)
+        encoded.append({"issuer": issuer, "serial": serial_hex,
+                        "der": entry_for(int(serial_hex, 16), when, reason)})
+    if encoded:
+        session.execute(insert(CrlEntry), encoded)
+    return [row["der"] for row in encoded]
+
+
+def regenerate(session: Session, signer, now: dt.datetime, crl_days: int) -> bytes:
+    """Sign the next full CRL of ``signer``'s CA inside ``session``: bump its CRL number,
+    store it in ``crl_state`` and record a "crl" audit event. Returns the DER.
+
+    ``signer`` has ``name``, ``certificate``, ``private_key`` and ``hash_algorithm``
+    (``mtlskit.ca.signer.Signer``).
+    """
+    state = session.get(CrlState, signer.name)
+    if state is None:
+        state = CrlState(issuer=signer.name, crl_number=0)
+        session.add(state)
+    number = (state.crl_number or 0) + 1
+    this_update = now.replace(microsecond=0)
+    next_update = this_update + dt.timedelta(days=crl_days)
+    entries = load_entries(session, signer.name)
+    der = build_crl(signer.private_key, signer.hash_algorithm, signer.certificate,
+                    number, this_update, next_update, entries)
+    state.crl_number, state.this_update, state.next_update, state.der = (
+        number, this_update, next_update, der)
+    session.execute(insert(AuditEvent), [audit_row(
+        "crl", now, signer.name, None, crl_number=number, entries=len(entries),
+        next_update=next_update.isoformat())])
+    session.flush()
+    return der
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+# --- the workflow ---------------------------------------------------------------------
+
+def publish_crls(service, authority, names: Iterable[str] | None = None
+                 ) -> dict[str, x509.CertificateRevocationList]:
+    """Sign a fresh full CRL for every CA of ``authority`` (or only ``names``), store
+    them, export them to HOME/crl/ and refresh the deployed CRL bundles.
+
+    Returns:
+        the new CRLs by CA name ("root", "intermediate").
+    """
+    signers = authority.signers
+    wanted = list(signers) if names is None else list(names)
+    unknown = [name for name in wanted if name not in signers]
+    if unknown:
+        raise NotFound(f"no CA named {unknown[0]!r} in this home",
+                       hint=f"CAs here: {', '.join(signers)}")
+    now = service.clock.now()
+    with service.inventory.transaction() as session:
+        ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
+                for name in wanted}
+    bundle = export_crls(service, ders)
+    if bundle is not None:
+        refresh_deployments(service, bundle)
+    return {name: x509.load_der_x509_crl(der) for name, der in ders.items()}
+
+
+def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
+    """Write the given CRLs and the chain's bundle to HOME/crl/. Returns the bundle
+    (None while some CA of the chain has no CRL yet)."""
+    crl_dir: Path = service.settings.crl_dir
+    for name, der in ders.items():
+        write_atomic(crl_dir / f"{name}.crl", der)
+        write_atomic(crl_dir / f"{name}.pem", pem_crl(der))
+    try:
+        bundle = crl_bundle_pem(service)
+    except NotFound:
+        return None
+    write_atomic(crl_dir / BUNDLE_FILE, bundle)
+    return bundle
+
+
+def refresh_deployments(service, bundle_pem: bytes):
+    """Hand the new CRL bundle to the deployed web-server configurations.
+
+    INTEGRATION POINT: ``mtlskit.deploy.refresh.refresh_deployments(service, bundle_pem)``
+    comes with the deploy work (issue 4). Until that module exists there are no
+    deployments to refresh and this returns None; once it exists it is called and its
+    errors propagate.
+    """
+    if importlib.util.find_spec("mtlskit.deploy.refresh") is None:
+        return None
+    refresh = importlib.import_module("mtlskit.deploy.refresh")
+    return refresh.refresh_deployments(service, bundle_pem)
+
+
+def _chain_names(service) -> list[str]:
+    """CA names of the chain, issuing CA first, root last (the order of a chain file)."""
+    return list(reversed(list(service.ca_certificates())))
+
+
+def published(service) -> dict[str, dict]:
+    """Per CA with a stored CRL: its crl_number, this_update and next_update (no DER)."""
+    with Session(service.inventory.engine) as session:
+        rows = session.execute(select(CrlState.issuer, CrlState.crl_number, CrlState.this_update,
+                                      CrlState.next_update).where(CrlState.der.is_not(None)))
+        return {issuer: {"crl_number": number, "this_update": _utc(this) if this else None,
+                         "next_update": _utc(nxt) if nxt else None}
+                for issuer, number, this, nxt in rows}
+
+
+def current_crl_der(service, ca_name: str) -> bytes:
+    """The last CRL published for ``ca_name`` (DER), as `/crl/<ca>.crl` serves it.
+
+    Raises:
+        NotFound: no such CA, or no CRL was published for it yet.
+    """
+    with Session(service.inventory.engine) as session:
+        der = session.scalar(select(CrlState.der).where(CrlState.issuer == ca_name))
+    if der is None:
+        raise NotFound(f"no CRL published for CA {ca_name!r}",
+                       hint="run `mtlskit crl` to publish the CRLs")
+    return der
+
+
+def crl_bundle_pem(service) -> bytes:
+    """The PEM CRLs of every CA in the chain (issuing CA first, root included).
+
+    Raises:
+        NotFound: a CA of the chain has no CRL yet (a bundle without it would make
+            Nginx/Apache/HAProxy refuse every client).
+    """
+    with Session(service.inventory.engine) as session:
+        stored = dict(session.execute(select(CrlState.issuer, CrlState.der)
+                                      .where(CrlState.der.is_not(None))).all())
+    parts = []
+    for name in _chain_names(service):
+        if name not in stored:
+            raise NotFound(f"no CRL published for CA {name!r}",
+                           hint="run `mtlskit crl` to publish the CRLs of every CA")
+        parts.append(pem_crl(stored[name]))
+    return b"".join(parts)
+
+
+def pem_crl(der: bytes) -> bytes:
+    """RFC 7468 PEM ("X509 CRL", 64-character lines)."""
+    body = base64.b64encode(der)
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return b"-----BEGIN X509 CRL-----\n" + b"\n".join(lines) + b"\n-----END X509 CRL-----\n"
+
+
+def due_for_refresh(service, margin: dt.timedelta | None = None) -> list[str]:
+    """CA names whose CRL is missing or whose nextUpdate is within ``margin`` (default:
+    half the CRL lifetime) — what a long-running `serve` re-publishes."""
+    margin = margin if margin is not None else dt.timedelta(days=service.settings.crl_days) / 2
+    now = service.clock.now()
+    stored = published(service)
+    due = []
+    for name in _chain_names(service):
+        state = stored.get(name)
+        if state is None or state["next_update"] is None or state["next_update"] - now <= margin:
+            due.append(name)
+    return due
+
+
+def revocation_marker(service_or_inventory) -> int:
+    """A number that changes whenever a certificate is revoked (and whenever a CRL is
+    published): the sum of the CRL numbers of every CA. Poll it to invalidate caches
+    across processes that share the database; it costs one read of a tiny table."""
+    inventory = getattr(service_or_inventory, "inventory", service_or_inventory)
+    with Session(inventory.engine) as session:
+        return session.scalar(select(func.coalesce(func.sum(CrlState.crl_number), 0))) or 0
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory + fsync + os.replace: never a half-written CRL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
