@@ -25,8 +25,6 @@ import base64
 import datetime as dt
 import importlib
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -35,6 +33,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import NotFound
+from mtlskit.fileio import write_atomic
 from mtlskit.publish.crl import build_crl, encode_entry
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
@@ -261,22 +260,3 @@ def revocation_marker(service_or_inventory) -> int:
     inventory = getattr(service_or_inventory, "inventory", service_or_inventory)
     with Session(inventory.engine) as session:
         return session.scalar(select(func.coalesce(func.sum(CrlState.crl_number), 0))) or 0
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory + fsync + os.replace: never a half-written CRL."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

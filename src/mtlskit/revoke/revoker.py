@@ -111,24 +111,6 @@ def check_revocation_time(at: dt.datetime, now: dt.datetime) -> dt.datetime:
     return at
 
 
-def parse_time(text: str) -> dt.datetime:
-    """An ISO 8601 time as users write it ("2026-11-20", "2026-11-20T10:00:00Z",
-    "2026-11-20 10:00+02:00"); no offset means UTC.
-
-    Raises:
-        BadInput: not such a time.
-    """
-    cleaned = text.strip()
-    if cleaned.endswith(("Z", "z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    try:
-        value = dt.datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise BadInput(f"--at: {text!r} is not a date or time",
-                       hint="use ISO 8601, e.g. 2026-11-20 or 2026-11-20T10:00:00Z") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
 def revoke(service, authority, targets: Sequence[str], reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
            at: dt.datetime | None = None) -> RevokeResult:
     """Revoke the certificates designated by ``targets`` (SERIAL or NAME each).
