@@ -89,3 +89,43 @@ def pkilint_crl_findings(der: bytes, threshold: str = "WARNING") -> list[str]:
 
 def openssl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["openssl", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+# --- CA homes made with the real CLI, in-process --------------------------------------
+
+def cli(home: Path, *args: str) -> int:
+    from mtlskit.cli.app import main
+    return main(["--home", str(home), *args])
+
+
+def make_home(root: Path, *init_args: str) -> Path:
+    """A fresh CA home (no passphrase unless init_args say otherwise)."""
+    home = root / "home"
+    args = init_args or ("--no-passphrase",)
+    assert cli(home, "init", *args) == 0
+    return home
+
+
+def issue(home: Path, profile: str, name: str, out: Path, *args: str) -> Path:
+    """Issue one certificate into out/<name>-<n>/ and return that directory."""
+    n = 0
+    while (out / f"{name}-{n}").exists():
+        n += 1
+    target = out / f"{name}-{n}"
+    assert cli(home, "issue", profile, name, "--out", str(target), *args) == 0
+    return target
+
+
+def serial_of(bundle_dir: Path) -> int:
+    cert = x509.load_pem_x509_certificate((bundle_dir / "cert.pem").read_bytes())
+    return cert.serial_number
+
+
+def open_service(home: Path, clock=None):
+    from mtlskit.config import load_settings
+    from mtlskit.service import Service
+    return Service.open(load_settings(home), clock)
+
+
+def no_passphrase():
+    return None
