@@ -108,3 +108,12 @@ def test_openssl_reads_reason_number_and_aki(pki):
     assert "Key Compromise" in text
     serial = openssl("x509", "-in", str(out / "alice" / "cert.pem"), "-noout", "-serial").stdout
     assert serial.strip().split("=")[1].lstrip("0") in text.replace(" ", "")
+
+
+def test_pkilint_lint_crl_is_clean_on_every_published_crl(pki):
+    from tests.judges import pkilint
+
+    home, _, _, single = pki
+    for name in (["root"] if single else ["root", "intermediate"]):
+        for suffix in ("crl", "pem"):
+            assert pkilint("crl", home / "crl" / f"{name}.{suffix}", "-t", "CRL", "-p", "PKIX") == ""
