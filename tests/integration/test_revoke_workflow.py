@@ -16,7 +16,7 @@ from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import revoke
-from mtlskit.store.models import CertificateRow, CrlEntry
+from mtlskit.store.models import CertificateRow, CrlEntry, CrlState
 from tests.support_crl import (issue, make_home, no_passphrase, open_service, pkilint_crl_findings,
                                serial_of)
 
@@ -178,11 +178,30 @@ def test_cache_follows_the_certificates_table(pki):
     assert bob.revocation_date_utc == when
     assert bob.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.superseded
     with service.inventory.transaction() as tx:
+        assert sorted(tx.scalars(select(CrlEntry.serial)).all()) == sorted(
+            format(pki.serial[n], "x") for n in ("alice", "bob"))
+        # a CRL stored by an older version (no entry count) and a lost cache
         tx.execute(delete(CrlEntry))
+        tx.execute(update(CrlState).values(entry_count=None))
     again = crls.publish_crls(service, authority)["intermediate"]
     assert {r.serial_number for r in again} == {pki.serial["alice"], pki.serial["bob"]}
     with service.inventory.transaction() as tx:
         assert len(tx.scalars(select(CrlEntry.serial)).all()) == 2
+
+
+def test_fast_path_appends_to_the_stored_crl(pki):
+    """With the stored CRL in step with the inventory, its entries are reused as bytes:
+    even with the per-entry cache emptied, nothing already revoked is lost."""
+    service = _service(pki.home)
+    authority = _authority(service)
+    revoke(service, authority, ["alice"], "key-compromise")
+    with service.inventory.transaction() as tx:
+        tx.execute(delete(CrlEntry))
+    crl = revoke(service, authority, ["bob"], "superseded").crls["intermediate"]
+    assert {r.serial_number for r in crl} == {pki.serial["alice"], pki.serial["bob"]}
+    alice = crl.get_revoked_certificate_by_serial_number(pki.serial["alice"])
+    assert alice.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.key_compromise
+    assert crl.is_signature_valid(service.ca_certificates()["intermediate"].public_key())
 
 
 def test_bundle_and_current_crl_before_and_after_publishing(pki):

@@ -178,3 +178,35 @@ def test_pkilint_judge_does_report_a_broken_crl():
             .last_update(NOW).next_update(NOW + DAY).sign(key, hash_for(key)))
     from cryptography.hazmat.primitives.serialization import Encoding
     assert pkilint_crl_findings(bare.public_bytes(Encoding.DER)) != []
+
+
+def test_revoked_entries_content_round_trips():
+    cert, key = make_ca("ec-p256")
+    entries = [crlmod.encode_entry(*e) for e in ENTRIES]
+    der = crlmod.build_crl(key, hash_for(key), cert, 1, NOW, NOW + DAY, entries)
+    content = crlmod.revoked_entries_content(der)
+    assert content == b"".join(entries)
+    extra = crlmod.encode_entry(999, NOW, x509.ReasonFlags.superseded)
+    rebuilt = crlmod.build_crl(key, hash_for(key), cert, 2, NOW, NOW + DAY, content + extra)
+    loaded = x509.load_der_x509_crl(rebuilt)
+    assert len(loaded) == len(ENTRIES) + 1 and loaded.is_signature_valid(cert.public_key())
+    empty = crlmod.build_crl(key, hash_for(key), cert, 3, NOW, NOW + DAY, b"")
+    assert crlmod.revoked_entries_content(empty) == b""
+    assert len(x509.load_der_x509_crl(empty)) == 0
+
+
+def test_revoked_entries_content_without_next_update():
+    """nextUpdate is OPTIONAL in the ASN.1: a CRL from elsewhere without it still reads."""
+    cert, key = make_ca("ec-p256")
+    entry = crlmod.encode_entry(5, NOW, None)
+    algorithm = crlmod.signature_algorithm(key, hash_for(key))
+    body = (crlmod.der_integer(1) + algorithm + cert.subject.public_bytes() + crlmod.der_time(NOW)
+            + crlmod.der_tlv(0x30, entry))
+    crl_der = crlmod.der_tlv(0x30, crlmod.der_tlv(0x30, body) + algorithm + crlmod.der_tlv(0x03, b"\x00"))
+    assert crlmod.revoked_entries_content(crl_der) == entry
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x30", b"\x30\x05\x02\x01", b"\x30\x81\x05abcde", b"\x04\x00"])
+def test_der_read_refuses_broken_input(bad):
+    with pytest.raises(ValueError):
+        crlmod.revoked_entries_content(bad)

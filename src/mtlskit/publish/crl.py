@@ -100,6 +100,52 @@ def der_extension(oid: str, value: bytes, critical: bool = False) -> bytes:
     return der_tlv(_SEQUENCE, der_oid(oid) + flag + der_tlv(_OCTET_STRING, value))
 
 
+def der_read(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
+    """Read the TLV at ``offset``: (tag, content start, end). Single-byte tags only —
+    all that X.509 CRLs use. Raises ValueError on truncated or non-DER lengths."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, first = data[offset], data[offset + 1]
+    start = offset + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 8 or start + count > len(data):
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(bytes(data[start:start + count]), "big")
+        if length < 0x80 or data[start] == 0:
+            raise ValueError("non-minimal DER length")
+        start += count
+    end = start + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, start, end
+
+
+def revoked_entries_content(crl_der: bytes) -> bytes:
+    """The concatenated revokedCertificates elements of a CRL (b"" when it has none),
+    ready to be extended with new entries and passed back to ``build_crl``."""
+    view = memoryview(crl_der)
+    tag, tbs_start, _ = der_read(view, 0)           # CertificateList
+    tag, start, tbs_end = der_read(view, tbs_start)  # TBSCertList
+    if tag != _SEQUENCE:
+        raise ValueError("not a CRL")
+    offset = start
+    # version, signature, issuer, thisUpdate, then nextUpdate (a Time) if present
+    for expected in (_INTEGER, _SEQUENCE, _SEQUENCE, None):
+        tag, _, offset_end = der_read(view, offset)
+        if expected is not None and tag != expected:
+            raise ValueError("unexpected field in TBSCertList")
+        offset = offset_end
+    if offset < tbs_end and view[offset] in (_UTC_TIME, _GENERALIZED_TIME):
+        offset = der_read(view, offset)[2]
+    if offset < tbs_end and view[offset] == _SEQUENCE:
+        _, content_start, content_end = der_read(view, offset)
+        return bytes(view[content_start:content_end])
+    return b""
+
+
 # --- CRL entries (RFC 5280 5.1.2.6, 5.3.1) -------------------------------------------
 
 _OID_CRL_REASON = "2.5.29.21"
@@ -202,13 +248,16 @@ def authority_key_identifier(issuer_certificate: x509.Certificate) -> x509.Autho
 
 def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
               crl_number: int, this_update: dt.datetime, next_update: dt.datetime,
-              entries: Sequence[bytes]) -> bytes:
+              entries: Sequence[bytes] | bytes) -> bytes:
     """TBSCertList (RFC 5280 5.1.2) of a full v2 CRL with CRL number and AKI.
 
-    ``entries`` are encoded revokedCertificates elements (``encode_entry``). The field is
-    left out altogether when there are none (5.1.2.6: "the revoked certificates list
-    MUST be absent").
+    ``entries`` are encoded revokedCertificates elements (``encode_entry``), either as a
+    sequence or already concatenated into one bytes object. The field is left out
+    altogether when there are none (5.1.2.6: "the revoked certificates list MUST be
+    absent").
     """
+    if isinstance(entries, (bytes, bytearray, memoryview)):
+        entries = [bytes(entries)] if entries else []
     if crl_number < 0 or crl_number.bit_length() > 159:
         raise ValueError("the CRL number is a non-negative integer of at most 20 octets (5.2.3)")
     if next_update <= this_update:
@@ -233,7 +282,7 @@ def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
 def build_crl(private_key, hash_algorithm: hashes.HashAlgorithm | None,
               issuer_certificate: x509.Certificate, crl_number: int,
               this_update: dt.datetime, next_update: dt.datetime,
-              entries: Sequence[bytes]) -> bytes:
+              entries: Sequence[bytes] | bytes) -> bytes:
     """A signed CertificateList (RFC 5280 5.1.1) in DER.
 
     Args:
@@ -242,7 +291,8 @@ def build_crl(private_key, hash_algorithm: hashes.HashAlgorithm | None,
         issuer_certificate: the CA certificate whose subject and key identify the issuer.
         crl_number: the monotonically increasing CRL number (5.2.3).
         this_update, next_update: aware datetimes (5.1.2.4, 5.1.2.5).
-        entries: encoded revoked-certificate entries from ``encode_entry``.
+        entries: encoded revoked-certificate entries from ``encode_entry`` (a sequence,
+            or their concatenation, e.g. ``revoked_entries_content(previous) + new``).
     """
     algorithm = signature_algorithm(private_key, hash_algorithm)
     tbs = build_tbs(issuer_certificate, algorithm, crl_number, this_update, next_update, entries)

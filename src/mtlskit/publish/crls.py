@@ -26,7 +26,7 @@ import datetime as dt
 import importlib
 import importlib.util
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from cryptography import x509
 from sqlalchemy import bindparam, delete, func, insert, select
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from mtlskit.errors import NotFound
 from mtlskit.fileio import write_atomic
-from mtlskit.publish.crl import build_crl, encode_entry
+from mtlskit.publish.crl import build_crl, encode_entry, revoked_entries_content
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
 
@@ -65,26 +65,34 @@ def store_entries(session: Session, issuer: str, entries: Iterable[tuple[int, by
         session.execute(insert(CrlEntry), rows)
 
 
-def load_entries(session: Session, issuer: str) -> list[bytes]:
-    """The encoded entries of every revoked certificate of ``issuer``.
+def load_entries(session: Session, issuer: str, revoked: int | None = None) -> list[bytes]:
+    """The encoded entries of every revoked certificate of ``issuer``, from the cache.
 
-    The cache is checked against the certificates table by count (an index-only count);
-    when they differ — certificates revoked by something other than the revoker, or an
-    inventory older than the cache — the issuer's entries are encoded again from the
+    The cache is checked against the certificates table by count; when they differ —
+    certificates revoked by something other than the revoker (a bulk import), or a cache
+    older than the inventory — the issuer's entries are encoded again from the
     certificates table.
     """
-    revoked = session.scalar(select(func.count()).select_from(CertificateRow).where(
-        CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)) or 0
-    entries = list(session.scalars(select(CrlEntry.der).where(CrlEntry.issuer == issuer)
-                                   .order_by(CrlEntry.serial)))
+    if revoked is None:
+        revoked = count_revoked(session, issuer)
+    table = CrlEntry.__table__
+    # Core, not ORM: a million rows of one blob each, no objects wanted
+    entries = session.connection().execute(
+        select(table.c.der).where(table.c.issuer == issuer).order_by(table.c.serial)).scalars().all()
     if len(entries) == revoked:
-        return entries
+        return list(entries)
     return _reencode_entries(session, issuer)
+
+
+def count_revoked(session: Session, issuer: str) -> int:
+    """Revoked certificates of ``issuer`` (answered from the (issuer, status) index)."""
+    return session.scalar(select(func.count()).select_from(CertificateRow).where(
+        CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)) or 0
 
 
 def _reencode_entries(session: Session, issuer: str) -> list[bytes]:
     session.execute(delete(CrlEntry).where(CrlEntry.issuer == issuer))
-    rows = session.execute(
+    rows = session.connection().execute(
         select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
                CertificateRow.not_after)
         .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)
@@ -95,16 +103,23 @@ def _reencode_entries(session: Session, issuer: str) -> list[bytes]:
         encoded.append({"issuer": issuer, "serial": serial_hex,
                         "der": entry_for(int(serial_hex, 16), when, reason)})
     if encoded:
-        session.execute(insert(CrlEntry), encoded)
+        session.connection().execute(insert(CrlEntry.__table__), encoded)
     return [row["der"] for row in encoded]
 
 
-def regenerate(session: Session, signer, now: dt.datetime, crl_days: int) -> bytes:
+def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
+               added: Sequence[bytes] = ()) -> bytes:
     """Sign the next full CRL of ``signer``'s CA inside ``session``: bump its CRL number,
     store it in ``crl_state`` and record a "crl" audit event. Returns the DER.
 
     ``signer`` has ``name``, ``certificate``, ``private_key`` and ``hash_algorithm``
-    (``mtlskit.ca.signer.Signer``).
+    (``mtlskit.ca.signer.Signer``). ``added`` are the encoded entries of certificates
+    revoked in this same transaction.
+
+    Fast path: when the stored CRL holds exactly the entries revoked before this
+    transaction (its entry count plus ``added`` equals the revoked count), its
+    revokedCertificates bytes are reused as they are and the new entries appended:
+    nothing is decoded or re-encoded. Otherwise the entries come from ``crl_entries``.
     """
     state = session.get(CrlState, signer.name)
     if state is None:
@@ -113,13 +128,22 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int) -> byt
     number = (state.crl_number or 0) + 1
     this_update = now.replace(microsecond=0)
     next_update = this_update + dt.timedelta(days=crl_days)
-    entries = load_entries(session, signer.name)
+    revoked = count_revoked(session, signer.name)
+    entries: list[bytes] | bytes | None = None
+    if state.der is not None and state.entry_count is not None \
+            and state.entry_count + len(added) == revoked:
+        try:
+            entries = revoked_entries_content(state.der) + b"".join(added)
+        except ValueError:  # not a CRL we can read: rebuild from the entries
+            entries = None
+    if entries is None:
+        entries = load_entries(session, signer.name, revoked)
     der = build_crl(signer.private_key, signer.hash_algorithm, signer.certificate,
                     number, this_update, next_update, entries)
-    state.crl_number, state.this_update, state.next_update, state.der = (
-        number, this_update, next_update, der)
+    state.crl_number, state.this_update, state.next_update, state.der, state.entry_count = (
+        number, this_update, next_update, der, revoked)
     session.execute(insert(AuditEvent), [audit_row(
-        "crl", now, signer.name, None, crl_number=number, entries=len(entries),
+        "crl", now, signer.name, None, crl_number=number, entries=revoked,
         next_update=next_update.isoformat())])
     session.flush()
     return der
@@ -159,11 +183,13 @@ def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
     """Write the given CRLs and the chain's bundle to HOME/crl/. Returns the bundle
     (None while some CA of the chain has no CRL yet)."""
     crl_dir: Path = service.settings.crl_dir
+    pems = {}
     for name, der in ders.items():
+        pems[name] = pem_crl(der)
         write_atomic(crl_dir / f"{name}.crl", der)
-        write_atomic(crl_dir / f"{name}.pem", pem_crl(der))
+        write_atomic(crl_dir / f"{name}.pem", pems[name])
     try:
-        bundle = crl_bundle_pem(service)
+        bundle = crl_bundle_pem(service, pems)
     except NotFound:
         return None
     write_atomic(crl_dir / BUNDLE_FILE, bundle)
@@ -213,22 +239,30 @@ def current_crl_der(service, ca_name: str) -> bytes:
     return der
 
 
-def crl_bundle_pem(service) -> bytes:
+def crl_bundle_pem(service, known_pems: dict[str, bytes] | None = None) -> bytes:
     """The PEM CRLs of every CA in the chain (issuing CA first, root included).
+
+    ``known_pems`` are PEMs of CRLs just published (saves encoding them again).
 
     Raises:
         NotFound: a CA of the chain has no CRL yet (a bundle without it would make
             Nginx/Apache/HAProxy refuse every client).
     """
+    known_pems = known_pems or {}
+    names = _chain_names(service)
+    wanted = [name for name in names if name not in known_pems]
     with Session(service.inventory.engine) as session:
         stored = dict(session.execute(select(CrlState.issuer, CrlState.der)
-                                      .where(CrlState.der.is_not(None))).all())
+                                      .where(CrlState.issuer.in_(wanted), CrlState.der.is_not(None))).all())
     parts = []
-    for name in _chain_names(service):
-        if name not in stored:
+    for name in names:
+        if name in known_pems:
+            parts.append(known_pems[name])
+        elif name in stored:
+            parts.append(pem_crl(stored[name]))
+        else:
             raise NotFound(f"no CRL published for CA {name!r}",
                            hint="run `mtlskit crl` to publish the CRLs of every CA")
-        parts.append(pem_crl(stored[name]))
     return b"".join(parts)
 
 

@@ -159,15 +159,15 @@ def revoke(service, authority, targets: Sequence[str], reason: RevocationReason 
         session.execute(insert(AuditEvent), [
             audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason.value,
                       revoked_at=at.isoformat()) for r in records.values()])
-        issuers = sorted({r.issuer for r in records.values()})
-        for issuer in issuers:
-            crls.store_entries(session, issuer, [
-                (r.serial, crls.entry_for(r.serial, at, reason.value))
-                for r in records.values() if r.issuer == issuer])
-        missing = [name for name in authority.signers
-                   if name not in issuers and name not in stored]
-        ders = {name: crls.regenerate(session, authority.signers[name], now, service.settings.crl_days)
-                for name in issuers + missing}
+        added: dict[str, list[tuple[int, bytes]]] = {}
+        for r in records.values():
+            added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))
+        for issuer, entries in added.items():
+            crls.store_entries(session, issuer, entries)
+        missing = [name for name in authority.signers if name not in added and name not in stored]
+        ders = {name: crls.regenerate(session, authority.signers[name], now, service.settings.crl_days,
+                                      [der for _, der in added.get(name, [])])
+                for name in [*sorted(added), *missing]}
     bundle = crls.export_crls(service, ders)
     deployments = crls.refresh_deployments(service, bundle) if bundle is not None else None
     revoked = tuple(dataclasses.replace(r, status=Status.REVOKED.value, revoked_at=at,

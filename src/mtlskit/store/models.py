@@ -66,6 +66,7 @@ class CrlState(Base):
     this_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    entry_count: Mapped[int | None] = mapped_column(Integer, nullable=True)  # revoked entries in der (0002_crl)
 
 
 class Deployment(Base):

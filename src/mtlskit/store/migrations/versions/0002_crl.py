@@ -1,4 +1,5 @@
-"""crl entries: the encoded revokedCertificates element of each revoked certificate
+"""crl entries: the encoded revokedCertificates element of each revoked certificate,
+and the number of entries in each stored CRL
 
 Revision ID: 0002_crl
 Revises: 0001
@@ -21,7 +22,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('issuer', 'serial'),
     sqlite_with_rowid=False,
     )
+    with op.batch_alter_table('crl_state', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('entry_count', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('crl_state', schema=None) as batch_op:
+        batch_op.drop_column('entry_count')
     op.drop_table('crl_entries')
