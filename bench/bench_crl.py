@@ -45,18 +45,31 @@ def env() -> dict:
     return dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 
 
-def run_measured(args: list[str], cwd: Path | None = None) -> tuple[float, int, int, bytes, bytes]:
-    """(wall seconds, peak RSS bytes, exit code, stdout, stderr) of one child process."""
-    out_file = tempfile.TemporaryFile()
-    err_file = tempfile.TemporaryFile()
+# Runs one command and reports its wall time and peak RSS. It is a separate small
+# process because Linux carries a parent's RSS high-water mark into a forked child
+# (this benchmark holds a million rows in memory while it sets up).
+_MEASURE = r"""
+import json, os, subprocess, sys, time
+out, err, cwd, *command = sys.argv[1:]
+with open(out, "wb") as o, open(err, "wb") as e:
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=out_file, stderr=err_file, cwd=cwd, env=env())
+    proc = subprocess.Popen(command, stdout=o, stderr=e, cwd=cwd or None)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out_file.seek(0)
-    err_file.seek(0)
-    return wall, usage.ru_maxrss * 1024, proc.returncode, out_file.read(), err_file.read()
+print(json.dumps({"wall": wall, "maxrss": usage.ru_maxrss * 1024, "rc": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+def run_measured(args: list[str], cwd: Path | None = None) -> tuple[float, int, int, bytes, bytes]:
+    """(wall seconds, peak RSS bytes, exit code, stdout, stderr) of one child process."""
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "out", Path(tmp) / "err"
+        report = subprocess.run([sys.executable, "-c", _MEASURE, str(out), str(err), str(cwd or ""), *args],
+                                capture_output=True, text=True, env=env(), check=True)
+        result = json.loads(report.stdout)
+        return result["wall"], result["maxrss"], result["rc"], out.read_bytes(), err.read_bytes()
 
 
 def mtlskit(home: Path, *args: str) -> list[str]:

@@ -260,3 +260,14 @@ def test_without_the_deploy_module_nothing_is_refreshed(pki):
         pytest.skip("the deploy module is present")
     service = _service(pki.home)
     assert revoke(service, _authority(service), ["alice"]).deployments is None
+
+
+def test_unknown_stored_reason_still_publishes_without_reason_code(pki):
+    service = _service(pki.home)
+    when = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    with service.inventory.transaction() as tx:
+        tx.execute(update(CertificateRow).where(CertificateRow.serial == format(pki.serial["bob"], "x"))
+                   .values(status="revoked", revoked_at=when, revocation_reason="lost-in-the-post"))
+    crl = crls.publish_crls(service, _authority(service))["intermediate"]
+    entry = crl.get_revoked_certificate_by_serial_number(pki.serial["bob"])
+    assert entry.revocation_date_utc == when and len(entry.extensions) == 0

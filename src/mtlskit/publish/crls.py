@@ -9,9 +9,12 @@ Why every CA: Nginx (``ssl_crl``), Apache (``SSLCARevocationCheck chain``) and H
 (``crl-file``) check revocation at each level of the chain, and refuse every client
 when one CA of the chain has no CRL.
 
-Fast path: each revoked certificate's ``revokedCertificates`` element is encoded once,
-when it is revoked, and kept in ``crl_entries``. A new CRL reads those bytes in one range
-scan and signs; one more revocation therefore encodes one entry, not the whole list.
+Fast path, two levels. (1) Each revoked certificate's ``revokedCertificates`` element
+is encoded once, when it is revoked, and kept in ``crl_entries``; a full rebuild reads
+those bytes in one range scan. (2) When the stored CRL is in step with the inventory
+(its entry count plus the new revocations equals the revoked count), its entry bytes
+are reused as they are and the new entries appended. Either way one more revocation
+encodes one entry and re-signs; nothing is decoded into Python objects.
 
 Change detection for other processes (the OCSP responder): every revocation regenerates
 the CRL of the issuer in the same transaction, so ``revocation_marker()`` — the sum of
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import importlib
 import importlib.util
 from pathlib import Path
@@ -32,9 +36,10 @@ from cryptography import x509
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from mtlskit.errors import NotFound
+from mtlskit.errors import BadInput, NotFound
 from mtlskit.fileio import write_atomic
 from mtlskit.publish.crl import build_crl, encode_entry, revoked_entries_content
+from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
 
@@ -44,13 +49,22 @@ REVOKED = "revoked"
 
 # --- the inventory side (runs inside the caller's transaction) -----------------------
 
+@functools.lru_cache(maxsize=None)
+def _flag(reason: str | None) -> x509.ReasonFlags | None:
+    if not reason:
+        return None
+    try:
+        return RevocationReason.parse(reason).x509_flag
+    except BadInput:
+        # A word this version does not know (written by something else): publishing the
+        # CRL matters more than its reason code, so the entry carries none (unspecified).
+        return None
+
+
 def entry_for(serial: int, revoked_at: dt.datetime, reason: str | None) -> bytes:
     """The encoded CRL entry of a certificate revoked at ``revoked_at`` for ``reason``
     (the stored CLI word, e.g. "key-compromise"; None or "unspecified" carry no code)."""
-    from mtlskit.revoke.reasons import RevocationReason  # revoke depends on publish, not back
-
-    flag = RevocationReason.parse(reason).x509_flag if reason else None
-    return encode_entry(serial, revoked_at, flag)
+    return encode_entry(serial, revoked_at, _flag(reason))
 
 
 def store_entries(session: Session, issuer: str, entries: Iterable[tuple[int, bytes]]) -> None:
@@ -90,21 +104,26 @@ def count_revoked(session: Session, issuer: str) -> int:
         CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)) or 0
 
 
-def _reencode_entries(session: Session, issuer: str) -> list[bytes]:
-    session.execute(delete(CrlEntry).where(CrlEntry.issuer == issuer))
-    rows = session.connection().execute(
+def _reencode_entries(session: Session, issuer: str, chunk: int = 50_000) -> list[bytes]:
+    """Encode every revoked certificate's entry of ``issuer`` again and refill the cache
+    (in chunks, so a million rows never exist as a million row dicts at once)."""
+    connection = session.connection()
+    table = CrlEntry.__table__
+    connection.execute(delete(table).where(table.c.issuer == issuer))
+    rows = connection.execute(
         select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
                CertificateRow.not_after)
         .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)
-        .order_by(CertificateRow.serial))
-    encoded = []
-    for serial_hex, revoked_at, reason, not_after in rows:
-        when = _utc(revoked_at or not_after)
-        encoded.append({"issuer": issuer, "serial": serial_hex,
-                        "der": entry_for(int(serial_hex, 16), when, reason)})
-    if encoded:
-        session.connection().execute(insert(CrlEntry.__table__), encoded)
-    return [row["der"] for row in encoded]
+        .order_by(CertificateRow.serial)).all()
+    entries: list[bytes] = []
+    for start in range(0, len(rows), chunk):
+        batch = []
+        for serial_hex, revoked_at, reason, not_after in rows[start:start + chunk]:
+            der = entry_for(int(serial_hex, 16), _utc(revoked_at or not_after), reason)
+            batch.append({"issuer": issuer, "serial": serial_hex, "der": der})
+            entries.append(der)
+        connection.execute(insert(table), batch)
+    return entries
 
 
 def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
