@@ -271,3 +271,36 @@ def test_unknown_stored_reason_still_publishes_without_reason_code(pki):
     crl = crls.publish_crls(service, _authority(service))["intermediate"]
     entry = crl.get_revoked_certificate_by_serial_number(pki.serial["bob"])
     assert entry.revocation_date_utc == when and len(entry.extensions) == 0
+
+
+def test_concurrent_publishers_queue_and_never_reuse_a_crl_number(pki):
+    """A cron `mtlskit crl`, `serve` and a `revoke` may publish at once (separate
+    connections here, as separate processes would have)."""
+    import threading
+
+    errors, numbers = [], []
+
+    def publish(kind):
+        try:
+            service = _service(pki.home)
+            authority = _authority(service)
+            if kind == "revoke":
+                crl = revoke(service, authority, ["carol"]).crls["intermediate"]
+            else:
+                crl = crls.publish_crls(service, authority)["intermediate"]
+            numbers.append(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(k,)) for k in ("crl", "crl", "revoke", "crl")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(numbers) == [1, 2, 3, 4]
+    final = _crl(pki.home, "intermediate")  # the files hold the newest CRL, whoever finished last
+    assert final.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 4
+    assert pki.serial["carol"] in {r.serial_number for r in final}
+    bundle = crls.crl_bundle_pem(_service(pki.home))
+    assert (pki.home / "crl" / "bundle.pem").read_bytes() == bundle

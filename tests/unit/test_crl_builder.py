@@ -210,3 +210,20 @@ def test_revoked_entries_content_without_next_update():
 def test_der_read_refuses_broken_input(bad):
     with pytest.raises(ValueError):
         crlmod.revoked_entries_content(bad)
+
+
+@pytest.mark.parametrize("number", [0, 1, 127, 128, 2**64, 2**158])
+def test_crl_number_of_reads_without_decoding_entries(number):
+    cert, key = make_ca("ec-p256")
+    entries = [crlmod.encode_entry(*e) for e in ENTRIES]
+    der = crlmod.build_crl(key, hash_for(key), cert, number, NOW, NOW + DAY, entries)
+    assert crlmod.crl_number_of(der) == number
+    assert crlmod.crl_number_of(crlmod.build_crl(key, hash_for(key), cert, number, NOW, NOW + DAY, [])) == number
+
+
+def test_crl_number_of_a_crl_without_one_is_none():
+    cert, key = make_ca("ec-p256")
+    from cryptography.hazmat.primitives.serialization import Encoding
+    bare = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject)
+            .last_update(NOW).next_update(NOW + DAY).sign(key, hash_for(key)))
+    assert crlmod.crl_number_of(bare.public_bytes(Encoding.DER)) is None

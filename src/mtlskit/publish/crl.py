@@ -123,11 +123,13 @@ def der_read(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
     return tag, start, end
 
 
-def revoked_entries_content(crl_der: bytes) -> bytes:
-    """The concatenated revokedCertificates elements of a CRL (b"" when it has none),
-    ready to be extended with new entries and passed back to ``build_crl``."""
+def _tbs_layout(crl_der: bytes | memoryview) -> tuple[memoryview, tuple[int, int] | None, int, int]:
+    """Walk the TBSCertList without decoding entries: (view, (start, end) of the
+    revokedCertificates content or None, offset after it, end of the TBS)."""
     view = memoryview(crl_der)
     tag, tbs_start, _ = der_read(view, 0)           # CertificateList
+    if tag != _SEQUENCE:
+        raise ValueError("not a CRL")
     tag, start, tbs_end = der_read(view, tbs_start)  # TBSCertList
     if tag != _SEQUENCE:
         raise ValueError("not a CRL")
@@ -140,10 +142,41 @@ def revoked_entries_content(crl_der: bytes) -> bytes:
         offset = offset_end
     if offset < tbs_end and view[offset] in (_UTC_TIME, _GENERALIZED_TIME):
         offset = der_read(view, offset)[2]
+    revoked = None
     if offset < tbs_end and view[offset] == _SEQUENCE:
-        _, content_start, content_end = der_read(view, offset)
-        return bytes(view[content_start:content_end])
-    return b""
+        _, content_start, offset = der_read(view, offset)
+        revoked = (content_start, offset)
+    return view, revoked, offset, tbs_end
+
+
+def revoked_entries_content(crl_der: bytes) -> bytes:
+    """The concatenated revokedCertificates elements of a CRL (b"" when it has none),
+    ready to be extended with new entries and passed back to ``build_crl``."""
+    view, revoked, _, _ = _tbs_layout(crl_der)
+    return bytes(view[revoked[0]:revoked[1]]) if revoked else b""
+
+
+def crl_number_of(crl_der: bytes) -> int | None:
+    """The CRL number (RFC 5280 5.2.3) of a CRL, read without decoding its entries;
+    None when it has no CRL number extension."""
+    view, _, offset, tbs_end = _tbs_layout(crl_der)
+    if offset >= tbs_end or view[offset] != _CONTEXT_0_CONSTRUCTED:
+        return None
+    _, start, _ = der_read(view, offset)
+    _, offset, extensions_end = der_read(view, start)          # Extensions SEQUENCE
+    wanted = der_oid(_OID_CRL_NUMBER)
+    while offset < extensions_end:
+        _, ext_start, ext_end = der_read(view, offset)          # Extension
+        _, _, oid_end = der_read(view, ext_start)
+        if bytes(view[ext_start:oid_end]) == wanted:
+            value_offset = oid_end
+            if view[value_offset] == _BOOLEAN:
+                value_offset = der_read(view, value_offset)[2]
+            _, value_start, _ = der_read(view, value_offset)    # OCTET STRING
+            _, int_start, int_end = der_read(view, value_start)  # INTEGER
+            return int.from_bytes(bytes(view[int_start:int_end]), "big", signed=True)
+        offset = ext_end
+    return None
 
 
 # --- CRL entries (RFC 5280 5.1.2.6, 5.3.1) -------------------------------------------

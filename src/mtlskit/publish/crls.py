@@ -25,7 +25,9 @@ revocation state may have changed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import importlib
 import importlib.util
@@ -33,12 +35,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from cryptography import x509
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import BadInput, NotFound
 from mtlskit.fileio import write_atomic
-from mtlskit.publish.crl import build_crl, encode_entry, revoked_entries_content
+from mtlskit.publish.crl import build_crl, crl_number_of, encode_entry, revoked_entries_content
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
@@ -190,6 +192,11 @@ def publish_crls(service, authority, names: Iterable[str] | None = None
                        hint=f"CAs here: {', '.join(signers)}")
     now = service.clock.now()
     with service.inventory.transaction() as session:
+        # Write first, read after: the transaction takes the write lock before it reads
+        # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
+        # one failing on a stale snapshot (SQLite) or reusing a CRL number.
+        session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
+                        .values(crl_number=CrlState.crl_number))
         ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
                 for name in wanted}
     bundle = export_crls(service, ders)
@@ -200,19 +207,44 @@ def publish_crls(service, authority, names: Iterable[str] | None = None
 
 def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
     """Write the given CRLs and the chain's bundle to HOME/crl/. Returns the bundle
-    (None while some CA of the chain has no CRL yet)."""
+    (None while some CA of the chain has no CRL yet).
+
+    Files are written after the commit, so two publishers could finish in the wrong
+    order; under a lock file, a CRL is written only if it is still the newest in the
+    inventory, and the bundle is made of the newest CRL of each CA.
+    """
     crl_dir: Path = service.settings.crl_dir
-    pems = {}
-    for name, der in ders.items():
-        pems[name] = pem_crl(der)
-        write_atomic(crl_dir / f"{name}.crl", der)
-        write_atomic(crl_dir / f"{name}.pem", pems[name])
-    try:
-        bundle = crl_bundle_pem(service, pems)
-    except NotFound:
-        return None
-    write_atomic(crl_dir / BUNDLE_FILE, bundle)
-    return bundle
+    crl_dir.mkdir(parents=True, exist_ok=True)
+    with _export_lock(crl_dir):
+        newest = _crl_numbers(service)
+        pems = {}
+        for name, der in ders.items():
+            if newest.get(name) != crl_number_of(der):
+                continue  # a newer CRL was committed meanwhile; its publisher writes it
+            pems[name] = pem_crl(der)
+            write_atomic(crl_dir / f"{name}.crl", der)
+            write_atomic(crl_dir / f"{name}.pem", pems[name])
+        try:
+            bundle = crl_bundle_pem(service, pems)
+        except NotFound:
+            return None
+        write_atomic(crl_dir / BUNDLE_FILE, bundle)
+        return bundle
+
+
+@contextlib.contextmanager
+def _export_lock(crl_dir: Path):
+    with open(crl_dir / ".lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _crl_numbers(service) -> dict[str, int]:
+    with Session(service.inventory.engine) as session:
+        return dict(session.execute(select(CrlState.issuer, CrlState.crl_number)).all())
 
 
 def refresh_deployments(service, bundle_pem: bytes):
