@@ -227,3 +227,19 @@ def test_crl_number_of_a_crl_without_one_is_none():
     bare = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject)
             .last_update(NOW).next_update(NOW + DAY).sign(key, hash_for(key)))
     assert crlmod.crl_number_of(bare.public_bytes(Encoding.DER)) is None
+
+
+@pytest.mark.parametrize("size", [1, 47, 48, 49, 48 * 2048 - 1, 48 * 2048, 48 * 2048 + 1, 300_001])
+def test_pem_lines_are_64_characters_across_blocks(size):
+    import base64
+    import os
+
+    from mtlskit.publish.crls import pem_crl
+
+    der = os.urandom(size)
+    pem = pem_crl(der)
+    lines = pem.decode().splitlines()
+    assert lines[0] == "-----BEGIN X509 CRL-----" and lines[-1] == "-----END X509 CRL-----"
+    body = lines[1:-1]
+    assert all(len(line) == 64 for line in body[:-1]) and 0 < len(body[-1]) <= 64
+    assert base64.b64decode("".join(body)) == der

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
                                 print_json)
@@ -113,11 +114,11 @@ def crl(
     if name not in authority.signers:
         raise NotFound(f"this CA has no {name} CA", hint=f"CAs here: {', '.join(authority.signers)}")
     published = crls.publish_crls(service, authority)
+    ders = {ca_name: new_crl.public_bytes(Encoding.DER) for ca_name, new_crl in published.items()}
     if bundle:
-        data = crls.crl_bundle_pem(service)
+        data = crls.crl_bundle_pem(service, {n: crls.pem_crl(d) for n, d in ders.items()})
     else:
-        der = crls.current_crl_der(service, name)
-        data = der if fmt == "der" else crls.pem_crl(der)
+        data = ders[name] if fmt == "der" else crls.pem_crl(ders[name])
     status = console if out is not None else err_console
     for ca_name, new_crl in published.items():
         _print_crl(service, ca_name, new_crl, status)
