@@ -1,0 +1,65 @@
+"""What a server must trust and check, computed from the CA hierarchy (pure).
+
+A client certificate is verified against ``client-ca.pem`` (every CA certificate of
+the hierarchy: the root as trust anchor, the intermediates so the server can build the
+path when a client sends only its leaf). With a CRL file, Nginx, Apache and HAProxy
+all check revocation at *every* level of the chain (OpenSSL ``X509_V_FLAG_CRL_CHECK_ALL``),
+so the bundle must hold a current CRL for every CA, the root included: a missing root
+CRL makes the server refuse every client ("unable to get certificate CRL").
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from mtlskit.errors import BadInput
+
+
+def pem_bundle(items: Sequence[x509.Certificate | x509.CertificateRevocationList]) -> bytes:
+    """Concatenate certificates or CRLs as PEM, in the given order."""
+    return b"".join(item.public_bytes(Encoding.PEM) for item in items)
+
+
+def verify_depth(ca_certificates: Sequence[x509.Certificate]) -> int:
+    """The verify depth the server needs: the number of CA certificates above a client leaf.
+
+    OpenSSL counts the leaf as depth 0, so a leaf -> intermediate -> root path needs a
+    depth of 2; Nginx's default ``ssl_verify_depth 1`` refuses such clients.
+    """
+    if not ca_certificates:
+        raise BadInput("no CA certificate to trust for client verification")
+    return len(ca_certificates)
+
+
+def check_crl_coverage(ca_certificates: Sequence[x509.Certificate],
+                       crls: Sequence[x509.CertificateRevocationList]) -> None:
+    """Refuse a CRL bundle that lacks a CRL for one of the CAs (RFC 5280 section 6.3).
+
+    Raises:
+        BadInput: a CA has no CRL signed by it in the bundle.
+    """
+    for ca in ca_certificates:
+        if not any(crl.issuer == ca.subject and crl.is_signature_valid(ca.public_key()) for crl in crls):
+            raise BadInput(
+                f"the CRL bundle has no CRL from {ca.subject.rfc4514_string()}; the server would "
+                "refuse every client",
+                "run `mtlskit crl` to publish a CRL for every CA")
+
+
+def load_crls(pem: bytes) -> list[x509.CertificateRevocationList]:
+    """Parse a PEM bundle of CRLs.
+
+    Raises:
+        BadInput: the data holds no CRL or a malformed one.
+    """
+    marker = b"-----BEGIN X509 CRL-----"
+    chunks = [marker + part for part in pem.split(marker)[1:]]
+    if not chunks:
+        raise BadInput("the CRL bundle holds no PEM CRL")
+    try:
+        return [x509.load_pem_x509_crl(chunk) for chunk in chunks]
+    except ValueError as exc:
+        raise BadInput(f"the CRL bundle is not valid PEM: {exc}") from None
