@@ -15,6 +15,9 @@ from typing import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from mtlskit.deploy.install import KEY_MODE, FileSpec
+from mtlskit.deploy.options import DeployOptions
+from mtlskit.deploy.render import Layout, render
 from mtlskit.errors import BadInput
 
 
@@ -63,3 +66,36 @@ def load_crls(pem: bytes) -> list[x509.CertificateRevocationList]:
         return [x509.load_pem_x509_crl(chunk) for chunk in chunks]
     except ValueError as exc:
         raise BadInput(f"the CRL bundle is not valid PEM: {exc}") from None
+
+
+def deployment_files(options: DeployOptions, server_chain_pem: bytes, server_key_pem: bytes,
+                     ca_certificates: Sequence[x509.Certificate],
+                     crls: Sequence[x509.CertificateRevocationList]) -> list[FileSpec]:
+    """Every file of a deployment, in installation order (pure).
+
+    Keys and certificates come first and the configuration last, so a server reloaded
+    in the middle never reads a configuration whose files are missing.
+
+    Args:
+        options: validated ``DeployOptions``.
+        server_chain_pem: the server leaf followed by its intermediates.
+        server_key_pem: the server's private key (installed 0600).
+        ca_certificates: the CAs client certificates chain to (root last or first).
+        crls: the current CRL of every CA (required when ``options.revocation == "crl"``).
+
+    Returns:
+        the files, for ``install.install``.
+
+    Raises:
+        BadInput: a CA without a CRL while revocation is ``crl``.
+    """
+    layout = Layout(options.directory, options.server)
+    files = [FileSpec(layout.server_key.name, server_key_pem, KEY_MODE),
+             FileSpec(layout.server_cert.name, server_chain_pem),
+             FileSpec(layout.client_ca.name, pem_bundle(ca_certificates))]
+    if options.revocation == "crl":
+        check_crl_coverage(ca_certificates, crls)
+        files.append(FileSpec(layout.crl.name, pem_bundle(crls)))
+    depth = verify_depth(ca_certificates)
+    files += [FileSpec(name, text.encode()) for name, text in render(options, depth).items()]
+    return files

@@ -32,6 +32,7 @@ MAIN_FILE = {"nginx": "nginx.conf", "apache": "httpd.conf", "haproxy": "haproxy.
 APACHE_MODULES = "/usr/lib/apache2/modules"   # Debian's module directory
 
 DENY_BODY = "client certificate required"
+APACHE_LUA_FILE = "mtls-fingerprint.lua"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,14 +106,36 @@ def render(options: DeployOptions, verify_depth: int) -> dict[str, str]:
         whose configuration has no include, the complete file replaces the site file).
     """
     layout = Layout(options.directory, options.server)
-    context = _context(options, layout, verify_depth)
-    site = _env().get_template(f"{options.server}_site.j2").render(context)
+    site = render_site(options, verify_depth)
+    files = {layout.site.name: site}
+    if options.server == "apache":
+        context = _context(options, layout, verify_depth)
+        files = {APACHE_LUA_FILE: _env().get_template("apache_fingerprint.lua.j2").render(context), **files}
     if not options.standalone:
-        return {layout.site.name: site}
-    main = _env().get_template(f"{options.server}_main.j2").render(context, site=site)
+        return files
+    main = render_main(options, verify_depth, site, run_dir=layout.directory, site_path=layout.site)
     if options.server == "haproxy":
         return {layout.main.name: main}
-    return {layout.site.name: site, layout.main.name: main}
+    return {**files, layout.main.name: main}
+
+
+def render_site(options: DeployOptions, verify_depth: int) -> str:
+    """The include-only part: Nginx ``server {}``, Apache ``<VirtualHost>``, HAProxy frontend/backend."""
+    layout = Layout(options.directory, options.server)
+    return _env().get_template(f"{options.server}_site.j2").render(_context(options, layout, verify_depth))
+
+
+def render_main(options: DeployOptions, verify_depth: int, site: str, run_dir: Path,
+                site_path: Path) -> str:
+    """A complete configuration around ``site`` whose pid, logs, sockets and temp files live in ``run_dir``.
+
+    Used for ``--standalone`` (run_dir = the deployment directory) and to config-test an
+    include-only site in a scratch directory.
+    """
+    layout = Layout(options.directory, options.server)
+    context = _context(options, layout, verify_depth)
+    return _env().get_template(f"{options.server}_main.j2").render(
+        context, site=site, run=str(run_dir), site_path=str(site_path))
 
 
 def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
@@ -120,7 +143,7 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
         "o": options, "layout": layout, "depth": verify_depth, "slug": slug(options.name),
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
         "h": headers, "strip": headers.all_spellings(), "deny_body": DENY_BODY,
-        "apache_modules": APACHE_MODULES,
+        "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE,
     }
 
 
