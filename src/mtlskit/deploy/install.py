@@ -7,12 +7,11 @@ half-written one; private keys are created 0600 from the first byte, never chmod
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from mtlskit.errors import BadInput
+from mtlskit.fileio import write_atomic
 
 KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -28,26 +27,15 @@ class FileSpec:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = PUBLIC_MODE) -> None:
-    """Write ``data`` to ``path`` atomically with permission bits ``mode``.
+    """Write ``data`` to ``path`` atomically with permission bits ``mode`` (``fileio.write_atomic``).
 
     Raises:
         BadInput: the directory is missing or not writable.
     """
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_atomic(path, data, mode)
     except OSError as exc:
-        raise BadInput(f"cannot write into {path.parent}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, mode)            # mkstemp creates 0600; widen only public files
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _ignore_missing():
-            os.unlink(tmp)
-        raise
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:
@@ -70,11 +58,3 @@ def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:
         atomic_write(directory / spec.name, spec.data, spec.mode)
         written.append(directory / spec.name)
     return written
-
-
-class _ignore_missing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, value, tb) -> bool:
-        return kind is not None and issubclass(kind, FileNotFoundError)
