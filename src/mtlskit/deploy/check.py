@@ -41,7 +41,7 @@ def check_command(server: str, config: Path, run_dir: Path) -> list[str]:
         return ["nginx", "-t", "-q", "-p", str(run_dir), "-c", str(config), "-e", str(run_dir / "error.log")]
     if server == "apache":
         return ["apache2", "-t", "-f", str(config)]
-    return ["haproxy", "-c", "-q", "-f", str(config)]
+    return ["haproxy", "-c", "-f", str(config)]
 
 
 def run_check(options: DeployOptions, verify_depth: int, timeout: float = 60) -> CheckResult:

@@ -75,7 +75,8 @@ class DeployOptions:
     standalone: bool = False
     reload_command: str | None = None
     ocsp_url: str | None = None
-    run_user: str | None = None
+    run_user: str | None = None     # Apache standalone: User/Group it serves as when started as root
+    run_group: str | None = None
 
     def to_json(self) -> dict:
         """The flags as recorded in the ``deployments`` table (no secrets)."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import pwd
 import shutil
 import tempfile
@@ -80,20 +81,22 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
 
 def _with_defaults(service, options: DeployOptions) -> DeployOptions:
     directory = options.directory.expanduser().absolute()
-    run_user = options.run_user
+    run_user, run_group = options.run_user, options.run_group
     if options.server == "apache" and options.standalone and run_user is None:
-        run_user = _first_user("www-data", "nobody")
+        run_user, run_group = _first_user("www-data", "nobody")
     ocsp_url = options.ocsp_url
     if ocsp_url is None and service.settings.public_url:
         ocsp_url = service.settings.public_url.rstrip("/") + "/ocsp"   # `mtlskit serve` answers there
-    return dataclasses.replace(options, directory=directory, run_user=run_user, ocsp_url=ocsp_url)
+    return dataclasses.replace(options, directory=directory, run_user=run_user, run_group=run_group,
+                               ocsp_url=ocsp_url)
 
 
-def _first_user(*names: str) -> str:
+def _first_user(*names: str) -> tuple[str, str]:
+    """The first existing user of ``names`` and the name of its primary group."""
     for name in names:
         try:
-            pwd.getpwnam(name)
-            return name
+            entry = pwd.getpwnam(name)
+            return name, grp.getgrgid(entry.pw_gid).gr_name
         except KeyError:
             continue
     raise UsageError("no unprivileged user (www-data, nobody) for Apache to serve as")
