@@ -291,3 +291,20 @@ def test_ca_files_know_the_hierarchy(make_home):
     assert sorted(CaFiles(single / "ca").certificates()) == ["root"]
     authority = CaFiles(single / "ca").load(lambda: None)
     assert authority.issuing is authority.root and authority.chain == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["issue", "client", "x", "--bogus"], "No such option: --bogus"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["show"], "Missing argument"),
+    (["list", "--status"], "requires an argument"),
+])
+def test_usage_errors_are_one_line_and_exit_2(ca_home, cli, args, message):
+    result = cli("--home", ca_home, *args)
+    assert result.code == 2 and result.err.startswith("error: ") and message in result.err
+    assert "Traceback" not in result.err
+
+
+def test_no_arguments_prints_help(cli):
+    result = cli()
+    assert result.code == 0 and "Usage: mtlskit" in result.out

@@ -47,7 +47,7 @@ def test_server_name_becomes_dns_san_and_client_gets_identity_uri():
     server_sans = resolve_sans(IssueRequest(SERVER, "api.example.com", SanRequest(ip=("10.0.0.1",))))
     assert x509.DNSName("api.example.com") in server_sans
     client_sans = resolve_sans(IssueRequest(CLIENT, "alice"))
-    assert client_sans == [x509.UniformResourceIdentifier("urn:mtlskit:client:alice")]
+    assert client_sans == [x509.UniformResourceIdentifier("https://mtlskit.invalid/client/alice")]
     with_email = resolve_sans(IssueRequest(CLIENT, "alice", SanRequest(email=("a@example.com",))))
     assert with_email == [x509.RFC822Name("a@example.com")]
 
