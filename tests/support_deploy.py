@@ -277,14 +277,20 @@ def start_command(server: str, directory: Path) -> list[str]:
     return ["haproxy", "-f", str(directory / "haproxy.cfg"), "-db"]
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1) -> bool:
-    """Poll predicate() until true or timeout (reloads are asynchronous)."""
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1, times: int = 3) -> bool:
+    """Poll predicate() until it holds ``times`` times in a row, or timeout.
+
+    Reloads are asynchronous: after `nginx -s reload` an old worker may still accept a
+    connection or two until it has seen the signal, so one refusal is not yet proof.
+    """
     deadline = time.monotonic() + timeout
+    streak = 0
     while time.monotonic() < deadline:
-        if predicate():
+        streak = streak + 1 if predicate() else 0
+        if streak >= times:
             return True
         time.sleep(interval)
-    return predicate()
+    return False
 
 
 # --- CA homes (core) -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from mtlskit.deploy import headers
 from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstream
 from mtlskit.deploy.render import Layout
 from mtlskit.deploy.workflow import deploy as deploy_workflow
+from mtlskit.issue.issuer import SanRequest
 
 _STARTS = {
     "nginx": "nginx -p {dir} -c {main}",
@@ -39,6 +40,8 @@ def deploy(
     standalone: bool = typer.Option(False, "--standalone", help="Write a complete configuration that runs on its own in the foreground."),
     check: bool = typer.Option(False, "--check", help="Run the server's own config test on the result."),
     reload: Optional[str] = typer.Option(None, "--reload", help="Command run after every CRL change (socket:PATH = HAProxy admin socket)."),
+    dns: List[str] = typer.Option([], "--dns", help="DNS SAN of the server certificate, if one is issued (repeatable)."),
+    ip: List[str] = typer.Option([], "--ip", help="IP SAN of the server certificate, if one is issued (repeatable)."),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file (to issue the server certificate)."),
     json_out: bool = typer.Option(False, "--json"),
@@ -50,7 +53,8 @@ def deploy(
         revocation=revocation, routes=tuple(parse_route(r) for r in route), standalone=standalone,
         reload_command=reload)
     service = open_service(ctx)
-    result = deploy_workflow(service, options, passphrase_source(passphrase_file), cert_dir, check)
+    result = deploy_workflow(service, options, passphrase_source(passphrase_file), cert_dir, check,
+                             SanRequest(dns=tuple(dns), ip=tuple(ip)))
     if json_out:
         print_json(_as_json(result))
         return

@@ -26,7 +26,7 @@ from mtlskit.deploy.records import list_deployments, record_deployment
 from mtlskit.deploy.render import Layout, default_reload
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
-from mtlskit.issue.issuer import IssueRequest
+from mtlskit.issue.issuer import IssueRequest, SanRequest
 from mtlskit.issue.profiles import get_profile
 from mtlskit.issue.workflow import issue_batch
 from mtlskit.pki.keys import KeyType
@@ -55,8 +55,11 @@ class _Credentials:
 
 
 def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | None = None,
-           check: bool = False) -> DeployResult:
+           check: bool = False, sans: SanRequest = SanRequest()) -> DeployResult:
     """Write a deployment into ``options.directory`` and record it.
+
+    ``sans`` are the subjectAltNames of the server certificate when one must be issued
+    (a NAME that looks like a host name is a DNS SAN by itself).
 
     Raises:
         UsageError: options the server cannot honour.
@@ -68,7 +71,7 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     cas = ca_list(service)
     crls = current_crls(service, cas) if options.revocation == "crl" else []
     options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    creds = _server_credentials(service, options, passphrase_source, cert_dir)
+    creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
     files = install(options.directory, deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls))
     reload_command = options.reload_command or default_reload(options)
     record_deployment(service.inventory, options, reload_command, service.clock.now())
@@ -129,7 +132,7 @@ def current_crl_bundle(service) -> bytes:
 
 
 def _server_credentials(service, options: DeployOptions, passphrase_source,
-                        cert_dir: Path | None) -> _Credentials:
+                        cert_dir: Path | None, sans: SanRequest) -> _Credentials:
     now = service.clock.now()
     valid = [r for r in service.inventory.by_name(options.name)
              if r.profile in SERVER_PROFILES and r.status_at(now) is Status.VALID]
@@ -145,7 +148,7 @@ def _server_credentials(service, options: DeployOptions, passphrase_source,
             f"the inventory has a valid server certificate {options.name!r} (serial {valid[0].serial_hex}) "
             f"but its key is not in {options.directory}",
             hint="give --cert-dir with the directory `mtlskit issue server` wrote, or revoke it")
-    return _issue(service, options, passphrase_source)
+    return _issue(service, options, passphrase_source, sans)
 
 
 def _credential_sources(service, options: DeployOptions, cert_dir: Path | None) -> list[tuple[Path, Path]]:
@@ -183,13 +186,13 @@ def _load_matching(chain_path: Path, key_path: Path, valid: list[CertificateReco
     return None
 
 
-def _issue(service, options: DeployOptions, passphrase_source) -> _Credentials:
+def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest) -> _Credentials:
     """Issue the server certificate through the core workflow, in a private scratch directory."""
     authority = service.authority(passphrase_source)
     scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
     try:
         out = scratch / "server"
-        [record] = issue_batch(service, authority, [IssueRequest(get_profile("server"), options.name)],
+        [record] = issue_batch(service, authority, [IssueRequest(get_profile("server"), options.name, sans)],
                                [out], KeyType.parse("ec-p256"), BundleOptions())
         return _Credentials((out / "fullchain.pem").read_bytes(), (out / "key.pem").read_bytes(),
                             record, issued=True)
