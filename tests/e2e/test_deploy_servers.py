@@ -34,7 +34,8 @@ from tests.support_deploy import (
 pytestmark = pytest.mark.e2e
 
 SERVERS = ["nginx", "apache", "haproxy"]
-FORGED = {name: "CN=forged,O=evil" for name in H.all_spellings()}
+FORGED = {**{name: "CN=forged,O=evil" for name in H.all_spellings()},
+          **{name.lower(): "CN=forged-lower,O=evil" for name in H.IDENTITY_HEADERS}}
 
 # How each server refuses each bad client with `required` (nginx completes the
 # handshake and answers 400; apache and haproxy abort the handshake with an alert).
@@ -187,6 +188,13 @@ def test_optional_require_on_admits_verified_client(optional, pki, work):
     """No renegotiation and no post-handshake auth needed: the certificate came with the handshake."""
     outcome = get(optional.port, "/admin", work.ca, work.clients["alice"], headers=FORGED)
     _identity_ok(outcome, pki.clients["alice"].cert, optional.server)
+
+
+def test_optional_require_on_works_for_post_handshake_auth_clients_too(optional, pki, work):
+    """Clients that offer TLS 1.3 post-handshake auth (curl, browsers) get the same answers."""
+    admitted = get(optional.port, "/admin", work.ca, work.clients["alice"], post_handshake_auth=True)
+    _identity_ok(admitted, pki.clients["alice"].cert, optional.server)
+    assert get(optional.port, "/admin", work.ca, None, post_handshake_auth=True).status == 403
 
 
 @pytest.mark.parametrize("client", ["other-ca", "revoked"])
