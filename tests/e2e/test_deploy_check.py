@@ -4,6 +4,7 @@ apache2 -t, haproxy -c), in every mode; and a broken one is reported in the serv
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
@@ -12,7 +13,7 @@ from mtlskit.deploy.check import run_check
 from mtlskit.deploy.install import install
 from mtlskit.deploy.options import DeployOptions, parse_listen, parse_route, parse_upstream, validate
 from mtlskit.deploy.render import Layout
-from tests.support_deploy import build_pki
+from tests.support_deploy import build_pki, publish_home_crls
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +62,27 @@ def test_broken_configuration_is_reported_in_the_servers_words(pki, tmp_path, se
     result = run_check(options, 2)
     assert result.ran and not result.ok
     assert needle in result.output and "missing-ca.pem" in result.output
+
+
+# --- through the CLI: `mtlskit deploy --check` ------------------------------------------------
+
+@pytest.mark.parametrize("server", ["nginx", "apache", "haproxy"])
+def test_check_runs_the_servers_own_test(fresh_home, tmp_path, cli, server):
+    publish_home_crls(fresh_home)
+    result = cli("--home", fresh_home, "deploy", server, "--name", "c.example.com", "--dir", tmp_path / server,
+                 "--listen", "127.0.0.1:8443", "--mode", "optional", "--require-on", "/admin",
+                 "--route", "cn=admin:127.0.0.1:8001", "--check", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["check"]["ran"] and report["check"]["ok"], report["check"]
+
+
+def test_check_failure_exits_1_with_the_servers_message(ca_home, tmp_path, cli):
+    result = cli("--home", ca_home, "deploy", "nginx", "--name", "chk.example.com", "--dir", tmp_path / "n",
+                 "--listen", "127.0.0.1:8443", "--revocation", "none",
+                 "--upstream", "http://backend.invalid:8000", "--check")
+    assert result.code == 1
+    first, hint = result.err.splitlines()
+    assert first.startswith("error: nginx -t refused the configuration: nginx: [emerg] host not found "
+                            'in upstream "backend.invalid"')
+    assert hint.startswith("hint: the files are in")

@@ -116,17 +116,6 @@ def test_bad_listen_is_refused(ca_home, tmp_path, cli):
     assert result.code == 2 and "port must be a number from 1 to 65535" in result.err
 
 
-@pytest.mark.parametrize("server", ["nginx", "apache", "haproxy"])
-def test_check_runs_the_servers_own_test(fresh_home, tmp_path, cli, server):
-    publish_home_crls(fresh_home)
-    result = cli("--home", fresh_home, "deploy", server, "--name", "c.example.com", "--dir", tmp_path / server,
-                 "--listen", "127.0.0.1:8443", "--mode", "optional", "--require-on", "/admin",
-                 "--route", "cn=admin:127.0.0.1:8001", "--check", "--json")
-    assert result.code == 0, result.err
-    report = json.loads(result.out)
-    assert report["check"]["ran"] and report["check"]["ok"], report["check"]
-
-
 # --- refresh (the hook `mtlskit revoke` / `mtlskit crl` call) ------------------------------------
 
 def _deploy(cli, home, directory, reload_command):
@@ -179,3 +168,4 @@ def test_refresh_of_an_unreachable_haproxy_socket_keeps_the_file(fresh_home, tmp
     [outcome] = refresh_deployments(_service(fresh_home), bundle)
     assert outcome.status == "failed" and "admin socket" in outcome.message
     assert (tmp_path / "h" / "crl.pem").read_bytes() == before
+

@@ -30,9 +30,11 @@ class CheckResult:
 
     @property
     def summary(self) -> str:
-        """The server's own words, trimmed to the lines that matter."""
-        lines = [line for line in self.output.splitlines() if line.strip()]
-        return "\n".join(lines[-6:])
+        """The server's own words on one line: its error lines, without the banner."""
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        errors = [line for line in lines if not line.startswith("[NOTICE]") and "test failed" not in line
+                  and "Fatal errors found" not in line]
+        return "; ".join((errors or lines)[-4:])
 
 
 def check_command(server: str, config: Path, run_dir: Path) -> list[str]:
