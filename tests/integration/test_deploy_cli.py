@@ -169,3 +169,16 @@ def test_refresh_of_an_unreachable_haproxy_socket_keeps_the_file(fresh_home, tmp
     assert outcome.status == "failed" and "admin socket" in outcome.message
     assert (tmp_path / "h" / "crl.pem").read_bytes() == before
 
+
+
+def test_one_missing_deployment_does_not_stop_the_others(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    _deploy(cli, fresh_home, tmp_path / "gone", "true")
+    _deploy(cli, fresh_home, tmp_path / "kept", "true")
+    import shutil
+    shutil.rmtree(tmp_path / "gone")
+    bundle = publish_home_crls(fresh_home, number=2)
+    gone, kept = refresh_deployments(_service(fresh_home), bundle)
+    assert gone.status == "failed" and "no longer exists" in gone.message
+    assert not (tmp_path / "gone").exists()
+    assert kept.status == "updated" and (tmp_path / "kept" / "crl.pem").read_bytes() == bundle

@@ -47,7 +47,11 @@ def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
     """
     results = []
     for deployment in list_deployments(service.inventory):
-        result = _refresh_one(deployment, crl_bundle_pem)
+        try:
+            result = _refresh_one(deployment, crl_bundle_pem)
+        except (MtlskitError, OSError) as exc:   # one broken deployment never stops the others
+            message = exc.message if isinstance(exc, MtlskitError) else f"{exc.strerror or exc}"
+            result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed", message)
         results.append(result)
         service.inventory.record_event("deploy-refresh", service.clock.now(), server=deployment.server,
                                        directory=str(deployment.directory), status=result.status,
@@ -61,6 +65,8 @@ def _refresh_one(deployment: DeploymentRecord, pem: bytes) -> RefreshResult:
 
     if deployment.revocation != "crl":
         return result("skipped", f"revocation is {deployment.revocation}, not crl")
+    if not deployment.directory.is_dir():
+        return result("failed", f"{deployment.directory} no longer exists; deploy again to recreate it")
     try:
         _check_bundle(deployment, pem)
     except MtlskitError as exc:
