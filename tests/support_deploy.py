@@ -232,6 +232,35 @@ def get(port: int, path: str, ca: Path, cert: tuple[Path, Path] | None = None,
         conn.close()
 
 
+def resume_get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
+               ) -> tuple[Outcome, ssl.SSLSession | None, bool]:
+    """GET / on a raw TLS socket, optionally resuming ``session``; returns (outcome, session, reused)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        tls = ctx.wrap_socket(sock, session=session)
+    except (ssl.SSLError, ConnectionError) as exc:
+        sock.close()
+        return Outcome(tls_error=f"{type(exc).__name__}: {exc}"), None, False
+    try:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return Outcome(status=int(head.split(b" ")[1]), body=body), tls.session, tls.session_reused
+    except (ssl.SSLError, ConnectionError, IndexError, ValueError) as exc:
+        return Outcome(tls_error=f"{type(exc).__name__}: {exc}"), None, False
+    finally:
+        tls.close()
+
+
+def client_context(ca: Path, cert: tuple[Path, Path]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    return ctx
+
+
 # --- server processes ------------------------------------------------------------------------
 
 class ServerProcess:

@@ -28,7 +28,8 @@ from mtlskit.deploy.refresh import refresh_deployments
 from mtlskit.deploy.render import default_reload
 from mtlskit.store.inventory import Inventory
 from tests.support_deploy import (
-    EchoUpstream, ServerProcess, build_pki, crl_bundle, free_port, get, start_command, wait_for,
+    EchoUpstream, ServerProcess, build_pki, client_context, crl_bundle, free_port, get, resume_get,
+    start_command, wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -152,7 +153,10 @@ def test_route_sends_verified_identity_to_its_backend(required, pki, work):
 
 def test_refresh_rewrites_crl_and_reload_refuses_newly_revoked(required, pki, work, tmp_path):
     """The revoke hook: a new CRL bundle reaches the running server with no hand edit."""
-    assert get(required.port, "/", work.ca, work.clients["bob"]).status == 200
+    ctx = client_context(work.ca, work.clients["bob"])
+    first, session, _ = resume_get(required.port, ctx)
+    again, session2, _ = resume_get(required.port, ctx, session)   # TLS 1.3 tickets come late
+    assert first.status == again.status == 200
     inventory = Inventory.open(f"sqlite:///{tmp_path / 'inv.sqlite3'}")
     record_deployment(inventory, required.options, default_reload(required.options), SystemClock().now())
     service = types.SimpleNamespace(inventory=inventory, clock=SystemClock())
@@ -165,6 +169,10 @@ def test_refresh_rewrites_crl_and_reload_refuses_newly_revoked(required, pki, wo
     assert wait_for(lambda: get(required.port, "/", work.ca, work.clients["bob"]).status != 200)
     _assert_refused(get(required.port, "/", work.ca, work.clients["bob"]), required.server, "revoked")
     assert get(required.port, "/", work.ca, work.clients["alice"]).status == 200
+    # A session from before the revocation does not get bob back in (no resumption).
+    resumed, _, reused = resume_get(required.port, ctx, session2 or session)
+    _assert_refused(resumed, required.server, "revoked")
+    assert not reused
 
 
 # --- optional + --require-on /admin ----------------------------------------------------------

@@ -103,7 +103,8 @@ def test_nginx_required_block(pki):
                  "ssl_protocols TLSv1.2 TLSv1.3;", f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};",
                  "proxy_set_header X-Client-Verify $ssl_client_verify;",
                  "proxy_set_header X-Client-Cert $ssl_client_escaped_cert;",
-                 'proxy_set_header X_Client_Subject_DN "";', "proxy_pass http://127.0.0.1:8000;"]:
+                 'proxy_set_header X_Client_Subject_DN "";', "proxy_pass http://127.0.0.1:8000;",
+                 "ssl_session_cache off;", "ssl_session_tickets off;"]:
         assert line in text, line
     assert "\n    ssl_trusted_certificate" not in text       # only in a comment
 
@@ -146,6 +147,7 @@ def test_haproxy_standalone_has_admin_socket_and_default_socket_reload():
     assert list(files) == ["haproxy.cfg"]
     text = files["haproxy.cfg"]
     assert "stats socket /etc/mtls/admin.sock mode 600 level admin" in text
+    assert "tune.ssl.cachesize 0" in text          # no resumption past a revocation
     assert "bind :443 ssl crt /etc/mtls/server.pem ca-file /etc/mtls/client-ca.pem verify required " \
            "crl-file /etc/mtls/crl.pem ssl-min-ver TLSv1.2" in text
     assert text.index("del-header X-Client-Verify") < text.index("set-header X-Client-Verify")

@@ -22,7 +22,7 @@ _STARTS = {
 _INCLUDES = {
     "nginx": "include {site};  (in the http {{}} context, e.g. from /etc/nginx/conf.d/)",
     "apache": "Include {site}  (needs mod_ssl, mod_headers, mod_lua, mod_proxy_http)",
-    "haproxy": "haproxy -f /etc/haproxy/haproxy.cfg -f {site}",
+    "haproxy": "haproxy -f /etc/haproxy/haproxy.cfg -f {site}  (set tune.ssl.cachesize 0 in its global section)",
 }
 
 
