@@ -358,3 +358,67 @@ def publish_home_crls(home: Path, revoked: dict[str, list[int]] | None = None, n
             row.crl_number, row.der = number, crl.public_bytes(serialization.Encoding.DER)
             bundle += crl.public_bytes(serialization.Encoding.PEM)
     return bundle
+
+
+# --- a minimal OCSP responder (RFC 6960) for the servers' OCSP client tests --------------------
+
+class OcspResponder:
+    """Answers OCSP requests (POST, and GET with the base64 request in the path, RFC 6960
+    appendix A.1) about leaves of ``ca``, signed by ``ca`` itself; serials in ``revoked``
+    are "revoked", every other known serial "good"."""
+
+    def __init__(self, ca: Issued, leaves: list[Issued], revoked: set[int]) -> None:
+        responder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self._answer(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                import base64
+                import urllib.parse
+                self._answer(base64.b64decode(urllib.parse.unquote(self.path.rsplit("/", 1)[-1])))
+
+            def _answer(self, der: bytes) -> None:
+                body = responder.respond(der)
+                responder.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/ocsp-response")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.ca, self.revoked, self.requests = ca, revoked, 0
+        self.leaves = {leaf.cert.serial_number: leaf.cert for leaf in leaves}
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ocsp"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def respond(self, der: bytes) -> bytes:
+        from cryptography.x509 import ocsp
+        request = ocsp.load_der_ocsp_request(der)
+        leaf = self.leaves.get(request.serial_number)
+        if leaf is None:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+        revoked = request.serial_number in self.revoked
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=leaf, issuer=self.ca.cert, algorithm=request.hash_algorithm,
+            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+            this_update=now - dt.timedelta(minutes=1), next_update=now + dt.timedelta(hours=1),
+            revocation_time=now - dt.timedelta(hours=1) if revoked else None,
+            revocation_reason=None,
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, self.ca.cert).certificates([self.ca.cert])
+        for extension in request.extensions:       # echo a nonce (RFC 8954)
+            if isinstance(extension.value, x509.OCSPNonce):
+                builder = builder.add_extension(extension.value, critical=False)
+        return builder.sign(self.ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
