@@ -149,6 +149,7 @@ def build_pki() -> TestPki:
         "alice": make_leaf(inter, "alice", CLIENT, ou="engineering"),
         "admin": make_leaf(inter, "admin", CLIENT, ou="ops"),
         "bob": make_leaf(inter, "bob", CLIENT),
+        "carol": make_leaf(inter, "carol", CLIENT, sans=[x509.RFC822Name("carol@example.com")]),
         "revoked": make_leaf(inter, "mallory", CLIENT),
         "expired": make_leaf(inter, "expired", CLIENT, not_after=NOW - dt.timedelta(days=1)),
         "server-only": make_leaf(inter, "server-only", SERVER),

@@ -66,11 +66,13 @@ def work(pki):
     clients.mkdir()
     ns = types.SimpleNamespace(base=base, ca=clients / "root.pem",
                                clients={n: pki.write_client(clients, n) for n in pki.clients},
-                               default=EchoUpstream("default"), admin=EchoUpstream("admin"))
+                               default=EchoUpstream("default"), admin=EchoUpstream("admin"),
+                               san=EchoUpstream("san"))
     ns.ca.write_bytes(pki.root.pem())
     yield ns
     ns.default.close()
     ns.admin.close()
+    ns.san.close()
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -80,7 +82,9 @@ def _start(server: str, mode: str, pki, work):
         server=server, name="localhost", directory=work.base / f"{server}-{mode}",
         listen=parse_listen(f"127.0.0.1:{port}"), upstream=parse_upstream(work.default.url),
         mode=mode, require_on=("/admin",) if mode == "optional" else (),
-        routes=(parse_route(f"cn=admin:127.0.0.1:{work.admin.port}"),), standalone=True))
+        routes=(parse_route(f"cn=admin:127.0.0.1:{work.admin.port}"),)
+        + ((parse_route(f"san=carol@example.com:127.0.0.1:{work.san.port}"),) if server == "apache" else ()),
+        standalone=True))
     install(options.directory, deployment_files(
         options, pki.server.pem() + pki.intermediate.pem(), pki.server.key_pem(),
         pki.ca_certificates, pki.crls()))
@@ -149,6 +153,15 @@ def test_route_sends_verified_identity_to_its_backend(required, pki, work):
     outcome = get(required.port, "/x", work.ca, work.clients["admin"])
     _identity_ok(outcome, pki.clients["admin"].cert, required.server)
     assert outcome.json()["upstream"] == "admin"
+
+
+def test_apache_routes_on_subject_alt_name(required, pki, work):
+    if required.server != "apache":
+        pytest.skip("only Apache exposes the client's subjectAltName (nginx and haproxy refuse san=)")
+    outcome = get(required.port, "/", work.ca, work.clients["carol"])
+    _identity_ok(outcome, pki.clients["carol"].cert, "apache")
+    assert outcome.json()["upstream"] == "san"
+    assert get(required.port, "/", work.ca, work.clients["alice"]).json()["upstream"] == "default"
 
 
 def test_refresh_rewrites_crl_and_reload_refuses_newly_revoked(required, pki, work, tmp_path):

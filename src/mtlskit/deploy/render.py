@@ -67,16 +67,8 @@ class Layout:
         return self.directory / MAIN_FILE[self.server]
 
     @property
-    def pid(self) -> Path:
-        return self.directory / f"{self.server}.pid"
-
-    @property
     def admin_socket(self) -> Path:
         return self.directory / "admin.sock"
-
-    def config_file(self, standalone: bool) -> Path:
-        """The file the server is started with (standalone) or includes (site only)."""
-        return self.main if standalone else self.site
 
 
 def default_reload(options: DeployOptions) -> str | None:
