@@ -74,11 +74,11 @@ def make_ca(cn: str, parent: Issued | None = None, path_length: int | None = Non
 
 
 def make_leaf(ca: Issued, cn: str, eku: list, sans: list | None = None, ou: str | None = None,
-              not_after: dt.datetime | None = None) -> Issued:
+              not_after: dt.datetime | None = None, serial: int | None = None) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     not_after = not_after or NOW + dt.timedelta(days=365)
     builder = (x509.CertificateBuilder().subject_name(_name(cn, ou)).issuer_name(ca.cert.subject)
-               .public_key(key.public_key()).serial_number(_serial())
+               .public_key(key.public_key()).serial_number(serial or _serial())
                .not_valid_before(min(NOW - dt.timedelta(days=1), not_after - dt.timedelta(days=2)))
                .not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -148,7 +148,8 @@ def build_pki() -> TestPki:
     clients = {
         "alice": make_leaf(inter, "alice", CLIENT, ou="engineering"),
         "admin": make_leaf(inter, "admin", CLIENT, ou="ops"),
-        "bob": make_leaf(inter, "bob", CLIENT),
+        # top bit set: DER pads it with 0x00, servers print the magnitude only
+        "bob": make_leaf(inter, "bob", CLIENT, serial=(1 << 127) | _serial()),
         "carol": make_leaf(inter, "carol", CLIENT, sans=[x509.RFC822Name("carol@example.com")]),
         "revoked": make_leaf(inter, "mallory", CLIENT),
         "expired": make_leaf(inter, "expired", CLIENT, not_after=NOW - dt.timedelta(days=1)),

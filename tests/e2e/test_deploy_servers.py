@@ -8,6 +8,7 @@ parametrised. Every accepted client has its refused ones beside it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import tempfile
 import types
@@ -170,6 +171,10 @@ def test_refresh_rewrites_crl_and_reload_refuses_newly_revoked(required, pki, wo
     first, session, _ = resume_get(required.port, ctx)
     again, session2, _ = resume_get(required.port, ctx, session)   # TLS 1.3 tickets come late
     assert first.status == again.status == 200
+    open_connection = http.client.HTTPSConnection("127.0.0.1", required.port, context=ctx, timeout=10)
+    open_connection.request("GET", "/")
+    before = open_connection.getresponse()
+    assert before.status == 200 and before.read()
     inventory = Inventory.open(f"sqlite:///{tmp_path / 'inv.sqlite3'}")
     record_deployment(inventory, required.options, default_reload(required.options), SystemClock().now())
     service = types.SimpleNamespace(inventory=inventory, clock=SystemClock())
@@ -178,6 +183,9 @@ def test_refresh_rewrites_crl_and_reload_refuses_newly_revoked(required, pki, wo
     [result] = refresh_deployments(service, bundle)
 
     assert result.status == "updated", result.message
+    if required.server == "haproxy":
+        assert "1 revoked serial(s) checked per request" not in result.message    # bob AND mallory
+        assert "2 revoked serial(s) checked per request" in result.message
     assert (required.options.directory / "crl.pem").read_bytes() == bundle
     assert wait_for(lambda: get(required.port, "/", work.ca, work.clients["bob"]).status != 200)
     _assert_refused(get(required.port, "/", work.ca, work.clients["bob"]), required.server, "revoked")
@@ -186,6 +194,16 @@ def test_refresh_rewrites_crl_and_reload_refuses_newly_revoked(required, pki, wo
     resumed, _, reused = resume_get(required.port, ctx, session2 or session)
     _assert_refused(resumed, required.server, "revoked")
     assert not reused
+    # Nor does a keep-alive connection opened before it: nginx and apache close it on
+    # reload; haproxy keeps it open and refuses by the per-request serial list.
+    try:
+        open_connection.request("GET", "/")
+        response = open_connection.getresponse()
+        assert required.server == "haproxy" and response.status == 403, response.status
+    except (http.client.RemoteDisconnected, ConnectionError):
+        assert required.server != "haproxy"
+    finally:
+        open_connection.close()
 
 
 # --- optional + --require-on /admin ----------------------------------------------------------

@@ -164,10 +164,23 @@ def test_refresh_of_an_unreachable_haproxy_socket_keeps_the_file(fresh_home, tmp
                  "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--standalone")
     assert result.code == 0, result.err
     before = (tmp_path / "h" / "crl.pem").read_bytes()
-    bundle = publish_home_crls(fresh_home, number=2)
+    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
+    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [0xABC]}, number=2)
     [outcome] = refresh_deployments(_service(fresh_home), bundle)
     assert outcome.status == "failed" and "admin socket" in outcome.message
     assert (tmp_path / "h" / "crl.pem").read_bytes() == before
+    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
+
+
+def test_haproxy_refresh_with_a_command_rewrites_the_serial_list(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    result = cli("--home", fresh_home, "deploy", "haproxy", "--name", "h.example.com", "--dir", tmp_path / "h",
+                 "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--reload", "true")
+    assert result.code == 0, result.err
+    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [0xABC, 0x80]}, number=2)
+    [outcome] = refresh_deployments(_service(fresh_home), bundle)
+    assert outcome.status == "updated", outcome.message
+    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b"0ABC\n80\n"
 
 
 

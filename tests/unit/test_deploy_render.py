@@ -87,6 +87,21 @@ def test_crl_coverage_checks_the_signature(pki):
         check_crl_coverage(pki.ca_certificates, [make_crl(impostor), pki.crls()[1]])
 
 
+def test_revoked_serials_in_haproxy_spelling(pki):
+    from mtlskit.deploy.bundle import haproxy_serial, revoked_serials
+    assert [haproxy_serial(n) for n in (1, 0x80, 0xABC, 0x8000)] == ["01", "80", "0ABC", "8000"]
+    crls = pki.crls(revoked=["revoked", "bob"])
+    expected = sorted(f"{pki.clients[n].cert.serial_number:X}".zfill(32) for n in ("revoked", "bob"))
+    assert revoked_serials(crls) == expected
+
+
+def test_haproxy_checks_revoked_serials_per_request():
+    text = render(_options("haproxy"), 2)["mtls.cfg"]
+    assert "acl mtls_revoked ssl_c_serial,hex -m str -f /etc/mtls/revoked-serials.lst" in text
+    assert "http-request deny deny_status 403 if mtls_cert_used mtls_revoked" in text
+    assert "revoked-serials" not in render(_options("haproxy", revocation="none"), 2)["mtls.cfg"]
+
+
 def test_load_crls(pki):
     crls = pki.crls()
     assert [c.issuer for c in load_crls(pem_bundle(crls))] == [c.issuer for c in crls]

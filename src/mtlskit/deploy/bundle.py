@@ -52,6 +52,22 @@ def check_crl_coverage(ca_certificates: Sequence[x509.Certificate],
                 "run `mtlskit crl` to publish a CRL for every CA")
 
 
+def haproxy_serial(serial: int) -> str:
+    """A serial as HAProxy's ``ssl_c_serial,hex`` prints it: the magnitude bytes, upper case."""
+    digits = f"{serial:X}"
+    return digits if len(digits) % 2 == 0 else "0" + digits
+
+
+def revoked_serials(crls: Sequence[x509.CertificateRevocationList]) -> list[str]:
+    """Every serial the CRLs revoke, in HAProxy's spelling, sorted (serials are random,
+    at least 64 bits, so one list for all CAs does not mix up two certificates)."""
+    return sorted({haproxy_serial(entry.serial_number) for crl in crls for entry in crl})
+
+
+def serial_list_file(serials: Sequence[str]) -> bytes:
+    return "".join(f"{s}\n" for s in serials).encode()
+
+
 def load_crls(pem: bytes) -> list[x509.CertificateRevocationList]:
     """Parse a PEM bundle of CRLs.
 
@@ -96,6 +112,8 @@ def deployment_files(options: DeployOptions, server_chain_pem: bytes, server_key
     if options.revocation == "crl":
         check_crl_coverage(ca_certificates, crls)
         files.append(FileSpec(layout.crl.name, pem_bundle(crls)))
+        if options.server == "haproxy":
+            files.append(FileSpec(layout.revoked_serials.name, serial_list_file(revoked_serials(crls))))
     depth = verify_depth(ca_certificates)
     files += [FileSpec(name, text.encode()) for name, text in render(options, depth).items()]
     return files

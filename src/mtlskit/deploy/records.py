@@ -28,6 +28,10 @@ class DeploymentRecord:
         return self.directory / "crl.pem"
 
     @property
+    def revoked_serials_path(self) -> Path:
+        return self.directory / "revoked-serials.lst"
+
+    @property
     def client_ca_path(self) -> Path:
         return self.directory / "client-ca.pem"
 

@@ -3,7 +3,9 @@
 For each deployment that checks revocation by CRL: validate the new bundle against
 the CAs that deployment trusts, replace its ``crl.pem`` atomically, and apply it with
 the deployment's reload command. A failed reload puts the previous file back and is
-reported; it never stops the other deployments from being refreshed.
+reported; it never stops the other deployments from being refreshed. HAProxy
+deployments also get their per-request list of revoked serials (``revoked-serials.lst``),
+since HAProxy keeps serving keep-alive connections opened before the new CRL.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from mtlskit.deploy.bundle import check_crl_coverage, load_crls
+from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
 from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
 from mtlskit.deploy.reload import SOCKET_PREFIX, run_reload
@@ -71,26 +73,45 @@ def _refresh_one(deployment: DeploymentRecord, pem: bytes) -> RefreshResult:
         _check_bundle(deployment, pem)
     except MtlskitError as exc:
         return result("failed", exc.message)
-    path = deployment.crl_path
-    previous = path.read_bytes() if path.exists() else None
+    files = _new_files(deployment, pem)
+    previous = {path: path.read_bytes() for path in files if path.exists()}
     command = deployment.reload_command
+    serial_list = _serial_list(deployment, pem)
     if command and command.startswith(SOCKET_PREFIX):
-        # HAProxy: push through the socket first; the file follows only on success, so a
+        # HAProxy: push through the socket first; the files follow only on success, so a
         # later restart loads what the running process already uses.
-        outcome = run_reload(command, path, pem)
+        outcome = run_reload(command, deployment.crl_path, pem, serial_list=serial_list)
         if outcome.ok:
-            atomic_write(path, pem, PUBLIC_MODE)
+            _write(files)
             return result("updated", outcome.message)
         return result("failed", outcome.message + "; previous CRL kept")
-    atomic_write(path, pem, PUBLIC_MODE)
+    _write(files)
     if not command:
         return result("updated", "CRL rewritten; no reload command recorded, restart the server to apply it")
-    outcome = run_reload(command, path, pem)
+    outcome = run_reload(command, deployment.crl_path, pem)
     if outcome.ok:
         return result("updated", outcome.message)
-    if previous is not None:
-        atomic_write(path, previous, PUBLIC_MODE)
+    _write(previous)
     return result("failed", outcome.message + "; previous CRL restored")
+
+
+def _serial_list(deployment: DeploymentRecord, pem: bytes) -> tuple[Path, list[str]] | None:
+    if deployment.server != "haproxy":
+        return None
+    return deployment.revoked_serials_path, revoked_serials(load_crls(pem))
+
+
+def _new_files(deployment: DeploymentRecord, pem: bytes) -> dict[Path, bytes]:
+    files = {deployment.crl_path: pem}
+    serial_list = _serial_list(deployment, pem)
+    if serial_list is not None:
+        files[serial_list[0]] = serial_list_file(serial_list[1])
+    return files
+
+
+def _write(files: dict[Path, bytes]) -> None:
+    for path, data in files.items():
+        atomic_write(path, data, PUBLIC_MODE)
 
 
 def _check_bundle(deployment: DeploymentRecord, pem: bytes) -> None:

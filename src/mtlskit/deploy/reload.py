@@ -23,10 +23,22 @@ class ReloadResult:
     message: str
 
 
-def run_reload(command: str, crl_path: Path, crl_pem: bytes, timeout: float = 30) -> ReloadResult:
-    """Run a deployment's reload command after its CRL file changed."""
+def run_reload(command: str, crl_path: Path, crl_pem: bytes, timeout: float = 30,
+               serial_list: tuple[Path, list[str]] | None = None) -> ReloadResult:
+    """Run a deployment's reload command after its CRL file changed.
+
+    ``serial_list`` (HAProxy): the revoked-serials ACL file and its new patterns, replaced
+    through the socket after the CRL.
+    """
     if command.startswith(SOCKET_PREFIX):
-        return haproxy_update_crl(Path(command[len(SOCKET_PREFIX):]), crl_path, crl_pem, timeout)
+        admin_socket = Path(command[len(SOCKET_PREFIX):])
+        outcome = haproxy_update_crl(admin_socket, crl_path, crl_pem, timeout)
+        if not outcome.ok or serial_list is None:
+            return outcome
+        listed = haproxy_replace_acl(admin_socket, serial_list[0], serial_list[1], timeout)
+        if not listed.ok:
+            return ReloadResult(True, f"{outcome.message}; but {listed.message}")
+        return ReloadResult(True, f"{outcome.message}; {listed.message}")
     try:
         argv = shlex.split(command)
     except ValueError as exc:
@@ -65,6 +77,29 @@ def haproxy_update_crl(admin_socket: Path, crl_path: Path, crl_pem: bytes,
         _admin_quiet(admin_socket, b"abort ssl crl-file %s\n" % str(crl_path).encode(), timeout)
         return ReloadResult(False, f"haproxy did not commit the CRL: {answer.strip()}")
     return ReloadResult(True, f"committed {crl_path} through {admin_socket}")
+
+
+def haproxy_replace_acl(admin_socket: Path, acl_path: Path, patterns: list[str],
+                        timeout: float = 30, batch: int = 200) -> ReloadResult:
+    """Replace every pattern of a file-backed ACL atomically (HAProxy >= 2.4):
+    ``prepare acl`` gives a new version, ``add acl @VER`` fills it, ``commit acl @VER`` swaps it in."""
+    name = str(acl_path)
+    try:
+        answer = _admin(admin_socket, f"prepare acl {name}\n".encode(), timeout)
+        version = answer.split(":")[-1].strip() if "New version created" in answer else None
+        if not version or not version.isdigit():
+            return ReloadResult(False, f"haproxy did not prepare the ACL {name}: {answer.strip()}")
+        for start in range(0, len(patterns), batch):
+            chunk = ";".join(f"add acl @{version} {name} {p}" for p in patterns[start:start + batch])
+            answer = _admin(admin_socket, (chunk + "\n").encode(), timeout)
+            if answer.strip():
+                return ReloadResult(False, f"haproxy refused a revoked serial: {answer.strip()[:200]}")
+        answer = _admin(admin_socket, f"commit acl @{version} {name}\n".encode(), timeout)
+    except OSError as exc:
+        return ReloadResult(False, f"haproxy admin socket {admin_socket}: {exc.strerror or exc}")
+    if answer.strip():
+        return ReloadResult(False, f"haproxy did not commit the ACL {name}: {answer.strip()}")
+    return ReloadResult(True, f"{len(patterns)} revoked serial(s) checked per request")
 
 
 def _admin(path: Path, command: bytes, timeout: float) -> str:

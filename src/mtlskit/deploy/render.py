@@ -59,6 +59,10 @@ class Layout:
         return self.directory / "crl.pem"
 
     @property
+    def revoked_serials(self) -> Path:   # HAProxy: revoked serials checked on every request
+        return self.directory / "revoked-serials.lst"
+
+    @property
     def site(self) -> Path:
         return self.directory / SITE_FILE[self.server]
 
