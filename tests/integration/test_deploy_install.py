@@ -50,3 +50,15 @@ def test_haproxy_socket_that_is_not_there(tmp_path):
     result = haproxy_update_crl(tmp_path / "admin.sock", tmp_path / "crl.pem", b"x", timeout=2)
     assert not result.ok and "admin socket" in result.message
     assert run_reload(f"socket:{tmp_path / 'admin.sock'}", tmp_path / "crl.pem", b"x").ok is False
+
+
+def test_check_without_the_server_binary_is_skipped_not_failed(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from mtlskit.deploy.check import run_check
+    from mtlskit.deploy.options import DeployOptions, parse_listen, parse_upstream
+    monkeypatch.setenv("PATH", str(tmp_path))          # no nginx on this PATH
+    options = DeployOptions(server="nginx", name="x.example", directory=Path(tmp_path),
+                            listen=parse_listen("443"), upstream=parse_upstream("127.0.0.1:80"))
+    result = run_check(options, 2)
+    assert not result.ran and result.output == "nginx is not installed; check skipped"
