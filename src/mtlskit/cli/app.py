@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.export_cmd",
     "mtlskit.cli.revoke_cmd",
     "mtlskit.cli.serve_cmd",
+    "mtlskit.cli.deploy_cmd",
 ]
 
 
