@@ -1,0 +1,54 @@
+"""`mtlskit init`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mtlskit.ca.authority import CaRequest
+from mtlskit.ca.setup import initialize
+from mtlskit.cli.common import console, exclusive, passphrase_source, settings_of
+from mtlskit.clock import SystemClock
+from mtlskit.errors import UsageError
+from mtlskit.pki.keys import KeyType
+
+
+def init(
+    ctx: typer.Context,
+    name: str = typer.Option("mtlskit CA", "--name", help="Name of the CA (used in the CA subjects)."),
+    key_type: str = typer.Option("ec-p256", "--key-type", help="ec-p256|ec-p384|rsa-2048|rsa-3072|rsa-4096|ed25519"),
+    no_intermediate: bool = typer.Option(False, "--no-intermediate", help="Single CA: the root issues leaves."),
+    root_days: int = typer.Option(3650, "--root-days"),
+    intermediate_days: int = typer.Option(1825, "--intermediate-days"),
+    permit_dns: List[str] = typer.Option([], "--permit-dns", help="Name constraint: permitted DNS domain (repeatable)."),
+    permit_ip: List[str] = typer.Option([], "--permit-ip", help="Name constraint: permitted network, CIDR (repeatable)."),
+    permit_email: List[str] = typer.Option([], "--permit-email", help="Name constraint: permitted mail domain (repeatable)."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="File whose first line encrypts the CA keys."),
+    no_passphrase: bool = typer.Option(False, "--no-passphrase", help="Leave the CA keys unencrypted (labs only)."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="Where `mtlskit serve` is reachable: adds CRL DP and OCSP AIA to certificates."),
+) -> None:
+    """Create a CA: a root and an issuing intermediate, keys encrypted at rest."""
+    exclusive(**{"--passphrase-file": passphrase_file, "--no-passphrase": no_passphrase})
+    settings = settings_of(ctx, public_url=public_url)
+    passphrase = None if no_passphrase else passphrase_source(passphrase_file, confirm=True)()
+    if passphrase is None and not no_passphrase:
+        raise UsageError("no passphrase for the CA keys",
+                         hint="set MTLSKIT_CA_PASSPHRASE, give --passphrase-file, or --no-passphrase for a lab CA")
+    request = CaRequest(name=name, key_type=KeyType.parse(key_type), intermediate=not no_intermediate,
+                        root_days=root_days, intermediate_days=intermediate_days,
+                        permit_dns=tuple(permit_dns), permit_ip=tuple(permit_ip),
+                        permit_email=tuple(permit_email), public_url=settings.public_url)
+    authority = initialize(settings, request, passphrase, SystemClock())
+    console.print(f"CA created in {settings.home}")
+    for signer in {authority.root.name: authority.root, authority.issuing.name: authority.issuing}.values():
+        console.print(f"  {signer.name:<13} {signer.certificate.subject.rfc4514_string()}  "
+                      f"(until {signer.certificate.not_valid_after_utc:%Y-%m-%d})")
+    if no_passphrase:
+        console.print("warning: the CA keys are NOT encrypted (--no-passphrase); use this for labs only",
+                      style="yellow")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)

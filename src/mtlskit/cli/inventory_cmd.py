@@ -1,0 +1,133 @@
+"""`mtlskit list`, `mtlskit show`, `mtlskit inspect`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from cryptography import x509
+from rich.table import Table
+
+from mtlskit.cli.common import console, open_service, parse_duration, print_json, read_secret_file
+from mtlskit.clock import SystemClock
+from mtlskit.errors import BadInput
+from mtlskit.pki import summary
+from mtlskit.pki.encoding import Kind, detect
+from mtlskit.store.inventory import CertificateRecord, Status
+
+
+def _record_json(record: CertificateRecord, now) -> dict:
+    return {"name": record.name, "serial": record.serial_hex, "issuer": record.issuer,
+            "profile": record.profile, "status": record.status_at(now).value,
+            "subject": record.subject, "sans": list(record.sans), "key_type": record.key_type,
+            "not_before": record.not_before, "not_after": record.not_after,
+            "days_left": (record.not_after - now).days,
+            "revoked_at": record.revoked_at, "revocation_reason": record.revocation_reason,
+            "fingerprint_sha256": record.fingerprint_sha256}
+
+
+def list_(
+    ctx: typer.Context,
+    expiring: Optional[str] = typer.Option(None, "--expiring", help="Only valid ones expiring within, e.g. 30d."),
+    status: Optional[str] = typer.Option(None, "--status", help="valid | expired | revoked"),
+    profile: Optional[str] = typer.Option(None, "--profile"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the inventory, soonest expiry first."""
+    service = open_service(ctx)
+    now = service.clock.now()
+    try:
+        wanted = Status(status) if status else None
+    except ValueError:
+        raise BadInput(f"unknown status {status!r}", hint="choose valid, expired or revoked") from None
+    before = now + parse_duration(expiring) if expiring else None
+    records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile)
+    if json_out:
+        print_json([_record_json(r, now) for r in records])
+        return
+    table = Table("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS", box=None)
+    for r in records:
+        table.add_row(r.name, r.profile, r.serial_hex, r.status_at(now).value,
+                      f"{r.not_after:%Y-%m-%d %H:%M}", str((r.not_after - now).days))
+    console.print(table)
+    console.print(f"{len(records)} certificate(s)")
+
+
+def show(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="SERIAL or NAME"),
+    pem: bool = typer.Option(False, "--pem", help="Print the certificate(s) in PEM."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show what the inventory knows about a certificate (every one of that name)."""
+    service = open_service(ctx)
+    now = service.clock.now()
+    records = service.inventory.find_one(target)
+    if pem:
+        typer.echo("".join(r.pem for r in records), nl=False)
+        return
+    if json_out:
+        print_json([_record_json(r, now) | {"pem": r.pem} for r in records])
+        return
+    for r in records:
+        for key, value in _record_json(r, now).items():
+            if value not in (None, []):
+                console.print(f"{key:>20}: {', '.join(value) if isinstance(value, list) else value}")
+        console.print()
+
+
+def inspect(
+    file: Path = typer.Argument(..., help="Certificate, CSR, CRL, key or PKCS#12; PEM or DER."),
+    password_file: Optional[Path] = typer.Option(None, "--password-file", help="For encrypted keys and PKCS#12."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Summarise any PKI file: subject, SANs, key, usage, validity, fingerprint."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {file}: {exc.strerror}") from None
+    password = read_secret_file(password_file, "password") if password_file else None
+    summaries = _summaries(detect(data, password), SystemClock().now())
+    if json_out:
+        print_json(summaries if len(summaries) > 1 else summaries[0])
+        return
+    for item in summaries:
+        _print_summary(item)
+
+
+def _summaries(loaded, now) -> list[dict]:
+    if loaded.kind is Kind.CERTIFICATE:
+        return [summary.certificate_summary(c, now) for c in loaded.objects]
+    if loaded.kind is Kind.CSR:
+        return [summary.csr_summary(loaded.objects[0])]
+    if loaded.kind is Kind.CRL:
+        return [summary.crl_summary(loaded.objects[0], now)]
+    if loaded.kind in (Kind.PRIVATE_KEY, Kind.PUBLIC_KEY):
+        return [summary.key_summary(loaded.objects[0], loaded.kind is Kind.PRIVATE_KEY)]
+    bundle = loaded.objects[0]
+    items = [{"type": "pkcs12", "has_key": bundle.key is not None,
+              "friendly_name": (bundle.cert.friendly_name or b"").decode(errors="replace") if bundle.cert else None,
+              "certificates": 1 + len(bundle.additional_certs) if bundle.cert else len(bundle.additional_certs)}]
+    certs: list[x509.Certificate] = ([bundle.cert.certificate] if bundle.cert else []) + \
+        [c.certificate for c in bundle.additional_certs]
+    return items + [summary.certificate_summary(c, now) for c in certs]
+
+
+def _print_summary(item: dict) -> None:
+    console.print(f"[bold]{item['type']}[/bold]")
+    for key, value in item.items():
+        if key == "type" or value in (None, [], ""):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        console.print(f"{key:>22}: {value}", markup=False)
+    console.print()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_)
+    app.command("show")(show)
+    app.command("inspect")(inspect)

@@ -1,0 +1,138 @@
+"""`mtlskit issue` and `mtlskit sign`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from cryptography.hazmat.primitives import serialization
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mtlskit.cli.common import (console, err_console, open_service, passphrase_source, print_json,
+                                read_secret_file)
+from mtlskit.errors import BadInput, UsageError
+from mtlskit.fileio import write_atomic
+from mtlskit.issue.bundle import BundleOptions
+from mtlskit.issue.csr import sign_csr
+from mtlskit.issue.issuer import IssueRequest, SanRequest
+from mtlskit.issue.profiles import get_profile
+from mtlskit.issue.workflow import issue_batch
+from mtlskit.pki.keys import KeyType
+from mtlskit.pki.pkcs12 import P12Profile
+
+PROGRESS_FROM = 20  # show a progress bar for batches of at least this many
+
+
+def _names_from_file(path: Path) -> list[str]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def issue(
+    ctx: typer.Context,
+    profile: str = typer.Argument(..., help="server | client | peer"),
+    names: List[str] = typer.Argument(None, help="Name(s): subject CN and inventory name."),
+    dns: List[str] = typer.Option([], "--dns", help="DNS SAN (repeatable)."),
+    ip: List[str] = typer.Option([], "--ip", help="IP SAN (repeatable)."),
+    email: List[str] = typer.Option([], "--email", help="Email SAN (repeatable)."),
+    uri: List[str] = typer.Option([], "--uri", help="URI SAN, e.g. spiffe://org/svc (repeatable)."),
+    org_unit: Optional[str] = typer.Option(None, "--org-unit", help="Subject OU."),
+    days: Optional[int] = typer.Option(None, "--days", help="Lifetime (default: the profile's)."),
+    key_type: str = typer.Option("ec-p256", "--key-type"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default ./NAME/)."),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="File with one name per line."),
+    p12: bool = typer.Option(False, "--p12", help="Also write bundle.p12."),
+    p12_profile: str = typer.Option("modern", "--p12-profile", help="modern | legacy (iOS, macOS)"),
+    p12_password_file: Optional[Path] = typer.Option(None, "--p12-password-file"),
+    key_password_file: Optional[Path] = typer.Option(None, "--key-password-file", help="Encrypt key.pem with this password."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Issue server, client or peer certificates with fresh keys."""
+    profile_spec = get_profile(profile)
+    all_names = list(names or []) + (_names_from_file(from_file) if from_file else [])
+    if not all_names:
+        raise UsageError("give at least one NAME, or --from FILE")
+    sans = SanRequest(tuple(dns), tuple(ip), tuple(email), tuple(uri))
+    batch = len(all_names) > 1 or from_file is not None
+    if batch and not sans.empty:
+        raise UsageError("--dns/--ip/--email/--uri apply to a single NAME, not to a batch")
+    base = out or Path(".")
+    directories = [base / n for n in all_names] if batch else [out or Path(all_names[0])]
+    options = BundleOptions(
+        key_password=read_secret_file(key_password_file, "key password") if key_password_file else None,
+        p12=p12, p12_profile=P12Profile.parse(p12_profile),
+        p12_password=read_secret_file(p12_password_file, "PKCS#12 password") if p12_password_file else None)
+    service = open_service(ctx)
+    authority = service.authority(passphrase_source(passphrase_file))
+    requests = [IssueRequest(profile_spec, n, sans, org_unit, days) for n in all_names]
+    with _progress(len(all_names), json_out) as advance:
+        records = issue_batch(service, authority, requests, directories, KeyType.parse(key_type),
+                              options, advance)
+    if json_out:
+        print_json([{"name": r.name, "serial": r.serial_hex, "not_after": r.not_after,
+                     "directory": str(d)} for r, d in zip(records, directories)])
+        return
+    for record, directory in list(zip(records, directories))[:10]:
+        console.print(f"issued {record.profile} {record.name}  serial {record.serial_hex}  "
+                      f"until {record.not_after:%Y-%m-%d}  -> {directory}/")
+    if len(records) > 10:
+        console.print(f"... and {len(records) - 10} more ({len(records)} in all) under {base}/")
+    if p12 and not p12_password_file:
+        console.print("PKCS#12 passwords were generated: see bundle.pass (mode 0600) beside each bundle.p12")
+
+
+class _progress:
+    """A Rich progress bar on stderr for large batches; a no-op otherwise."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total = total
+        self.bar = None if quiet or total < PROGRESS_FROM else Progress(
+            TextColumn("issuing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err_console, transient=True)
+
+    def __enter__(self):
+        if self.bar is None:
+            return lambda n: None
+        self.bar.start()
+        task = self.bar.add_task("issue", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def sign(
+    ctx: typer.Context,
+    csr_file: Path = typer.Argument(..., help="CSR, PEM or DER."),
+    profile: str = typer.Option(..., "--profile", help="server | client | peer"),
+    days: Optional[int] = typer.Option(None, "--days"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here (default: stdout)."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
+) -> None:
+    """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag."""
+    profile_spec = get_profile(profile)
+    try:
+        csr_data = csr_file.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {csr_file}: {exc.strerror}") from None
+    service = open_service(ctx)
+    authority = service.authority(passphrase_source(passphrase_file))
+    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days)
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    if out is None:
+        typer.echo(pem.decode(), nl=False)
+        return
+    write_atomic(out, pem)
+    console.print(f"signed {record.profile} {record.name}  serial {record.serial_hex}  "
+                  f"until {record.not_after:%Y-%m-%d}  -> {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("issue")(issue)
+    app.command("sign")(sign)

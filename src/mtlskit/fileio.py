@@ -1,0 +1,48 @@
+"""Safe file writing: atomic replacement, private modes, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PRIVATE = 0o600
+PUBLIC = 0o644
+
+
+def write_atomic(path: Path, data: bytes, mode: int = PUBLIC) -> None:
+    """Write `data` to `path` through a temporary file in the same directory and rename.
+
+    The temporary file is created with `mode` already set (0600 for keys), so a secret
+    is never readable by others, not even for an instant.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_new(path: Path, data: bytes, mode: int = PUBLIC) -> None:
+    """Create `path` (which must not exist) with `mode`; fast path for fresh directories."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)

@@ -1,0 +1,83 @@
+"""The files of one issued certificate, written into a directory of their own.
+
+    key.pem        private key, PKCS#8, mode 0600 (encrypted when a password is given)
+    cert.pem       the certificate
+    chain.pem      the issuing intermediate(s)
+    fullchain.pem  cert + chain (what servers serve)
+    ca.pem         the root (what peers trust)
+    bundle.p12     key + cert + chain, with --p12
+    bundle.pass    the PKCS#12 password, 0600, when mtlskit generated it
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mtlskit.fileio import PRIVATE, PUBLIC, write_new
+from mtlskit.pki.keys import private_key_pem
+from mtlskit.pki.pkcs12 import P12Profile, build_pkcs12
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleOptions:
+    key_password: bytes | None = None
+    p12: bool = False
+    p12_profile: P12Profile = P12Profile.MODERN
+    p12_password: bytes | None = None   # None: a random one per bundle, saved to bundle.pass
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainPems:
+    """The CA parts every bundle of one issuer shares, encoded once."""
+
+    chain: bytes
+    root: bytes
+    chain_certificates: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def of(cls, chain: list[x509.Certificate], root: x509.Certificate) -> "ChainPems":
+        pem = serialization.Encoding.PEM
+        return cls(b"".join(c.public_bytes(pem) for c in chain), root.public_bytes(pem), tuple(chain))
+
+
+def staging_dir(final: Path) -> Path:
+    return final.parent / f".{final.name}.partial"
+
+
+def write_bundle(directory: Path, name: str, private_key, certificate: x509.Certificate,
+                 chain: ChainPems, options: BundleOptions) -> None:
+    """Write every file of the bundle into `directory`, which must not exist yet."""
+    directory.mkdir(mode=0o700)
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    write_new(directory / "key.pem", private_key_pem(private_key, options.key_password), PRIVATE)
+    write_new(directory / "cert.pem", cert_pem, PUBLIC)
+    write_new(directory / "chain.pem", chain.chain, PUBLIC)
+    write_new(directory / "fullchain.pem", cert_pem + chain.chain, PUBLIC)
+    write_new(directory / "ca.pem", chain.root, PUBLIC)
+    if options.p12:
+        password = options.p12_password
+        if password is None:
+            password = secrets.token_urlsafe(18).encode()
+            write_new(directory / "bundle.pass", password + b"\n", PRIVATE)
+        p12 = build_pkcs12(name, private_key, certificate, list(chain.chain_certificates),
+                           password, options.p12_profile)
+        write_new(directory / "bundle.p12", p12, PRIVATE)
+    os.chmod(directory, 0o755)
+
+
+def publish_staged(staged: Path, final: Path) -> None:
+    """Move a finished bundle into place (an empty existing directory is replaced)."""
+    if final.exists():
+        final.rmdir()
+    os.rename(staged, final)
+
+
+def discard_staged(staged: Path) -> None:
+    shutil.rmtree(staged, ignore_errors=True)

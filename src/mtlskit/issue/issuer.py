@@ -1,0 +1,145 @@
+"""The issuer: a request goes through named stages and comes out signed.
+
+    names -> check lifetime -> check key -> check SANs -> check name constraints
+          -> build -> sign -> record
+
+Signing returns a value; the caller stores it. Nothing here touches files or the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from mtlskit.ca.authority import BACKDATE, Authority, random_serial
+from mtlskit.ca.signer import Signer
+from mtlskit.errors import BadInput
+from mtlskit.issue import policy
+from mtlskit.issue.profiles import Profile
+from mtlskit.pki import extensions, names
+from mtlskit.pki.keys import check_key_strength, key_type_of
+from mtlskit.store.inventory import CertificateRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class SanRequest:
+    """What the user typed: --dns, --ip, --email, --uri."""
+
+    dns: tuple[str, ...] = ()
+    ip: tuple[str, ...] = ()
+    email: tuple[str, ...] = ()
+    uri: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.dns or self.ip or self.email or self.uri)
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueRequest:
+    profile: Profile
+    name: str                      # becomes the subject CN and the inventory NAME
+    sans: SanRequest = SanRequest()
+    org_unit: str | None = None
+    days: int | None = None
+
+
+def client_identity_uri(name: str) -> str:
+    """The URI SAN a client gets when no email or URI is given, so SAN-only verifiers see it."""
+    return f"urn:mtlskit:client:{name}"
+
+
+def resolve_sans(request: IssueRequest) -> list[x509.GeneralName]:
+    """Stage 1: the subjectAltNames, with the defaults of the profile applied."""
+    sans: list[x509.GeneralName] = [names.dns_name(d) for d in request.sans.dns]
+    sans += [names.ip_address(i) for i in request.sans.ip]
+    sans += [names.email_address(e) for e in request.sans.email]
+    sans += [names.uri(u) for u in request.sans.uri]
+    return apply_profile_defaults(request.profile, request.name, sans)
+
+
+def apply_profile_defaults(profile: Profile, name: str,
+                           sans: list[x509.GeneralName]) -> list[x509.GeneralName]:
+    """A server NAME that looks like a host becomes a DNS SAN; a client without an email or
+    URI SAN gets a URI naming it, so CN-based and SAN-based verifiers both see the identity."""
+    sans = list(sans)
+    if profile.is_server and names.looks_like_hostname(name):
+        host = names.dns_name(name)
+        if host not in sans:
+            sans.insert(0, host)
+    if profile.is_client and not any(isinstance(n, (x509.RFC822Name, x509.UniformResourceIdentifier))
+                                     for n in sans):
+        sans.append(names.uri(client_identity_uri(name)))
+    return sans
+
+
+class LeafTemplate:
+    """Everything about a leaf that is the same for every certificate of one profile
+    and issuer, computed once (batch issuance builds thousands from one template)."""
+
+    def __init__(self, authority: Authority, profile: Profile, public_url: str | None,
+                 now: dt.datetime, days: int | None) -> None:
+        self.signer: Signer = authority.issuing
+        self.profile = profile
+        self.days = profile.default_days if days is None else days
+        policy.check_lifetime(profile, self.days)
+        self.not_before = now - BACKDATE
+        self.not_after = now + dt.timedelta(days=self.days)
+        policy.check_within_issuer(self.signer.certificate, self.not_after)
+        self.constrained_cas = [c for c in (authority.root.certificate, self.signer.certificate)]
+        self.common = [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage(list(profile.extended_key_usages)), False),
+            (extensions.authority_key_identifier(self.signer.certificate), False),
+            *extensions.publication_extensions(public_url, self.signer.name),
+        ]
+        if profile.ocsp_nocheck:
+            self.common.append((x509.OCSPNoCheck(), False))
+
+    def sign(self, subject: x509.Name, sans: list[x509.GeneralName], public_key) -> x509.Certificate:
+        """Stages: check key, SANs and name constraints, build, sign."""
+        check_key_strength(public_key)
+        policy.check_required_sans(self.profile, sans)
+        policy.check_name_constraints(self.constrained_cas, sans)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(subject).issuer_name(self.signer.certificate.subject)
+                   .public_key(public_key).serial_number(random_serial())
+                   .not_valid_before(self.not_before).not_valid_after(self.not_after)
+                   .add_extension(extensions.leaf_key_usage(public_key, self.profile.key_encipherment_for_rsa), True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
+        for extension, critical in self.common:
+            builder = builder.add_extension(extension, critical)
+        return self.signer.sign_certificate(builder)
+
+    def issue(self, request: IssueRequest, public_key) -> x509.Certificate:
+        subject = names.subject_name(request.name, org_unit=request.org_unit)
+        return self.sign(subject, resolve_sans(request), public_key)
+
+
+def record_of(certificate: x509.Certificate, issuer: str, name: str, profile: str) -> CertificateRecord:
+    """The inventory's view of a freshly signed certificate."""
+    return CertificateRecord(
+        issuer=issuer, serial=certificate.serial_number, name=name,
+        subject=certificate.subject.rfc4514_string(),
+        sans=tuple(names.general_name_text(n) for n in names.sans_of(certificate)),
+        profile=profile, key_type=key_type_of(certificate.public_key()),
+        not_before=certificate.not_valid_before_utc, not_after=certificate.not_valid_after_utc,
+        fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+        pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+
+
+
+def validate_name(name: str) -> str:
+    """A NAME is also a directory name: refuse what cannot safely be one."""
+    cleaned = name.strip()
+    if not cleaned or cleaned in (".", "..") or "/" in cleaned or "\x00" in cleaned \
+            or cleaned.startswith("."):
+        raise BadInput(f"{name!r} cannot be used as a certificate name (it is also a directory name)")
+    return cleaned
