@@ -1,0 +1,94 @@
+"""`mtlskit verify` (offline) and `mtlskit probe` (live): why a certificate or a handshake fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from mtlskit.cli.common import console, parse_time, print_json, settings_of
+from mtlskit.clock import SystemClock
+from mtlskit.errors import BadInput, UsageError
+from mtlskit.verify.checks import Purpose
+from mtlskit.verify.findings import Finding, Level
+from mtlskit.verify import files
+
+_STYLE = {Level.ERROR: "red", Level.WARNING: "yellow", Level.INFO: "green"}
+
+
+def print_findings(findings: list[Finding]) -> None:
+    for f in findings:
+        console.print(f"{f.level.value}: {f.message} [{f.code}]", style=_STYLE[f.level], markup=False)
+        if f.hint:
+            console.print(f"  hint: {f.hint}", markup=False)
+
+
+def _our_ca(ctx: typer.Context):
+    """The home's CA (certificates, inventory lookup) when there is one, else None."""
+    try:
+        from mtlskit.service import Service
+        settings = settings_of(ctx)
+        service = Service(settings, SystemClock())
+        if not service.ca_files.exists():
+            return None
+        return service
+    except Exception:  # no readable home: verify works from files alone
+        return None
+
+
+def verify(
+    ctx: typer.Context,
+    cert: Path = typer.Argument(..., help="Certificate to check (PEM or DER; a fullchain.pem also gives the chain)."),
+    purpose: str = typer.Option("client", "--purpose", help="client | server"),
+    host: Optional[str] = typer.Option(None, "--host", help="For servers: the name clients connect to."),
+    chain: Optional[Path] = typer.Option(None, "--chain", help="Intermediate CA certificate(s) sent with it."),
+    ca: Optional[Path] = typer.Option(None, "--ca", help="Trusted CA certificate(s) (default: this home's root)."),
+    crl: List[Path] = typer.Option([], "--crl", help="CRL file (repeatable)."),
+    use_ocsp: bool = typer.Option(False, "--ocsp", help="Also ask the OCSP responder named in the certificates."),
+    at: Optional[str] = typer.Option(None, "--at", help="Validate at this time (ISO 8601) instead of now."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check a certificate offline: chain, validity, purpose, revocation, chain file."""
+    from mtlskit.verify.inventory import InventorySource
+    from mtlskit.verify.ocsp import OcspSource
+    from mtlskit.verify.verifier import VerifyRequest, verify as run_verify
+
+    try:
+        wanted = Purpose(purpose)
+    except ValueError:
+        raise UsageError(f"unknown purpose {purpose!r}", hint="use --purpose client or --purpose server") from None
+    certs = files.load_certificates(cert)
+    chain_certs = files.load_certificates(chain, "chain") if chain else certs[1:]
+    service = _our_ca(ctx)
+    if ca is not None:
+        anchors = files.load_certificates(ca, "CA certificate")
+    elif service is not None:
+        ours = service.ca_certificates()
+        anchors = [ours["root"]]
+        if not chain_certs and "intermediate" in ours:
+            chain_certs = [ours["intermediate"]]
+    else:
+        raise UsageError("no trusted CA given", hint="pass the CA certificate with --ca, or --home of the CA")
+    sources = []
+    if service is not None:
+        source = InventorySource(service.ca_certificates(), service.inventory.get)
+        sources.append(source)
+    if use_ocsp:
+        sources.append(OcspSource())
+    request = VerifyRequest(
+        leaf=certs[0], anchors=anchors, chain=chain_certs, chain_given=bool(chain) or len(certs) > 1,
+        crls=[c for path in crl for c in files.load_crls(path)], purpose=wanted, host=host,
+        at=parse_time(at) if at else SystemClock().now())
+    report = run_verify(request, sources)
+    if json_out:
+        print_json({"cert": str(cert), "purpose": wanted.value} | report.to_dict())
+    else:
+        print_findings(report.findings)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
