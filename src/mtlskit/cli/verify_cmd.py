@@ -90,5 +90,49 @@ def verify(
         raise click.exceptions.Exit(1)
 
 
+def probe(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="https://HOST[:PORT]/PATH or HOST:PORT"),
+    cert: Optional[Path] = typer.Option(None, "--cert", help="Client certificate to present (fullchain.pem sends the chain)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Its private key (unencrypted PEM)."),
+    ca: Optional[Path] = typer.Option(None, "--ca", help="CA to verify the server with (default: the system store)."),
+    servername: Optional[str] = typer.Option(None, "--servername", help="SNI and name to check (default: the URL's host)."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds per connection."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Connect to a live endpoint and explain why mutual TLS fails (or that it works)."""
+    from mtlskit.verify.inventory import InventorySource
+    from mtlskit.verify.probe import ProbeRequest, parse_target, probe as run_probe
+
+    if key is not None and cert is None:
+        raise UsageError("--key needs --cert")
+    if cert is not None and key is None:
+        key = cert  # a PEM holding both, as curl --cert accepts
+    parsed, url = parse_target(target, servername)
+    service = _our_ca(ctx)
+    known, revocation = [], None
+    if service is not None:
+        ours = service.ca_certificates()
+        known = list(ours.values())
+        revocation = InventorySource(ours, service.inventory.get)
+    request = ProbeRequest(target=parsed, url=url, at=SystemClock().now(), cert=cert, key=key,
+                           anchors=files.load_certificates(ca, "CA certificate") if ca else None,
+                           known_cas=known, revocation=revocation, timeout=timeout)
+    report = run_probe(request)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        console.print(f"{report.url}  {report.tls_version or '-'}  (supports: {', '.join(report.tls_versions) or '-'})",
+                      markup=False)
+        console.print(f"client certificate: {report.client_auth}; server: {report.server}; "
+                      f"HTTP status: {report.http_status if report.http_status is not None else '-'}", markup=False)
+        for name in report.acceptable_cas:
+            console.print(f"  accepts client certificates from: {name}", markup=False)
+        print_findings(report.findings)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
+    app.command("probe")(probe)
