@@ -32,7 +32,9 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     if ca_files.exists():
         raise AlreadyExists(f"a CA already exists in {settings.home}",
                             hint="use another --home, or remove that directory yourself")
-    _check_request(request, passphrase)
+    check_request(request)
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
+        raise BadInput(f"the CA passphrase must be at least {MIN_PASSPHRASE} characters")
     authority = create_authority(request, clock.now())
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
@@ -51,9 +53,8 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     return authority
 
 
-def _check_request(request: CaRequest, passphrase: bytes | None) -> None:
-    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
-        raise BadInput(f"the CA passphrase must be at least {MIN_PASSPHRASE} characters")
+def check_request(request: CaRequest) -> None:
+    """Refuse impossible CA requests before any key is generated."""
     if not request.name.strip():
         raise BadInput("--name must not be empty")
     if not 1 <= request.root_days <= 36500 or not 1 <= request.intermediate_days <= 36500:

@@ -12,8 +12,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+try:  # typer >= 0.2x ships its own copy of click; its exceptions are not click's
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from mtlskit.cli.common import State, err_console
 from mtlskit.errors import MtlskitError
@@ -65,12 +69,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _print_error(exc.message, exc.hint)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        return 0
+    except typer.Abort:
         _print_error("aborted", None)
         return 2
-    except click.ClickException as exc:
+    except ClickException as exc:
         _print_error(exc.format_message(), "run the command with --help for its usage")
         return 2
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from mtlskit.ca.authority import CaRequest
-from mtlskit.ca.setup import initialize
+from mtlskit.ca.setup import check_request, initialize
 from mtlskit.cli.common import console, exclusive, passphrase_source, settings_of
 from mtlskit.clock import SystemClock
 from mtlskit.errors import UsageError
@@ -32,14 +32,15 @@ def init(
     """Create a CA: a root and an issuing intermediate, keys encrypted at rest."""
     exclusive(**{"--passphrase-file": passphrase_file, "--no-passphrase": no_passphrase})
     settings = settings_of(ctx, public_url=public_url)
-    passphrase = None if no_passphrase else passphrase_source(passphrase_file, confirm=True)()
-    if passphrase is None and not no_passphrase:
-        raise UsageError("no passphrase for the CA keys",
-                         hint="set MTLSKIT_CA_PASSPHRASE, give --passphrase-file, or --no-passphrase for a lab CA")
     request = CaRequest(name=name, key_type=KeyType.parse(key_type), intermediate=not no_intermediate,
                         root_days=root_days, intermediate_days=intermediate_days,
                         permit_dns=tuple(permit_dns), permit_ip=tuple(permit_ip),
                         permit_email=tuple(permit_email), public_url=settings.public_url)
+    check_request(request)  # refuse bad flags before asking for a passphrase
+    passphrase = None if no_passphrase else passphrase_source(passphrase_file, confirm=True)()
+    if passphrase is None and not no_passphrase:
+        raise UsageError("no passphrase for the CA keys",
+                         hint="set MTLSKIT_CA_PASSPHRASE, give --passphrase-file, or --no-passphrase for a lab CA")
     authority = initialize(settings, request, passphrase, SystemClock())
     console.print(f"CA created in {settings.home}")
     for signer in {authority.root.name: authority.root, authority.issuing.name: authority.issuing}.values():

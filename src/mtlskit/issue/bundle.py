@@ -52,10 +52,10 @@ def staging_dir(final: Path) -> Path:
 
 
 def write_bundle(directory: Path, name: str, private_key, certificate: x509.Certificate,
-                 chain: ChainPems, options: BundleOptions) -> None:
+                 chain: ChainPems, options: BundleOptions, cert_pem: bytes | None = None) -> None:
     """Write every file of the bundle into `directory`, which must not exist yet."""
-    directory.mkdir(mode=0o700)
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    directory.mkdir(mode=0o755)
+    cert_pem = cert_pem or certificate.public_bytes(serialization.Encoding.PEM)
     write_new(directory / "key.pem", private_key_pem(private_key, options.key_password), PRIVATE)
     write_new(directory / "cert.pem", cert_pem, PUBLIC)
     write_new(directory / "chain.pem", chain.chain, PUBLIC)
@@ -69,7 +69,6 @@ def write_bundle(directory: Path, name: str, private_key, certificate: x509.Cert
         p12 = build_pkcs12(name, private_key, certificate, list(chain.chain_certificates),
                            password, options.p12_profile)
         write_new(directory / "bundle.p12", p12, PRIVATE)
-    os.chmod(directory, 0o755)
 
 
 def publish_staged(staged: Path, final: Path) -> None:

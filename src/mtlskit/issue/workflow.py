@@ -103,8 +103,10 @@ def _issue_one(index: int) -> CertificateRecord:
     job = batch.jobs[index]
     key = generate_private_key(batch.key_type)
     certificate = batch.template.sign(job.subject, job.sans, key.public_key())
-    write_bundle(job.staged, job.name, key, certificate, batch.chain, batch.options)
-    return record_of(certificate, batch.template.signer.name, job.name, batch.template.profile.name)
+    record = record_of(certificate, batch.template.signer.name, job.name, batch.template.profile.name,
+                       job.sans, batch.key_type.value)
+    write_bundle(job.staged, job.name, key, certificate, batch.chain, batch.options, record.pem.encode())
+    return record
 
 
 def _run(service, batch: _Batch, progress: Progress) -> list[CertificateRecord]:

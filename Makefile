@@ -1,0 +1,38 @@
+# make run   — set up and start the service on a demo CA (embedded SQLite)
+# make test  — set up (Python packages + Debian packages) and run the whole suite
+# make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_HOME ?= $(CURDIR)/demo-home
+BENCH_N ?= 5000
+
+.PHONY: setup system-deps run test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+run: setup
+	MTLSKIT_HOME=$(DEMO_HOME) $(BIN)/python -m mtlskit.demo
+
+test: setup system-deps
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+
+bench: setup system-deps
+	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)
+
+clean:
+	rm -rf $(VENV) demo-home demo-out bench/out

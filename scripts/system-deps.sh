@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
+# haproxy, keytool, curl, iproute2), only when something is missing. Needs root or sudo.
+set -euo pipefail
+
+declare -A PACKAGE_OF=(
+  [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
+  [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux
+)
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+for tool in "${!PACKAGE_OF[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing Debian packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The packages start system services on install; the tests run their own, on free ports.
+for service in nginx apache2 haproxy; do
+  $SUDO service "$service" stop >/dev/null 2>&1 || true
+done
