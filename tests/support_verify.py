@@ -174,6 +174,7 @@ class Server:
     process: subprocess.Popen
     workdir: Path
     open_port: int | None = None  # a listener that does not ask for client certificates
+    version: str = ""
 
     @property
     def url(self) -> str:
@@ -329,7 +330,7 @@ def start_server(kind: str, pki: TestPki, workdir: Path, version: str) -> Server
         argv = ["haproxy", "-db", "-f", str(conf)]
     log = open(workdir / "stdout.log", "wb")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    server = Server(kind, port, process, workdir, open_port)
+    server = Server(kind, port, process, workdir, open_port, version)
     try:
         _wait_listening(port, process, workdir)
         _wait_listening(open_port, process, workdir)
@@ -337,3 +338,75 @@ def start_server(kind: str, pki: TestPki, workdir: Path, version: str) -> Server
         stop(server)
         raise
     return server
+
+
+# --- a small in-memory PKI for unit tests (pure; no files) -------------------------------
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def make_ca(name: str, issuer: Issued | None = None, *, key_usage: bool = True,
+            not_after: dt.datetime = NOW + 3650 * ONE_DAY) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)])
+    builder = (x509.CertificateBuilder().subject_name(subject)
+               .issuer_name(issuer.cert.subject if issuer else subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(NOW - 365 * ONE_DAY).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   (issuer.key if issuer else key).public_key()), False))
+    if key_usage:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False), True)
+    return Issued(builder.sign((issuer.key if issuer else key), hashes.SHA256()), key)
+
+
+def make_leaf(name: str, issuer: Issued, *, eku=("client",), dns: tuple[str, ...] = (),
+              not_before: dt.datetime = NOW - 30 * ONE_DAY, not_after: dt.datetime = NOW + 300 * ONE_DAY,
+              ocsp_url: str | None = None) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    oids = {"client": x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, "server": x509.oid.ExtendedKeyUsageOID.SERVER_AUTH}
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
+               .issuer_name(issuer.cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False)
+               .add_extension(x509.KeyUsage(
+                   digital_signature=True, content_commitment=False, key_encipherment=False,
+                   data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                   encipher_only=False, decipher_only=False), True))
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([oids[e] for e in eku]), False)
+    if dns:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), False)
+    if ocsp_url:
+        builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), False)
+    return Issued(builder.sign(issuer.key, hashes.SHA256()), key)
+
+
+def make_crl(issuer: Issued, revoked: dict[int, x509.ReasonFlags | None] | None = None, *,
+             last: dt.datetime = NOW - ONE_DAY, next_: dt.datetime = NOW + 6 * ONE_DAY,
+             number: bool = True, signer=None) -> x509.CertificateRevocationList:
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject)
+               .last_update(last).next_update(next_))
+    if number:
+        builder = builder.add_extension(x509.CRLNumber(7), False)
+    for serial, reason in (revoked or {}).items():
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(NOW - 2 * ONE_DAY)
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), False)
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(signer or issuer.key, hashes.SHA256())

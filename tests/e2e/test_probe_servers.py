@@ -31,7 +31,6 @@ def server(request, pki, tmp_path_factory):
     if shutil.which(BINARIES[kind]) is None:
         pytest.skip(f"{BINARIES[kind]} is not installed")
     srv = start_server(kind, pki, tmp_path_factory.mktemp(f"{kind}-{version}"), version)
-    srv.version = version
     yield srv
     stop(srv)
 

@@ -2,9 +2,10 @@
 
 cryptography implements RFC 5280 path building with the CA/B ("webpki") profile:
 signatures, validity of every certificate, basic constraints and path length, name
-constraints, EKU, and the server name. We relax one rule: a CA certificate without a
+constraints, EKU, and the server name. We relax two rules: a CA certificate without a
 keyUsage extension is accepted (RFC 5280 6.3.3 (f) and 4.2.1.3 make the extension
-optional; when present it must assert keyCertSign). Everything else it does not do
+optional; when present it must assert keyCertSign), and a client certificate may have
+no subjectAltName (RFC 5280 4.2.1.6 requires one only when the subject is empty). Everything else it does not do
 (revocation, finer purpose messages, chain files) lives in the sibling modules.
 """
 
@@ -36,9 +37,14 @@ def _ca_key_usage(policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> N
         raise ValueError("CA keyUsage does not assert keyCertSign")
 
 
-def _policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+def _policies(purpose: Purpose) -> tuple[ExtensionPolicy, ExtensionPolicy]:
     ca = ExtensionPolicy.webpki_defaults_ca().may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage)
-    return ca, ExtensionPolicy.webpki_defaults_ee()
+    ee = ExtensionPolicy.webpki_defaults_ee()
+    if purpose is Purpose.CLIENT:
+        # Client certificates named only by their subject CN are common in mTLS (the
+        # classic openssl tutorials issue them); servers authorise on the subject DN.
+        ee = ee.may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    return ca, ee
 
 
 def subject_for(host: str) -> x509.DNSName | x509.IPAddress:
@@ -81,7 +87,8 @@ def build_path(leaf: x509.Certificate, intermediates: list[x509.Certificate],
         return PathResult(None, [error("chain-untrusted", "no trusted CA certificate was given",
                                        "pass the CA certificate with --ca")])
     builder = PolicyBuilder().store(Store(anchors)).time(at)
-    builder = builder.extension_policies(ca_policy=_policies()[0], ee_policy=_policies()[1])
+    ca_policy, ee_policy = _policies(purpose)
+    builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
     if max_depth is not None:
         builder = builder.max_chain_depth(max_depth)
     notes: list[Finding] = []
