@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 
 from mtlskit.cli.common import console, parse_time, print_json, settings_of
 from mtlskit.clock import SystemClock
-from mtlskit.errors import BadInput, UsageError
+from mtlskit.errors import CheckFailed, UsageError
 from mtlskit.verify.checks import Purpose
 from mtlskit.verify.findings import Finding, Level
 from mtlskit.verify import files
@@ -87,7 +86,8 @@ def verify(
     else:
         print_findings(report.findings)
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        errors = sum(f.level is Level.ERROR for f in report.findings)
+        raise CheckFailed(f"verification failed ({errors} error{'s' if errors > 1 else ''})")
 
 
 def probe(
@@ -130,7 +130,8 @@ def probe(
             console.print(f"  accepts client certificates from: {name}", markup=False)
         print_findings(report.findings)
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        first = next(f for f in report.findings if f.level is Level.ERROR)
+        raise CheckFailed(f"mutual TLS with {report.url} fails: {first.code}")
 
 
 def register(app: typer.Typer) -> None:
