@@ -9,7 +9,7 @@ import typer
 
 from mtlskit.cli.common import console, parse_time, print_json, settings_of
 from mtlskit.clock import SystemClock
-from mtlskit.errors import CheckFailed, UsageError
+from mtlskit.errors import CheckFailed, MtlskitError, UsageError
 from mtlskit.verify.checks import Purpose
 from mtlskit.verify.findings import Finding, Level
 from mtlskit.verify import files
@@ -33,7 +33,7 @@ def _our_ca(ctx: typer.Context):
         if not service.ca_files.exists():
             return None
         return service
-    except Exception:  # no readable home: verify works from files alone
+    except (MtlskitError, OSError):  # no readable home: verify and probe work from files alone
         return None
 
 
