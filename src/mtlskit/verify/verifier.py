@@ -107,7 +107,8 @@ def _revocation(request: VerifyRequest, path: list[x509.Certificate],
         found += crl.check_path_crls(path, request.crls, request.at)
     for source in sources:
         found += source(path, request.at)
-    if not request.crls and not sources and len(path) > 1:
+    covered = bool(request.crls) or any(getattr(s, "covers", lambda _: True)(path) for s in sources)
+    if not covered and len(path) > 1:
         found.append(info("revocation-not-checked", "no CRL was given, so revocation was not checked",
                           "pass the CA's CRL with --crl, or --ocsp to ask the OCSP responder"))
     return found
