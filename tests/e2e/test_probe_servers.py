@@ -5,7 +5,11 @@ as the first error finding, and a listener without client auth says so."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +88,15 @@ def test_probe_hint_names_the_server_side_fix(server, pki, capsys):
         assert report["server"] == "nginx" and report["http_status"] == 400
     else:
         assert report["http_status"] is None
+
+
+def test_probe_as_a_subprocess(server, pki):
+    """The installed entry point, not only the in-process CLI: exit code and one JSON object."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    case = pki.cases["expired"]
+    proc = subprocess.run([sys.executable, "-m", "mtlskit", "--home", str(pki.home), "probe", server.url,
+                           "--ca", str(pki.root), "--cert", str(case.cert), "--key", str(case.key), "--json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert first_error(json.loads(proc.stdout)) == "client-cert-expired"
+    assert proc.stderr.startswith("error: mutual TLS with") and "Traceback" not in proc.stderr
