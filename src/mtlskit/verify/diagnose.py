@@ -54,15 +54,21 @@ def server_kind(*attempts: Attempt) -> ServerKind:
     return ServerKind.UNKNOWN
 
 
+def _cut_off(attempt: Attempt) -> bool:
+    """The connection was dropped without an answer (not merely a silent non-HTTP service)."""
+    return attempt.http_status is None and attempt.error not in (None, "timed out")
+
+
 def refused_without_cert(attempt: Attempt) -> bool:
     """Did the server refuse a connection that sent no client certificate?"""
     if attempt.alert in (116, 40) or NGINX_NO_CERT in attempt.http_body:
         return True
-    return attempt.cert_requested and not attempt.handshake_ok
+    return attempt.cert_requested and (not attempt.handshake_ok or _cut_off(attempt))
 
 
 def refused_with_cert(attempt: Attempt) -> bool:
-    if not attempt.handshake_ok or attempt.alert not in (None, 0):
+    """Did the server refuse the connection in which we presented a certificate?"""
+    if not attempt.handshake_ok or attempt.alert not in (None, 0) or _cut_off(attempt):
         return True
     return attempt.http_status == 400 and (NGINX_CERT_ERROR in attempt.http_body or NGINX_NO_CERT in attempt.http_body)
 

@@ -208,7 +208,6 @@ def _with_certificate(request: ProbeRequest, report: ProbeReport, base: Attempt)
     report.http_status = attempt.http_status
     client = diagnose.ClientIdentity(certs[0], certs[1:], request.known_cas, _revoked(request, certs))
     local = diagnose.local_findings(client, base.ca_names, request.at, kind)
-    report.findings = [f for f in report.findings if f.code != "client-cert-missing"]
     if diagnose.refused_with_cert(attempt):
         report.findings[_first_client_slot(report):_first_client_slot(report)] = \
             diagnose.explain_refusal(attempt, local, kind)
@@ -226,8 +225,8 @@ def _first_client_slot(report: ProbeReport) -> int:
 def _revoked(request: ProbeRequest, certs: list[x509.Certificate]) -> Finding | None:
     if request.revocation is None:
         return None
-    path = [certs[0]] + [c for c in certs[1:]] + request.known_cas
-    for f in request.revocation(_path_to_known(certs[0], path), request.at):
+    pool = certs[1:] + request.known_cas
+    for f in request.revocation(_path_to_known(certs[0], pool), request.at):
         if f.code == "revoked":
             return error("client-cert-revoked", f.message, f.hint)
     return None

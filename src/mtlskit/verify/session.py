@@ -124,11 +124,16 @@ def _http(tls: ssl.SSLSocket, target: Target, attempt: Attempt) -> None:
     tls.sendall(f"GET {target.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtlskit-probe\r\n"
                 "Connection: close\r\n\r\n".encode())
     data = b""
-    while len(data) < _READ_LIMIT:
-        chunk = tls.recv(_READ_LIMIT)
-        if not chunk:
-            break
-        data += chunk
+    try:
+        while len(data) < _READ_LIMIT:
+            chunk = tls.recv(_READ_LIMIT)
+            if not chunk:
+                break
+            data += chunk
+    except (ssl.SSLError, OSError):
+        if not data:  # refused: the caller records why
+            raise
+        # an answer followed by an unclean close is still an answer
     text = data.decode("latin-1")
     match = re.match(r"HTTP/\d(?:\.\d)? (\d{3})", text)
     if match:
