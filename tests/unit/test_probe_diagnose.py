@@ -76,3 +76,11 @@ def test_nginx_pages_are_recognised():
 def test_parse_target(text, host, port, sni, path):
     target, _ = parse_target(text)
     assert (target.host, target.port, target.servername, target.path) == (host, port, sni, path)
+
+
+@pytest.mark.parametrize("error, refused", [("EOF occurred in violation of protocol", True),
+                                            ("timed out", False), (None, False)])
+def test_a_dropped_connection_is_a_refusal_but_silence_is_not(error, refused):
+    attempt = Attempt(handshake_ok=True, cert_requested=True, error=error)
+    assert diagnose.refused_without_cert(attempt) is refused
+    assert diagnose.refused_with_cert(attempt) is refused
