@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import ssl
@@ -12,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from mtlskit.cli.app import main
-from tests.support_verify import NOW, ONE_DAY, make_ca, make_leaf
+from tests.support_verify import ONE_DAY, make_ca, make_leaf
 
 PEM = serialization.Encoding.PEM
 
@@ -61,7 +62,7 @@ def lab(tmp_path_factory):
     root = make_ca("Probe Root")
     root_file = tmp / "root.pem"
     root_file.write_bytes(root.cert.public_bytes(PEM))
-    now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
+    now = dt.datetime.now(dt.timezone.utc)
     good = make_leaf("localhost", root, eku=("server",), dns=("localhost",),
                      not_before=now - ONE_DAY, not_after=now + 30 * ONE_DAY)
     expired = make_leaf("localhost", root, eku=("server",), dns=("localhost",),
