@@ -104,18 +104,21 @@ def build_path(leaf: x509.Certificate, intermediates: list[x509.Certificate],
                 notes.append(info("name-not-checked", "no --host given; the server name was not checked"))
             chain = builder.build_server_verifier(subject).verify(leaf, intermediates)
     except (VerificationError, ValueError) as exc:
-        return PathResult(None, [_explain(exc, leaf, anchors, host)])
+        return PathResult(None, [_explain(exc, leaf, anchors + intermediates, host)])
     return PathResult(list(chain), notes)
 
 
-def _explain(exc: Exception, leaf: x509.Certificate, anchors: list[x509.Certificate], host: str | None) -> Finding:
+def _explain(exc: Exception, leaf: x509.Certificate, known: list[x509.Certificate], host: str | None) -> Finding:
     text = str(exc)
     if "no matching subjectAltName" in text and host:
         return error("name-mismatch", f"{describe(leaf)} is not valid for the name {host!r}",
                      "reissue the server certificate with this name as a subject alternative name")
-    detail = text.removeprefix("validation failed: ").split(" (encountered processing")[0]
     issuer = leaf.issuer.rfc4514_string()
-    hint = "pass the issuing CA with --ca, and any intermediate with --chain"
-    if not any(a.subject == leaf.issuer for a in anchors):
-        hint = f"the issuer ({issuer}) must be reachable: add it to --chain, or its root to --ca"
-    return error("chain-untrusted", f"no valid chain from {describe(leaf)} to a trusted CA: {detail}", hint)
+    if not any(c.subject == leaf.issuer for c in known):
+        return error("chain-untrusted", f"the issuer of {describe(leaf)} ({issuer}) is neither a trusted CA "
+                     "nor in the chain", "add the intermediate CA to --chain (chain.pem), or its CA to --ca")
+    detail = text.removeprefix("validation failed: ").split(" (encountered processing")[0]
+    detail = detail.replace("candidates exhausted: ", "").replace(
+        "all candidates exhausted with no interior errors", "no path leads to a trusted CA")
+    return error("chain-untrusted", f"no valid chain from {describe(leaf)} to a trusted CA: {detail}",
+                 "pass the root CA that issued this chain with --ca, and every intermediate with --chain")
