@@ -175,6 +175,7 @@ class Server:
     workdir: Path
     open_port: int | None = None  # a listener that does not ask for client certificates
     version: str = ""
+    nocrl_port: int | None = None  # requires client certificates but checks no CRL
 
     @property
     def url(self) -> str:
@@ -210,7 +211,7 @@ def stop(server: Server) -> None:
 _VERSIONS = {"1.3": ("TLSv1.3", "-all +TLSv1.3", "TLSv1.3"), "1.2": ("TLSv1.2", "-all +TLSv1.2", "TLSv1.2")}
 
 
-def _nginx_conf(pki: TestPki, work: Path, port: int, open_port: int, version: str) -> str:
+def _nginx_conf(pki: TestPki, work: Path, port: int, open_port: int, nocrl_port: int, version: str) -> str:
     protocols = _VERSIONS[version][0]
     temp = " ".join(f"{d}_temp_path {work}/{d};" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     # nginx docs: ssl_verify_client on + ssl_client_certificate (CA names are sent in the
@@ -237,11 +238,18 @@ http {{
     ssl_protocols {protocols};
     location / {{ return 200 "hello\\n"; }}
   }}
+  server {{
+    listen 127.0.0.1:{nocrl_port} ssl;
+    ssl_certificate {pki.server_fullchain}; ssl_certificate_key {pki.server_key};
+    ssl_protocols {protocols};
+    ssl_client_certificate {pki.root}; ssl_verify_client on; ssl_verify_depth 2;
+    location / {{ return 200 "hello\\n"; }}
+  }}
 }}
 """
 
 
-def _apache_conf(pki: TestPki, work: Path, port: int, open_port: int, version: str) -> str:
+def _apache_conf(pki: TestPki, work: Path, port: int, open_port: int, nocrl_port: int, version: str) -> str:
     mods = "/usr/lib/apache2/modules"
     protocols = _VERSIONS[version][1]
     # mod_ssl docs: SSLVerifyClient require, SSLCACertificateFile, SSLCARevocationFile
@@ -270,6 +278,7 @@ Mutex file:{work} default
 SSLSessionCache none
 Listen 127.0.0.1:{port}
 Listen 127.0.0.1:{open_port}
+Listen 127.0.0.1:{nocrl_port}
 <VirtualHost 127.0.0.1:{port}>
   SSLEngine on
   SSLProtocol {protocols}
@@ -287,10 +296,19 @@ Listen 127.0.0.1:{open_port}
   SSLCertificateFile {pki.server_fullchain}
   SSLCertificateKeyFile {pki.server_key}
 </VirtualHost>
+<VirtualHost 127.0.0.1:{nocrl_port}>
+  SSLEngine on
+  SSLProtocol {protocols}
+  SSLCertificateFile {pki.server_fullchain}
+  SSLCertificateKeyFile {pki.server_key}
+  SSLCACertificateFile {pki.root}
+  SSLVerifyClient require
+  SSLVerifyDepth 2
+</VirtualHost>
 """
 
 
-def _haproxy_conf(pki: TestPki, work: Path, port: int, open_port: int, version: str) -> str:
+def _haproxy_conf(pki: TestPki, work: Path, port: int, open_port: int, nocrl_port: int, version: str) -> str:
     bundle = work / "server-bundle.pem"  # HAProxy wants certificate, chain and key in one file
     bundle.write_bytes(pki.server_fullchain.read_bytes() + pki.server_key.read_bytes())
     ver = _VERSIONS[version][2]
@@ -311,29 +329,33 @@ frontend mtls
 frontend open
   bind 127.0.0.1:{open_port} ssl crt {bundle} ssl-min-ver {ver} ssl-max-ver {ver}
   http-request return status 200 content-type text/plain string "hello"
+frontend nocrl
+  bind 127.0.0.1:{nocrl_port} ssl crt {bundle} ca-file {pki.root} verify required ssl-min-ver {ver} ssl-max-ver {ver}
+  http-request return status 200 content-type text/plain string "hello"
 """
 
 
 def start_server(kind: str, pki: TestPki, workdir: Path, version: str) -> Server:
     """Start nginx, apache or haproxy in the foreground under ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port, open_port = free_port(), free_port()
+    port, open_port, nocrl_port = free_port(), free_port(), free_port()
     conf = workdir / f"{kind}.conf"
     if kind == "nginx":
-        conf.write_text(_nginx_conf(pki, workdir, port, open_port, version))
+        conf.write_text(_nginx_conf(pki, workdir, port, open_port, nocrl_port, version))
         argv = ["nginx", "-e", str(workdir / "error.log"), "-p", str(workdir), "-c", str(conf)]
     elif kind == "apache":
-        conf.write_text(_apache_conf(pki, workdir, port, open_port, version))
+        conf.write_text(_apache_conf(pki, workdir, port, open_port, nocrl_port, version))
         argv = ["apache2", "-X", "-f", str(conf)]
     else:
-        conf.write_text(_haproxy_conf(pki, workdir, port, open_port, version))
+        conf.write_text(_haproxy_conf(pki, workdir, port, open_port, nocrl_port, version))
         argv = ["haproxy", "-db", "-f", str(conf)]
     log = open(workdir / "stdout.log", "wb")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    server = Server(kind, port, process, workdir, open_port, version)
+    server = Server(kind, port, process, workdir, open_port, version, nocrl_port)
     try:
         _wait_listening(port, process, workdir)
         _wait_listening(open_port, process, workdir)
+        _wait_listening(nocrl_port, process, workdir)
     except Exception:
         stop(server)
         raise

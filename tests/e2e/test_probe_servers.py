@@ -100,3 +100,12 @@ def test_probe_as_a_subprocess(server, pki):
     assert proc.returncode == 1, proc.stderr
     assert first_error(json.loads(proc.stdout)) == "client-cert-expired"
     assert proc.stderr.startswith("error: mutual TLS with") and "Traceback" not in proc.stderr
+
+
+def test_server_without_crl_accepts_a_revoked_certificate_and_probe_warns(server, pki, capsys):
+    rc, report = probe_json(capsys, pki, f"https://127.0.0.1:{server.nocrl_port}/", pki.cases["revoked"])
+    assert (rc, report["ok"], report["http_status"]) == (0, True, 200)
+    warning = next(f for f in report["findings"] if f["code"] == "client-cert-revoked")
+    assert warning["level"] == "warning" and "accepted" in warning["message"]
+    if server.kind == "nginx":
+        assert "ssl_crl" in warning["hint"]

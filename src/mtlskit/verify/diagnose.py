@@ -88,6 +88,21 @@ _SERVER_REQUIRE = {
 }
 
 
+_SERVER_CRL = {
+    ServerKind.NGINX: "add `ssl_crl crl.pem;` (CRLs of every CA in the chain) to the server block",
+    ServerKind.APACHE: "add `SSLCARevocationFile crl.pem` and `SSLCARevocationCheck chain`",
+    ServerKind.HAPROXY: "add `crl-file crl.pem` to the bind line",
+}
+
+
+def accepted_anyway_hint(code: str, kind: ServerKind) -> str:
+    """What to change on a server that accepted a certificate it should have refused."""
+    if code == "client-cert-revoked":
+        return _SERVER_CRL.get(kind, "make the server check revocation (nginx ssl_crl, Apache "
+                               "SSLCARevocationFile, HAProxy crl-file) and publish the CRL there")
+    return "make the server verify client certificates fully (validity, purpose, trusted CA)"
+
+
 def _trust_setting(kind: ServerKind) -> str:
     return _SERVER_TRUST.get(kind, "the server's client CA file (nginx ssl_client_certificate, Apache "
                              "SSLCACertificateFile, HAProxy ca-file)")

@@ -214,7 +214,7 @@ def _with_certificate(request: ProbeRequest, report: ProbeReport, base: Attempt)
         return
     for f in local:  # accepted although something is wrong: the server does not check it
         report.findings.append(warning(f.code, f"the server accepted the certificate, but {f.message}",
-                                       "make the server check it too (CRL, validity, purpose)"))
+                                       diagnose.accepted_anyway_hint(f.code, kind)))
 
 
 def _first_client_slot(report: ProbeReport) -> int:
