@@ -90,6 +90,7 @@ def test_revoked_in_the_inventory(lab, capsys):
     (["verify", "{cert}", "--ca", "{cert}", "--purpose", "both"], "error: unknown purpose 'both'"),
     (["verify", "{cert}", "--ca", "{cert}", "--crl", "{cert}"], "does not hold a CRL"),
     (["verify", "{cert}", "--ca", "{cert}", "--at", "yesterday"], "is not a time"),
+    (["verify", "{cert}", "--ca", "{cert}", "--host", "api.example.com"], "--host is the name a server"),
 ])
 def test_bad_input_is_one_line_and_exit_2(lab, capsys, args, message, tmp_path, monkeypatch):
     base, _ = lab

@@ -58,6 +58,8 @@ def verify(
         wanted = Purpose(purpose)
     except ValueError:
         raise UsageError(f"unknown purpose {purpose!r}", hint="use --purpose client or --purpose server") from None
+    if host and wanted is Purpose.CLIENT:
+        raise UsageError("--host is the name a server certificate must match", hint="add --purpose server")
     certs = files.load_certificates(cert)
     chain_certs = files.load_certificates(chain, "chain") if chain else certs[1:]
     service = _our_ca(ctx)
