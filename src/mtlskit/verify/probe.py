@@ -11,6 +11,7 @@ The network is session.py; everything here is decisions.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,6 @@ def parse_target(text: str, servername: str | None = None) -> tuple[Target, str]
 
 
 def _is_ip(host: str) -> bool:
-    import ipaddress
     try:
         ipaddress.ip_address(host)
         return True
@@ -129,15 +129,17 @@ def probe(request: ProbeRequest) -> ProbeReport:
             report.findings.append(error("client-cert-missing", "the server requires a client certificate and "
                                          "none was sent", "pass --cert and --key to probe with one"))
         report.server = kind.value
-        return _finish(report)
+        return _finish(report, with_cert=False)
     _with_certificate(request, report, base)
-    return _finish(report)
+    return _finish(report, with_cert=True)
 
 
-def _finish(report: ProbeReport) -> ProbeReport:
+def _finish(report: ProbeReport, with_cert: bool) -> ProbeReport:
     if report.ok:
-        report.findings.append(info("ok", f"mutual TLS works ({report.tls_version}, HTTP {report.http_status})"
-                                    if report.client_auth != "none" else "TLS works"))
+        status = f"HTTP {report.http_status}" if report.http_status is not None else "no HTTP answer"
+        what = ("mutual TLS works" if with_cert else
+                "TLS works; the server accepts connections without a client certificate")
+        report.findings.append(info("ok", f"{what} ({report.tls_version}, {status})"))
     return report
 
 
