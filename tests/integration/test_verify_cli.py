@@ -165,3 +165,22 @@ def test_ocsp_responder_down_is_a_warning():
     leaf = make_leaf("ocsp-client", root, ocsp_url="http://127.0.0.1:9/ocsp")
     report = verify(VerifyRequest(leaf=leaf.cert, anchors=[root.cert], at=NOW), [OcspSource()])
     assert report.ok and "ocsp-unavailable" in [f.code for f in report.findings]
+
+
+def test_cli_ocsp_flag_asks_the_responder(responder, capsys, tmp_path):
+    root = make_ca("OCSP CLI Root")
+    now = dt.datetime.now(dt.timezone.utc)
+    leaf = make_leaf("ocsp-cli", root, ocsp_url=responder, not_before=now - ONE_DAY)
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=leaf.cert, issuer=root.cert, algorithm=hashes.SHA1(), cert_status=ocsp.OCSPCertStatus.REVOKED,
+        this_update=now - ONE_DAY, next_update=now + ONE_DAY, revocation_time=now - ONE_DAY,
+        revocation_reason=x509.ReasonFlags.key_compromise).responder_id(ocsp.OCSPResponderEncoding.HASH, root.cert)
+    _Responder.answers[leaf.cert.serial_number] = builder.sign(root.key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.DER)
+    (tmp_path / "leaf.pem").write_bytes(leaf.cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "root.pem").write_bytes(root.cert.public_bytes(serialization.Encoding.PEM))
+    args = ["--home", tmp_path / "nohome", "verify", tmp_path / "leaf.pem", "--ca", tmp_path / "root.pem"]
+    rc, out, _ = run(capsys, *args)
+    assert rc == 0 and "[revocation-not-checked]" in out
+    rc, out, _ = run(capsys, *args, "--ocsp")
+    assert rc == 1 and "according to OCSP" in out and "key_compromise" in out
