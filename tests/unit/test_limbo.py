@@ -148,3 +148,4 @@ def test_limbo_crl_cases_all_run_and_pass(limbo_cases):
     crl_cases = [c for c in limbo_cases if "has-crl" in c["features"]]
     assert len(crl_cases) == 8
     assert [run_case(c)[0] for c in crl_cases] == ["pass"] * 8
+
