@@ -132,6 +132,15 @@ def test_unusable_crl_is_an_error(pki, crl_kwargs, code):
     assert codes(report, Level.ERROR) == [code]
 
 
+def test_a_stale_crl_beside_a_fresh_one_is_ignored(pki):
+    root, inter = pki
+    leaf = make_leaf("mallory", inter)
+    stale = make_crl(inter, last=NOW - 20 * ONE_DAY, next_=NOW - 13 * ONE_DAY)
+    fresh = make_crl(inter, {leaf.cert.serial_number: None})
+    report = verify(request(pki, leaf, crls=[stale, fresh, make_crl(root)]))
+    assert codes(report, Level.ERROR) == ["revoked"]
+
+
 def test_crl_signed_by_another_key_is_refused(pki):
     root, inter = pki
     impostor = make_ca("Unit Intermediate")  # same name, other key

@@ -38,8 +38,12 @@ def check_path_crls(path: list[x509.Certificate], crls: list[x509.CertificateRev
             found.append(warning("crl-missing", f"no CRL from {describe(issuer)} was given, so the revocation "
                                  f"of {describe(cert)} was not checked", "pass that CA's CRL with --crl"))
             continue
-        for crl in mine:
-            found += check_crl(crl, issuer, at) or _lookup(crl, cert, at)
+        judged = [(crl, check_crl(crl, issuer, at)) for crl in mine]
+        usable = [crl for crl, problems in judged if not problems]
+        if not usable:  # report the newest CRL's problems; older ones are expected to be stale
+            found += max(judged, key=lambda pair: pair[0].last_update_utc)[1]
+        for crl in usable:
+            found += _lookup(crl, cert, at)
     return found
 
 
