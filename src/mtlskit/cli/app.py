@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.issue_cmd",
     "mtlskit.cli.inventory_cmd",
     "mtlskit.cli.export_cmd",
+    "mtlskit.cli.revoke_cmd",
     "mtlskit.cli.verify_cmd",
 ]
 
