@@ -98,33 +98,6 @@ def _resign(template: Path, issuer_cert: Path, issuer_key: Path, out: Path, cn: 
     (out / "fullchain.pem").write_bytes(_pem(cert) + issuer_cert.read_bytes())
 
 
-def _crl(issuer_cert: Path, issuer_key: Path, revoked: list[int], now: dt.datetime) -> bytes:
-    ca = x509.load_pem_x509_certificate(issuer_cert.read_bytes())
-    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
-               .last_update(now - ONE_DAY).next_update(now + 7 * ONE_DAY)
-               .add_extension(x509.CRLNumber(1), False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), False))
-    for serial in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - ONE_DAY)
-            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), False).build())
-    return builder.sign(_load_key(issuer_key), hashes.SHA256()).public_bytes(PEM)
-
-
-def _mark_revoked(home: Path, serial: int, at: dt.datetime) -> None:
-    """Record the revocation in the lab inventory (until `mtlskit revoke` lands on main)."""
-    from sqlalchemy import update
-
-    from mtlskit.config import load_settings
-    from mtlskit.store.inventory import Inventory
-    from mtlskit.store.models import CertificateRow
-
-    inventory = Inventory.open(load_settings(home, {}).database_url)
-    with inventory.transaction() as session:
-        session.execute(update(CertificateRow).where(CertificateRow.serial == format(serial, "x"))
-                        .values(status="revoked", revoked_at=at, revocation_reason="keyCompromise"))
-
-
 def build_pki(base: Path) -> TestPki:
     """The whole matrix of client cases, from one mtlskit home and one foreign one."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -143,10 +116,9 @@ def build_pki(base: Path) -> TestPki:
             now - 400 * ONE_DAY, now - 35 * ONE_DAY)
     _resign(base / "alice/cert.pem", inter_cert, inter_key, base / "early", "early",
             now + 10 * ONE_DAY, now + 375 * ONE_DAY)
-    mallory = x509.load_pem_x509_certificate((base / "mallory/cert.pem").read_bytes()).serial_number
-    _mark_revoked(home, mallory, now - ONE_DAY)
-    crl = base / "crl.pem"
-    crl.write_bytes(_crl(inter_cert, inter_key, [mallory], now) + _crl(ca / "root.pem", ca / "root.key.pem", [], now))
+    run_cli("--home", home, "revoke", "mallory", "--reason", "keyCompromise")
+    crl = base / "crl.pem"  # the CRLs of root and intermediate, as the servers need them
+    run_cli("--home", home, "crl", "--bundle", "--out", crl)
     pki = TestPki(home=home, root=ca / "root.pem", intermediate=inter_cert,
                   server_fullchain=base / "server/fullchain.pem", server_key=base / "server/key.pem", crl=crl)
     cases = [

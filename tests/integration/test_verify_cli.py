@@ -15,7 +15,7 @@ from cryptography.x509 import ocsp
 from mtlskit.cli.app import main
 from mtlskit.verify.ocsp import OcspSource
 from mtlskit.verify.verifier import VerifyRequest, verify
-from tests.support_verify import NOW, ONE_DAY, _crl, _mark_revoked, make_ca, make_leaf, run_cli
+from tests.support_verify import NOW, ONE_DAY, make_ca, make_leaf, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +66,21 @@ def test_wrong_purpose_exits_1_with_hint(lab, capsys):
 
 def test_revoked_by_crl_file(lab, capsys, tmp_path):
     base, home = lab
-    serial = x509.load_pem_x509_certificate((base / "trudy/cert.pem").read_bytes()).serial_number
+    run_cli("--home", home, "revoke", "trudy", "--reason", "keyCompromise")
     crl = tmp_path / "crl.pem"
-    now = dt.datetime.now(dt.timezone.utc)
-    crl.write_bytes(_crl(home / "ca/intermediate.pem", home / "ca/intermediate.key.pem", [serial], now)
-                    + _crl(home / "ca/root.pem", home / "ca/root.key.pem", [], now))
-    rc, out, _ = run(capsys, "verify", base / "trudy/fullchain.pem", "--ca", base / "trudy/ca.pem", "--crl", crl)
+    run_cli("--home", home, "crl", "--bundle", "--out", crl)
+    nohome = tmp_path / "nohome"  # the CRL file alone, not the inventory
+    rc, out, _ = run(capsys, "--home", nohome, "verify", base / "trudy/fullchain.pem", "--ca", base / "trudy/ca.pem",
+                     "--crl", crl)
     assert rc == 1 and "[revoked]" in out and "key_compromise" in out
-    rc, out, _ = run(capsys, "verify", base / "alice/fullchain.pem", "--ca", base / "alice/ca.pem", "--crl", crl)
+    rc, out, _ = run(capsys, "--home", nohome, "verify", base / "alice/fullchain.pem", "--ca", base / "alice/ca.pem",
+                     "--crl", crl)
     assert rc == 0 and "[crl-missing]" not in out
 
 
 def test_revoked_in_the_inventory(lab, capsys):
     base, home = lab
-    serial = x509.load_pem_x509_certificate((base / "mallory/cert.pem").read_bytes()).serial_number
-    _mark_revoked(home, serial, dt.datetime.now(dt.timezone.utc))
+    run_cli("--home", home, "revoke", "mallory", "--reason", "superseded")
     rc, out, _ = run(capsys, "--home", home, "verify", base / "mallory/fullchain.pem")
     assert rc == 1 and "revoked in the inventory" in out
 
