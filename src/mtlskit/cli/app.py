@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.revoke_cmd",
     "mtlskit.cli.serve_cmd",
     "mtlskit.cli.deploy_cmd",
+    "mtlskit.cli.verify_cmd",
 ]
 
 
