@@ -27,7 +27,10 @@ COMMAND_MODULES = [
     "mtlskit.cli.issue_cmd",
     "mtlskit.cli.inventory_cmd",
     "mtlskit.cli.export_cmd",
+    "mtlskit.cli.revoke_cmd",
     "mtlskit.cli.serve_cmd",
+    "mtlskit.cli.deploy_cmd",
+    "mtlskit.cli.verify_cmd",
 ]
 
 

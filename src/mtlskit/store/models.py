@@ -66,6 +66,7 @@ class CrlState(Base):
     this_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    entry_count: Mapped[int | None] = mapped_column(Integer, nullable=True)  # revoked entries in der (0002_crl)
 
 
 class Deployment(Base):
@@ -82,3 +83,19 @@ class Deployment(Base):
     options: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the deploy flags
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CrlEntry(Base):
+    """The DER of each revoked certificate's CRL entry, encoded once when it is revoked.
+
+    A derived cache of ``certificates`` (status ``revoked``): the CRL publisher checks the
+    count against the certificates table and re-encodes an issuer's entries when they
+    differ. Clustered by (issuer, serial) so one issuer's entries are read in one range scan.
+    """
+
+    __tablename__ = "crl_entries"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    issuer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(42), primary_key=True)  # as in certificates.serial
+    der: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,135 @@
+"""`mtlskit revoke` and `mtlskit crl`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
+                                print_json)
+from mtlskit.errors import BadInput, NotFound, UsageError
+from mtlskit.fileio import write_atomic
+from mtlskit.publish import crls
+from mtlskit.revoke.reasons import RevocationReason
+from mtlskit.revoke.revoker import revoke as revoke_certificates
+
+REASON_WORDS = "|".join(r.value for r in RevocationReason)
+
+
+def _targets_from_file(path: Path) -> list[str]:
+    """One SERIAL or NAME per line; blank lines and `#` comments are skipped."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def revoke(
+    ctx: typer.Context,
+    targets: List[str] = typer.Argument(None, help="SERIAL or NAME of each certificate to revoke.",
+                                        metavar="SERIAL|NAME..."),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="File with one SERIAL or NAME per line."),
+    reason: str = typer.Option("unspecified", "--reason", help=REASON_WORDS),
+    at: Optional[str] = typer.Option(None, "--at", help="Revocation date, ISO 8601 (default: now)."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Revoke certificates (one transaction) and publish the new CRL of their issuer.
+
+    A NAME means that name's certificate that is neither revoked nor expired; when
+    several match, nothing is revoked and their serials are listed.
+    """
+    wanted = list(targets or []) + (_targets_from_file(from_file) if from_file else [])
+    if not wanted:
+        raise UsageError("nothing to revoke", hint="give a SERIAL or NAME, or --from FILE")
+    parsed_reason = RevocationReason.parse(reason)
+    revoked_at = parse_time(at) if at else None
+    service = open_service(ctx)
+    authority = service.authority(passphrase_source(passphrase_file))
+    result = revoke_certificates(service, authority, wanted, parsed_reason, revoked_at)
+    if json_out:
+        print_json({"revoked": [{"serial": r.serial_hex, "name": r.name, "issuer": r.issuer}
+                                for r in result.revoked],
+                    "reason": result.reason.value, "revoked_at": result.at,
+                    "crls": {name: _crl_json(crl) for name, crl in result.crls.items()},
+                    "marker": result.marker})
+        return
+    for record in result.revoked:
+        console.print(f"revoked {record.serial_hex} ({record.name}, {record.issuer}): "
+                      f"{result.reason.value} at {result.at:%Y-%m-%dT%H:%M:%SZ}", markup=False)
+    for name, crl in result.crls.items():
+        _print_crl(service, name, crl)
+
+
+def _crl_json(crl) -> dict:
+    from cryptography import x509
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    return {"crl_number": number, "entries": len(crl), "this_update": crl.last_update_utc,
+            "next_update": crl.next_update_utc}
+
+
+def _print_crl(service, name: str, crl, stream=None) -> None:
+    info = _crl_json(crl)
+    (stream or console).print(
+        f"CRL of {name}: number {info['crl_number']}, {info['entries']} revoked, next update "
+        f"{info['next_update']:%Y-%m-%d %H:%M}Z -> {service.settings.crl_dir / (name + '.crl')}",
+        markup=False)
+
+
+def crl(
+    ctx: typer.Context,
+    ca: Optional[str] = typer.Option(None, "--ca", help="root | intermediate (default: the issuing CA)."),
+    fmt: str = typer.Option("pem", "--format", help="pem | der"),
+    bundle: bool = typer.Option(False, "--bundle", help="The PEM CRLs of every CA in the chain, in one file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write here (default: stdout)."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
+) -> None:
+    """Publish a fresh full CRL for every CA and output one of them (or the bundle).
+
+    The CRLs are also kept in HOME/crl/ (<ca>.crl, <ca>.pem, bundle.pem). Nginx, Apache
+    and HAProxy check every CA of the chain: give them --bundle.
+    """
+    fmt = fmt.lower()
+    if fmt not in ("pem", "der"):
+        raise BadInput(f"unknown format {fmt!r}", hint="choose pem or der")
+    if bundle and fmt == "der":
+        raise UsageError("--bundle is PEM only (DER holds one CRL per file)",
+                         hint="drop --format der, or use --ca NAME --format der")
+    if bundle and ca:
+        raise UsageError("--bundle and --ca cannot be used together",
+                         hint="--bundle already holds the CRL of every CA")
+    if ca is not None and ca not in ("root", "intermediate"):
+        raise BadInput(f"unknown CA {ca!r}", hint="choose root or intermediate")
+    if out is None and fmt == "der" and sys.stdout.isatty():
+        raise UsageError("refusing to write DER to a terminal", hint="add --out FILE")
+    service = open_service(ctx)
+    authority = service.authority(passphrase_source(passphrase_file))
+    name = ca or authority.issuing.name
+    if name not in authority.signers:
+        raise NotFound(f"this CA has no {name} CA", hint=f"CAs here: {', '.join(authority.signers)}")
+    published = crls.publish_crls(service, authority)
+    ders = {ca_name: new_crl.public_bytes(Encoding.DER) for ca_name, new_crl in published.items()}
+    if bundle:
+        data = crls.crl_bundle_pem(service, {n: crls.pem_crl(d) for n, d in ders.items()})
+    else:
+        data = ders[name] if fmt == "der" else crls.pem_crl(ders[name])
+    status = console if out is not None else err_console
+    for ca_name, new_crl in published.items():
+        _print_crl(service, ca_name, new_crl, status)
+    if out is not None:
+        write_atomic(out, data)
+        console.print(f"wrote {'the CRL bundle' if bundle else f'the CRL of {name}'} to {out}", markup=False)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("revoke")(revoke)
+    app.command("crl")(crl)

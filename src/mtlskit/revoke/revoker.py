@@ -1,0 +1,177 @@
+"""The revoker: resolve what the user named, revoke it in one transaction, publish.
+
+One call revokes every target at once: the status changes, their audit events, their
+encoded CRL entries and the new CRL of each affected issuer are written in ONE database
+transaction; then the CRL files are exported and deployed bundles refreshed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Sequence
+
+from cryptography import x509
+from sqlalchemy import insert, update
+
+from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
+from mtlskit.publish import crls
+from mtlskit.revoke.reasons import RevocationReason
+from mtlskit.store.inventory import CertificateRecord, Status, audit_row, parse_serial
+from mtlskit.store.models import AuditEvent, CertificateRow
+
+#: How far in the future --at may lie: clock skew between hosts, nothing more.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class RevokeResult:
+    """What one revocation did.
+
+    Attributes:
+        revoked: the certificates revoked, as they now are in the inventory.
+        reason, at: the reason and revocation date recorded for each of them.
+        crls: the CRLs signed in the same operation, by CA name.
+        marker: ``mtlskit.publish.crls.revocation_marker`` after the change.
+        deployments: what ``mtlskit.deploy.refresh.refresh_deployments`` returned
+            (None while the deploy module is not there).
+    """
+
+    revoked: tuple[CertificateRecord, ...]
+    reason: RevocationReason
+    at: dt.datetime
+    crls: dict[str, x509.CertificateRevocationList]
+    marker: int
+    deployments: object = None
+
+
+def _describe(records: Sequence[CertificateRecord]) -> str:
+    return ", ".join(f"{r.serial_hex} ({r.issuer}, expires {r.not_after:%Y-%m-%d})" for r in records)
+
+
+def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]:
+    """The certificate(s) one SERIAL|NAME argument designates.
+
+    A NAME designates its certificates that are neither revoked nor expired, and must
+    designate exactly one. A serial (hex, optional ``0x``/colons) designates that
+    certificate even when expired. A name wins over a serial spelled the same.
+
+    Raises:
+        NotFound: nothing of that name or serial (exit 3).
+        Ambiguous: a name with several live certificates, or a serial of two CAs (exit 4).
+        AlreadyRevoked: the certificate designated is already revoked (exit 4).
+    """
+    target = target.strip()
+    by_name = inventory.by_name(target) if target else []
+    if by_name:
+        live = [r for r in by_name if r.status_at(now) is Status.VALID]
+        if len(live) == 1:
+            return live
+        if len(live) > 1:
+            raise Ambiguous(f"{target}: {len(live)} valid certificates have this name: {_describe(live)}",
+                            hint="revoke the one you mean by serial (or list every serial)")
+        revoked = [r for r in by_name if r.status == Status.REVOKED.value]
+        if len(revoked) == len(by_name):
+            raise _already_revoked(revoked)
+        raise NotFound(f"{target}: no certificate of this name is still valid "
+                       f"({len(revoked)} revoked, {len(by_name) - len(revoked)} expired)",
+                       hint="to revoke an expired certificate, give its serial")
+    serial = parse_serial(target)
+    found = inventory.by_serial(serial) if serial is not None else []
+    if not found:
+        raise NotFound(f"{target}: no certificate with this name or serial in the inventory",
+                       hint="run `mtlskit list` to see what was issued")
+    if len(found) > 1:
+        raise Ambiguous(f"{target}: this serial was issued by several CAs: {_describe(found)}")
+    if found[0].status == Status.REVOKED.value:
+        raise _already_revoked(found)
+    return found
+
+
+def _already_revoked(records: Sequence[CertificateRecord]) -> AlreadyRevoked:
+    serials = ", ".join(r.serial_hex for r in records)
+    verb = "certificate is" if len(records) == 1 else "certificates are"
+    return AlreadyRevoked(f"{serials}: {verb} already revoked.",
+                          hint="`mtlskit show SERIAL` tells when and why")
+
+
+def check_revocation_time(at: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """``at`` as an aware UTC datetime with whole seconds (CRL times carry no fractions).
+
+    Raises:
+        BadInput: ``at`` lies in the future.
+    """
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    at = at.astimezone(dt.timezone.utc).replace(microsecond=0)
+    if at > now + FUTURE_TOLERANCE:
+        raise BadInput(f"--at {at:%Y-%m-%dT%H:%M:%SZ} is in the future",
+                       hint="the revocation date is when the certificate stopped being trusted; "
+                            "it cannot be later than now")
+    return at
+
+
+def revoke(service, authority, targets: Sequence[str], reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+           at: dt.datetime | None = None) -> RevokeResult:
+    """Revoke the certificates designated by ``targets`` (SERIAL or NAME each).
+
+    Every target is resolved before anything changes; one bad target refuses the whole
+    batch. Then, in one transaction: the status of each certificate, one "revoke" audit
+    event each, their encoded CRL entries, and the next CRL of each affected issuer (plus
+    any CA of the chain that has no CRL yet, so the bundle is always complete). After the
+    commit the CRL files are exported and deployed bundles refreshed.
+
+    Args:
+        service: the composition root (``inventory``, ``clock``, ``settings``).
+        authority: the loaded CA (``signers`` by name) that signs the CRLs.
+        targets: SERIAL|NAME arguments.
+        reason: a RevocationReason or its CLI word.
+        at: the revocation date (default: now); never in the future.
+
+    Raises:
+        UsageError/BadInput, NotFound, Ambiguous, AlreadyRevoked: see ``resolve``.
+    """
+    if isinstance(reason, str) and not isinstance(reason, RevocationReason):
+        reason = RevocationReason.parse(reason)
+    now = service.clock.now()
+    at = check_revocation_time(at if at is not None else now, now)
+    if not targets:
+        raise BadInput("nothing to revoke", hint="give a SERIAL or NAME, or --from FILE")
+    records: dict[tuple[str, int], CertificateRecord] = {}
+    for target in targets:
+        for record in resolve(service.inventory, target, now):
+            records.setdefault((record.issuer, record.serial), record)
+    for record in records.values():
+        if record.issuer not in authority.signers:
+            raise NotFound(f"{record.serial_hex}: its issuer {record.issuer!r} is not a CA of this home")
+
+    table = CertificateRow.__table__
+    stored = crls.published(service)
+    with service.inventory.transaction() as session:
+        for record in records.values():
+            changed = session.execute(
+                update(table)
+                .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
+                       table.c.status != Status.REVOKED.value)
+                .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason.value))
+            if changed.rowcount != 1:  # revoked by another process since we resolved it
+                raise _already_revoked([record])
+        session.execute(insert(AuditEvent), [
+            audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason.value,
+                      revoked_at=at.isoformat()) for r in records.values()])
+        added: dict[str, list[tuple[int, bytes]]] = {}
+        for r in records.values():
+            added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))
+        for issuer, entries in added.items():
+            crls.store_entries(session, issuer, entries)
+        missing = [name for name in authority.signers if name not in added and name not in stored]
+        ders = {name: crls.regenerate(session, authority.signers[name], now, service.settings.crl_days,
+                                      [der for _, der in added.get(name, [])])
+                for name in [*sorted(added), *missing]}
+    bundle = crls.export_crls(service, ders)
+    deployments = crls.refresh_deployments(service, bundle) if bundle is not None else None
+    revoked = tuple(dataclasses.replace(r, status=Status.REVOKED.value, revoked_at=at,
+                                        revocation_reason=reason.value) for r in records.values())
+    return RevokeResult(revoked=revoked, reason=reason, at=at,
+                        crls={name: x509.load_der_x509_crl(der) for name, der in ders.items()},
+                        marker=crls.revocation_marker(service), deployments=deployments)
