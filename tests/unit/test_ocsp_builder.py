@@ -224,3 +224,22 @@ def test_unreadable_responder_files_are_reported(tmp_path, pki):
     files.key_path.write_text("not a key")
     with pytest.raises(BadInput, match="cannot read the OCSP responder"):
         files.load(pki["ca"].certificate)
+
+
+@pytest.mark.parametrize("nonce", [None, b"k" * 16, b"1"])
+@pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA256(), hashes.SHA384()])
+def test_both_request_readers_agree(pki, nonce, algorithm):
+    # One-certificate requests are read by cryptography's parser, the rest by the DER walker.
+    data = request_der(pki["alice"], pki["ca"].certificate, nonce=nonce, algorithm=algorithm)
+    quick = ocsp._parse_single_with_cryptography(data)
+    assert quick is not None
+    assert quick == ocsp._parse_der(data)
+
+
+def test_unknown_cert_id_hash_is_read_but_matches_no_issuer(pki):
+    cid = ocsp.parse_request(request_der(pki["alice"], pki["ca"].certificate)).cert_ids[0]
+    odd = der.sequence(der.sequence(der.oid("1.2.3.4"), der.encode(der.NULL, b"")),
+                       der.encode(der.OCTET_STRING, cid.issuer_name_hash),
+                       der.encode(der.OCTET_STRING, cid.issuer_key_hash), der.integer(cid.serial))
+    parsed = ocsp.parse_request(multi_request(ocsp.CertId("x", b"", b"", 0, odd)))
+    assert parsed.cert_ids[0].hash_name == der.oid("1.2.3.4").hex()

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -117,6 +118,11 @@ class ResponderKey:
     def signature_algorithm_der(self) -> bytes:
         return _signature_algorithm(self.private_key)
 
+    @functools.cached_property
+    def sign(self) -> Callable[[bytes], bytes]:
+        """Signs bytes with the responder key; the algorithm is chosen once, not per call."""
+        return _signing_function(self.private_key)
+
 
 def parse_request(data: bytes) -> OcspRequest:
     """Read a DER OCSPRequest (RFC 6960 §4.1.1).
@@ -127,6 +133,48 @@ def parse_request(data: bytes) -> OcspRequest:
     """
     if not data or len(data) > MAX_REQUEST_OCTETS:
         raise BadInput("OCSP request is empty or too large")
+    quick = _parse_single_with_cryptography(data)
+    return quick if quick is not None else _parse_der(data)
+
+
+def _parse_single_with_cryptography(data: bytes) -> OcspRequest | None:
+    """The common case, one certificate, read by cryptography's (Rust) parser; None for
+    what it does not read (several certificates, an unknown hash) or cannot read, which
+    the DER walker then reads or refuses with a precise message."""
+    try:
+        request = ocsp.load_der_ocsp_request(data)
+        hash_name = request.hash_algorithm.name
+        extensions = request.extensions
+    except Exception:  # ValueError, NotImplementedError, UnsupportedAlgorithm
+        return None
+    if hash_name not in HASHES:
+        return None
+    nonce = None
+    for extension in extensions:
+        if extension.oid == OCSPExtensionOID.NONCE:
+            value = extension.value.nonce
+            if not 1 <= len(value) <= MAX_NONCE_OCTETS:
+                raise BadInput("OCSP nonce must be an OCTET STRING of 1 to 32 octets")
+            nonce = der.encode(der.OCTET_STRING, value)
+    cert_id = CertId(hash_name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number,
+                     _first_cert_id_der(data))
+    return OcspRequest((cert_id,), nonce)
+
+
+def _first_cert_id_der(data: bytes) -> bytes:
+    """The bytes of the first CertID: OCSPRequest > tbsRequest > requestList > Request > CertID."""
+    _tag, start, end = der.read_tlv(data, 0)
+    _tag, pos, end = der.read_tlv(data, start, end)           # tbsRequest
+    tag, vstart, vend = der.read_tlv(data, pos, end)
+    while tag in (der.context(0), der.context(1)):             # version, requestorName
+        pos = vend
+        tag, vstart, vend = der.read_tlv(data, pos, end)
+    _tag, rstart, rend = der.read_tlv(data, vstart, vend)      # the first Request
+    _tag, _cstart, cend = der.read_tlv(data, rstart, rend)     # its CertID
+    return data[rstart:cend]
+
+
+def _parse_der(data: bytes) -> OcspRequest:
     start, end = der.expect(data, 0, der.SEQUENCE)
     if end != len(data):
         raise BadInput("trailing bytes after the OCSP request")
@@ -299,7 +347,7 @@ def sign_response_data(body: bytes, responder: ResponderKey, nonce: bytes | None
         extension = der.sequence(_NONCE_OID, der.encode(der.OCTET_STRING, nonce))
         body += der.encode(der.context(1), der.sequence(extension))
     tbs = der.encode(der.SEQUENCE, body)
-    signature = _sign(responder.private_key, tbs)
+    signature = responder.sign(tbs)
     basic = der.sequence(tbs, responder.signature_algorithm_der, der.encode(der.BIT_STRING, b"\x00" + signature),
                          responder.certs_der)
     response_bytes = der.sequence(_BASIC_OID, der.encode(der.OCTET_STRING, basic))
@@ -359,9 +407,11 @@ def _signature_algorithm(private_key) -> bytes:
     raise BadInput(f"unsupported responder key {type(private_key).__name__}")
 
 
-def _sign(private_key, tbs: bytes) -> bytes:
+def _signing_function(private_key) -> Callable[[bytes], bytes]:
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return private_key.sign(tbs)
+        return private_key.sign
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return private_key.sign(tbs, ec.ECDSA(signature_hash(private_key)))
-    return private_key.sign(tbs, padding.PKCS1v15(), signature_hash(private_key))
+        ecdsa = ec.ECDSA(signature_hash(private_key))
+        return lambda data: private_key.sign(data, ecdsa)
+    pkcs1, algorithm = padding.PKCS1v15(), signature_hash(private_key)
+    return lambda data: private_key.sign(data, pkcs1, algorithm)
