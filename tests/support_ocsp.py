@@ -296,3 +296,11 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def mtlskit_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m mtlskit --home HOME ARGS` in its own process (not the server's)."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mtlskit", "--home", str(home), *args],
+                          capture_output=True, env=mtlskit_env(), timeout=60)

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 from mtlskit.cli.app import main
-from mtlskit.store.inventory import Inventory
-from tests.support_ocsp import ServeProcess, free_port, revoke_in_inventory
+from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
@@ -124,9 +121,8 @@ def test_good_client_gets_in(stack, port_key):
 
 def test_revoked_client_is_refused_without_reloading_nginx(stack):
     assert curl(stack, "bob", stack["aia_port"])[0] == 200
-    serial = x509.load_pem_x509_certificate((stack["out"] / "bob" / "cert.pem").read_bytes()).serial_number
-    inventory = Inventory.open(f"sqlite:///{stack['home'] / 'inventory.db'}")
-    revoke_in_inventory(inventory, "intermediate", serial, "keyCompromise", dt.datetime.now(dt.timezone.utc))
+    revoked = mtlskit_cli(stack["home"], "revoke", "bob", "--reason", "key-compromise")
+    assert revoked.returncode == 0, revoked.stderr.decode()
     # `mtlskit serve` reads the change marker at most every --ocsp-refresh-seconds (1 s here).
     deadline = time.monotonic() + 15
     code, body = curl(stack, "bob", stack["aia_port"])

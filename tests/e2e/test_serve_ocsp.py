@@ -7,14 +7,13 @@ import base64
 import datetime as dt
 import subprocess
 import urllib.parse
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from mtlskit.cli.app import main
 from mtlskit.store.inventory import Inventory
-from tests.support_ocsp import ServeProcess, free_port, openssl, revoke_in_inventory
+from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli, openssl
 
 pytestmark = pytest.mark.e2e
 
@@ -60,9 +59,9 @@ def test_openssl_without_nonce_gets_the_presigned_response(served):
 def test_revocation_by_another_process_is_answered_next(served):
     home, out, _server = served
     assert "cert.pem: good" in ocsp_query(served, "bob").stdout.decode()
-    serial = x509.load_pem_x509_certificate((out / "bob" / "cert.pem").read_bytes()).serial_number
-    inventory = Inventory.open(f"sqlite:///{home / 'inventory.db'}")
-    revoke_in_inventory(inventory, "intermediate", serial, "keyCompromise", dt.datetime.now(dt.timezone.utc))
+    assert "cert.pem: good" in ocsp_query(served, "bob", "-no_nonce").stdout.decode()  # now cached
+    revoked = mtlskit_cli(home, "revoke", "bob", "--reason", "key-compromise")
+    assert revoked.returncode == 0, revoked.stderr.decode()
     for extra in ((), ("-no_nonce",)):
         result = ocsp_query(served, "bob", *extra)
         text = result.stdout.decode()
@@ -70,6 +69,26 @@ def test_revocation_by_another_process_is_answered_next(served):
         assert "Reason: keyCompromise" in text
         assert "Revocation Time" in text
         assert "Response verify OK" in result.stderr.decode()
+
+
+def test_crl_and_ca_routes_serve_what_revoke_published(served, tmp_path):
+    home, out, server = served
+    if "bob" not in mtlskit_cli(home, "list", "--status", "revoked").stdout.decode():
+        assert mtlskit_cli(home, "revoke", "bob", "--reason", "key-compromise").returncode == 0
+    bob = x509.load_pem_x509_certificate((out / "bob" / "cert.pem").read_bytes())
+    for suffix, form in ((".crl", "DER"), (".pem", "PEM")):
+        path = tmp_path / f"intermediate{suffix}"
+        subprocess.run(["curl", "-sSf", "-o", str(path), f"{server.url}/crl/intermediate{suffix}"], check=True)
+        text = openssl("crl", "-inform", form, "-in", str(path), "-noout", "-text").stdout.decode()
+        assert format(bob.serial_number, "X") in text  # "Serial Number: <hex>" of the revoked entry
+        assert "Key Compromise" in text
+    crt = tmp_path / "intermediate.crt"
+    subprocess.run(["curl", "-sSf", "-o", str(crt), f"{server.url}/ca/intermediate.crt"], check=True)
+    assert x509.load_der_x509_certificate(crt.read_bytes()) == \
+        x509.load_pem_x509_certificate((home / "ca" / "intermediate.pem").read_bytes())
+    missing = subprocess.run(["curl", "-sS", "-w", "%{http_code}", f"{server.url}/crl/nope.crl"],
+                             capture_output=True).stdout.decode()
+    assert missing.endswith("404") and '"detail": "no CA named \'nope\'"' in missing
 
 
 def test_foreign_serial_is_unknown(served):

@@ -90,7 +90,7 @@ def test_revocation_is_answered_on_the_next_request(client, world):
     assert ask(client, world, "bob").certificate_status is cocsp.OCSPCertStatus.GOOD
     assert ask(client, world, "bob", nonce=b"m" * 16).certificate_status is cocsp.OCSPCertStatus.GOOD
     at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    revoke_in_inventory(world.inventory, "intermediate", world.leaves["bob"].serial_number, "keyCompromise", at)
+    revoke_in_inventory(world.inventory, "intermediate", world.leaves["bob"].serial_number, "key-compromise", at)
     revoked = ask(client, world, "bob")
     assert revoked.certificate_status is cocsp.OCSPCertStatus.REVOKED
     assert revoked.revocation_reason is x509.ReasonFlags.key_compromise
@@ -124,7 +124,7 @@ def test_in_process_invalidation_is_immediate(tmp_path):
     req = request_der(world.leaves["carol"], world.ca.certificate)
     assert cocsp.load_der_ocsp_response(source.respond(req).body).certificate_status is cocsp.OCSPCertStatus.GOOD
     serial = world.leaves["carol"].serial_number
-    revoke_in_inventory(world.inventory, "intermediate", serial, "cessationOfOperation",
+    revoke_in_inventory(world.inventory, "intermediate", serial, "cessation-of-operation",
                         dt.datetime.now(dt.timezone.utc))
     source.invalidate([("intermediate", serial)])
     parsed = cocsp.load_der_ocsp_response(source.respond(req).body)
@@ -177,7 +177,7 @@ def test_several_certificates_in_one_request(client, world):
     ids = [parse_request(request_der(world.leaves[n], world.ca.certificate)).cert_ids[0]
            for n in ("alice", "bob")]
     revoke_in_inventory(world.inventory, "intermediate", world.leaves["bob"].serial_number,
-                        "affiliationChanged", dt.datetime.now(dt.timezone.utc))
+                        "affiliation-changed", dt.datetime.now(dt.timezone.utc))
     body = der.sequence(der.sequence(der.sequence(*(der.sequence(i.der) for i in ids))))
     response = post(client, body)
     singles = list(cocsp.load_der_ocsp_response(response.content).responses)

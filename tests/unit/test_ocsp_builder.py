@@ -243,3 +243,15 @@ def test_unknown_cert_id_hash_is_read_but_matches_no_issuer(pki):
                        der.encode(der.OCTET_STRING, cid.issuer_key_hash), der.integer(cid.serial))
     parsed = ocsp.parse_request(multi_request(ocsp.CertId("x", b"", b"", 0, odd)))
     assert parsed.cert_ids[0].hash_name == der.oid("1.2.3.4").hex()
+
+
+@pytest.mark.parametrize("stored, flag", [
+    ("key-compromise", x509.ReasonFlags.key_compromise), ("keyCompromise", x509.ReasonFlags.key_compromise),
+    ("cessation-of-operation", x509.ReasonFlags.cessation_of_operation),
+    ("certificate-hold", x509.ReasonFlags.certificate_hold),
+    ("unspecified", None), (None, None), ("made-up", None),
+])
+def test_stored_reasons_map_to_rfc5280_codes(stored, flag):
+    from mtlskit.publish.ocsp_status import reason_flag
+
+    assert reason_flag(stored) is flag

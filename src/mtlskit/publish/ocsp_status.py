@@ -7,8 +7,10 @@ import datetime as dt
 from cryptography import x509
 from sqlalchemy import Engine, func, select
 
+from mtlskit.errors import BadInput
 from mtlskit.publish.ocsp import CertStatus
 from mtlskit.publish.ocsp_source import CertificateState
+from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.models import AuditEvent, CertificateRow
 
 GOOD = CertificateState(CertStatus.GOOD)
@@ -59,13 +61,14 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def reason_flag(text: str | None) -> x509.ReasonFlags | None:
-    """The RFC 5280 §5.3.1 reason of a stored reason name (keyCompromise, key_compromise,
-    key-compromise...). ``unspecified`` and unknown names give None: the reason is then
-    left out, as RFC 5280 §5.3.1 asks for unspecified."""
+    """The RFC 5280 §5.3.1 reason of a stored reason word ("key-compromise", or the RFC's
+    "keyCompromise"). ``unspecified`` and words this version does not know give None:
+    the reason is then left out, as RFC 5280 §5.3.1 asks for unspecified and as the CRL
+    does (mtlskit.publish.crls)."""
     if not text:
         return None
-    wanted = text.replace("_", "").replace("-", "").replace(" ", "").lower()
-    for flag in x509.ReasonFlags:
-        if flag.name.replace("_", "").lower() == wanted and flag is not x509.ReasonFlags.unspecified:
-            return flag
-    return None
+    try:
+        flag = RevocationReason.parse(text).x509_flag
+    except BadInput:
+        return None
+    return None if flag is x509.ReasonFlags.unspecified else flag
