@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import subprocess
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -144,3 +145,54 @@ def test_responders_are_in_the_inventory_with_profile_ocsp(served):
     responders = inventory.query(dt.datetime.now(dt.timezone.utc), profile="ocsp")
     assert {r.issuer for r in responders} == {"root", "intermediate"}
     assert oct((home / "ocsp" / "intermediate.key.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_several_workers_answer_and_stop_together(served):
+    home, out, _server = served
+    server = ServeProcess(home, free_port(), "--workers", "2")
+    try:
+        pid = server.process.pid
+        children = [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+        assert len(children) == 2
+        for _ in range(4):
+            result = openssl("ocsp", "-issuer", str(out / "alice" / "chain.pem"), "-cert", str(out / "alice" / "cert.pem"),
+                             "-CAfile", str(out / "alice" / "ca.pem"), "-url", f"{server.url}/ocsp")
+            assert "cert.pem: good" in result.stdout.decode(), result.stderr.decode()
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "Z" in open(f"/proc/{child}/stat").read().split()[2]
+
+
+def _raw_exchange(server, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_broken_http_gets_a_problem_and_the_server_lives_on(served):
+    _home, out, server = served
+    reply = _raw_exchange(server, b"THIS IS NOT HTTP\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in reply
+    huge = b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"  # body never sent
+    reply = _raw_exchange(server, huge)
+    assert reply.startswith(b"HTTP/1.1 413 ") and b"limited to" in reply
+    assert "cert.pem: good" in ocsp_query(served, "alice").stdout.decode()
+
+
+def test_http10_keep_alive_and_pipelining_keep_their_order(served):
+    _home, _out, server = served
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    two = b"GET /ca/root.pem HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = _raw_exchange(server, one + two + last)
+    assert reply.count(b"HTTP/1.1 ") == 3
+    assert reply.index(b'"status":"ok"') < reply.index(b"BEGIN CERTIFICATE") < reply.index(b"404 Not Found")
+    ten = _raw_exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert ten.startswith(b"HTTP/1.0 200 ") and b"connection: close" in ten.lower()

@@ -104,8 +104,12 @@ class HttpProtocol(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported")
-        except httptools.HttpParserError:
-            self._fail(400, "malformed HTTP request")
+        except httptools.HttpParserError as exc:
+            # httptools wraps what a callback raises; _TooLarge is ours.
+            if isinstance(exc.__context__, _TooLarge) or isinstance(exc, _TooLarge):
+                self._fail(413, f"requests are limited to {MAX_BODY} bytes")
+            else:
+                self._fail(400, "malformed HTTP request")
         except _TooLarge:
             self._fail(413, f"requests are limited to {MAX_BODY} bytes")
 
@@ -137,6 +141,12 @@ class HttpProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
         if len(self._headers) > MAX_HEADERS:
+            raise _TooLarge()
+
+    def on_headers_complete(self) -> None:
+        # Refuse a declared oversized body before it is sent (RFC 9110 §15.5.14).
+        length = next((v for k, v in self._headers if k == b"content-length"), b"0")
+        if length.isdigit() and int(length) > MAX_BODY:
             raise _TooLarge()
 
     def on_body(self, body: bytes) -> None:
