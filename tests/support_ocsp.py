@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import subprocess
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def request_der(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes |
 
 def pkilint_findings(response_der: bytes, severity: str = "WARNING") -> list[str]:
     """pkilint's RFC 6960 OCSP response linter, as `lint_ocsp_response` runs it."""
-    from pkilint import loader, pkix, report
+    from pkilint import loader, pkix
     from pkilint.pkix import extension, name
     from pkilint.pkix import ocsp as pkix_ocsp
 
@@ -168,6 +167,7 @@ class OcspWorld:
     leaves: dict[str, x509.Certificate]
     keys: dict
     inventory: object
+    lookup: object
     source: object
     view: object
     app: object
@@ -192,11 +192,12 @@ def make_world(tmp_path: Path, refresh_seconds: float = 0, ocsp_url: str | None 
     inventory.add_certificates([record_for("intermediate", c, n) for n, c in leaves.items()]
                                + [record_for("root", ca.certificate, "Test Issuing CA", "intermediate")], now)
     clock = SystemClock()
+    lookup = InventoryStatusLookup(inventory.engine)
     source = OcspSource([ServedCa(c.name, c.certificate, make_responder(c, now)) for c in (root, ca)],
-                        InventoryStatusLookup(inventory.engine), clock, refresh_seconds=refresh_seconds)
+                        lookup, clock, refresh_seconds=refresh_seconds)
     view = ServiceView(source, {"root": root.certificate, "intermediate": ca.certificate},
                        crl_der=_no_crl, clock=clock)
-    return OcspWorld(root, ca, leaves, keys, inventory, source, view, create_app(view), clock)
+    return OcspWorld(root, ca, leaves, keys, inventory, lookup, source, view, create_app(view), clock)
 
 
 def _no_crl(name: str) -> bytes:

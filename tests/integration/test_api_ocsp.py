@@ -104,7 +104,7 @@ def test_revocation_is_answered_on_the_next_request(client, world):
 def test_other_processes_revocations_are_seen_within_the_refresh_interval(tmp_path):
     world = make_world(tmp_path, refresh_seconds=0)
     ticks = [1000.0]
-    source = OcspSource(world.source.cas.values(), world.source._lookup, world.clock,
+    source = OcspSource(world.source.cas.values(), world.lookup, world.clock,
                         refresh_seconds=5, monotonic=lambda: ticks[0])
     req = request_der(world.leaves["carol"], world.ca.certificate)
     status = lambda: cocsp.load_der_ocsp_response(source.respond(req).body).certificate_status
@@ -119,7 +119,7 @@ def test_other_processes_revocations_are_seen_within_the_refresh_interval(tmp_pa
 
 def test_in_process_invalidation_is_immediate(tmp_path):
     world = make_world(tmp_path)
-    source = OcspSource(world.source.cas.values(), world.source._lookup, world.clock,
+    source = OcspSource(world.source.cas.values(), world.lookup, world.clock,
                         refresh_seconds=3600, monotonic=lambda: 0.0)
     req = request_der(world.leaves["carol"], world.ca.certificate)
     assert cocsp.load_der_ocsp_response(source.respond(req).body).certificate_status is cocsp.OCSPCertStatus.GOOD
