@@ -5,7 +5,6 @@ reloaded -> refused, with no hand edit."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import urllib.parse
@@ -14,12 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from mtlskit.config import load_settings
 from mtlskit.deploy import headers as H
-from mtlskit.deploy.refresh import refresh_deployments
-from mtlskit.service import Service
-from tests.support_deploy import (EchoUpstream, ServerProcess, free_port, get, publish_home_crls,
-                                  start_command, wait_for)
+from tests.support_deploy import EchoUpstream, ServerProcess, free_port, get, start_command, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -40,23 +35,10 @@ def upstream():
     echo.close()
 
 
-def _revoke(cli, home: Path, name: str, serial: int):
-    """`mtlskit revoke NAME` when main has it; until then the same two steps it performs
-    after its transaction: publish the CRLs, then call the deploy refresh hook."""
-    result = cli("--home", home, "revoke", name)
-    if result.code == 0:
-        return
-    assert "No such command" in result.err, result.err
-    bundle = publish_home_crls(home, revoked={"intermediate": [serial]}, number=2)
-    results = refresh_deployments(Service.open(load_settings(home)), bundle)
-    assert [r.status for r in results] == ["updated"], [r.message for r in results]
-
-
 @pytest.mark.parametrize("server", ["nginx", "apache", "haproxy"])
 def test_deploy_issue_accept_revoke_refuse(server, fresh_home, public_dir, upstream, cli):
     home = fresh_home
-    if cli("--home", home, "crl").code != 0:
-        publish_home_crls(home)
+    assert cli("--home", home, "crl", "--bundle").code == 0
     port = free_port()
     directory = public_dir / server
     deployed = cli("--home", home, "deploy", server, "--name", "localhost", "--dns", "localhost",
@@ -77,7 +59,10 @@ def test_deploy_issue_accept_revoke_refuse(server, fresh_home, public_dir, upstr
         assert int(accepted.header(H.SERIAL)[0], 16) == leaf.serial_number
         assert x509.load_pem_x509_certificate(urllib.parse.unquote(accepted.header(H.CERT)[0]).encode()) == leaf
 
-        _revoke(cli, home, "alice", leaf.serial_number)
+        revoked = cli("--home", home, "revoke", "alice")
+        assert revoked.code == 0, revoked.err
+        assert f"deployment {server} {directory}: updated" in revoked.out
+        assert "warning" not in revoked.err
 
         assert wait_for(lambda: get(port, "/", ca, alice).status != 200)
         refused = get(port, "/", ca, alice)
