@@ -58,13 +58,26 @@ def revoke(
                                 for r in result.revoked],
                     "reason": result.reason.value, "revoked_at": result.at,
                     "crls": {name: _crl_json(crl) for name, crl in result.crls.items()},
-                    "marker": result.marker})
+                    "marker": result.marker,
+                    "deployments": [{"server": d.server, "directory": str(d.directory), "status": d.status,
+                                     "message": d.message} for d in result.deployments or []]})
         return
     for record in result.revoked:
         console.print(f"revoked {record.serial_hex} ({record.name}, {record.issuer}): "
                       f"{result.reason.value} at {result.at:%Y-%m-%dT%H:%M:%SZ}", markup=False)
     for name, crl in result.crls.items():
         _print_crl(service, name, crl)
+    _print_deployments(result.deployments)
+
+
+def _print_deployments(results) -> None:
+    """One line per deployed server configuration the new CRL was pushed to (deploy/refresh.py)."""
+    for d in results or []:
+        line = f"deployment {d.server} {d.directory}: {d.status} ({d.message})"
+        if d.ok:
+            console.print(line, markup=False)
+        else:
+            err_console.print(f"warning: {line}", markup=False)
 
 
 def _crl_json(crl) -> dict:
