@@ -12,6 +12,8 @@ network namespace (`unshare -n`, loopback only), load client included.
 
 Prints requests/s, p50 and p99 latency at concurrency 1 and 8, and the ratios against
 the targets: no-nonce >= 2x openssl, nonce >= 1x openssl, p99 < 5 ms at concurrency 8.
+A last row ("py-floor") times a do-nothing Python server under the same client, the
+ceiling of any Python responder when each request opens a new connection.
 """
 
 from __future__ import annotations
@@ -102,8 +104,41 @@ def run(work: Path, args) -> int:
         results = measure(url, lambda: OpensslResponder(home, client, work), requests, args.seconds)
     finally:
         stop(server)
+    results += measure_floor(requests["no nonce"], args.seconds)
     report(results, args)
     return 0
+
+
+FLOOR_SERVER = """
+import asyncio, socket, sys, uvloop
+REPLY = b"HTTP/1.0 200 OK\\r\\nContent-Type: application/ocsp-response\\r\\nContent-Length: 800\\r\\n\\r\\n" + bytes(800)
+class Reply(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):  # answers on the first packet, closes: no parsing at all
+        self.transport.write(REPLY)
+        self.transport.close()
+async def main():
+    server = await asyncio.get_running_loop().create_server(Reply, "127.0.0.1", int(sys.argv[1]))
+    print("ready", flush=True)
+    await server.serve_forever()
+uvloop.run(main())
+"""
+
+
+def measure_floor(body: Path, seconds: float) -> list[dict]:
+    """What one Python process on uvloop can do at all when every request brings a new
+    connection: a server that answers 800 fixed bytes and closes, without reading the
+    request. No Python responder can beat this row in the connection-per-request mode."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(port)], stdout=subprocess.PIPE)
+    process.stdout.readline()
+    try:
+        return [{"server": "py-floor", "request": "none", "concurrency": c, "keep_alive": False,
+                 **ab(f"http://127.0.0.1:{port}/", body, c, seconds, False, Path(tempfile.mkdtemp()) / "p.csv")}
+                for c in (1, 8)]
+    finally:
+        stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -249,6 +284,10 @@ def report(results: list[dict], args) -> None:
             if "p99_ms" in row:
                 verdict = "meets" if row["p99_ms"] < P99_TARGET_MS else "MISSES"
                 print(f"  p99 {kind:9} c=8: {row['p99_ms']:.2f} ms ({verdict} the {P99_TARGET_MS:g} ms target)")
+    floor = [r for r in results if r["server"] == "py-floor" and "rps" in r]
+    if floor:
+        print("\npy-floor: a Python/uvloop server that writes 800 fixed bytes and closes without reading the\n"
+              "request; no Python responder can pass it when every request opens a new connection.")
     if args.json:
         print(json.dumps(results, indent=2))
 
