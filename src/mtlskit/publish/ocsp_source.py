@@ -84,8 +84,11 @@ class OcspReply:
 
 
 @dataclasses.dataclass
-class _CachedReply:
-    reply: OcspReply | bytes
+class _Cached:
+    """A cached value (a pre-signed reply, or a second's ResponseData), the time it is
+    good until, and the (CA name, serial) pairs whose change must drop it."""
+
+    value: OcspReply | bytes
     refresh_at: dt.datetime
     keys: tuple[tuple[str, int], ...]
 
@@ -120,8 +123,8 @@ class OcspSource:
         for ca in cas:
             self._add_ca(ca)
         self._states: dict[tuple[str, int], CertificateState] = {}
-        self._replies: dict[bytes, _CachedReply] = {}
-        self._bodies: dict[tuple, _CachedReply] = {}  # nonce path: ResponseData of this second
+        self._replies: dict[bytes, _Cached] = {}
+        self._bodies: dict[tuple, _Cached] = {}  # nonce path: ResponseData of this second
         self._marker = lookup.change_marker()
         self._next_poll = monotonic() + refresh_seconds
 
@@ -133,7 +136,7 @@ class OcspSource:
         cached = self._replies.get(request)
         now = self._clock.now()
         if cached is not None and now < cached.refresh_at:
-            return cached.reply
+            return cached.value
         try:
             parsed = ocsp.parse_request(request)
         except BadInput:
@@ -167,12 +170,12 @@ class OcspSource:
         key = (ca.name, *(c.der for c in cert_ids))
         cached = self._bodies.get(key)
         if cached is not None and cached.refresh_at == this_update:
-            return cached.reply
+            return cached.value
         answers = [self._answer(ca.name, cid) for cid in cert_ids]
         data = ocsp.response_data_body(answers, ca.responder, this_update, this_update + self._validity)
         if len(self._bodies) >= MAX_CACHED_RESPONSES:
             self._bodies.clear()
-        self._bodies[key] = _CachedReply(data, this_update, tuple((ca.name, c.serial) for c in cert_ids))
+        self._bodies[key] = _Cached(data, this_update, tuple((ca.name, c.serial) for c in cert_ids))
         return data
 
     def _answer(self, ca_name: str, cert_id: ocsp.CertId) -> SingleAnswer:
@@ -188,7 +191,7 @@ class OcspSource:
                   keys: tuple[tuple[str, int], ...]) -> None:
         if len(self._replies) >= MAX_CACHED_RESPONSES:
             self._replies.clear()
-        self._replies[request] = _CachedReply(reply, refresh_at, keys)
+        self._replies[request] = _Cached(reply, refresh_at, keys)
 
     # --- freshness -----------------------------------------------------------------
 
