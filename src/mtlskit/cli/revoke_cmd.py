@@ -53,29 +53,21 @@ def revoke(
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
     result = revoke_certificates(service, authority, wanted, parsed_reason, revoked_at)
+    summary = {name: info for name, info in crls.published(service).items() if name in result.crl_ders}
     if json_out:
         print_json({"revoked": [{"serial": r.serial_hex, "name": r.name, "issuer": r.issuer}
                                 for r in result.revoked],
                     "reason": result.reason.value, "revoked_at": result.at,
-                    "crls": {name: _crl_json(crl) for name, crl in result.crls.items()},
-                    "marker": result.marker})
+                    "crls": summary, "marker": result.marker})
         return
     for record in result.revoked:
         console.print(f"revoked {record.serial_hex} ({record.name}, {record.issuer}): "
                       f"{result.reason.value} at {result.at:%Y-%m-%dT%H:%M:%SZ}", markup=False)
-    for name, crl in result.crls.items():
-        _print_crl(service, name, crl)
+    for name, info in summary.items():
+        _print_crl(service, name, info)
 
 
-def _crl_json(crl) -> dict:
-    from cryptography import x509
-    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    return {"crl_number": number, "entries": len(crl), "this_update": crl.last_update_utc,
-            "next_update": crl.next_update_utc}
-
-
-def _print_crl(service, name: str, crl, stream=None) -> None:
-    info = _crl_json(crl)
+def _print_crl(service, name: str, info: dict, stream=None) -> None:
     (stream or console).print(
         f"CRL of {name}: number {info['crl_number']}, {info['entries']} revoked, next update "
         f"{info['next_update']:%Y-%m-%d %H:%M}Z -> {service.settings.crl_dir / (name + '.crl')}",
@@ -120,8 +112,9 @@ def crl(
     else:
         data = ders[name] if fmt == "der" else crls.pem_crl(ders[name])
     status = console if out is not None else err_console
-    for ca_name, new_crl in published.items():
-        _print_crl(service, ca_name, new_crl, status)
+    for ca_name, info in crls.published(service).items():
+        if ca_name in published:
+            _print_crl(service, ca_name, info, status)
     if out is not None:
         write_atomic(out, data)
         console.print(f"wrote {'the CRL bundle' if bundle else f'the CRL of {name}'} to {out}", markup=False)

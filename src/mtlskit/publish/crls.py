@@ -267,13 +267,15 @@ def _chain_names(service) -> list[str]:
 
 
 def published(service) -> dict[str, dict]:
-    """Per CA with a stored CRL: its crl_number, this_update and next_update (no DER)."""
+    """Per CA with a stored CRL: its crl_number, this_update, next_update and number of
+    entries (without reading the DER)."""
     with Session(service.inventory.engine) as session:
         rows = session.execute(select(CrlState.issuer, CrlState.crl_number, CrlState.this_update,
-                                      CrlState.next_update).where(CrlState.der.is_not(None)))
+                                      CrlState.next_update, CrlState.entry_count)
+                               .where(CrlState.der.is_not(None)))
         return {issuer: {"crl_number": number, "this_update": _utc(this) if this else None,
-                         "next_update": _utc(nxt) if nxt else None}
-                for issuer, number, this, nxt in rows}
+                         "next_update": _utc(nxt) if nxt else None, "entries": count}
+                for issuer, number, this, nxt, count in rows}
 
 
 def current_crl_der(service, ca_name: str) -> bytes:
