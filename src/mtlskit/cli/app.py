@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "mtlskit.cli.inventory_cmd",
     "mtlskit.cli.export_cmd",
     "mtlskit.cli.revoke_cmd",
+    "mtlskit.cli.serve_cmd",
+    "mtlskit.cli.deploy_cmd",
 ]
 
 

@@ -1,0 +1,364 @@
+"""The HTTP server of `mtlskit serve`: asyncio + httptools, with /ocsp answered in the protocol.
+
+Why not uvicorn alone: relying parties ask for OCSP on every handshake, and ApacheBench,
+openssl and nginx speak HTTP/1.0 to it. uvicorn closes every HTTP/1.0 connection and
+spends ~70 µs per request in its ASGI plumbing, which capped a do-nothing app at about
+11,000 requests/s here, too close to `openssl ocsp -port` (see bench/bench_ocsp.py).
+This protocol parses with httptools (the parser uvicorn uses), answers /ocsp straight
+from the OcspSource, honours HTTP/1.0 keep-alive, and hands every other request,
+buffered, to the ASGI app (FastAPI), one at a time per connection so that pipelined
+responses keep their order (RFC 9112 §9.3.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import os
+import signal
+import socket
+import time
+from email.utils import formatdate
+from typing import Awaitable, Callable
+
+import httptools
+
+from mtlskit.api import ocsp_http
+from mtlskit.api.problems import problem
+from mtlskit.clock import Clock
+
+MAX_BODY = 64 * 1024
+MAX_HEADERS = 100
+KEEP_ALIVE_SECONDS = 15.0
+REASONS = {200: b"OK", 304: b"Not Modified", 400: b"Bad Request", 404: b"Not Found",
+           405: b"Method Not Allowed", 409: b"Conflict", 413: b"Content Too Large",
+           500: b"Internal Server Error"}
+
+AsgiApp = Callable[..., Awaitable[None]]
+
+
+@dataclasses.dataclass
+class _Request:
+    method: bytes
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    version: str
+
+    @property
+    def path(self) -> bytes:
+        return self.target.split(b"?", 1)[0]
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+class _DateHeader:
+    """The Date header (RFC 9110 §6.6.1), formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._value
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, app: AsgiApp, source, clock: Clock, date: _DateHeader,
+                 server_address: tuple[str, int]) -> None:
+        self._app = app
+        self._source = source
+        self._clock = clock
+        self._date = date
+        self._server_address = server_address
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._queue: collections.deque[_Request] = collections.deque()
+        self._busy = False
+        self._closing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._reset_message()
+
+    # --- connection ------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self._transport = transport
+        self._client = transport.get_extra_info("peername")
+        self._arm_timer()
+
+    def connection_lost(self, exc) -> None:
+        self._closing = True
+        if self._timer:
+            self._timer.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError:
+            self._fail(400, "malformed HTTP request")
+        except _TooLarge:
+            self._fail(413, f"requests are limited to {MAX_BODY} bytes")
+
+    def _arm_timer(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(KEEP_ALIVE_SECONDS, self._idle)
+
+    def _idle(self) -> None:
+        if not self._busy and self._transport:
+            self._transport.close()
+
+    # --- httptools callbacks -----------------------------------------------------------
+
+    def _reset_message(self) -> None:
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+
+    def on_message_begin(self) -> None:
+        self._reset_message()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_BODY:
+            raise _TooLarge()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+        if len(self._headers) > MAX_HEADERS:
+            raise _TooLarge()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY:
+            raise _TooLarge()
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = _Request(self._parser.get_method(), self._url, self._headers, b"".join(self._body),
+                           self._parser.should_keep_alive(), self._parser.get_http_version())
+        self._arm_timer()
+        if not self._busy and not self._queue and _is_ocsp(request.path):
+            self._answer_ocsp(request)  # the hot path: no task, no ASGI
+            return
+        self._queue.append(request)
+        if not self._busy:
+            self._drain()
+
+    # --- answering ---------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while self._queue and not self._closing:
+            request = self._queue.popleft()
+            if _is_ocsp(request.path):
+                self._answer_ocsp(request)
+            else:
+                self._busy = True
+                asyncio.ensure_future(self._answer_asgi(request))
+                return
+
+    def _answer_ocsp(self, request: _Request) -> None:
+        status, headers, body = ocsp_http.answer(self._source, request.method, request.path, request.body,
+                                                 self._clock.now(), request.header(b"if-none-match"))
+        self._write(request, status, headers, body)
+
+    async def _answer_asgi(self, request: _Request) -> None:
+        try:
+            status, headers, body = await self._call_app(request)
+        except Exception as exc:  # the app maps its errors; this is the last line of defence
+            status, headers = 500, [(b"content-type", b"application/problem+json")]
+            body = problem(500, f"internal error: {type(exc).__name__}", "internal")
+        self._busy = False
+        if not self._closing:
+            self._write(request, status, headers, b"" if request.method == b"HEAD" else body)
+            self._drain()
+
+    async def _call_app(self, request: _Request) -> tuple[int, list, bytes]:
+        path, _, query = request.target.partition(b"?")
+        raw_path = path
+        scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": request.version, "method": request.method.decode("latin-1"),
+            "scheme": "http", "path": _unquote(path), "raw_path": raw_path, "query_string": query,
+            "root_path": "", "headers": request.headers, "client": self._client,
+            "server": self._server_address, "state": {},
+        }
+        received = False
+        response: dict = {"status": 500, "headers": [], "body": []}
+
+        async def receive() -> dict:
+            nonlocal received
+            if received:
+                await asyncio.Event().wait()  # nothing more will come until the response is sent
+            received = True
+            return {"type": "http.request", "body": request.body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+                response["headers"] = [(k.lower(), v) for k, v in message.get("headers", [])]
+            elif message["type"] == "http.response.body":
+                response["body"].append(message.get("body", b""))
+
+        await self._app(scope, receive, send)
+        body = b"".join(response["body"])
+        headers = [(k, v) for k, v in response["headers"] if k not in (b"content-length", b"connection",
+                                                                        b"transfer-encoding", b"date")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        return response["status"], headers, body
+
+    def _write(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        version = b"HTTP/1.0" if request.version == "1.0" else b"HTTP/1.1"
+        lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n",
+                 self._date.get()]
+        for name, value in headers:
+            lines += [name, b": ", value, b"\r\n"]
+        if not request.keep_alive:
+            lines.append(b"connection: close\r\n")
+        elif request.version == "1.0":
+            lines.append(b"connection: keep-alive\r\n")  # HTTP/1.0 persistence must be announced
+        lines += [b"\r\n", body]
+        self._transport.write(b"".join(lines))
+        if not request.keep_alive:
+            self._closing = True
+            self._transport.close()
+
+    def _fail(self, status: int, detail: str) -> None:
+        body = problem(status, detail)
+        head = (f"HTTP/1.1 {status} {REASONS[status].decode()}\r\ncontent-type: application/problem+json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode()
+        if self._transport and not self._closing:
+            self._transport.write(head + body)
+            self._transport.close()
+        self._closing = True
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _is_ocsp(path: bytes) -> bool:
+    return path == b"/ocsp" or path.startswith(b"/ocsp/")
+
+
+def _unquote(path: bytes) -> str:
+    from urllib.parse import unquote
+
+    return unquote(path.decode("latin-1"))
+
+
+# --- running ------------------------------------------------------------------------------
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
+                       periodic: Callable[[], None] | None = None, period: float = 30.0) -> None:
+    """Serve on an already listening socket until SIGTERM/SIGINT; ``periodic`` runs every
+    ``period`` seconds (responder renewal and reload)."""
+    loop = asyncio.get_running_loop()
+    date = _DateHeader()
+    address = sock.getsockname()[:2]
+    server = await loop.create_server(lambda: HttpProtocol(app, source, clock, date, address), sock=sock)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(period)
+            if periodic:
+                periodic()
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        await stop.wait()
+    finally:
+        ticker.cancel()
+        server.close()
+
+
+@dataclasses.dataclass
+class Worker:
+    """What one serving process needs; built after fork, so nothing is shared by accident."""
+
+    app: AsgiApp
+    source: object
+    clock: Clock
+    periodic: Callable[[], None] | None = None
+
+
+def run(sock: socket.socket, make_worker: Callable[[], Worker], workers: int = 1, period: float = 30.0) -> int:
+    """Serve with ``workers`` processes sharing ``sock``; each builds its own app and source.
+
+    With several workers the parent only forwards SIGTERM/SIGINT and reaps its children.
+    """
+    if workers <= 1:
+        worker = make_worker()
+        _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
+        return 0
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                worker = make_worker()
+                _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    return _supervise(children)
+
+
+def _run_loop(coroutine) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(coroutine)
+    else:
+        uvloop.run(coroutine)
+
+
+def _supervise(children: list[int]) -> int:
+    def forward(signum, _frame) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = 0
+    for pid in children:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        code = code or (os.waitstatus_to_exitcode(status) if status else 0)
+    return code

@@ -1,0 +1,63 @@
+"""Builds what `mtlskit serve` runs from a Service: responders, OCSP source, HTTP app.
+
+The composition for the HTTP side; the CLI calls it, tests call it.
+"""
+
+from __future__ import annotations
+
+from mtlskit.api.app import ServiceView, create_app
+from mtlskit.api.server import Worker
+from mtlskit.errors import NotFound
+from mtlskit.publish.ocsp_source import OcspSource, ServedCa
+from mtlskit.publish.ocsp_status import InventoryStatusLookup
+from mtlskit.publish.responder import ResponderKeeper
+
+
+def responder_dir(service):
+    return service.settings.home / "ocsp"
+
+
+def build_worker(service, authority) -> Worker:
+    """The app, OCSP source and periodic upkeep of one serving process.
+
+    Args:
+        service: an open Service (its own inventory engine: call this after fork).
+        authority: the loaded Authority; its signers certify the OCSP responders.
+    """
+    keeper = ResponderKeeper(responder_dir(service), authority.signers, service.inventory, service.clock)
+    responders = keeper.current()
+    cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in authority.signers.items()]
+    source = OcspSource(cas, InventoryStatusLookup(service.inventory.engine), service.clock,
+                        refresh_seconds=service.settings.ocsp_refresh_seconds)
+    view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock)
+
+    def upkeep() -> None:
+        # Renew responders at 2/3 of their life, or pick up the one another worker renewed.
+        for name, responder in keeper.current().items():
+            if responder.certificate != source.cas[name].responder.certificate:
+                source.replace_responder(name, responder)
+
+    return Worker(create_app(view), source, service.clock, upkeep)
+
+
+def crl_provider(service):
+    """CA name -> current CRL (DER), from the revocation package once it is there."""
+    try:
+        from mtlskit.publish.crls import current_crl_der
+    except ImportError:  # until the CRL workflow lands: the last CRL stored in crl_state
+        current_crl_der = None
+
+    def provide(ca_name: str) -> bytes:
+        if current_crl_der is not None:
+            return current_crl_der(service, ca_name)
+        from sqlalchemy import select
+
+        from mtlskit.store.models import CrlState
+
+        with service.inventory.engine.connect() as connection:
+            der = connection.execute(select(CrlState.der).where(CrlState.issuer == ca_name)).scalar()
+        if not der:
+            raise NotFound(f"no CRL has been published for {ca_name} yet", hint="run `mtlskit crl`")
+        return der
+
+    return provide

@@ -1,0 +1,93 @@
+"""`mtlskit deploy nginx|apache|haproxy`: mTLS server configuration, written and recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mtlskit.cli.common import console, open_service, passphrase_source, print_json
+from mtlskit.deploy import headers
+from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstream
+from mtlskit.deploy.render import Layout
+from mtlskit.deploy.workflow import deploy as deploy_workflow
+from mtlskit.issue.issuer import SanRequest
+
+_STARTS = {
+    "nginx": "nginx -p {dir} -c {main}",
+    "apache": "apache2 -f {main} -DFOREGROUND",
+    "haproxy": "haproxy -f {main} -db",
+}
+_INCLUDES = {
+    "nginx": "include {site};  (in the http {{}} context, e.g. from /etc/nginx/conf.d/)",
+    "apache": "Include {site}  (needs mod_ssl, mod_headers, mod_lua, mod_proxy_http)",
+    "haproxy": "haproxy -f /etc/haproxy/haproxy.cfg -f {site}  (set tune.ssl.cachesize 0 in its global section)",
+}
+
+
+def deploy(
+    ctx: typer.Context,
+    server: str = typer.Argument(..., help="nginx | apache | haproxy"),
+    name: str = typer.Option(..., "--name", help="Server certificate NAME (issued if the inventory has no valid one)."),
+    directory: Path = typer.Option(..., "--dir", help="Directory to write keys, bundles and configuration into."),
+    listen: str = typer.Option(..., "--listen", help="PORT or HOST:PORT to listen on."),
+    upstream: str = typer.Option("http://127.0.0.1:8000", "--upstream", help="Backend: http(s)://HOST:PORT."),
+    mode: str = typer.Option("required", "--mode", help="required | optional"),
+    require_on: List[str] = typer.Option([], "--require-on", help="With --mode optional: a path that demands a certificate (repeatable)."),
+    revocation: str = typer.Option("crl", "--revocation", help="crl | ocsp | none"),
+    route: List[str] = typer.Option([], "--route", help="cn=VALUE:HOST:PORT (also ou=, san=): a verified identity to its own backend (repeatable)."),
+    standalone: bool = typer.Option(False, "--standalone", help="Write a complete configuration that runs on its own in the foreground."),
+    check: bool = typer.Option(False, "--check", help="Run the server's own config test on the result."),
+    reload: Optional[str] = typer.Option(None, "--reload", help="Command run after every CRL change (socket:PATH = HAProxy admin socket)."),
+    dns: List[str] = typer.Option([], "--dns", help="DNS SAN of the server certificate, if one is issued (repeatable)."),
+    ip: List[str] = typer.Option([], "--ip", help="IP SAN of the server certificate, if one is issued (repeatable)."),
+    cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file (to issue the server certificate)."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Write mTLS configuration for Nginx, Apache or HAProxy, and record the deployment."""
+    options = DeployOptions(
+        server=server.lower(), name=name, directory=directory, listen=parse_listen(listen),
+        upstream=parse_upstream(upstream), mode=mode, require_on=tuple(check_path(p) for p in require_on),
+        revocation=revocation, routes=tuple(parse_route(r) for r in route), standalone=standalone,
+        reload_command=reload)
+    service = open_service(ctx)
+    result = deploy_workflow(service, options, passphrase_source(passphrase_file), cert_dir, check,
+                             SanRequest(dns=tuple(dns), ip=tuple(ip)))
+    if json_out:
+        print_json(_as_json(result))
+        return
+    _print(result)
+
+
+def _as_json(result) -> dict:
+    return {"server": result.options.server, "directory": str(result.options.directory),
+            "certificate": {"name": result.certificate.name, "serial": result.certificate.serial_hex,
+                            "issued": result.issued, "not_after": result.certificate.not_after},
+            "files": [str(p) for p in result.files], "reload": result.reload_command,
+            "check": None if result.check is None else {"ran": result.check.ran, "ok": result.check.ok,
+                                                        "output": result.check.output},
+            "headers": list(headers.IDENTITY_HEADERS), **result.options.to_json()}
+
+
+def _print(result) -> None:
+    options, record = result.options, result.certificate
+    layout = Layout(options.directory, options.server)
+    verb = "issued" if result.issued else "using"
+    console.print(f"{verb} server certificate {record.name}  serial {record.serial_hex}  "
+                  f"until {record.not_after:%Y-%m-%d}")
+    for path in result.files:
+        console.print(f"wrote {path}")
+    if options.standalone:
+        console.print("start: " + _STARTS[options.server].format(dir=layout.directory, main=layout.main))
+    else:
+        console.print("include: " + _INCLUDES[options.server].format(site=layout.site))
+    console.print(f"on CRL changes: {result.reload_command or 'no reload command (give --reload)'}")
+    console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
+    if result.check is not None:      # a failed check raised CheckFailed before we got here
+        console.print("check: ok" if result.check.ran else f"check: {result.check.output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)

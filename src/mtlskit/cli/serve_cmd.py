@@ -1,0 +1,69 @@
+"""`mtlskit serve`: the OCSP responder, CRLs and CA certificates over HTTP."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mtlskit.cli.common import console, passphrase_source, settings_of
+from mtlskit.errors import UsageError
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", help="TCP port (0 picks a free one)."),
+    workers: int = typer.Option(1, "--workers", help="Serving processes sharing the port."),
+    refresh: Optional[int] = typer.Option(
+        None, "--ocsp-refresh-seconds",
+        help="Longest time before a revocation made by another process is answered (default 5)."),
+    passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
+) -> None:
+    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
+
+    OCSP responses are signed by a delegated responder certificate per CA (7 days,
+    renewed automatically); creating it needs the CA passphrase once, at start.
+    """
+    from mtlskit.api import server
+    from mtlskit.api.wiring import build_worker
+    from mtlskit.service import Service
+
+    if workers < 1 or workers > 64:
+        raise UsageError("--workers must be between 1 and 64")
+    if refresh is not None and refresh < 0:
+        raise UsageError("--ocsp-refresh-seconds must be 0 or more")
+    settings = settings_of(ctx, ocsp_refresh_seconds=refresh)
+    service = Service.open(settings)
+    authority = service.authority(passphrase_source(passphrase_file))
+    build_worker(service, authority)  # create or renew the responders once, before forking
+    try:
+        sock = server.listen(host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                         hint="pick another --port, or stop what is using it") from None
+    base = _base_url(host, sock.getsockname()[1])
+    for line in _banner(base, service.ca_certificates(), workers):
+        console.print(line, markup=False)
+    sys.stdout.flush()
+    server.run(sock, lambda: build_worker(Service(settings, service.clock), authority), workers)
+
+
+def _base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _banner(base: str, cas, workers: int) -> list[str]:
+    lines = [f"mtlskit serving on {base} ({workers} worker{'s' if workers > 1 else ''}); Ctrl-C stops",
+             f"  OCSP     {base}/ocsp  (POST, or GET {base}/ocsp/<base64 request>)"]
+    for name in cas:
+        lines.append(f"  CA       {base}/ca/{name}.pem")
+        lines.append(f"  CRL      {base}/crl/{name}.crl  (DER)  {base}/crl/{name}.pem")
+    lines.append(f"  health   {base}/healthz")
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,60 @@
+"""Atomic installation of a deployment's files (temp file in the same directory + os.replace).
+
+A reader (the web server, a reload) sees either the old file or the new one, never a
+half-written one; private keys are created 0600 from the first byte, never chmod-ed later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterable
+
+from mtlskit.errors import BadInput
+from mtlskit.fileio import write_atomic
+
+KEY_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSpec:
+    """One file to install: name inside the directory, content, permission bits."""
+
+    name: str
+    data: bytes
+    mode: int = PUBLIC_MODE
+
+
+def atomic_write(path: Path, data: bytes, mode: int = PUBLIC_MODE) -> None:
+    """Write ``data`` to ``path`` atomically with permission bits ``mode`` (``fileio.write_atomic``).
+
+    Raises:
+        BadInput: the directory is missing or not writable.
+    """
+    try:
+        write_atomic(path, data, mode)
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:
+    """Create ``directory`` (0755) if needed and install every file atomically.
+
+    Each file is replaced atomically on its own; callers write the files the
+    configuration refers to before the configuration itself.
+
+    Returns:
+        the installed paths, in order.
+    """
+    try:
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create {directory}: {exc.strerror}") from None
+    if not directory.is_dir():
+        raise BadInput(f"{directory} exists and is not a directory")
+    written = []
+    for spec in files:
+        atomic_write(directory / spec.name, spec.data, spec.mode)
+        written.append(directory / spec.name)
+    return written

@@ -1,0 +1,345 @@
+"""OCSP (RFC 6960) requests and responses. Pure: bytes and cryptography objects in,
+bytes out; no files, no database, no clock (times are arguments).
+
+Pre-signed (cacheable) single-certificate responses are built and signed with
+cryptography's ``ocsp.OCSPResponseBuilder``. That builder accepts only one
+SingleResponse ("Only one response per OCSPResponse."), and ``load_der_ocsp_request``
+refuses requests for several certificates, so requests are read here with a small
+DER reader, and a request for several certificates is answered by assembling
+ResponseData with one SingleResponse per certificate (RFC 6960 §4.2.1) and signing it
+with the responder key. Nonce responses, signed on every request, take the same
+assembly path: the builder re-encodes the responder certificate and its key hash on
+each call (~180 µs here against ~60 µs). A unit test holds the assembled
+ResponseData byte-equal to the builder's; ``openssl ocsp`` and pkilint judge both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import functools
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import OCSPExtensionOID
+
+from mtlskit.errors import BadInput
+from mtlskit.publish import der
+from mtlskit.pki.keys import signature_hash
+
+# RFC 6960 §4.1.1 CertID.hashAlgorithm: the hashes a client may use to name the issuer.
+HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
+}
+_HASH_OIDS = {
+    der.oid("1.3.14.3.2.26"): "sha1",
+    der.oid("2.16.840.1.101.3.4.2.1"): "sha256",
+    der.oid("2.16.840.1.101.3.4.2.2"): "sha384",
+    der.oid("2.16.840.1.101.3.4.2.3"): "sha512",
+}
+_NONCE_OID = der.oid(OCSPExtensionOID.NONCE.dotted_string)
+_BASIC_OID = der.oid("1.3.6.1.5.5.7.48.1.1")  # id-pkix-ocsp-basic, RFC 6960 §4.2.1
+MAX_NONCE_OCTETS = 32  # RFC 8954 §2.1: longer nonces MUST be rejected with malformedRequest
+MAX_REQUEST_OCTETS = 16 * 1024
+
+
+class CertStatus(enum.Enum):
+    """RFC 6960 §2.2 certificate status values."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class CertId:
+    """A certificate as a client names it (RFC 6960 §4.1.1 CertID).
+
+    Attributes:
+        hash_name: "sha1", "sha256", "sha384", "sha512", or the hex of an unknown OID.
+        issuer_name_hash: hash of the issuer's DER-encoded subject name.
+        issuer_key_hash: hash of the issuer's subjectPublicKey BIT STRING value.
+        serial: the certificate's serial number.
+        der: the CertID as received; echoed unchanged in multi-certificate responses.
+    """
+
+    hash_name: str
+    issuer_name_hash: bytes
+    issuer_key_hash: bytes
+    serial: int
+    der: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class OcspRequest:
+    """What a request asks: the certificates and, if present, the nonce extension value."""
+
+    cert_ids: tuple[CertId, ...]
+    nonce: bytes | None = None  # extnValue as received: DER OCTET STRING holding the nonce
+
+
+@dataclasses.dataclass(frozen=True)
+class SingleAnswer:
+    """The status of one certificate, for one SingleResponse."""
+
+    cert_id: CertId
+    status: CertStatus
+    revoked_at: dt.datetime | None = None
+    reason: x509.ReasonFlags | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponderKey:
+    """A delegated OCSP responder: its certificate and the key that signs responses.
+
+    The parts of a response that depend only on the responder (ResponderID byKey, the
+    certs field, the signature AlgorithmIdentifier) are encoded once, on first use.
+    """
+
+    certificate: x509.Certificate
+    private_key: object
+
+    @functools.cached_property
+    def responder_id_der(self) -> bytes:
+        """ResponderID byKey [2]: SHA-1 of the responder's subjectPublicKey (RFC 6960 §4.2.1)."""
+        key_hash = x509.SubjectKeyIdentifier.from_public_key(self.certificate.public_key()).digest
+        return der.encode(der.context(2), der.encode(der.OCTET_STRING, key_hash))
+
+    @functools.cached_property
+    def certs_der(self) -> bytes:
+        """BasicOCSPResponse.certs [0]: the responder certificate, so clients can verify it."""
+        return der.encode(der.context(0), der.sequence(self.certificate.public_bytes(serialization.Encoding.DER)))
+
+    @functools.cached_property
+    def signature_algorithm_der(self) -> bytes:
+        return _signature_algorithm(self.private_key)
+
+
+def parse_request(data: bytes) -> OcspRequest:
+    """Read a DER OCSPRequest (RFC 6960 §4.1.1).
+
+    Raises:
+        BadInput: not a well-formed OCSP request, an empty request list, or a nonce
+            longer than 32 octets (RFC 8954 §2.1).
+    """
+    if not data or len(data) > MAX_REQUEST_OCTETS:
+        raise BadInput("OCSP request is empty or too large")
+    start, end = der.expect(data, 0, der.SEQUENCE)
+    if end != len(data):
+        raise BadInput("trailing bytes after the OCSP request")
+    parts = der.children(data, start, end)
+    if not parts or parts[0][0] != der.SEQUENCE or any(p[0] != der.context(0) for p in parts[1:2]) \
+            or len(parts) > 2:
+        raise BadInput("OCSPRequest must hold tbsRequest and an optional signature")
+    _tag, _pos, tstart, tend = parts[0]
+    fields = der.children(data, tstart, tend)
+    # tbsRequest: [0] version, [1] requestorName, requestList, [2] requestExtensions
+    while fields and fields[0][0] in (der.context(0), der.context(1)):
+        tag, _p, vstart, vend = fields.pop(0)
+        if tag == der.context(0):
+            vs, ve = der.expect(data, vstart, der.INTEGER, vend)
+            if der.decode_integer(data[vs:ve]) != 0:
+                raise BadInput("unsupported OCSP request version")
+    if not fields or fields[0][0] != der.SEQUENCE:
+        raise BadInput("OCSP request has no request list")
+    _tag, _p, lstart, lend = fields.pop(0)
+    cert_ids = tuple(_parse_single_request(data, r) for r in der.children(data, lstart, lend))
+    if not cert_ids:
+        raise BadInput("OCSP request list is empty")
+    nonce = None
+    if fields:
+        tag, _p, estart, eend = fields.pop(0)
+        if tag != der.context(2) or fields:
+            raise BadInput("unexpected element after the request list")
+        nonce = _find_nonce(data, estart, eend)
+    return OcspRequest(cert_ids, nonce)
+
+
+def _parse_single_request(data: bytes, element: tuple[int, int, int, int]) -> CertId:
+    tag, _pos, start, end = element
+    if tag != der.SEQUENCE:
+        raise BadInput("request list entry is not a SEQUENCE")
+    items = der.children(data, start, end)
+    if not items or items[0][0] != der.SEQUENCE or len(items) > 2:
+        raise BadInput("Request must hold a CertID")
+    _t, cpos, cstart, cend = items[0]
+    fields = der.children(data, cstart, cend)
+    if [f[0] for f in fields] != [der.SEQUENCE, der.OCTET_STRING, der.OCTET_STRING, der.INTEGER]:
+        raise BadInput("CertID must be hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber")
+    alg = der.children(data, fields[0][2], fields[0][3])
+    if not alg or alg[0][0] != der.OID:
+        raise BadInput("CertID hash algorithm has no OID")
+    alg_oid = data[alg[0][1]:alg[0][3]]
+    hash_name = _HASH_OIDS.get(alg_oid, alg_oid.hex())
+    return CertId(hash_name=hash_name,
+                  issuer_name_hash=data[fields[1][2]:fields[1][3]],
+                  issuer_key_hash=data[fields[2][2]:fields[2][3]],
+                  serial=der.decode_integer(data[fields[3][2]:fields[3][3]]),
+                  der=data[cpos:cend])
+
+
+def _find_nonce(data: bytes, start: int, end: int) -> bytes | None:
+    estart, eend = der.expect(data, start, der.SEQUENCE, end)
+    for tag, pos, vstart, vend in der.children(data, estart, eend):
+        if tag != der.SEQUENCE:
+            raise BadInput("request extension is not a SEQUENCE")
+        parts = der.children(data, vstart, vend)
+        if not parts or parts[0][0] != der.OID or parts[-1][0] != der.OCTET_STRING:
+            raise BadInput("request extension must be an OID and an OCTET STRING")
+        if data[parts[0][1]:parts[0][3]] != _NONCE_OID:
+            continue
+        value = data[parts[-1][2]:parts[-1][3]]
+        inner_start, inner_end = der.expect(value, 0, der.OCTET_STRING)  # RFC 8954 §2.1 Nonce
+        if inner_end != len(value) or not 1 <= inner_end - inner_start <= MAX_NONCE_OCTETS:
+            raise BadInput("OCSP nonce must be an OCTET STRING of 1 to 32 octets")
+        return value
+    return None
+
+
+def issuer_hashes(issuer: x509.Certificate, hash_name: str) -> tuple[bytes, bytes]:
+    """(issuerNameHash, issuerKeyHash) of a CA certificate for one hash (RFC 6960 §4.1.1)."""
+    algorithm = HASHES[hash_name]()
+    name = hashes.Hash(algorithm)
+    name.update(issuer.subject.public_bytes())
+    spki = issuer.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    key = hashes.Hash(HASHES[hash_name]())
+    key.update(_subject_public_key_bits(spki))
+    return name.finalize(), key.finalize()
+
+
+def _subject_public_key_bits(spki: bytes) -> bytes:
+    start, end = der.expect(spki, 0, der.SEQUENCE)
+    _tag, _pos, bstart, bend = der.children(spki, start, end)[1]
+    return spki[bstart + 1:bend]  # skip the unused-bits octet
+
+
+def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    """An unsigned error response: malformedRequest, internalError, tryLater, unauthorized."""
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+
+
+MALFORMED_REQUEST = unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+UNAUTHORIZED = unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+INTERNAL_ERROR = unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+TRY_LATER = unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
+
+
+def build_response(answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
+                   next_update: dt.datetime, nonce: bytes | None = None) -> bytes:
+    """A signed, successful OCSPResponse (DER) answering every certificate asked.
+
+    Args:
+        answers: one per CertID of the request, in request order.
+        responder: the delegated responder that signs (RFC 6960 §4.2.2.2).
+        this_update: producedAt and every thisUpdate (whole seconds are kept).
+        next_update: every nextUpdate; RFC 5019 §2.2.4 wants it present.
+        nonce: the request's nonce extension value, echoed (RFC 8954 §2.1).
+    """
+    this_update = this_update.replace(microsecond=0)
+    next_update = next_update.replace(microsecond=0)
+    if len(answers) == 1 and nonce is None:
+        return _build_with_cryptography(answers[0], responder, this_update, next_update, nonce)
+    return _assemble(answers, responder, this_update, next_update, nonce)
+
+
+def _build_with_cryptography(answer: SingleAnswer, responder: ResponderKey, this_update: dt.datetime,
+                             next_update: dt.datetime, nonce: bytes | None) -> bytes:
+    cid = answer.cert_id
+    builder = (ocsp.OCSPResponseBuilder()
+               .add_response_by_hash(cid.issuer_name_hash, cid.issuer_key_hash, cid.serial,
+                                     HASHES[cid.hash_name](), _CRYPTOGRAPHY_STATUS[answer.status],
+                                     this_update, next_update, _revocation_time(answer),
+                                     answer.reason if answer.status is CertStatus.REVOKED else None)
+               .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
+               .certificates([responder.certificate]))
+    if nonce is not None:
+        builder = builder.add_extension(x509.UnrecognizedExtension(OCSPExtensionOID.NONCE, nonce), False)
+    response = builder.sign(responder.private_key, signature_hash(responder.private_key))
+    return response.public_bytes(serialization.Encoding.DER)
+
+
+_CRYPTOGRAPHY_STATUS = {CertStatus.GOOD: ocsp.OCSPCertStatus.GOOD,
+                        CertStatus.REVOKED: ocsp.OCSPCertStatus.REVOKED,
+                        CertStatus.UNKNOWN: ocsp.OCSPCertStatus.UNKNOWN}
+
+
+def _revocation_time(answer: SingleAnswer) -> dt.datetime | None:
+    if answer.status is not CertStatus.REVOKED:
+        return None
+    return (answer.revoked_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+
+
+# --- several certificates: ResponseData assembled here (RFC 6960 §4.2.1) -------------------
+
+def _assemble(answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
+              next_update: dt.datetime, nonce: bytes | None) -> bytes:
+    tbs = tbs_response_data(answers, responder, this_update, next_update, nonce)
+    signature = _sign(responder.private_key, tbs)
+    basic = der.sequence(tbs, responder.signature_algorithm_der, der.encode(der.BIT_STRING, b"\x00" + signature),
+                         responder.certs_der)
+    response_bytes = der.sequence(_BASIC_OID, der.encode(der.OCTET_STRING, basic))
+    return der.sequence(der.encode(der.ENUMERATED, b"\x00"), der.encode(der.context(0), response_bytes))
+
+
+def tbs_response_data(answers: list[SingleAnswer], responder: ResponderKey,
+                      this_update: dt.datetime, next_update: dt.datetime,
+                      nonce: bytes | None = None, produced_at: dt.datetime | None = None) -> bytes:
+    """ResponseData (v1, responderID byKey) with one SingleResponse per answer; producedAt
+    defaults to ``this_update``."""
+    responder_id = responder.responder_id_der
+    singles = b"".join(_single_response(a, this_update, next_update) for a in answers)
+    parts = [responder_id, der.generalized_time(produced_at or this_update), der.sequence(singles)]
+    if nonce is not None:
+        extension = der.sequence(_NONCE_OID, der.encode(der.OCTET_STRING, nonce))
+        parts.append(der.encode(der.context(1), der.sequence(extension)))
+    return der.sequence(*parts)
+
+
+def _single_response(answer: SingleAnswer, this_update: dt.datetime, next_update: dt.datetime) -> bytes:
+    if answer.status is CertStatus.GOOD:
+        status = der.encode(der.context(0, constructed=False), b"")
+    elif answer.status is CertStatus.UNKNOWN:
+        status = der.encode(der.context(2, constructed=False), b"")
+    else:
+        info = der.generalized_time(_revocation_time(answer))
+        if answer.reason is not None:
+            code = _REASON_CODES[answer.reason]
+            info += der.encode(der.context(0), der.encode(der.ENUMERATED, bytes((code,))))
+        status = der.encode(der.context(1), info)
+    return der.sequence(answer.cert_id.der, status, der.generalized_time(this_update),
+                        der.encode(der.context(0), der.generalized_time(next_update)))
+
+
+# RFC 5280 §5.3.1 CRLReason codes (7 is not used).
+_REASON_CODES = {
+    x509.ReasonFlags.unspecified: 0, x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2, x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4, x509.ReasonFlags.cessation_of_operation: 5,
+    x509.ReasonFlags.certificate_hold: 6, x509.ReasonFlags.remove_from_crl: 8,
+    x509.ReasonFlags.privilege_withdrawn: 9, x509.ReasonFlags.aa_compromise: 10,
+}
+
+
+def _signature_algorithm(private_key) -> bytes:
+    """The AlgorithmIdentifier of the responder's signatures (RFC 5758 §3.2, RFC 4055 §5, RFC 8410 §3)."""
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return der.sequence(der.oid("1.3.101.112"))
+    name = signature_hash(private_key).name
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return der.sequence(der.oid({"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3"}[name]))
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        dotted = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12"}[name]
+        return der.sequence(der.oid(dotted), der.encode(der.NULL, b""))
+    raise BadInput(f"unsupported responder key {type(private_key).__name__}")
+
+
+def _sign(private_key, tbs: bytes) -> bytes:
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(tbs)
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return private_key.sign(tbs, ec.ECDSA(signature_hash(private_key)))
+    return private_key.sign(tbs, padding.PKCS1v15(), signature_hash(private_key))

@@ -1,0 +1,213 @@
+"""Where OCSP answers come from: certificate status from the inventory, a cache of
+pre-signed responses, and the rules that keep that cache honest.
+
+Built after cfssl's ``ocsp/responder.go``: the HTTP layer hands request bytes to
+``OcspSource.respond`` and gets response bytes plus the caching facts RFC 5019 §6.2
+wants in HTTP headers; signing lives in :mod:`mtlskit.publish.ocsp`.
+
+Freshness:
+- Requests without a nonce get a pre-signed response (RFC 5019 §2.1.1 allows the
+  responder to pre-produce them), re-signed once half its validity has passed.
+- Requests with a nonce (RFC 8954) are signed on every request, from the cached status.
+- Every ``refresh_seconds`` (settings.ocsp_refresh_seconds) the source reads one cheap
+  change marker, the highest audit event id. When it moved, the certificates named
+  by the new events (revoke, issue, ...) are dropped from both caches, so a revocation
+  made by any process sharing the database is answered within that bound; one made
+  through this process (``invalidate``) on the very next request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import time
+from typing import Callable, Iterable, Protocol
+
+from cryptography import x509
+
+from mtlskit.clock import Clock
+from mtlskit.errors import BadInput
+from mtlskit.publish import ocsp
+from mtlskit.publish.ocsp import CertStatus, ResponderKey, SingleAnswer
+
+RESPONSE_VALIDITY = dt.timedelta(hours=1)
+MAX_CACHED_RESPONSES = 50_000  # bound memory against floods of distinct requests
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificateState:
+    """What the inventory says about one serial of one CA."""
+
+    status: CertStatus
+    revoked_at: dt.datetime | None = None
+    reason: x509.ReasonFlags | None = None
+
+
+class StatusLookup(Protocol):
+    """Reads certificate status and the change marker (see InventoryStatusLookup)."""
+
+    def state(self, issuer: str, serial: int) -> CertificateState: ...
+
+    def change_marker(self) -> int: ...
+
+    def changed_since(self, marker: int) -> tuple[int, set[tuple[str, int]]]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedCa:
+    """A CA this responder answers for, and its delegated responder."""
+
+    name: str
+    certificate: x509.Certificate
+    responder: ResponderKey
+
+
+@dataclasses.dataclass(frozen=True)
+class OcspReply:
+    """Response bytes and, for a pre-signed response, the RFC 5019 §6.2 caching facts."""
+
+    body: bytes
+    this_update: dt.datetime | None = None
+    next_update: dt.datetime | None = None
+    etag: str | None = None
+
+    @property
+    def cacheable(self) -> bool:
+        return self.next_update is not None
+
+    def max_age(self, now: dt.datetime) -> int:
+        """Seconds an HTTP cache may keep the response: never past nextUpdate."""
+        if self.next_update is None:
+            return 0
+        return max(0, int((self.next_update - now).total_seconds()))
+
+
+@dataclasses.dataclass
+class _CachedReply:
+    reply: OcspReply
+    refresh_at: dt.datetime
+    keys: tuple[tuple[str, int], ...]
+
+
+MALFORMED = OcspReply(ocsp.MALFORMED_REQUEST)
+UNAUTHORIZED = OcspReply(ocsp.UNAUTHORIZED)
+
+
+class OcspSource:
+    """Answers OCSP requests for the CAs it serves.
+
+    Args:
+        cas: the CAs answered for, each with its delegated responder.
+        lookup: certificate status and change marker (the inventory).
+        clock: the time for thisUpdate/nextUpdate and cache expiry.
+        refresh_seconds: at most this long between two reads of the change marker;
+            0 reads it on every request.
+        validity: nextUpdate - thisUpdate of every response.
+        monotonic: the timer that paces the change-marker reads (injected in tests).
+    """
+
+    def __init__(self, cas: Iterable[ServedCa], lookup: StatusLookup, clock: Clock,
+                 refresh_seconds: float = 5, validity: dt.timedelta = RESPONSE_VALIDITY,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._lookup = lookup
+        self._clock = clock
+        self._refresh = refresh_seconds
+        self._validity = validity
+        self._monotonic = monotonic
+        self._cas: dict[str, ServedCa] = {}
+        self._by_issuer_hash: dict[tuple[str, bytes, bytes], str] = {}
+        for ca in cas:
+            self._add_ca(ca)
+        self._states: dict[tuple[str, int], CertificateState] = {}
+        self._replies: dict[bytes, _CachedReply] = {}
+        self._marker = lookup.change_marker()
+        self._next_poll = monotonic() + refresh_seconds
+
+    # --- serving -------------------------------------------------------------------
+
+    def respond(self, request: bytes) -> OcspReply:
+        """The DER OCSPResponse for DER request bytes; never raises for bad input."""
+        self.poll()
+        cached = self._replies.get(request)
+        now = self._clock.now()
+        if cached is not None and now < cached.refresh_at:
+            return cached.reply
+        try:
+            parsed = ocsp.parse_request(request)
+        except BadInput:
+            return MALFORMED  # RFC 6960 §2.3
+        ca = self._ca_for(parsed.cert_ids)
+        if ca is None:
+            return UNAUTHORIZED  # RFC 6960 §2.3: not a CA this responder serves
+        answers = [self._answer(ca.name, cid) for cid in parsed.cert_ids]
+        this_update = now.replace(microsecond=0)
+        next_update = this_update + self._validity
+        body = ocsp.build_response(answers, ca.responder, this_update, next_update, parsed.nonce)
+        if parsed.nonce is not None:
+            return OcspReply(body)  # signed for this request only (RFC 8954)
+        reply = OcspReply(body, this_update, next_update, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        self._remember(request, reply, this_update + self._validity / 2,
+                       tuple((ca.name, cid.serial) for cid in parsed.cert_ids))
+        return reply
+
+    def _ca_for(self, cert_ids: tuple[ocsp.CertId, ...]) -> ServedCa | None:
+        # One response is signed by one responder, which speaks for one CA only.
+        names = {self._by_issuer_hash.get((c.hash_name, c.issuer_name_hash, c.issuer_key_hash))
+                 for c in cert_ids}
+        if len(names) != 1 or None in names:
+            return None
+        return self._cas[names.pop()]
+
+    def _answer(self, ca_name: str, cert_id: ocsp.CertId) -> SingleAnswer:
+        key = (ca_name, cert_id.serial)
+        state = self._states.get(key)
+        if state is None:
+            if len(self._states) >= MAX_CACHED_RESPONSES:
+                self._states.clear()
+            state = self._states[key] = self._lookup.state(ca_name, cert_id.serial)
+        return SingleAnswer(cert_id, state.status, state.revoked_at, state.reason)
+
+    def _remember(self, request: bytes, reply: OcspReply, refresh_at: dt.datetime,
+                  keys: tuple[tuple[str, int], ...]) -> None:
+        if len(self._replies) >= MAX_CACHED_RESPONSES:
+            self._replies.clear()
+        self._replies[request] = _CachedReply(reply, refresh_at, keys)
+
+    # --- freshness -----------------------------------------------------------------
+
+    def poll(self, force: bool = False) -> None:
+        """Read the change marker if the refresh interval has passed; drop what changed."""
+        if not force and self._monotonic() < self._next_poll:
+            return
+        self._next_poll = self._monotonic() + self._refresh
+        if self._lookup.change_marker() == self._marker:
+            return
+        self._marker, changed = self._lookup.changed_since(self._marker)
+        self.invalidate(changed)
+
+    def invalidate(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Forget the status and pre-signed responses of these (CA name, serial) pairs."""
+        keys = set(keys)
+        if not keys:
+            return
+        for key in keys:
+            self._states.pop(key, None)
+        stale = [request for request, entry in self._replies.items() if keys.intersection(entry.keys)]
+        for request in stale:
+            del self._replies[request]
+
+    def replace_responder(self, ca_name: str, responder: ResponderKey) -> None:
+        """Sign with a renewed responder from now on; responses of the old one are dropped."""
+        self._cas[ca_name] = dataclasses.replace(self._cas[ca_name], responder=responder)
+        self._replies = {r: e for r, e in self._replies.items() if e.keys[0][0] != ca_name}
+
+    @property
+    def cas(self) -> dict[str, ServedCa]:
+        return dict(self._cas)
+
+    def _add_ca(self, ca: ServedCa) -> None:
+        self._cas[ca.name] = ca
+        for hash_name in ocsp.HASHES:
+            name_hash, key_hash = ocsp.issuer_hashes(ca.certificate, hash_name)
+            self._by_issuer_hash[(hash_name, name_hash, key_hash)] = ca.name

@@ -1,0 +1,197 @@
+"""`mtlskit deploy` in-process: files and modes, the inventory record, refusals, refresh."""
+
+from __future__ import annotations
+
+import json
+import stat
+import types
+
+import pytest
+from cryptography import x509
+
+from mtlskit.clock import SystemClock
+from mtlskit.config import load_settings
+from mtlskit.deploy.records import list_deployments
+from mtlskit.deploy.refresh import refresh_deployments
+from mtlskit.service import Service
+from tests.support_deploy import publish_home_crls
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _service(home):
+    return Service.open(load_settings(home))
+
+
+def test_deploy_issues_server_certificate_writes_safe_files_and_records(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    target = tmp_path / "nginx"
+    result = cli("--home", fresh_home, "deploy", "nginx", "--name", "api.example.com", "--dir", target,
+                 "--listen", "127.0.0.1:8443", "--upstream", "http://127.0.0.1:8000", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["certificate"]["issued"] is True
+    assert _mode(target / "server.pem.key") == 0o600
+    for name in ("server.pem", "client-ca.pem", "crl.pem", "mtls-server.conf"):
+        assert _mode(target / name) == 0o644
+    assert not list(target.glob(".*"))                       # no temp or scratch file left behind
+    chain = x509.load_pem_x509_certificates((target / "server.pem").read_bytes())
+    cas = _service(fresh_home).ca_certificates()
+    assert chain[1:] == [cas["intermediate"]]                 # full chain: leaf + intermediate
+    assert x509.load_pem_x509_certificates((target / "client-ca.pem").read_bytes()) == list(cas.values())
+    crls = (target / "crl.pem").read_bytes().count(b"BEGIN X509 CRL")
+    assert crls == 2                                          # root AND intermediate
+    conf = (target / "mtls-server.conf").read_text()
+    assert "ssl_verify_depth 2;" in conf and "ssl_verify_client on;" in conf
+    [deployment] = list_deployments(_service(fresh_home).inventory)
+    assert (deployment.server, deployment.name, deployment.directory) == ("nginx", "api.example.com", target)
+    assert deployment.reload_command == "nginx -s reload"
+    listed = cli("--home", fresh_home, "show", "api.example.com")
+    assert listed.code == 0 and "server" in listed.out
+    events = [e["action"] for e in _service(fresh_home).inventory.events()]
+    assert "deploy" in events and "issue" in events
+
+
+def test_redeploy_reuses_the_valid_certificate_and_its_key(fresh_home, tmp_path, cli):
+    args = ["--home", fresh_home, "deploy", "haproxy", "--name", "api.example.com", "--listen", ":8443",
+            "--upstream", "127.0.0.1:8000", "--revocation", "none", "--json"]
+    first = json.loads(cli(*args, "--dir", tmp_path / "a").out)
+    again = json.loads(cli(*args, "--dir", tmp_path / "a").out)
+    other = json.loads(cli(*args, "--dir", tmp_path / "b").out)     # found in the recorded deployment
+    assert first["certificate"]["issued"] and not again["certificate"]["issued"]
+    assert first["certificate"]["serial"] == again["certificate"]["serial"] == other["certificate"]["serial"]
+    assert (tmp_path / "a" / "server.pem.key").read_bytes() == (tmp_path / "b" / "server.pem.key").read_bytes()
+    assert len(list_deployments(_service(fresh_home).inventory)) == 2
+
+
+def test_valid_certificate_whose_key_is_elsewhere_is_refused(fresh_home, tmp_path, cli):
+    assert cli("--home", fresh_home, "issue", "server", "web.example.com", "--out", tmp_path / "issued").code == 0
+    args = ["--home", fresh_home, "deploy", "nginx", "--name", "web.example.com", "--dir", tmp_path / "d",
+            "--listen", "443", "--revocation", "none"]
+    refused = cli(*args)
+    assert refused.code == 2
+    assert "has a valid server certificate 'web.example.com'" in refused.err and "--cert-dir" in refused.err
+    used = cli(*args, "--cert-dir", tmp_path / "issued")
+    assert used.code == 0, used.err
+    assert "using server certificate web.example.com" in used.out
+    assert (tmp_path / "d" / "server.pem.key").read_bytes() == (tmp_path / "issued" / "key.pem").read_bytes()
+
+
+def test_crl_mode_without_published_crls_is_refused_before_writing(fresh_home, tmp_path, cli):
+    result = cli("--home", fresh_home, "deploy", "apache", "--name", "a.example.com", "--dir", tmp_path / "x",
+                 "--listen", "443")
+    assert result.code == 2
+    assert result.err.startswith("error: the CRL bundle has no CRL from")
+    assert "hint: run `mtlskit crl` first" in result.err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("server,extra,message", [
+    ("haproxy", ["--revocation", "ocsp"], "HAProxy cannot check client certificates by OCSP"),
+    ("nginx", ["--revocation", "ocsp"], "--revocation ocsp needs an OCSP responder URL"),
+    ("nginx", ["--route", "san=x.example:127.0.0.1:9"], "nginx cannot route on san="),
+    ("haproxy", ["--route", "san=x.example:127.0.0.1:9"], "haproxy cannot route on san="),
+    ("nginx", ["--route", "cn=admin"], "is not KIND=VALUE:HOST:PORT"),
+    ("nginx", ["--require-on", "/admin"], "--require-on only makes sense with --mode optional"),
+    ("nginx", ["--mode", "optional", "--require-on", "admin"], "must be an absolute URL path"),
+    ("nginx", ["--mode", "sometimes"], "--mode 'sometimes' is not one of"),
+    ("iis", [], "server 'iis' is not one of: nginx, apache, haproxy"),
+    ("nginx", ["--upstream", "ftp://127.0.0.1:21"], "is not http(s)://HOST:PORT"),
+])
+def test_refusals_are_one_line_usage_errors(ca_home, tmp_path, cli, server, extra, message):
+    result = cli("--home", ca_home, "deploy", server, "--name", "r.example.com", "--dir", tmp_path / "r",
+                 "--listen", "127.0.0.1:8443", "--revocation", "none", *extra)
+    assert result.code == 2, result.out
+    assert result.err.splitlines()[0].startswith("error: ")
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_listen_is_refused(ca_home, tmp_path, cli):
+    result = cli("--home", ca_home, "deploy", "nginx", "--name", "r.example.com", "--dir", tmp_path / "r",
+                 "--listen", "127.0.0.1:99999")
+    assert result.code == 2 and "port must be a number from 1 to 65535" in result.err
+
+
+# --- refresh (the hook `mtlskit revoke` / `mtlskit crl` call) ------------------------------------
+
+def _deploy(cli, home, directory, reload_command):
+    result = cli("--home", home, "deploy", "nginx", "--name", "f.example.com", "--dir", directory,
+                 "--listen", "127.0.0.1:8443", "--reload", reload_command)
+    assert result.code == 0, result.err
+
+
+def test_refresh_rewrites_the_crl_and_runs_the_reload(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    marker = tmp_path / "reloaded"
+    _deploy(cli, fresh_home, tmp_path / "d", f"touch {marker}")
+    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [12345]}, number=2)
+    [result] = refresh_deployments(_service(fresh_home), bundle)
+    assert result.status == "updated" and result.ok, result.message
+    assert (tmp_path / "d" / "crl.pem").read_bytes() == bundle
+    assert marker.exists()
+    assert any(e["action"] == "deploy-refresh" for e in _service(fresh_home).inventory.events())
+
+
+def test_failed_reload_is_reported_and_previous_crl_restored(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    _deploy(cli, fresh_home, tmp_path / "d", "false")
+    before = (tmp_path / "d" / "crl.pem").read_bytes()
+    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [12345]}, number=2)
+    [result] = refresh_deployments(_service(fresh_home), bundle)
+    assert result.status == "failed" and not result.ok
+    assert "'false' exited with 1" in result.message and "previous CRL restored" in result.message
+    assert (tmp_path / "d" / "crl.pem").read_bytes() == before
+
+
+def test_refresh_refuses_a_bundle_missing_a_ca(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    marker = tmp_path / "reloaded"
+    _deploy(cli, fresh_home, tmp_path / "d", f"touch {marker}")
+    before = (tmp_path / "d" / "crl.pem").read_bytes()
+    only_one = before[before.index(b"-----BEGIN X509 CRL", 1):]
+    [result] = refresh_deployments(_service(fresh_home), only_one)
+    assert result.status == "failed" and "has no CRL from" in result.message
+    assert (tmp_path / "d" / "crl.pem").read_bytes() == before and not marker.exists()
+
+
+def test_refresh_of_an_unreachable_haproxy_socket_keeps_the_file(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    result = cli("--home", fresh_home, "deploy", "haproxy", "--name", "h.example.com", "--dir", tmp_path / "h",
+                 "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--standalone")
+    assert result.code == 0, result.err
+    before = (tmp_path / "h" / "crl.pem").read_bytes()
+    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
+    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [0xABC]}, number=2)
+    [outcome] = refresh_deployments(_service(fresh_home), bundle)
+    assert outcome.status == "failed" and "admin socket" in outcome.message
+    assert (tmp_path / "h" / "crl.pem").read_bytes() == before
+    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
+
+
+def test_haproxy_refresh_with_a_command_rewrites_the_serial_list(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    result = cli("--home", fresh_home, "deploy", "haproxy", "--name", "h.example.com", "--dir", tmp_path / "h",
+                 "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--reload", "true")
+    assert result.code == 0, result.err
+    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [0xABC, 0x80]}, number=2)
+    [outcome] = refresh_deployments(_service(fresh_home), bundle)
+    assert outcome.status == "updated", outcome.message
+    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b"0ABC\n80\n"
+
+
+
+def test_one_missing_deployment_does_not_stop_the_others(fresh_home, tmp_path, cli):
+    publish_home_crls(fresh_home)
+    _deploy(cli, fresh_home, tmp_path / "gone", "true")
+    _deploy(cli, fresh_home, tmp_path / "kept", "true")
+    import shutil
+    shutil.rmtree(tmp_path / "gone")
+    bundle = publish_home_crls(fresh_home, number=2)
+    gone, kept = refresh_deployments(_service(fresh_home), bundle)
+    assert gone.status == "failed" and "no longer exists" in gone.message
+    assert not (tmp_path / "gone").exists()
+    assert kept.status == "updated" and (tmp_path / "kept" / "crl.pem").read_bytes() == bundle
