@@ -255,13 +255,6 @@ def test_deployments_are_refreshed_when_the_deploy_module_exists(pki, monkeypatc
     assert len(calls) == 2
 
 
-def test_without_the_deploy_module_nothing_is_refreshed(pki):
-    if importlib.util.find_spec("mtlskit.deploy.refresh") is not None:
-        pytest.skip("the deploy module is present")
-    service = _service(pki.home)
-    assert revoke(service, _authority(service), ["alice"]).deployments is None
-
-
 def test_unknown_stored_reason_still_publishes_without_reason_code(pki):
     service = _service(pki.home)
     when = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)

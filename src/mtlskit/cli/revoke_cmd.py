@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
                                 print_json)
@@ -58,13 +57,26 @@ def revoke(
         print_json({"revoked": [{"serial": r.serial_hex, "name": r.name, "issuer": r.issuer}
                                 for r in result.revoked],
                     "reason": result.reason.value, "revoked_at": result.at,
-                    "crls": summary, "marker": result.marker})
+                    "crls": summary, "marker": result.marker,
+                    "deployments": [{"server": d.server, "directory": d.directory, "status": d.status,
+                                     "message": d.message} for d in result.deployments or []]})
         return
     for record in result.revoked:
         console.print(f"revoked {record.serial_hex} ({record.name}, {record.issuer}): "
                       f"{result.reason.value} at {result.at:%Y-%m-%dT%H:%M:%SZ}", markup=False)
     for name, info in summary.items():
         _print_crl(service, name, info)
+    _print_deployments(result.deployments, console)
+
+
+def _print_deployments(results, stream) -> None:
+    """One line per refreshed deployment (mtlskit.deploy.refresh.RefreshResult)."""
+    for item in results or []:
+        line = f"deployment {item.server} {item.directory}: {item.status}"
+        if item.message:
+            line += f" ({item.message})"
+        (err_console if item.status == "failed" else stream).print(
+            ("warning: " if item.status == "failed" else "") + line, markup=False)
 
 
 def _print_crl(service, name: str, info: dict, stream=None) -> None:
@@ -105,16 +117,17 @@ def crl(
     name = ca or authority.issuing.name
     if name not in authority.signers:
         raise NotFound(f"this CA has no {name} CA", hint=f"CAs here: {', '.join(authority.signers)}")
-    published = crls.publish_crls(service, authority)
-    ders = {ca_name: new_crl.public_bytes(Encoding.DER) for ca_name, new_crl in published.items()}
+    result = crls.publish(service, authority)
+    ders = result.ders
     if bundle:
         data = crls.crl_bundle_pem(service, {n: crls.pem_crl(d) for n, d in ders.items()})
     else:
         data = ders[name] if fmt == "der" else crls.pem_crl(ders[name])
     status = console if out is not None else err_console
     for ca_name, info in crls.published(service).items():
-        if ca_name in published:
+        if ca_name in ders:
             _print_crl(service, ca_name, info, status)
+    _print_deployments(result.deployments, status)
     if out is not None:
         write_atomic(out, data)
         console.print(f"wrote {'the CRL bundle' if bundle else f'the CRL of {name}'} to {out}", markup=False)

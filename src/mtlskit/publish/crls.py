@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import functools
@@ -176,13 +177,23 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 # --- the workflow ---------------------------------------------------------------------
 
-def publish_crls(service, authority, names: Iterable[str] | None = None
-                 ) -> dict[str, x509.CertificateRevocationList]:
+@dataclasses.dataclass(frozen=True)
+class PublishResult:
+    """What one publication did: the new CRLs (DER, by CA name), the bundle written to
+    HOME/crl/bundle.pem (None while a CA of the chain has no CRL) and what refreshing
+    the deployments returned (None when there was nothing to refresh)."""
+
+    ders: dict[str, bytes]
+    bundle: bytes | None
+    deployments: object = None
+
+
+def publish(service, authority, names: Iterable[str] | None = None) -> PublishResult:
     """Sign a fresh full CRL for every CA of ``authority`` (or only ``names``), store
     them, export them to HOME/crl/ and refresh the deployed CRL bundles.
 
-    Returns:
-        the new CRLs by CA name ("root", "intermediate").
+    Raises:
+        NotFound: a name that is not a CA of this home.
     """
     signers = authority.signers
     wanted = list(signers) if names is None else list(names)
@@ -200,9 +211,15 @@ def publish_crls(service, authority, names: Iterable[str] | None = None
         ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
                 for name in wanted}
     bundle = export_crls(service, ders)
-    if bundle is not None:
-        refresh_deployments(service, bundle)
-    return {name: x509.load_der_x509_crl(der) for name, der in ders.items()}
+    deployments = refresh_deployments(service, bundle) if bundle is not None else None
+    return PublishResult(ders, bundle, deployments)
+
+
+def publish_crls(service, authority, names: Iterable[str] | None = None
+                 ) -> dict[str, x509.CertificateRevocationList]:
+    """``publish()``, returning the new CRLs by CA name ("root", "intermediate")."""
+    return {name: x509.load_der_x509_crl(der)
+            for name, der in publish(service, authority, names).ders.items()}
 
 
 def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
