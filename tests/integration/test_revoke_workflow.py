@@ -9,6 +9,7 @@ import types
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import delete, select, update
 
 from mtlskit.clock import FixedClock
@@ -16,7 +17,7 @@ from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import revoke
-from mtlskit.store.models import CertificateRow, CrlEntry, CrlState
+from mtlskit.store.models import CertificateRow, CrlEntry, CrlState, Deployment
 from tests.support_crl import (issue, make_home, no_passphrase, open_service, pkilint_crl_findings,
                                serial_of)
 
@@ -160,7 +161,7 @@ def test_every_published_crl_lints_clean(pki):
         revoke(service, authority, [name], word)
     published = crls.publish_crls(service, authority)
     for name, crl in published.items():
-        assert pkilint_crl_findings(crl.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)) == [], name
+        assert pkilint_crl_findings(crl.public_bytes(Encoding.DER)) == [], name
 
 
 def test_cache_follows_the_certificates_table(pki):
@@ -248,6 +249,11 @@ def test_deployments_are_refreshed_when_the_deploy_module_exists(pki, monkeypatc
     module.refresh_deployments = lambda service, bundle: calls.append(bundle) or "refreshed"
     monkeypatch.setitem(sys.modules, "mtlskit.deploy.refresh", module)
     service = _service(pki.home)
+    assert revoke(service, _authority(service), ["carol"]).deployments is None  # none recorded yet
+    now = service.clock.now()
+    with service.inventory.transaction() as tx:
+        tx.add(Deployment(server="nginx", name="www", directory=str(pki.home / "deployed"),
+                          revocation="crl", options="{}", created_at=now, updated_at=now))
     result = revoke(service, _authority(service), ["alice"])
     assert result.deployments == "refreshed"
     assert calls == [(pki.home / "crl" / "bundle.pem").read_bytes()]

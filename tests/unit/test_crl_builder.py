@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlskit.errors import BadInput
 from mtlskit.publish import crl as crlmod
@@ -114,7 +115,7 @@ def test_tbs_matches_cryptography_byte_for_byte(kind, entries):
     assert loaded.signature_algorithm_oid == reference.signature_algorithm_oid
     assert loaded.is_signature_valid(cert.public_key())
     if kind in ("rsa-2048", "ed25519"):  # deterministic signatures: the whole CRL is identical
-        assert ours == reference.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)
+        assert ours == reference.public_bytes(Encoding.DER)
 
 
 def test_crl_reads_back_with_every_field():
@@ -176,7 +177,6 @@ def test_pkilint_judge_does_report_a_broken_crl():
     cert, key = make_ca("ec-p256")
     bare = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject)
             .last_update(NOW).next_update(NOW + DAY).sign(key, hash_for(key)))
-    from cryptography.hazmat.primitives.serialization import Encoding
     assert pkilint_crl_findings(bare.public_bytes(Encoding.DER)) != []
 
 
@@ -223,7 +223,6 @@ def test_crl_number_of_reads_without_decoding_entries(number):
 
 def test_crl_number_of_a_crl_without_one_is_none():
     cert, key = make_ca("ec-p256")
-    from cryptography.hazmat.primitives.serialization import Encoding
     bare = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject)
             .last_update(NOW).next_update(NOW + DAY).sign(key, hash_for(key)))
     assert crlmod.crl_number_of(bare.public_bytes(Encoding.DER)) is None

@@ -32,6 +32,7 @@ import fcntl
 import functools
 import importlib
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -44,7 +45,7 @@ from mtlskit.fileio import write_atomic
 from mtlskit.publish.crl import build_crl, crl_number_of, encode_entry, revoked_entries_content
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import audit_row
-from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
+from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState, Deployment
 
 BUNDLE_FILE = "bundle.pem"
 REVOKED = "revoked"
@@ -232,20 +233,26 @@ def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
     """
     crl_dir: Path = service.settings.crl_dir
     crl_dir.mkdir(parents=True, exist_ok=True)
-    with _export_lock(crl_dir):
+    # The writes (each fsync'd) run in threads while the PEM encoding goes on: fsync
+    # releases the GIL, so the disk waits overlap with the CPU work.
+    with _export_lock(crl_dir), ThreadPoolExecutor(max_workers=3) as pool:
+        writes = []
         newest = _crl_numbers(service)
         pems = {}
         for name, der in ders.items():
             if newest.get(name) != crl_number_of(der):
                 continue  # a newer CRL was committed meanwhile; its publisher writes it
+            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.crl", der))
             pems[name] = pem_crl(der)
-            write_atomic(crl_dir / f"{name}.crl", der)
-            write_atomic(crl_dir / f"{name}.pem", pems[name])
+            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.pem", pems[name]))
         try:
             bundle = crl_bundle_pem(service, pems)
         except NotFound:
-            return None
-        write_atomic(crl_dir / BUNDLE_FILE, bundle)
+            bundle = None
+        if bundle is not None:
+            writes.append(pool.submit(write_atomic, crl_dir / BUNDLE_FILE, bundle))
+        for write in writes:
+            write.result()  # re-raises a failed write here
         return bundle
 
 
@@ -268,12 +275,15 @@ def refresh_deployments(service, bundle_pem: bytes):
     """Hand the new CRL bundle to the deployed web-server configurations.
 
     INTEGRATION POINT: ``mtlskit.deploy.refresh.refresh_deployments(service, bundle_pem)``
-    comes with the deploy work (issue 4). Until that module exists there are no
-    deployments to refresh and this returns None; once it exists it is called and its
-    errors propagate.
+    comes with the deploy work (issue 4). Without that module, or with no deployment
+    recorded, there is nothing to refresh and this returns None; otherwise it is called
+    and its errors propagate.
     """
     if importlib.util.find_spec("mtlskit.deploy.refresh") is None:
         return None
+    with Session(service.inventory.engine) as session:
+        if session.scalar(select(Deployment.id).limit(1)) is None:
+            return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
     refresh = importlib.import_module("mtlskit.deploy.refresh")
     return refresh.refresh_deployments(service, bundle_pem)
 
