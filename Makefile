@@ -33,6 +33,8 @@ test-fast: setup
 
 bench: setup system-deps
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)
+	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000
+	$(BIN)/python bench/bench_verify.py --count 2000
 
 clean:
 	rm -rf $(VENV) demo-home demo-out bench/out

@@ -324,44 +324,6 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1, times: int
     return False
 
 
-# --- CA homes (core) -------------------------------------------------------------------------
-
-def publish_home_crls(home: Path, revoked: dict[str, list[int]] | None = None, number: int = 1) -> bytes:
-    """Sign a CRL for every CA of a home and store it in ``crl_state``, as `mtlskit crl` does.
-
-    Stand-in for the revocation helper's `mtlskit crl` while it is not on main; it writes
-    only the table the contract names (crl_state.der). Returns the PEM bundle.
-    """
-    from sqlalchemy import select
-
-    from mtlskit.config import load_settings
-    from mtlskit.service import Service
-    from mtlskit.store.models import CrlState
-
-    service = Service.open(load_settings(home))
-    authority = service.authority(lambda: None)
-    bundle = b""
-    with service.inventory.transaction() as tx:
-        for name, signer in authority.signers.items():
-            builder = (x509.CertificateRevocationListBuilder().issuer_name(signer.certificate.subject)
-                       .last_update(NOW - dt.timedelta(minutes=5)).next_update(NOW + dt.timedelta(days=7))
-                       .add_extension(x509.CRLNumber(number), critical=False)
-                       .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                           signer.certificate.public_key()), critical=False))
-            for serial in (revoked or {}).get(name, []):
-                builder = builder.add_revoked_certificate(
-                    x509.RevokedCertificateBuilder().serial_number(serial)
-                    .revocation_date(NOW - dt.timedelta(minutes=1)).build())
-            crl = signer.sign_crl(builder)
-            row = tx.scalars(select(CrlState).where(CrlState.issuer == name)).one_or_none()
-            if row is None:
-                row = CrlState(issuer=name)
-                tx.add(row)
-            row.crl_number, row.der = number, crl.public_bytes(serialization.Encoding.DER)
-            bundle += crl.public_bytes(serialization.Encoding.PEM)
-    return bundle
-
-
 # --- a minimal OCSP responder (RFC 6960) for the servers' OCSP client tests --------------------
 
 class OcspResponder:

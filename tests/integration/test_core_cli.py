@@ -308,3 +308,18 @@ def test_usage_errors_are_one_line_and_exit_2(ca_home, cli, args, message):
 def test_no_arguments_prints_help(cli):
     result = cli()
     assert result.code == 0 and "Usage: mtlskit" in result.out
+
+
+def test_exit_code_raised_inside_a_command_is_returned(monkeypatch):
+    """typer.Exit(n) inside a command must come out as n (click returns it instead of raising)."""
+    import typer
+    from mtlskit.cli import app as cli_app
+
+    def register(app):
+        @app.command("fail-with-3")
+        def _fail():
+            raise typer.Exit(3)
+
+    monkeypatch.setattr(cli_app, "COMMAND_MODULES", ["probe_module"])
+    monkeypatch.setattr(cli_app.importlib, "import_module", lambda name: type("M", (), {"register": staticmethod(register)}))
+    assert cli_app.main(["fail-with-3"]) == 3

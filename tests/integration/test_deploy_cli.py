@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import types
 
@@ -12,9 +13,9 @@ from cryptography import x509
 from mtlskit.clock import SystemClock
 from mtlskit.config import load_settings
 from mtlskit.deploy.records import list_deployments
+from mtlskit.deploy.bundle import haproxy_serial, load_crls
 from mtlskit.deploy.refresh import refresh_deployments
 from mtlskit.service import Service
-from tests.support_deploy import publish_home_crls
 
 
 def _mode(path) -> int:
@@ -26,7 +27,7 @@ def _service(home):
 
 
 def test_deploy_issues_server_certificate_writes_safe_files_and_records(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+    assert cli("--home", fresh_home, "crl").code == 0
     target = tmp_path / "nginx"
     result = cli("--home", fresh_home, "deploy", "nginx", "--name", "api.example.com", "--dir", target,
                  "--listen", "127.0.0.1:8443", "--upstream", "http://127.0.0.1:8000", "--json")
@@ -124,31 +125,57 @@ def _deploy(cli, home, directory, reload_command):
     assert result.code == 0, result.err
 
 
-def test_refresh_rewrites_the_crl_and_runs_the_reload(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+def _crl(cli, home):
+    result = cli("--home", home, "crl", "--bundle")
+    assert result.code == 0, result.err
+    return result.out.encode()
+
+
+def _revoke_new_client(cli, home, tmp_path, name):
+    """Issue a client NAME and revoke it with `mtlskit revoke`; returns (serial, CLI result)."""
+    assert cli("--home", home, "issue", "client", name, "--out", tmp_path / name).code == 0
+    serial = x509.load_pem_x509_certificate((tmp_path / name / "cert.pem").read_bytes()).serial_number
+    return serial, cli("--home", home, "revoke", name)
+
+
+def _revoked_in(path, serial) -> bool:
+    return any(entry.serial_number == serial for crl in load_crls(path.read_bytes()) for entry in crl)
+
+
+def test_revoke_rewrites_the_deployment_crl_and_runs_the_reload(fresh_home, tmp_path, cli):
+    _crl(cli, fresh_home)
     marker = tmp_path / "reloaded"
     _deploy(cli, fresh_home, tmp_path / "d", f"touch {marker}")
-    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [12345]}, number=2)
-    [result] = refresh_deployments(_service(fresh_home), bundle)
-    assert result.status == "updated" and result.ok, result.message
-    assert (tmp_path / "d" / "crl.pem").read_bytes() == bundle
+    serial, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
+    assert revoked.code == 0, revoked.err
+    assert f"deployment nginx {tmp_path / 'd'}: updated (ran 'touch {marker}')" in revoked.out
+    assert _revoked_in(tmp_path / "d" / "crl.pem", serial)
+    assert (tmp_path / "d" / "crl.pem").read_bytes() == (fresh_home / "crl" / "bundle.pem").read_bytes()
     assert marker.exists()
     assert any(e["action"] == "deploy-refresh" for e in _service(fresh_home).inventory.events())
 
 
+def test_crl_refresh_reaches_the_deployments_too(fresh_home, tmp_path, cli):
+    _crl(cli, fresh_home)
+    _deploy(cli, fresh_home, tmp_path / "d", "true")
+    bundle = _crl(cli, fresh_home)
+    assert (tmp_path / "d" / "crl.pem").read_bytes() == bundle
+
+
 def test_failed_reload_is_reported_and_previous_crl_restored(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+    _crl(cli, fresh_home)
     _deploy(cli, fresh_home, tmp_path / "d", "false")
     before = (tmp_path / "d" / "crl.pem").read_bytes()
-    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [12345]}, number=2)
-    [result] = refresh_deployments(_service(fresh_home), bundle)
-    assert result.status == "failed" and not result.ok
-    assert "'false' exited with 1" in result.message and "previous CRL restored" in result.message
+    serial, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
+    assert revoked.code == 0                                       # the revocation itself stands
+    assert f"warning: deployment nginx {tmp_path / 'd'}: failed ('false' exited with 1" in revoked.err
+    assert "previous CRL restored" in revoked.err
     assert (tmp_path / "d" / "crl.pem").read_bytes() == before
+    assert not _revoked_in(tmp_path / "d" / "crl.pem", serial)
 
 
 def test_refresh_refuses_a_bundle_missing_a_ca(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+    _crl(cli, fresh_home)
     marker = tmp_path / "reloaded"
     _deploy(cli, fresh_home, tmp_path / "d", f"touch {marker}")
     before = (tmp_path / "d" / "crl.pem").read_bytes()
@@ -158,40 +185,37 @@ def test_refresh_refuses_a_bundle_missing_a_ca(fresh_home, tmp_path, cli):
     assert (tmp_path / "d" / "crl.pem").read_bytes() == before and not marker.exists()
 
 
-def test_refresh_of_an_unreachable_haproxy_socket_keeps_the_file(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+def test_revoke_with_an_unreachable_haproxy_socket_keeps_the_files(fresh_home, tmp_path, cli):
+    _crl(cli, fresh_home)
     result = cli("--home", fresh_home, "deploy", "haproxy", "--name", "h.example.com", "--dir", tmp_path / "h",
                  "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--standalone")
     assert result.code == 0, result.err
     before = (tmp_path / "h" / "crl.pem").read_bytes()
     assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
-    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [0xABC]}, number=2)
-    [outcome] = refresh_deployments(_service(fresh_home), bundle)
-    assert outcome.status == "failed" and "admin socket" in outcome.message
+    _, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
+    assert revoked.code == 0 and "admin socket" in revoked.err and "previous CRL kept" in revoked.err
     assert (tmp_path / "h" / "crl.pem").read_bytes() == before
     assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
 
 
-def test_haproxy_refresh_with_a_command_rewrites_the_serial_list(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+def test_haproxy_revoke_with_a_command_rewrites_the_serial_list(fresh_home, tmp_path, cli):
+    _crl(cli, fresh_home)
     result = cli("--home", fresh_home, "deploy", "haproxy", "--name", "h.example.com", "--dir", tmp_path / "h",
                  "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--reload", "true")
     assert result.code == 0, result.err
-    bundle = publish_home_crls(fresh_home, revoked={"intermediate": [0xABC, 0x80]}, number=2)
-    [outcome] = refresh_deployments(_service(fresh_home), bundle)
-    assert outcome.status == "updated", outcome.message
-    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b"0ABC\n80\n"
-
+    first, _ = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
+    second, _ = _revoke_new_client(cli, fresh_home, tmp_path, "oscar")
+    listed = (tmp_path / "h" / "revoked-serials.lst").read_text().split()
+    assert listed == sorted(haproxy_serial(s) for s in (first, second))
 
 
 def test_one_missing_deployment_does_not_stop_the_others(fresh_home, tmp_path, cli):
-    publish_home_crls(fresh_home)
+    _crl(cli, fresh_home)
     _deploy(cli, fresh_home, tmp_path / "gone", "true")
     _deploy(cli, fresh_home, tmp_path / "kept", "true")
-    import shutil
     shutil.rmtree(tmp_path / "gone")
-    bundle = publish_home_crls(fresh_home, number=2)
-    gone, kept = refresh_deployments(_service(fresh_home), bundle)
-    assert gone.status == "failed" and "no longer exists" in gone.message
+    serial, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
+    assert f"warning: deployment nginx {tmp_path / 'gone'}: failed" in revoked.err
+    assert "no longer exists" in revoked.err
     assert not (tmp_path / "gone").exists()
-    assert kept.status == "updated" and (tmp_path / "kept" / "crl.pem").read_bytes() == bundle
+    assert _revoked_in(tmp_path / "kept" / "crl.pem", serial)

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.revoke_cmd",
     "mtlskit.cli.serve_cmd",
     "mtlskit.cli.deploy_cmd",
+    "mtlskit.cli.verify_cmd",
 ]
 
 
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(build_app())
     try:
-        command.main(args=args, prog_name="mtlskit", standalone_mode=False)
+        # Without standalone mode, click hands back the code of a `typer.Exit` raised
+        # inside a command instead of raising it.
+        returned = command.main(args=args, prog_name="mtlskit", standalone_mode=False)
     except MtlskitError as exc:
         if debug:
             raise
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _print_error(f"internal error: {type(exc).__name__}", "run again with --debug for the traceback")
         return 5
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -58,7 +58,7 @@ def revoke(
                                 for r in result.revoked],
                     "reason": result.reason.value, "revoked_at": result.at,
                     "crls": summary, "marker": result.marker,
-                    "deployments": [{"server": d.server, "directory": d.directory, "status": d.status,
+                    "deployments": [{"server": d.server, "directory": str(d.directory), "status": d.status,
                                      "message": d.message} for d in result.deployments or []]})
         return
     for record in result.revoked:

@@ -1,0 +1,141 @@
+"""`mtlskit verify` (offline) and `mtlskit probe` (live): why a certificate or a handshake fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mtlskit.cli.common import console, parse_time, print_json, settings_of
+from mtlskit.clock import SystemClock
+from mtlskit.errors import CheckFailed, MtlskitError, UsageError
+from mtlskit.verify.checks import Purpose
+from mtlskit.verify.findings import Finding, Level
+from mtlskit.verify import files
+
+_STYLE = {Level.ERROR: "red", Level.WARNING: "yellow", Level.INFO: "green"}
+
+
+def print_findings(findings: list[Finding]) -> None:
+    for f in findings:
+        console.print(f"{f.level.value}: {f.message} [{f.code}]", style=_STYLE[f.level], markup=False)
+        if f.hint:
+            console.print(f"  hint: {f.hint}", markup=False)
+
+
+def _our_ca(ctx: typer.Context):
+    """The home's CA (certificates, inventory lookup) when there is one, else None."""
+    try:
+        from mtlskit.service import Service
+        settings = settings_of(ctx)
+        service = Service(settings, SystemClock())
+        if not service.ca_files.exists():
+            return None
+        return service
+    except (MtlskitError, OSError):  # no readable home: verify and probe work from files alone
+        return None
+
+
+def verify(
+    ctx: typer.Context,
+    cert: Path = typer.Argument(..., help="Certificate to check (PEM or DER; a fullchain.pem also gives the chain)."),
+    purpose: str = typer.Option("client", "--purpose", help="client | server"),
+    host: Optional[str] = typer.Option(None, "--host", help="For servers: the name clients connect to."),
+    chain: Optional[Path] = typer.Option(None, "--chain", help="Intermediate CA certificate(s) sent with it."),
+    ca: Optional[Path] = typer.Option(None, "--ca", help="Trusted CA certificate(s) (default: this home's root)."),
+    crl: List[Path] = typer.Option([], "--crl", help="CRL file (repeatable)."),
+    use_ocsp: bool = typer.Option(False, "--ocsp", help="Also ask the OCSP responder named in the certificates."),
+    at: Optional[str] = typer.Option(None, "--at", help="Validate at this time (ISO 8601) instead of now."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check a certificate offline: chain, validity, purpose, revocation, chain file."""
+    from mtlskit.verify.inventory import InventorySource
+    from mtlskit.verify.ocsp import OcspSource
+    from mtlskit.verify.verifier import VerifyRequest, verify as run_verify
+
+    try:
+        wanted = Purpose(purpose)
+    except ValueError:
+        raise UsageError(f"unknown purpose {purpose!r}", hint="use --purpose client or --purpose server") from None
+    if host and wanted is Purpose.CLIENT:
+        raise UsageError("--host is the name a server certificate must match", hint="add --purpose server")
+    certs = files.load_certificates(cert)
+    chain_certs = files.load_certificates(chain, "chain") if chain else certs[1:]
+    service = _our_ca(ctx)
+    if ca is not None:
+        anchors = files.load_certificates(ca, "CA certificate")
+    elif service is not None:
+        ours = service.ca_certificates()
+        anchors = [ours["root"]]
+        if not chain_certs and "intermediate" in ours:
+            chain_certs = [ours["intermediate"]]
+    else:
+        raise UsageError("no trusted CA given", hint="pass the CA certificate with --ca, or --home of the CA")
+    sources = []
+    if service is not None:
+        source = InventorySource(service.ca_certificates(), service.inventory.get)
+        sources.append(source)
+    if use_ocsp:
+        sources.append(OcspSource())
+    request = VerifyRequest(
+        leaf=certs[0], anchors=anchors, chain=chain_certs, chain_given=bool(chain) or len(certs) > 1,
+        crls=[c for path in crl for c in files.load_crls(path)], purpose=wanted, host=host,
+        at=parse_time(at) if at else SystemClock().now())
+    report = run_verify(request, sources)
+    if json_out:
+        print_json({"cert": str(cert), "purpose": wanted.value} | report.to_dict())
+    else:
+        print_findings(report.findings)
+    if not report.ok:
+        errors = sum(f.level is Level.ERROR for f in report.findings)
+        raise CheckFailed(f"verification failed ({errors} error{'s' if errors > 1 else ''})")
+
+
+def probe(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="https://HOST[:PORT]/PATH or HOST:PORT"),
+    cert: Optional[Path] = typer.Option(None, "--cert", help="Client certificate to present (fullchain.pem sends the chain)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Its private key (unencrypted PEM)."),
+    ca: Optional[Path] = typer.Option(None, "--ca", help="CA to verify the server with (default: the system store)."),
+    servername: Optional[str] = typer.Option(None, "--servername", help="SNI and name to check (default: the URL's host)."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds per connection."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Connect to a live endpoint and explain why mutual TLS fails (or that it works)."""
+    from mtlskit.verify.inventory import InventorySource
+    from mtlskit.verify.probe import ProbeRequest, parse_target, probe as run_probe
+
+    if key is not None and cert is None:
+        raise UsageError("--key needs --cert")
+    if cert is not None and key is None:
+        key = cert  # a PEM holding both, as curl --cert accepts
+    parsed, url = parse_target(target, servername)
+    service = _our_ca(ctx)
+    known, revocation = [], None
+    if service is not None:
+        ours = service.ca_certificates()
+        known = list(ours.values())
+        revocation = InventorySource(ours, service.inventory.get)
+    request = ProbeRequest(target=parsed, url=url, at=SystemClock().now(), cert=cert, key=key,
+                           anchors=files.load_certificates(ca, "CA certificate") if ca else None,
+                           known_cas=known, revocation=revocation, timeout=timeout)
+    report = run_probe(request)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        console.print(f"{report.url}  {report.tls_version or '-'}  (supports: {', '.join(report.tls_versions) or '-'})",
+                      markup=False)
+        console.print(f"client certificate: {report.client_auth}; server: {report.server}; "
+                      f"HTTP status: {report.http_status if report.http_status is not None else '-'}", markup=False)
+        for name in report.acceptable_cas:
+            console.print(f"  accepts client certificates from: {name}", markup=False)
+        print_findings(report.findings)
+    if not report.ok:
+        first = next(f for f in report.findings if f.level is Level.ERROR)
+        raise CheckFailed(f"mutual TLS with {report.url} fails: {first.code}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
+    app.command("probe")(probe)

@@ -1,0 +1,51 @@
+"""Reading certificates and CRLs from files (PEM bundles or DER). The only I/O of verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+
+from mtlskit.errors import BadInput
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{what} file {path} does not exist") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} file {path}: {exc.strerror}") from None
+
+
+def load_certificates(path: Path, what: str = "certificate") -> list[x509.Certificate]:
+    """All certificates in a PEM bundle, or the one certificate of a DER file."""
+    data = _read(path, what)
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise BadInput(f"{path} does not hold a {what} in PEM or DER",
+                       hint="pass a PEM file with -----BEGIN CERTIFICATE----- blocks, or a DER certificate") from None
+
+
+def load_certificate(path: Path, what: str = "certificate") -> x509.Certificate:
+    """The first certificate in a file (the leaf of a fullchain.pem)."""
+    return load_certificates(path, what)[0]
+
+
+def load_crls(path: Path) -> list[x509.CertificateRevocationList]:
+    """Every CRL in a PEM file (several may be concatenated), or the CRL of a DER file."""
+    data = _read(path, "CRL")
+    try:
+        if b"-----BEGIN" not in data:
+            return [x509.load_der_x509_crl(data)]
+        marker = b"-----BEGIN X509 CRL-----"
+        blocks = [marker + part for part in data.split(marker)[1:]]
+        if not blocks:
+            raise ValueError("no CRL block")
+        return [x509.load_pem_x509_crl(block) for block in blocks]
+    except ValueError:
+        raise BadInput(f"{path} does not hold a CRL in PEM or DER",
+                       hint="pass the file published by the CA (mtlskit crl writes one)") from None
