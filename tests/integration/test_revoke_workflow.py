@@ -303,3 +303,18 @@ def test_concurrent_publishers_queue_and_never_reuse_a_crl_number(pki):
     assert pki.serial["carol"] in {r.serial_number for r in final}
     bundle = crls.crl_bundle_pem(_service(pki.home))
     assert (pki.home / "crl" / "bundle.pem").read_bytes() == bundle
+
+
+def test_a_serial_used_by_two_cas_is_ambiguous(pki):
+    import dataclasses as dc
+
+    service = _service(pki.home)
+    alice = service.inventory.get("intermediate", pki.serial["alice"])
+    twin = dc.replace(alice, issuer="root", fingerprint_sha256="0" * 64)
+    service.inventory.add_certificates([twin], service.clock.now())
+    with pytest.raises(Ambiguous) as caught:
+        revoke(service, _authority(service), [format(pki.serial["alice"], "x")])
+    assert "several CAs" in caught.value.message and "root" in caught.value.message
+    # by name it is still ambiguous: two valid certificates are called alice
+    with pytest.raises(Ambiguous):
+        revoke(service, _authority(service), ["alice"])
