@@ -16,7 +16,7 @@ from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import revoke as revoke_certificates
 
-REASON_WORDS = "|".join(r.value for r in RevocationReason)
+REASON_WORDS = ", ".join(r.value for r in RevocationReason)
 
 
 def _targets_from_file(path: Path) -> list[str]:
@@ -34,7 +34,7 @@ def revoke(
     targets: List[str] = typer.Argument(None, help="SERIAL or NAME of each certificate to revoke.",
                                         metavar="SERIAL|NAME..."),
     from_file: Optional[Path] = typer.Option(None, "--from", help="File with one SERIAL or NAME per line."),
-    reason: str = typer.Option("unspecified", "--reason", help=REASON_WORDS),
+    reason: str = typer.Option("unspecified", "--reason", help=f"One of: {REASON_WORDS}."),
     at: Optional[str] = typer.Option(None, "--at", help="Revocation date, ISO 8601 (default: now)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
     json_out: bool = typer.Option(False, "--json"),
