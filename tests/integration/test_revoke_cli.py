@@ -176,3 +176,12 @@ def test_a_failed_deployment_refresh_is_a_warning_not_a_failure(pki, tmp_path, c
     assert f"warning: deployment nginx {site}: failed" in err
     crl = x509.load_der_x509_crl((home / "crl" / "intermediate.crl").read_bytes())
     assert alice in {entry.serial_number for entry in crl}
+
+
+def test_crl_der_to_stdout(pki, capsysbinary):
+    home, _, alice, _ = pki
+    assert cli(home, "revoke", "alice") == 0
+    capsysbinary.readouterr()
+    assert cli(home, "crl", "--format", "der") == 0
+    crl = x509.load_der_x509_crl(capsysbinary.readouterr().out)
+    assert [entry.serial_number for entry in crl] == [alice]
