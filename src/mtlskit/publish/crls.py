@@ -274,10 +274,9 @@ def _crl_numbers(service) -> dict[str, int]:
 def refresh_deployments(service, bundle_pem: bytes):
     """Hand the new CRL bundle to the deployed web-server configurations.
 
-    INTEGRATION POINT: ``mtlskit.deploy.refresh.refresh_deployments(service, bundle_pem)``
-    comes with the deploy work (issue 4). Without that module, or with no deployment
-    recorded, there is nothing to refresh and this returns None; otherwise it is called
-    and its errors propagate.
+    Calls ``mtlskit.deploy.refresh.refresh_deployments(service, bundle_pem)`` (the
+    deploy package; imported only when a deployment is recorded, and skipped in a build
+    without it) and returns its per-deployment results; None when nothing is deployed.
     """
     if importlib.util.find_spec("mtlskit.deploy.refresh") is None:
         return None
