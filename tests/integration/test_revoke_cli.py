@@ -142,3 +142,46 @@ def test_passphrase_protected_home(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MTLSKIT_CA_PASSPHRASE", "correct horse battery staple")
     assert cli(home, "revoke", "alice") == 0
     assert cli(home, "crl", "--out", str(tmp_path / "c.pem")) == 0
+
+
+def test_revoke_refreshes_a_recorded_nginx_deployment(pki, tmp_path, capsys):
+    """With the deploy package: the deployed CRL bundle follows each revocation."""
+    home, _, alice, bob = pki
+    assert cli(home, "crl", "--out", str(tmp_path / "first.pem")) == 0
+    site = tmp_path / "site"
+    assert cli(home, "deploy", "nginx", "--name", "www", "--dir", str(site), "--listen", "127.0.0.1:8443",
+               "--dns", "www.example.test", "--reload", "true") == 0
+    deployed = [p for p in site.rglob("*.pem") if b"BEGIN X509 CRL" in p.read_bytes()]
+    assert len(deployed) == 1
+    capsys.readouterr()
+    assert cli(home, "revoke", "alice", "--reason", "key-compromise") == 0
+    out = capsys.readouterr().out
+    assert f"deployment nginx {site}: updated" in out
+    crl_pem = deployed[0].read_bytes()
+    assert crl_pem == (home / "crl" / "bundle.pem").read_bytes()
+    bundle_crls = [x509.load_pem_x509_crl(b"-----BEGIN" + part) for part in crl_pem.split(b"-----BEGIN")[1:]]
+    revoked = {entry.serial_number for crl in bundle_crls for entry in crl}
+    assert alice in revoked and bob not in revoked
+
+
+def test_a_failed_deployment_refresh_is_a_warning_not_a_failure(pki, tmp_path, capsys):
+    home, _, alice, _ = pki
+    assert cli(home, "crl", "--out", str(tmp_path / "first.pem")) == 0
+    site = tmp_path / "site"
+    assert cli(home, "deploy", "nginx", "--name", "www", "--dir", str(site), "--listen", "127.0.0.1:8443",
+               "--dns", "www.example.test", "--reload", "false") == 0
+    capsys.readouterr()
+    assert cli(home, "revoke", "alice") == 0  # the revocation and the CRL stand
+    err = capsys.readouterr().err
+    assert f"warning: deployment nginx {site}: failed" in err
+    crl = x509.load_der_x509_crl((home / "crl" / "intermediate.crl").read_bytes())
+    assert alice in {entry.serial_number for entry in crl}
+
+
+def test_crl_der_to_stdout(pki, capsysbinary):
+    home, _, alice, _ = pki
+    assert cli(home, "revoke", "alice") == 0
+    capsysbinary.readouterr()
+    assert cli(home, "crl", "--format", "der") == 0
+    crl = x509.load_der_x509_crl(capsysbinary.readouterr().out)
+    assert [entry.serial_number for entry in crl] == [alice]

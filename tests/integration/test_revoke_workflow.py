@@ -9,6 +9,7 @@ import types
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import delete, select, update
 
 from mtlskit.clock import FixedClock
@@ -16,7 +17,7 @@ from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import revoke
-from mtlskit.store.models import CertificateRow, CrlEntry, CrlState
+from mtlskit.store.models import CertificateRow, CrlEntry, CrlState, Deployment
 from tests.support_crl import (issue, make_home, no_passphrase, open_service, pkilint_crl_findings,
                                serial_of)
 
@@ -160,7 +161,7 @@ def test_every_published_crl_lints_clean(pki):
         revoke(service, authority, [name], word)
     published = crls.publish_crls(service, authority)
     for name, crl in published.items():
-        assert pkilint_crl_findings(crl.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)) == [], name
+        assert pkilint_crl_findings(crl.public_bytes(Encoding.DER)) == [], name
 
 
 def test_cache_follows_the_certificates_table(pki):
@@ -248,18 +249,16 @@ def test_deployments_are_refreshed_when_the_deploy_module_exists(pki, monkeypatc
     module.refresh_deployments = lambda service, bundle: calls.append(bundle) or "refreshed"
     monkeypatch.setitem(sys.modules, "mtlskit.deploy.refresh", module)
     service = _service(pki.home)
+    assert revoke(service, _authority(service), ["carol"]).deployments is None  # none recorded yet
+    now = service.clock.now()
+    with service.inventory.transaction() as tx:
+        tx.add(Deployment(server="nginx", name="www", directory=str(pki.home / "deployed"),
+                          revocation="crl", options="{}", created_at=now, updated_at=now))
     result = revoke(service, _authority(service), ["alice"])
     assert result.deployments == "refreshed"
     assert calls == [(pki.home / "crl" / "bundle.pem").read_bytes()]
     crls.publish_crls(service, _authority(service))
     assert len(calls) == 2
-
-
-def test_without_the_deploy_module_nothing_is_refreshed(pki):
-    if importlib.util.find_spec("mtlskit.deploy.refresh") is not None:
-        pytest.skip("the deploy module is present")
-    service = _service(pki.home)
-    assert revoke(service, _authority(service), ["alice"]).deployments is None
 
 
 def test_unknown_stored_reason_still_publishes_without_reason_code(pki):
@@ -304,3 +303,18 @@ def test_concurrent_publishers_queue_and_never_reuse_a_crl_number(pki):
     assert pki.serial["carol"] in {r.serial_number for r in final}
     bundle = crls.crl_bundle_pem(_service(pki.home))
     assert (pki.home / "crl" / "bundle.pem").read_bytes() == bundle
+
+
+def test_a_serial_used_by_two_cas_is_ambiguous(pki):
+    import dataclasses as dc
+
+    service = _service(pki.home)
+    alice = service.inventory.get("intermediate", pki.serial["alice"])
+    twin = dc.replace(alice, issuer="root", fingerprint_sha256="0" * 64)
+    service.inventory.add_certificates([twin], service.clock.now())
+    with pytest.raises(Ambiguous) as caught:
+        revoke(service, _authority(service), [format(pki.serial["alice"], "x")])
+    assert "several CAs" in caught.value.message and "root" in caught.value.message
+    # by name it is still ambiguous: two valid certificates are called alice
+    with pytest.raises(Ambiguous):
+        revoke(service, _authority(service), ["alice"])

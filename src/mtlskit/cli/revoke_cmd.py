@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
                                 print_json)
@@ -17,7 +16,7 @@ from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import revoke as revoke_certificates
 
-REASON_WORDS = "|".join(r.value for r in RevocationReason)
+REASON_WORDS = ", ".join(r.value for r in RevocationReason)
 
 
 def _targets_from_file(path: Path) -> list[str]:
@@ -35,7 +34,7 @@ def revoke(
     targets: List[str] = typer.Argument(None, help="SERIAL or NAME of each certificate to revoke.",
                                         metavar="SERIAL|NAME..."),
     from_file: Optional[Path] = typer.Option(None, "--from", help="File with one SERIAL or NAME per line."),
-    reason: str = typer.Option("unspecified", "--reason", help=REASON_WORDS),
+    reason: str = typer.Option("unspecified", "--reason", help=f"One of: {REASON_WORDS}."),
     at: Optional[str] = typer.Option(None, "--at", help="Revocation date, ISO 8601 (default: now)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
     json_out: bool = typer.Option(False, "--json"),
@@ -53,42 +52,34 @@ def revoke(
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
     result = revoke_certificates(service, authority, wanted, parsed_reason, revoked_at)
+    summary = {name: info for name, info in crls.published(service).items() if name in result.crl_ders}
     if json_out:
         print_json({"revoked": [{"serial": r.serial_hex, "name": r.name, "issuer": r.issuer}
                                 for r in result.revoked],
                     "reason": result.reason.value, "revoked_at": result.at,
-                    "crls": {name: _crl_json(crl) for name, crl in result.crls.items()},
-                    "marker": result.marker,
+                    "crls": summary, "marker": result.marker,
                     "deployments": [{"server": d.server, "directory": str(d.directory), "status": d.status,
                                      "message": d.message} for d in result.deployments or []]})
         return
     for record in result.revoked:
         console.print(f"revoked {record.serial_hex} ({record.name}, {record.issuer}): "
                       f"{result.reason.value} at {result.at:%Y-%m-%dT%H:%M:%SZ}", markup=False)
-    for name, crl in result.crls.items():
-        _print_crl(service, name, crl)
-    _print_deployments(result.deployments)
+    for name, info in summary.items():
+        _print_crl(service, name, info)
+    _print_deployments(result.deployments, console)
 
 
-def _print_deployments(results) -> None:
-    """One line per deployed server configuration the new CRL was pushed to (deploy/refresh.py)."""
-    for d in results or []:
-        line = f"deployment {d.server} {d.directory}: {d.status} ({d.message})"
-        if d.ok:
-            console.print(line, markup=False)
-        else:
-            err_console.print(f"warning: {line}", markup=False)
+def _print_deployments(results, stream) -> None:
+    """One line per refreshed deployment (mtlskit.deploy.refresh.RefreshResult)."""
+    for item in results or []:
+        line = f"deployment {item.server} {item.directory}: {item.status}"
+        if item.message:
+            line += f" ({item.message})"
+        (err_console if item.status == "failed" else stream).print(
+            ("warning: " if item.status == "failed" else "") + line, markup=False)
 
 
-def _crl_json(crl) -> dict:
-    from cryptography import x509
-    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    return {"crl_number": number, "entries": len(crl), "this_update": crl.last_update_utc,
-            "next_update": crl.next_update_utc}
-
-
-def _print_crl(service, name: str, crl, stream=None) -> None:
-    info = _crl_json(crl)
+def _print_crl(service, name: str, info: dict, stream=None) -> None:
     (stream or console).print(
         f"CRL of {name}: number {info['crl_number']}, {info['entries']} revoked, next update "
         f"{info['next_update']:%Y-%m-%d %H:%M}Z -> {service.settings.crl_dir / (name + '.crl')}",
@@ -126,15 +117,17 @@ def crl(
     name = ca or authority.issuing.name
     if name not in authority.signers:
         raise NotFound(f"this CA has no {name} CA", hint=f"CAs here: {', '.join(authority.signers)}")
-    published = crls.publish_crls(service, authority)
-    ders = {ca_name: new_crl.public_bytes(Encoding.DER) for ca_name, new_crl in published.items()}
+    result = crls.publish(service, authority)
+    ders = result.ders
     if bundle:
         data = crls.crl_bundle_pem(service, {n: crls.pem_crl(d) for n, d in ders.items()})
     else:
         data = ders[name] if fmt == "der" else crls.pem_crl(ders[name])
     status = console if out is not None else err_console
-    for ca_name, new_crl in published.items():
-        _print_crl(service, ca_name, new_crl, status)
+    for ca_name, info in crls.published(service).items():
+        if ca_name in ders:
+            _print_crl(service, ca_name, info, status)
+    _print_deployments(result.deployments, status)
     if out is not None:
         write_atomic(out, data)
         console.print(f"wrote {'the CRL bundle' if bundle else f'the CRL of {name}'} to {out}", markup=False)

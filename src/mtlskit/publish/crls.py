@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import functools
 import importlib
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -43,7 +45,7 @@ from mtlskit.fileio import write_atomic
 from mtlskit.publish.crl import build_crl, crl_number_of, encode_entry, revoked_entries_content
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import audit_row
-from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
+from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState, Deployment
 
 BUNDLE_FILE = "bundle.pem"
 REVOKED = "revoked"
@@ -176,13 +178,23 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 # --- the workflow ---------------------------------------------------------------------
 
-def publish_crls(service, authority, names: Iterable[str] | None = None
-                 ) -> dict[str, x509.CertificateRevocationList]:
+@dataclasses.dataclass(frozen=True)
+class PublishResult:
+    """What one publication did: the new CRLs (DER, by CA name), the bundle written to
+    HOME/crl/bundle.pem (None while a CA of the chain has no CRL) and what refreshing
+    the deployments returned (None when there was nothing to refresh)."""
+
+    ders: dict[str, bytes]
+    bundle: bytes | None
+    deployments: object = None
+
+
+def publish(service, authority, names: Iterable[str] | None = None) -> PublishResult:
     """Sign a fresh full CRL for every CA of ``authority`` (or only ``names``), store
     them, export them to HOME/crl/ and refresh the deployed CRL bundles.
 
-    Returns:
-        the new CRLs by CA name ("root", "intermediate").
+    Raises:
+        NotFound: a name that is not a CA of this home.
     """
     signers = authority.signers
     wanted = list(signers) if names is None else list(names)
@@ -200,9 +212,15 @@ def publish_crls(service, authority, names: Iterable[str] | None = None
         ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
                 for name in wanted}
     bundle = export_crls(service, ders)
-    if bundle is not None:
-        refresh_deployments(service, bundle)
-    return {name: x509.load_der_x509_crl(der) for name, der in ders.items()}
+    deployments = refresh_deployments(service, bundle) if bundle is not None else None
+    return PublishResult(ders, bundle, deployments)
+
+
+def publish_crls(service, authority, names: Iterable[str] | None = None
+                 ) -> dict[str, x509.CertificateRevocationList]:
+    """``publish()``, returning the new CRLs by CA name ("root", "intermediate")."""
+    return {name: x509.load_der_x509_crl(der)
+            for name, der in publish(service, authority, names).ders.items()}
 
 
 def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
@@ -215,20 +233,26 @@ def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
     """
     crl_dir: Path = service.settings.crl_dir
     crl_dir.mkdir(parents=True, exist_ok=True)
-    with _export_lock(crl_dir):
+    # The writes (each fsync'd) run in threads while the PEM encoding goes on: fsync
+    # releases the GIL, so the disk waits overlap with the CPU work.
+    with _export_lock(crl_dir), ThreadPoolExecutor(max_workers=3) as pool:
+        writes = []
         newest = _crl_numbers(service)
         pems = {}
         for name, der in ders.items():
             if newest.get(name) != crl_number_of(der):
                 continue  # a newer CRL was committed meanwhile; its publisher writes it
+            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.crl", der))
             pems[name] = pem_crl(der)
-            write_atomic(crl_dir / f"{name}.crl", der)
-            write_atomic(crl_dir / f"{name}.pem", pems[name])
+            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.pem", pems[name]))
         try:
             bundle = crl_bundle_pem(service, pems)
         except NotFound:
-            return None
-        write_atomic(crl_dir / BUNDLE_FILE, bundle)
+            bundle = None
+        if bundle is not None:
+            writes.append(pool.submit(write_atomic, crl_dir / BUNDLE_FILE, bundle))
+        for write in writes:
+            write.result()  # re-raises a failed write here
         return bundle
 
 
@@ -250,13 +274,15 @@ def _crl_numbers(service) -> dict[str, int]:
 def refresh_deployments(service, bundle_pem: bytes):
     """Hand the new CRL bundle to the deployed web-server configurations.
 
-    INTEGRATION POINT: ``mtlskit.deploy.refresh.refresh_deployments(service, bundle_pem)``
-    comes with the deploy work (issue 4). Until that module exists there are no
-    deployments to refresh and this returns None; once it exists it is called and its
-    errors propagate.
+    Calls ``mtlskit.deploy.refresh.refresh_deployments(service, bundle_pem)`` (the
+    deploy package; imported only when a deployment is recorded, and skipped in a build
+    without it) and returns its per-deployment results; None when nothing is deployed.
     """
     if importlib.util.find_spec("mtlskit.deploy.refresh") is None:
         return None
+    with Session(service.inventory.engine) as session:
+        if session.scalar(select(Deployment.id).limit(1)) is None:
+            return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
     refresh = importlib.import_module("mtlskit.deploy.refresh")
     return refresh.refresh_deployments(service, bundle_pem)
 
@@ -267,13 +293,15 @@ def _chain_names(service) -> list[str]:
 
 
 def published(service) -> dict[str, dict]:
-    """Per CA with a stored CRL: its crl_number, this_update and next_update (no DER)."""
+    """Per CA with a stored CRL: its crl_number, this_update, next_update and number of
+    entries (without reading the DER)."""
     with Session(service.inventory.engine) as session:
         rows = session.execute(select(CrlState.issuer, CrlState.crl_number, CrlState.this_update,
-                                      CrlState.next_update).where(CrlState.der.is_not(None)))
+                                      CrlState.next_update, CrlState.entry_count)
+                               .where(CrlState.der.is_not(None)))
         return {issuer: {"crl_number": number, "this_update": _utc(this) if this else None,
-                         "next_update": _utc(nxt) if nxt else None}
-                for issuer, number, this, nxt in rows}
+                         "next_update": _utc(nxt) if nxt else None, "entries": count}
+                for issuer, number, this, nxt, count in rows}
 
 
 def current_crl_der(service, ca_name: str) -> bytes:

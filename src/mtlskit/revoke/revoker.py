@@ -31,7 +31,7 @@ class RevokeResult:
     Attributes:
         revoked: the certificates revoked, as they now are in the inventory.
         reason, at: the reason and revocation date recorded for each of them.
-        crls: the CRLs signed in the same operation, by CA name.
+        crl_ders: the CRLs signed in the same operation (DER), by CA name.
         marker: ``mtlskit.publish.crls.revocation_marker`` after the change.
         deployments: what ``mtlskit.deploy.refresh.refresh_deployments`` returned
             (None while the deploy module is not there).
@@ -40,9 +40,15 @@ class RevokeResult:
     revoked: tuple[CertificateRecord, ...]
     reason: RevocationReason
     at: dt.datetime
-    crls: dict[str, x509.CertificateRevocationList]
+    crl_ders: dict[str, bytes]
     marker: int
     deployments: object = None
+
+    @property
+    def crls(self) -> dict[str, x509.CertificateRevocationList]:
+        """The new CRLs as cryptography objects (loaded on demand: a million-entry CRL
+        is 50 MB that most callers never need to parse)."""
+        return {name: x509.load_der_x509_crl(der) for name, der in self.crl_ders.items()}
 
 
 def _describe(records: Sequence[CertificateRecord]) -> str:
@@ -172,6 +178,5 @@ def revoke(service, authority, targets: Sequence[str], reason: RevocationReason 
     deployments = crls.refresh_deployments(service, bundle) if bundle is not None else None
     revoked = tuple(dataclasses.replace(r, status=Status.REVOKED.value, revoked_at=at,
                                         revocation_reason=reason.value) for r in records.values())
-    return RevokeResult(revoked=revoked, reason=reason, at=at,
-                        crls={name: x509.load_der_x509_crl(der) for name, der in ders.items()},
+    return RevokeResult(revoked=revoked, reason=reason, at=at, crl_ders=ders,
                         marker=crls.revocation_marker(service), deployments=deployments)
