@@ -215,3 +215,26 @@ def test_healthz(client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["cas"] == ["intermediate", "root"]
     assert set(body["ocsp_responders_valid_until"]) == {"intermediate", "root"}
+
+
+def test_unreadable_inventory_gives_try_later_not_a_stale_answer(tmp_path):
+    world = make_world(tmp_path)
+    req = request_der(world.leaves["alice"], world.ca.certificate)
+    assert cocsp.load_der_ocsp_response(world.source.respond(req).body).certificate_status \
+        is cocsp.OCSPCertStatus.GOOD
+    world.inventory.engine.dispose()
+    (tmp_path / "inventory.db").unlink()
+    (tmp_path / "inventory.db").mkdir()  # now unopenable: sqlite cannot read a directory
+    parsed = cocsp.load_der_ocsp_response(world.source.respond(req).body)
+    assert parsed.response_status is cocsp.OCSPResponseStatus.TRY_LATER
+
+
+def test_a_bug_in_the_source_is_an_internal_error_response(world, monkeypatch):
+    def broken(_request):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(world.source, "respond", broken)
+    response = AsgiClient(world.app).post("/ocsp", content=b"x", headers=OCSP_REQUEST)
+    assert response.status_code == 200
+    assert cocsp.load_der_ocsp_response(response.content).response_status \
+        is cocsp.OCSPResponseStatus.INTERNAL_ERROR

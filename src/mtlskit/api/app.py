@@ -23,7 +23,7 @@ from mtlskit.api import ocsp_http
 from mtlskit.api.problems import PROBLEM_JSON, problem, problem_for
 from mtlskit.clock import Clock
 from mtlskit.errors import MtlskitError, NotFound
-from mtlskit.publish.ocsp_source import OcspSource
+from mtlskit.publish.ocsp_source import INTERNAL_ERROR, OcspSource
 
 CrlProvider = Callable[[str], bytes]  # CA name -> current CRL (DER); raises NotFound
 
@@ -69,8 +69,12 @@ async def _ocsp(view: ServiceView, scope, receive, send) -> None:
             break
     path = scope.get("raw_path") or scope["path"].encode()
     if_none_match = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-    status, headers, payload = ocsp_http.answer(view.source, scope["method"].encode(), path, body,
-                                                view.clock.now(), if_none_match)
+    try:
+        status, headers, payload = ocsp_http.answer(view.source, scope["method"].encode(), path, body,
+                                                    view.clock.now(), if_none_match)
+    except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
+        status, payload = 200, INTERNAL_ERROR.body
+        headers = ocsp_http.reply_headers(INTERNAL_ERROR, view.clock.now())
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

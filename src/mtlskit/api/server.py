@@ -29,6 +29,7 @@ import httptools
 from mtlskit.api import ocsp_http
 from mtlskit.api.problems import problem
 from mtlskit.clock import Clock
+from mtlskit.publish.ocsp_source import INTERNAL_ERROR
 
 MAX_BODY = 64 * 1024
 MAX_HEADERS = 100
@@ -181,8 +182,12 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _answer_ocsp(self, request: _Request) -> None:
-        status, headers, body = ocsp_http.answer(self._source, request.method, request.path, request.body,
-                                                 self._clock.now(), request.header(b"if-none-match"))
+        try:
+            status, headers, body = ocsp_http.answer(self._source, request.method, request.path, request.body,
+                                                     self._clock.now(), request.header(b"if-none-match"))
+        except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
+            status, headers, body = 200, ocsp_http.reply_headers(INTERNAL_ERROR, self._clock.now()), \
+                INTERNAL_ERROR.body
         self._write(request, status, headers, body)
 
     async def _answer_asgi(self, request: _Request) -> None:

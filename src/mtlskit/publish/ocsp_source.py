@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Protocol
 from cryptography import x509
 
 from mtlskit.clock import Clock
-from mtlskit.errors import BadInput
+from mtlskit.errors import BadInput, InternalError
 from mtlskit.publish import ocsp
 from mtlskit.publish.ocsp import CertStatus, ResponderKey, SingleAnswer
 
@@ -45,7 +45,8 @@ class CertificateState:
 
 
 class StatusLookup(Protocol):
-    """Reads certificate status and the change marker (see InventoryStatusLookup)."""
+    """Reads certificate status and the change marker (see InventoryStatusLookup);
+    raises InternalError when the store cannot be read."""
 
     def state(self, issuer: str, serial: int) -> CertificateState: ...
 
@@ -95,6 +96,8 @@ class _Cached:
 
 MALFORMED = OcspReply(ocsp.MALFORMED_REQUEST)
 UNAUTHORIZED = OcspReply(ocsp.UNAUTHORIZED)
+TRY_LATER = OcspReply(ocsp.TRY_LATER)
+INTERNAL_ERROR = OcspReply(ocsp.INTERNAL_ERROR)
 
 
 class OcspSource:
@@ -131,7 +134,17 @@ class OcspSource:
     # --- serving -------------------------------------------------------------------
 
     def respond(self, request: bytes) -> OcspReply:
-        """The DER OCSPResponse for DER request bytes; never raises for bad input."""
+        """The DER OCSPResponse for DER request bytes; never raises for bad input.
+
+        When the inventory cannot be read, the answer is tryLater (RFC 6960 §2.3): a
+        status that may be stale beyond the refresh bound is never signed.
+        """
+        try:
+            return self._respond(request)
+        except InternalError:
+            return TRY_LATER
+
+    def _respond(self, request: bytes) -> OcspReply:
         self.poll()
         cached = self._replies.get(request)
         now = self._clock.now()

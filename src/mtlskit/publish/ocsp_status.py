@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from cryptography import x509
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from mtlskit.errors import BadInput
+from mtlskit.errors import BadInput, InternalError
 from mtlskit.publish.ocsp import CertStatus
 from mtlskit.publish.ocsp_source import CertificateState
 from mtlskit.revoke.reasons import RevocationReason
@@ -17,6 +19,17 @@ GOOD = CertificateState(CertStatus.GOOD)
 UNKNOWN = CertificateState(CertStatus.UNKNOWN)
 
 
+def _guarded(method):
+    """SQLAlchemy errors (database locked, unreachable, ...) become InternalError."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise InternalError(f"the inventory cannot be read: {type(exc).__name__}") from exc
+    return wrapper
+
+
 class InventoryStatusLookup:
     """The StatusLookup of a live inventory: one indexed query per uncached serial,
     and ``max(audit_events.id)`` as the change marker (every change writes an event)."""
@@ -24,6 +37,7 @@ class InventoryStatusLookup:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @_guarded
     def state(self, issuer: str, serial: int) -> CertificateState:
         """good, revoked (time, reason) or unknown for a serial this CA never issued."""
         if serial < 0:
@@ -38,10 +52,12 @@ class InventoryStatusLookup:
             return GOOD
         return CertificateState(CertStatus.REVOKED, _utc(row.revoked_at), reason_flag(row.revocation_reason))
 
+    @_guarded
     def change_marker(self) -> int:
         with self._engine.connect() as connection:
             return connection.execute(select(func.max(AuditEvent.id))).scalar() or 0
 
+    @_guarded
     def changed_since(self, marker: int) -> tuple[int, set[tuple[str, int]]]:
         """(new marker, the (issuer, serial) pairs named by events after ``marker``)."""
         stmt = select(AuditEvent.id, AuditEvent.issuer, AuditEvent.serial).where(AuditEvent.id > marker)
