@@ -160,9 +160,10 @@ def test_several_certificates_get_one_single_response_each(pki):
 
 @pytest.mark.parametrize("status", list(ocsp.CertStatus))
 @pytest.mark.parametrize("count", [1, 2])
-def test_responses_lint_clean_with_pkilint(pki, status, count):
-    data = ocsp.build_response([answer(pki, status)] * count, pki["responder"], NOW, NOW + HOUR,
-                               der.encode(der.OCTET_STRING, b"q" * 16))
+@pytest.mark.parametrize("nonce", [None, der.encode(der.OCTET_STRING, b"q" * 16)])
+def test_responses_lint_clean_with_pkilint(pki, status, count, nonce):
+    # one certificate without nonce: cryptography's builder; the rest: the DER assembly
+    data = ocsp.build_response([answer(pki, status)] * count, pki["responder"], NOW, NOW + HOUR, nonce)
     assert pkilint_findings(data) == []
 
 
