@@ -196,3 +196,23 @@ def test_http10_keep_alive_and_pipelining_keep_their_order(served):
     assert reply.index(b'"status":"ok"') < reply.index(b"BEGIN CERTIFICATE") < reply.index(b"404 Not Found")
     ten = _raw_exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert ten.startswith(b"HTTP/1.0 200 ") and b"connection: close" in ten.lower()
+
+
+def test_presigned_reply_bytes_fit_each_connection_kind(served, tmp_path):
+    _home, out, server = served
+    request = tmp_path / "request.der"
+    assert openssl("ocsp", "-issuer", str(out / "alice" / "chain.pem"), "-cert", str(out / "alice" / "cert.pem"),
+                   "-no_nonce", "-reqout", str(request)).returncode == 0
+    der_request = request.read_bytes()
+
+    def post(version: bytes, extra: bytes = b"") -> bytes:
+        return (b"POST /ocsp HTTP/" + version + b"\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                + extra + b"Content-Length: %d\r\n\r\n" % len(der_request) + der_request)
+
+    kept = _raw_exchange(server, post(b"1.1") + post(b"1.1", b"Connection: close\r\n"))
+    first, second = kept.split(b"HTTP/1.1 200 OK")[1:]
+    assert b"connection:" not in first.lower() and b"connection: close" in second.lower()
+    ten = _raw_exchange(server, post(b"1.0"))
+    assert ten.startswith(b"HTTP/1.0 200 OK") and b"connection: close" in ten.lower()
+    bodies = {part.split(b"\r\n\r\n", 1)[1] for part in (first, second, ten)}
+    assert len(bodies) == 1  # the same pre-signed response each time

@@ -37,6 +37,21 @@ def request_from_get_path(path: bytes) -> bytes | None:
         return None
 
 
+METHOD_NOT_ALLOWED = (405, [(b"allow", b"GET, POST"), (b"content-type", b"application/problem+json")],
+                      b'{"type":"about:blank","title":"Method Not Allowed","status":405,'
+                      b'"detail":"OCSP requests are sent with POST or GET (RFC 6960 Appendix A)"}')
+
+
+def reply_for(source: OcspSource, method: bytes, path: bytes, body: bytes) -> OcspReply | None:
+    """The OCSP reply for a POST body or a GET path; None for any other method."""
+    if method == b"POST":
+        return source.respond(body) if len(body) <= MAX_REQUEST_OCTETS else MALFORMED
+    if method in (b"GET", b"HEAD"):
+        der = request_from_get_path(path) if len(path) <= 4 * MAX_REQUEST_OCTETS else None
+        return source.respond(der) if der is not None else MALFORMED
+    return None
+
+
 def answer(source: OcspSource, method: bytes, path: bytes, body: bytes, now: dt.datetime,
            if_none_match: bytes | None = None) -> tuple[int, Headers, bytes]:
     """HTTP status, headers and body for one request to /ocsp (POST or GET).
@@ -44,15 +59,9 @@ def answer(source: OcspSource, method: bytes, path: bytes, body: bytes, now: dt.
     Garbage gets a malformedRequest OCSP response with status 200 (RFC 6960 §2.3),
     which is what OCSP clients understand; only the wrong method is an HTTP error.
     """
-    if method == b"POST":
-        reply = source.respond(body) if len(body) <= MAX_REQUEST_OCTETS else MALFORMED
-    elif method in (b"GET", b"HEAD"):
-        der = request_from_get_path(path) if len(path) <= 4 * MAX_REQUEST_OCTETS else None
-        reply = source.respond(der) if der is not None else MALFORMED
-    else:
-        return 405, [(b"allow", b"GET, POST"), (b"content-type", b"application/problem+json")], \
-            b'{"type":"about:blank","title":"Method Not Allowed","status":405,' \
-            b'"detail":"OCSP requests are sent with POST or GET (RFC 6960 Appendix A)"}'
+    reply = reply_for(source, method, path, body)
+    if reply is None:
+        return METHOD_NOT_ALLOWED
     headers = reply_headers(reply, now)
     if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
         return 304, headers, b""

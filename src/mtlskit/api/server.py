@@ -182,13 +182,33 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _answer_ocsp(self, request: _Request) -> None:
+        now = self._clock.now()
         try:
-            status, headers, body = ocsp_http.answer(self._source, request.method, request.path, request.body,
-                                                     self._clock.now(), request.header(b"if-none-match"))
+            reply = ocsp_http.reply_for(self._source, request.method, request.path, request.body)
         except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
-            status, headers, body = 200, ocsp_http.reply_headers(INTERNAL_ERROR, self._clock.now()), \
-                INTERNAL_ERROR.body
-        self._write(request, status, headers, body)
+            reply = INTERNAL_ERROR
+        if reply is None:
+            self._write(request, *ocsp_http.METHOD_NOT_ALLOWED)
+            return
+        if_none_match = request.header(b"if-none-match")
+        if reply.cacheable and not if_none_match:
+            self._write_cached(request, reply, now)
+            return
+        status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
+        if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
+            status, body = 304, b""
+        self._write(request, status, headers, b"" if request.method == b"HEAD" else body)
+
+    def _write_cached(self, request: _Request, reply, now) -> None:
+        """A pre-signed reply goes out as bytes built once per second and connection kind
+        (Date and max-age change each second): the common case costs one dict lookup."""
+        key = (int(now.timestamp()), request.version, request.keep_alive, request.method == b"HEAD")
+        memo = reply.__dict__.get("_wire")  # OcspReply is frozen; this is a memo, not state
+        if memo is None or memo[0] != key:
+            memo = (key, self._render(request, 200, ocsp_http.reply_headers(reply, now),
+                                      b"" if request.method == b"HEAD" else reply.body))
+            reply.__dict__["_wire"] = memo
+        self._send(request, memo[1])
 
     async def _answer_asgi(self, request: _Request) -> None:
         try:
@@ -237,6 +257,9 @@ class HttpProtocol(asyncio.Protocol):
         return response["status"], headers, body
 
     def _write(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._send(request, self._render(request, status, headers, body))
+
+    def _render(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
         version = b"HTTP/1.0" if request.version == "1.0" else b"HTTP/1.1"
         lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n",
                  self._date.get()]
@@ -247,7 +270,10 @@ class HttpProtocol(asyncio.Protocol):
         elif request.version == "1.0":
             lines.append(b"connection: keep-alive\r\n")  # HTTP/1.0 persistence must be announced
         lines += [b"\r\n", body]
-        self._transport.write(b"".join(lines))
+        return b"".join(lines)
+
+    def _send(self, request: _Request, data: bytes) -> None:
+        self._transport.write(data)
         if not request.keep_alive:
             self._closing = True
             self._transport.close()
