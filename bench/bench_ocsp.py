@@ -39,7 +39,7 @@ P99_TARGET_MS = 5.0
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5, help="duration of each measurement")
+    parser.add_argument("--seconds", type=float, default=3, help="duration of each run")
     parser.add_argument("--workers", type=int, default=2, help="mtlskit serve --workers")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; each row keeps its median")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
