@@ -238,3 +238,23 @@ def test_a_bug_in_the_source_is_an_internal_error_response(world, monkeypatch):
     assert response.status_code == 200
     assert cocsp.load_der_ocsp_response(response.content).response_status \
         is cocsp.OCSPResponseStatus.INTERNAL_ERROR
+
+
+def test_one_request_for_two_cas_is_unauthorized(client, world):
+    # One response has one signer, and each delegated responder speaks for its own CA only.
+    from mtlskit.publish.ocsp import parse_request
+
+    ids = [parse_request(request_der(world.leaves["alice"], world.ca.certificate)).cert_ids[0],
+           parse_request(request_der(world.ca.certificate, world.root.certificate)).cert_ids[0]]
+    body = der.sequence(der.sequence(der.sequence(*(der.sequence(i.der) for i in ids))))
+    parsed = cocsp.load_der_ocsp_response(post(client, body).content)
+    assert parsed.response_status is cocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+def test_head_gets_the_headers_of_get(client, world):
+    req = urllib.parse.quote(base64.b64encode(request_der(world.leaves["alice"], world.ca.certificate)).decode(),
+                             safe="")
+    got, head = client.get(f"/ocsp/{req}"), client.request("HEAD", f"/ocsp/{req}")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    assert head.headers["content-length"] == str(len(got.content))

@@ -300,7 +300,7 @@ def _build_with_cryptography(answer: SingleAnswer, responder: ResponderKey, this
     builder = (ocsp.OCSPResponseBuilder()
                .add_response_by_hash(cid.issuer_name_hash, cid.issuer_key_hash, cid.serial,
                                      HASHES[cid.hash_name](), _CRYPTOGRAPHY_STATUS[answer.status],
-                                     this_update, next_update, _revocation_time(answer),
+                                     this_update, next_update, _revocation_time(answer, this_update),
                                      answer.reason if answer.status is CertStatus.REVOKED else None)
                .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
                .certificates([responder.certificate]))
@@ -315,10 +315,11 @@ _CRYPTOGRAPHY_STATUS = {CertStatus.GOOD: ocsp.OCSPCertStatus.GOOD,
                         CertStatus.UNKNOWN: ocsp.OCSPCertStatus.UNKNOWN}
 
 
-def _revocation_time(answer: SingleAnswer) -> dt.datetime | None:
+def _revocation_time(answer: SingleAnswer, this_update: dt.datetime) -> dt.datetime | None:
+    # A revoked record always has revoked_at; should one lack it, say "by thisUpdate".
     if answer.status is not CertStatus.REVOKED:
         return None
-    return (answer.revoked_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+    return (answer.revoked_at or this_update).replace(microsecond=0)
 
 
 # --- several certificates: ResponseData assembled here (RFC 6960 §4.2.1) -------------------
@@ -375,7 +376,7 @@ def _single_response(answer: SingleAnswer, this_update: dt.datetime, next_update
     elif answer.status is CertStatus.UNKNOWN:
         status = der.encode(der.context(2, constructed=False), b"")
     else:
-        info = der.generalized_time(_revocation_time(answer))
+        info = der.generalized_time(_revocation_time(answer, this_update))
         if answer.reason is not None:
             code = _REASON_CODES[answer.reason]
             info += der.encode(der.context(0), der.encode(der.ENUMERATED, bytes((code,))))
