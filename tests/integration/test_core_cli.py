@@ -121,6 +121,12 @@ def test_batch_issue_from_file(ca_home, tmp_path, cli):
     assert not list((tmp_path / "fleet").glob(".*.partial"))
     listed = json.loads(cli("--home", ca_home, "list", "--profile", "client", "--json").out)
     assert {f"dev-{i:04d}" for i in range(150)} <= {r["name"] for r in listed}
+    # chain.pem and ca.pem are one shared copy (hard links), and no helper directory remains
+    first, last = tmp_path / "fleet" / "dev-0000", tmp_path / "fleet" / "dev-0149"
+    assert (first / "ca.pem").read_bytes() == (ca_home / "ca" / "root.pem").read_bytes()
+    assert (first / "ca.pem").stat().st_ino == (last / "ca.pem").stat().st_ino
+    assert (first / "chain.pem").read_bytes() == (ca_home / "ca" / "intermediate.pem").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "fleet").iterdir()) == [f"dev-{i:04d}" for i in range(150)]
 
 
 def test_batch_refuses_before_writing_anything(ca_home, tmp_path, cli):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -69,8 +71,12 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
     template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
     jobs = [_prepare(template, request, Path(directory)) for request, directory in zip(requests, directories)]
     _check_directories(jobs)
-    batch = _Batch(template, jobs, key_type, ChainPems.of(authority.chain, authority.root.certificate), options)
-    return _run(service, batch, progress or (lambda n: None))
+    chain, shared_dir = _shared_chain(ChainPems.of(authority.chain, authority.root.certificate), jobs)
+    try:
+        return _run(service, _Batch(template, jobs, key_type, chain, options), progress or (lambda n: None))
+    finally:
+        if shared_dir is not None:
+            shutil.rmtree(shared_dir, ignore_errors=True)  # the bundles keep their links
 
 
 def _prepare(template: LeafTemplate, request: IssueRequest, final: Path) -> _Prepared:
@@ -82,19 +88,30 @@ def _prepare(template: LeafTemplate, request: IssueRequest, final: Path) -> _Pre
 
 
 def _check_directories(jobs: list[_Prepared]) -> None:
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    for parent in {job.final.parent for job in jobs}:
+        parent.mkdir(parents=True, exist_ok=True)
     for job in jobs:
-        final = job.final.resolve()
+        final = os.path.abspath(job.final)
         if final in seen:
             raise BadInput(f"{job.name}: given twice")
         seen.add(final)
-        if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        if os.path.lexists(final) and (not os.path.isdir(final) or os.listdir(final)):
             raise AlreadyExists(f"{job.final} already exists and is not empty; refusing to overwrite",
                                 hint="choose another --out, or move the old files away")
-        if job.staged.exists():
+        if os.path.lexists(job.staged):
             raise AlreadyExists(f"{job.staged} is left over from an interrupted run",
                                 hint="check whether its certificate is in `mtlskit list`, then remove it")
-        job.final.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared]) -> tuple[ChainPems, Path | None]:
+    """For a large batch into one directory, one copy of chain.pem and ca.pem to link to."""
+    parents = {job.final.parent for job in jobs}
+    if len(jobs) < PARALLEL_THRESHOLD or len(parents) != 1:
+        return batch_chain, None
+    shared = Path(tempfile.mkdtemp(prefix=".mtlskit-chain-", dir=parents.pop()))
+    shared.rmdir()
+    return batch_chain.shared_in(shared), shared
 
 
 def _issue_one(index: int) -> CertificateRecord:

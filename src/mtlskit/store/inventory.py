@@ -129,11 +129,12 @@ class Inventory:
             return
         with self._session(session) as tx:
             try:
-                tx.execute(insert(CertificateRow), [r.to_row(at) for r in records])
+                # Core executemany, not the ORM's bulk insert: a third of the cost per row.
+                tx.connection().execute(CertificateRow.__table__.insert(), [r.to_row(at) for r in records])
             except IntegrityError:
                 raise AlreadyExists("a certificate with the same issuer and serial or "
                                     "fingerprint is already in the inventory") from None
-            tx.execute(insert(AuditEvent), [
+            tx.connection().execute(AuditEvent.__table__.insert(), [
                 audit_row(action, at, r.issuer, r.serial, name=r.name, profile=r.profile)
                 for r in records])
 
