@@ -216,3 +216,14 @@ def test_presigned_reply_bytes_fit_each_connection_kind(served, tmp_path):
     assert ten.startswith(b"HTTP/1.0 200 OK") and b"connection: close" in ten.lower()
     bodies = {part.split(b"\r\n\r\n", 1)[1] for part in (first, second, ten)}
     assert len(bodies) == 1  # the same pre-signed response each time
+
+
+def test_mtlskit_verify_ocsp_asks_this_responder(served):
+    home, out, _server = served
+    if "bob" not in mtlskit_cli(home, "list", "--status", "revoked").stdout.decode():
+        assert mtlskit_cli(home, "revoke", "bob", "--reason", "key-compromise").returncode == 0
+    good = mtlskit_cli(home, "verify", str(out / "alice" / "fullchain.pem"), "--ocsp")
+    assert good.returncode == 0, good.stdout.decode() + good.stderr.decode()
+    revoked = mtlskit_cli(home, "verify", str(out / "bob" / "fullchain.pem"), "--ocsp")
+    assert revoked.returncode == 1
+    assert "revoked" in (revoked.stdout + revoked.stderr).decode().lower()
