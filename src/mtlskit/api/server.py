@@ -73,34 +73,54 @@ class _DateHeader:
         return self._value
 
 
+class _Shared:
+    """What every connection of one serving process shares, and the idle sweep: one
+    periodic pass over the open connections instead of a timer per request."""
+
+    def __init__(self, app: AsgiApp, source, clock: Clock, server_address: tuple[str, int]) -> None:
+        self.app, self.source, self.clock = app, source, clock
+        self.server_address = server_address
+        self.date = _DateHeader()
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[HttpProtocol] = set()
+
+    def close_idle(self, idle_seconds: float = KEEP_ALIVE_SECONDS) -> None:
+        horizon = self.loop.time() - idle_seconds
+        for connection in [c for c in self.connections if c.idle_since < horizon]:
+            connection.close_idle()
+
+
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, app: AsgiApp, source, clock: Clock, date: _DateHeader,
-                 server_address: tuple[str, int]) -> None:
-        self._app = app
-        self._source = source
-        self._clock = clock
-        self._date = date
-        self._server_address = server_address
+    def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
+        self._app = shared.app
+        self._source = shared.source
+        self._clock = shared.clock
+        self._date = shared.date
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._queue: collections.deque[_Request] = collections.deque()
         self._busy = False
         self._closing = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.idle_since = shared.loop.time()
         self._reset_message()
 
     # --- connection ------------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
         self._transport = transport
-        self._arm_timer()
+        self._shared.connections.add(self)
 
     def connection_lost(self, exc) -> None:
         self._closing = True
-        if self._timer:
-            self._timer.cancel()
+        self._shared.connections.discard(self)
+
+    def close_idle(self) -> None:
+        """Close a keep-alive connection that sent nothing for a while (not one mid-request)."""
+        if not self._busy and self._transport:
+            self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -115,15 +135,6 @@ class HttpProtocol(asyncio.Protocol):
                 self._fail(400, "malformed HTTP request")
         except _TooLarge:
             self._fail(413, f"requests are limited to {MAX_BODY} bytes")
-
-    def _arm_timer(self) -> None:
-        if self._timer:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(KEEP_ALIVE_SECONDS, self._idle)
-
-    def _idle(self) -> None:
-        if not self._busy and self._transport:
-            self._transport.close()
 
     # --- httptools callbacks -----------------------------------------------------------
 
@@ -161,7 +172,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request = _Request(self._parser.get_method(), self._url, self._headers, b"".join(self._body),
                            self._parser.should_keep_alive(), self._parser.get_http_version())
-        self._arm_timer()
+        self.idle_since = self._shared.loop.time()
         if not self._busy and not self._queue and _is_ocsp(request.path):
             self._answer_ocsp(request)  # the hot path: no task, no ASGI
             return
@@ -230,7 +241,7 @@ class HttpProtocol(asyncio.Protocol):
             "scheme": "http", "path": _unquote(path), "raw_path": raw_path, "query_string": query,
             "root_path": "", "headers": request.headers,
             "client": self._transport.get_extra_info("peername"),
-            "server": self._server_address, "state": {},
+            "server": self._shared.server_address, "state": {},
         }
         received = False
         response: dict = {"status": 500, "headers": [], "body": []}
@@ -320,17 +331,20 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
     """Serve on an already listening socket until SIGTERM/SIGINT; ``periodic`` runs every
     ``period`` seconds (responder renewal and reload)."""
     loop = asyncio.get_running_loop()
-    date = _DateHeader()
-    address = sock.getsockname()[:2]
-    server = await loop.create_server(lambda: HttpProtocol(app, source, clock, date, address), sock=sock)
+    shared = _Shared(app, source, clock, sock.getsockname()[:2])
+    server = await loop.create_server(lambda: HttpProtocol(shared), sock=sock)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
     async def tick() -> None:
+        elapsed = 0.0
         while True:
-            await asyncio.sleep(period)
-            if periodic:
+            await asyncio.sleep(1.0)
+            shared.close_idle()
+            elapsed += 1.0
+            if periodic and elapsed >= period:
+                elapsed = 0.0
                 periodic()
 
     ticker = asyncio.ensure_future(tick())
