@@ -217,7 +217,7 @@ def test_healthz(client):
     assert set(body["ocsp_responders_valid_until"]) == {"intermediate", "root"}
 
 
-def test_unreadable_inventory_gives_try_later_not_a_stale_answer(tmp_path):
+def test_unreadable_inventory_gives_try_later_not_a_stale_answer(tmp_path, caplog):
     world = make_world(tmp_path)
     req = request_der(world.leaves["alice"], world.ca.certificate)
     assert cocsp.load_der_ocsp_response(world.source.respond(req).body).certificate_status \
@@ -227,9 +227,10 @@ def test_unreadable_inventory_gives_try_later_not_a_stale_answer(tmp_path):
     (tmp_path / "inventory.db").mkdir()  # now unopenable: sqlite cannot read a directory
     parsed = cocsp.load_der_ocsp_response(world.source.respond(req).body)
     assert parsed.response_status is cocsp.OCSPResponseStatus.TRY_LATER
+    assert "answering tryLater: the inventory cannot be read" in caplog.text
 
 
-def test_a_bug_in_the_source_is_an_internal_error_response(world, monkeypatch):
+def test_a_bug_in_the_source_is_an_internal_error_response(world, monkeypatch, caplog):
     def broken(_request):
         raise RuntimeError("boom")
 
@@ -238,6 +239,7 @@ def test_a_bug_in_the_source_is_an_internal_error_response(world, monkeypatch):
     assert response.status_code == 200
     assert cocsp.load_der_ocsp_response(response.content).response_status \
         is cocsp.OCSPResponseStatus.INTERNAL_ERROR
+    assert "OCSP request failed" in caplog.text and "boom" in caplog.text
 
 
 def test_one_request_for_two_cas_is_unauthorized(client, world):

@@ -11,6 +11,7 @@ validation or dependency injection. Everything else goes through FastAPI.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Awaitable, Callable, Mapping
 
 from cryptography import x509
@@ -25,6 +26,7 @@ from mtlskit.clock import Clock
 from mtlskit.errors import MtlskitError, NotFound
 from mtlskit.publish.ocsp_source import INTERNAL_ERROR, OcspSource
 
+log = logging.getLogger("mtlskit.serve")
 CrlProvider = Callable[[str], bytes]  # CA name -> current CRL (DER); raises NotFound
 
 
@@ -73,6 +75,7 @@ async def _ocsp(view: ServiceView, scope, receive, send) -> None:
         status, headers, payload = ocsp_http.answer(view.source, scope["method"].encode(), path, body,
                                                     view.clock.now(), if_none_match)
     except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
+        log.exception("OCSP request failed")
         status, payload = 200, INTERNAL_ERROR.body
         headers = ocsp_http.reply_headers(INTERNAL_ERROR, view.clock.now())
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -95,7 +98,8 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
         return _problem_response(exc.status_code, problem(exc.status_code, str(exc.detail)), exc.headers)
 
     @api.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return _problem_response(500, problem(500, f"internal error: {type(exc).__name__}", "internal"))
 
     @api.get("/healthz")

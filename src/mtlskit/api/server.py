@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import logging
 import os
 import signal
 import socket
@@ -31,6 +32,7 @@ from mtlskit.api.problems import problem
 from mtlskit.clock import Clock
 from mtlskit.publish.ocsp_source import INTERNAL_ERROR
 
+log = logging.getLogger("mtlskit.serve")
 MAX_BODY = 64 * 1024
 MAX_HEADERS = 100
 KEEP_ALIVE_SECONDS = 15.0
@@ -197,6 +199,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             reply = ocsp_http.reply_for(self._source, request.method, request.path, request.body)
         except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
+            log.exception("OCSP request failed")
             reply = INTERNAL_ERROR
         if reply is None:
             self._write(request, *ocsp_http.METHOD_NOT_ALLOWED)
@@ -225,6 +228,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             status, headers, body = await self._call_app(request)
         except Exception as exc:  # the app maps its errors; this is the last line of defence
+            log.exception("%s %s failed", request.method.decode("latin-1"), request.path.decode("latin-1"))
             status, headers = 500, [(b"content-type", b"application/problem+json")]
             body = problem(500, f"internal error: {type(exc).__name__}", "internal")
         self._busy = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -35,6 +36,9 @@ def serve(
         raise UsageError("--workers must be between 1 and 64")
     if refresh is not None and refresh < 0:
         raise UsageError("--ocsp-refresh-seconds must be 0 or more")
+    # Problems while serving (a failed request, an unreadable inventory) go to stderr.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s mtlskit serve: %(levelname)s %(message)s")
     settings = settings_of(ctx, ocsp_refresh_seconds=refresh)
     service = Service.open(settings)
     authority = service.authority(passphrase_source(passphrase_file))

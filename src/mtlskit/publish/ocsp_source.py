@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 import time
 from typing import Callable, Iterable, Protocol
 
@@ -31,6 +32,7 @@ from mtlskit.errors import BadInput, InternalError
 from mtlskit.publish import ocsp
 from mtlskit.publish.ocsp import CertStatus, ResponderKey, SingleAnswer
 
+log = logging.getLogger("mtlskit.serve")
 RESPONSE_VALIDITY = dt.timedelta(hours=1)
 MAX_CACHED_RESPONSES = 50_000  # bound memory against floods of distinct requests
 
@@ -141,7 +143,8 @@ class OcspSource:
         """
         try:
             return self._respond(request)
-        except InternalError:
+        except InternalError as exc:
+            log.warning("answering tryLater: %s", exc.message)
             return TRY_LATER
 
     def _respond(self, request: bytes) -> OcspReply:
