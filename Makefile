@@ -1,4 +1,4 @@
-# make run   — set up and start the service on a demo CA (embedded SQLite)
+# make run   — set up, create a demo CA (embedded SQLite) and start `mtlskit serve` on it
 # make test  — set up (Python packages + Debian packages) and run the whole suite
 # make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
 
@@ -23,7 +23,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 run: setup
-	MTLSKIT_HOME=$(DEMO_HOME) $(BIN)/python -m mtlskit.demo
+	MTLSKIT_HOME=$(DEMO_HOME) $(BIN)/python -m mtlskit.api.demo
 
 test: setup system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
@@ -35,6 +35,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000
 	$(BIN)/python bench/bench_verify.py --count 2000
+	$(BIN)/python bench/bench_ocsp.py
 
 clean:
 	rm -rf $(VENV) demo-home demo-out bench/out
