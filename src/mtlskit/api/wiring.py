@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from mtlskit.api.app import ServiceView, create_app
 from mtlskit.api.server import Worker
-from mtlskit.errors import NotFound
 from mtlskit.publish.ocsp_source import OcspSource, ServedCa
 from mtlskit.publish.ocsp_status import InventoryStatusLookup
+from mtlskit.publish.refresher import CrlRefresher
 from mtlskit.publish.responder import ResponderKeeper
 
 
@@ -31,33 +31,20 @@ def build_worker(service, authority) -> Worker:
                         refresh_seconds=service.settings.ocsp_refresh_seconds)
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock)
 
+    refresher = CrlRefresher(service, authority)
+
     def upkeep() -> None:
         # Renew responders at 2/3 of their life, or pick up the one another worker renewed.
         for name, responder in keeper.current().items():
             if responder.certificate != source.cas[name].responder.certificate:
                 source.replace_responder(name, responder)
+        refresher.tick()  # re-sign CRLs before they go stale (in the background)
 
     return Worker(create_app(view), source, service.clock, upkeep)
 
 
 def crl_provider(service):
-    """CA name -> current CRL (DER), from the revocation package once it is there."""
-    try:
-        from mtlskit.publish.crls import current_crl_der
-    except ImportError:  # until the CRL workflow lands: the last CRL stored in crl_state
-        current_crl_der = None
+    """CA name -> current CRL (DER), as the last publication stored it."""
+    from mtlskit.publish.crls import current_crl_der
 
-    def provide(ca_name: str) -> bytes:
-        if current_crl_der is not None:
-            return current_crl_der(service, ca_name)
-        from sqlalchemy import select
-
-        from mtlskit.store.models import CrlState
-
-        with service.inventory.engine.connect() as connection:
-            der = connection.execute(select(CrlState.der).where(CrlState.issuer == ca_name)).scalar()
-        if not der:
-            raise NotFound(f"no CRL has been published for {ca_name} yet", hint="run `mtlskit crl`")
-        return der
-
-    return provide
+    return lambda ca_name: current_crl_der(service, ca_name)

@@ -30,6 +30,7 @@ def serve(
     """
     from mtlskit.api import server
     from mtlskit.api.wiring import build_worker
+    from mtlskit.publish.refresher import CrlRefresher
     from mtlskit.service import Service
 
     if workers < 1 or workers > 64:
@@ -43,6 +44,7 @@ def serve(
     service = Service.open(settings)
     authority = service.authority(passphrase_source(passphrase_file))
     build_worker(service, authority)  # create or renew the responders once, before forking
+    published = CrlRefresher(service, authority).publish_due()  # no CA without a current CRL
     try:
         sock = server.listen(host, port)
     except OSError as exc:
@@ -51,6 +53,8 @@ def serve(
     base = _base_url(host, sock.getsockname()[1])
     for line in _banner(base, service.ca_certificates(), workers):
         console.print(line, markup=False)
+    if published:
+        console.print(f"  published the CRL of {', '.join(published)} (missing or past half its life)", markup=False)
     sys.stdout.flush()
     server.run(sock, lambda: build_worker(Service(settings, service.clock), authority), workers)
 
