@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp as cocsp
 from cryptography.x509.oid import OCSPExtensionOID
 
-from mtlskit.publish import der
+from mtlskit.pki import der
 from mtlskit.publish.ocsp_source import OcspSource
 from tests.support_ocsp import AsgiClient, make_ca, make_leaf, make_world, pkilint_findings, request_der, \
     revoke_in_inventory

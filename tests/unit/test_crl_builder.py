@@ -10,61 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlskit.errors import BadInput
+from mtlskit.pki import der as pkider
+from mtlskit.pki.extensions import authority_key_identifier
 from mtlskit.publish import crl as crlmod
 from tests.support_crl import NOW, hash_for, make_ca, pkilint_crl_findings
 
 DAY = dt.timedelta(days=1)
-
-
-@pytest.mark.parametrize("value, expected", [
-    (0, "020100"), (1, "020101"), (127, "02017f"), (128, "02020080"), (255, "020200ff"),
-    (256, "02020100"), (-1, "0201ff"), (-128, "020180"), (-129, "0202ff7f"),
-])
-def test_der_integer_vectors(value, expected):
-    assert crlmod.der_integer(value).hex() == expected
-
-
-@pytest.mark.parametrize("length, expected", [
-    (0, "00"), (127, "7f"), (128, "8180"), (255, "81ff"), (256, "820100"), (70000, "83011170"),
-])
-def test_der_length_short_and_long_form(length, expected):
-    assert crlmod.der_length(length).hex() == expected
-
-
-def test_der_length_refuses_negative():
-    with pytest.raises(ValueError):
-        crlmod.der_length(-1)
-
-
-@pytest.mark.parametrize("oid, expected", [
-    ("1.2.840.113549", "06062a864886f70d"),
-    ("1.2.840.10045.4.3.2", "06082a8648ce3d040302"),
-    ("2.5.29.20", "0603551d14"),
-    ("1.3.101.112", "06032b6570"),
-    ("2.999.3", "0603883703"),  # X.690 8.19.5 example: first subidentifier 1079
-])
-def test_der_oid_vectors(oid, expected):
-    assert crlmod.der_oid(oid).hex() == expected
-
-
-@pytest.mark.parametrize("bad", ["1", "3.1", "1.40", "a.b"])
-def test_der_oid_refuses_invalid(bad):
-    with pytest.raises(ValueError):
-        crlmod.der_oid(bad)
-
-
-def test_der_time_utctime_until_2049_generalized_from_2050():
-    utc = dt.timezone.utc
-    assert crlmod.der_time(dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=utc)) == b"\x17\x0d491231235959Z"
-    assert crlmod.der_time(dt.datetime(2050, 1, 1, tzinfo=utc)) == b"\x18\x0f20500101000000Z"
-    # fractions are dropped, other offsets are converted to UTC
-    plus2 = dt.timezone(dt.timedelta(hours=2))
-    assert crlmod.der_time(dt.datetime(2026, 1, 1, 2, 0, 0, 999, tzinfo=plus2)) == b"\x17\x0d260101000000Z"
-
-
-def test_der_time_refuses_naive():
-    with pytest.raises(ValueError):
-        crlmod.der_time(dt.datetime(2026, 1, 1))
 
 
 def test_entry_omits_reason_code_for_unspecified():
@@ -84,7 +35,7 @@ def _reference_crl(cert, key, number, entries):
     """The same CRL built with cryptography's (slow) builder."""
     builder = (x509.CertificateRevocationListBuilder()
                .issuer_name(cert.subject).last_update(NOW).next_update(NOW + 7 * DAY)
-               .add_extension(crlmod.authority_key_identifier(cert), critical=False)
+               .add_extension(authority_key_identifier(cert), critical=False)
                .add_extension(x509.CRLNumber(number), critical=False))
     for serial, when, reason in entries:
         entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
@@ -200,9 +151,9 @@ def test_revoked_entries_content_without_next_update():
     cert, key = make_ca("ec-p256")
     entry = crlmod.encode_entry(5, NOW, None)
     algorithm = crlmod.signature_algorithm(key, hash_for(key))
-    body = (crlmod.der_integer(1) + algorithm + cert.subject.public_bytes() + crlmod.der_time(NOW)
-            + crlmod.der_tlv(0x30, entry))
-    crl_der = crlmod.der_tlv(0x30, crlmod.der_tlv(0x30, body) + algorithm + crlmod.der_tlv(0x03, b"\x00"))
+    body = (pkider.integer(1) + algorithm + cert.subject.public_bytes() + pkider.x509_time(NOW)
+            + pkider.encode(0x30, entry))
+    crl_der = pkider.encode(0x30, pkider.encode(0x30, body) + algorithm + pkider.encode(0x03, b"\x00"))
     assert crlmod.revoked_entries_content(crl_der) == entry
 
 

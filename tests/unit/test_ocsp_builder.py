@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, OCSPExtensionOID
 
 from mtlskit.clock import FixedClock
 from mtlskit.errors import BadInput
-from mtlskit.publish import der
+from mtlskit.pki import der
 from mtlskit.publish import ocsp
 from mtlskit.publish.responder import ResponderFiles, ensure_responder, renewal_due
 from tests.support_ocsp import NOW, make_ca, make_leaf, make_responder, pkilint_cert_findings, \

@@ -52,5 +52,11 @@ def publication_extensions(public_url: str | None, issuer_name: str) -> list[tup
 
 
 def authority_key_identifier(issuer_certificate: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    """The AKI that names the issuer's key (RFC 5280 4.2.1.1, 5.2.1): its
+    subjectKeyIdentifier, or the SHA-1 of its public key when the CA certificate has none
+    (mtlskit's CA certificates always have one; a CRL test CA may not)."""
+    try:
+        ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        ski = x509.SubjectKeyIdentifier.from_public_key(issuer_certificate.public_key())
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)

@@ -24,127 +24,46 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from mtlskit.errors import BadInput
+from mtlskit.pki import der
+from mtlskit.pki.der import encode, header, integer, x509_time
+from mtlskit.pki.extensions import authority_key_identifier
 
-# --- DER primitives (X.690 section 8 + 10) -----------------------------------------
+# --- reading a stored CRL back ------------------------------------------------------
 
-_SEQUENCE = 0x30
-_INTEGER = 0x02
-_BIT_STRING = 0x03
-_OCTET_STRING = 0x04
-_NULL = 0x05
-_OID = 0x06
-_ENUMERATED = 0x0A
-_UTC_TIME = 0x17
-_GENERALIZED_TIME = 0x18
-_BOOLEAN = 0x01
-_CONTEXT_0_CONSTRUCTED = 0xA0
+_CRL_EXTENSIONS = der.context(0)  # crlExtensions [0] EXPLICIT (RFC 5280 5.1)
 
 
-def der_length(length: int) -> bytes:
-    """The DER length octets: short form below 128, else long form (X.690 8.1.3)."""
-    if length < 0:
-        raise ValueError("negative length")
-    if length < 0x80:
-        return bytes((length,))
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def der_header(tag: int, length: int) -> bytes:
-    """Tag and length octets of a value whose content is ``length`` bytes long."""
-    return bytes((tag,)) + der_length(length)
-
-
-def der_tlv(tag: int, content: bytes) -> bytes:
-    return der_header(tag, len(content)) + content
-
-
-def der_integer(value: int) -> bytes:
-    """A two's-complement INTEGER in the fewest octets (X.690 8.3)."""
-    magnitude = value if value >= 0 else ~value
-    length = magnitude.bit_length() // 8 + 1  # room for the sign bit
-    return der_tlv(_INTEGER, value.to_bytes(length, "big", signed=True))
-
-
-def der_oid(dotted: str) -> bytes:
-    """An OBJECT IDENTIFIER (X.690 8.19) from its dotted form."""
-    arcs = [int(part) for part in dotted.split(".")]
-    if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] >= 40):
-        raise ValueError(f"invalid OID {dotted!r}")
-    body = bytearray()
-    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body.extend(reversed(chunk))
-    return der_tlv(_OID, bytes(body))
-
-
-def der_time(when: dt.datetime) -> bytes:
-    """RFC 5280 4.1.2.5 / 5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050,
-    both in UTC ("Z"), with seconds and no fractions."""
-    if when.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    when = when.astimezone(dt.timezone.utc)
-    if 1950 <= when.year <= 2049:
-        return der_tlv(_UTC_TIME, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
-    return der_tlv(_GENERALIZED_TIME, when.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
-
-
-def der_extension(oid: str, value: bytes, critical: bool = False) -> bytes:
-    """Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }.
-    DER omits a FALSE critical flag (X.690 11.5, DEFAULT values are not encoded)."""
-    flag = der_tlv(_BOOLEAN, b"\xff") if critical else b""
-    return der_tlv(_SEQUENCE, der_oid(oid) + flag + der_tlv(_OCTET_STRING, value))
-
-
-def der_read(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
-    """Read the TLV at ``offset``: (tag, content start, end). Single-byte tags only —
-    all that X.509 CRLs use. Raises ValueError on truncated or non-DER lengths."""
-    if offset + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, first = data[offset], data[offset + 1]
-    start = offset + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 8 or start + count > len(data):
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(bytes(data[start:start + count]), "big")
-        if length < 0x80 or data[start] == 0:
-            raise ValueError("non-minimal DER length")
-        start += count
-    end = start + length
-    if end > len(data):
-        raise ValueError("truncated DER")
-    return tag, start, end
+def _read(data: memoryview, offset: int) -> tuple[int, int, int]:
+    """``der.read_tlv`` for CRLs read back from the store: a CRL that is not DER is a
+    ``ValueError`` here, which tells the caller to rebuild it from the inventory."""
+    try:
+        return der.read_tlv(data, offset)
+    except BadInput as error:
+        raise ValueError(str(error)) from None
 
 
 def _tbs_layout(crl_der: bytes | memoryview) -> tuple[memoryview, tuple[int, int] | None, int, int]:
     """Walk the TBSCertList without decoding entries: (view, (start, end) of the
     revokedCertificates content or None, offset after it, end of the TBS)."""
     view = memoryview(crl_der)
-    tag, tbs_start, _ = der_read(view, 0)           # CertificateList
-    if tag != _SEQUENCE:
+    tag, tbs_start, _ = _read(view, 0)           # CertificateList
+    if tag != der.SEQUENCE:
         raise ValueError("not a CRL")
-    tag, start, tbs_end = der_read(view, tbs_start)  # TBSCertList
-    if tag != _SEQUENCE:
+    tag, start, tbs_end = _read(view, tbs_start)  # TBSCertList
+    if tag != der.SEQUENCE:
         raise ValueError("not a CRL")
     offset = start
     # version, signature, issuer, thisUpdate, then nextUpdate (a Time) if present
-    for expected in (_INTEGER, _SEQUENCE, _SEQUENCE, None):
-        tag, _, offset_end = der_read(view, offset)
+    for expected in (der.INTEGER, der.SEQUENCE, der.SEQUENCE, None):
+        tag, _, offset_end = _read(view, offset)
         if expected is not None and tag != expected:
             raise ValueError("unexpected field in TBSCertList")
         offset = offset_end
-    if offset < tbs_end and view[offset] in (_UTC_TIME, _GENERALIZED_TIME):
-        offset = der_read(view, offset)[2]
+    if offset < tbs_end and view[offset] in (der.UTC_TIME, der.GENERALIZED_TIME):
+        offset = _read(view, offset)[2]
     revoked = None
-    if offset < tbs_end and view[offset] == _SEQUENCE:
-        _, content_start, offset = der_read(view, offset)
+    if offset < tbs_end and view[offset] == der.SEQUENCE:
+        _, content_start, offset = _read(view, offset)
         revoked = (content_start, offset)
     return view, revoked, offset, tbs_end
 
@@ -160,20 +79,20 @@ def crl_number_of(crl_der: bytes) -> int | None:
     """The CRL number (RFC 5280 5.2.3) of a CRL, read without decoding its entries;
     None when it has no CRL number extension."""
     view, _, offset, tbs_end = _tbs_layout(crl_der)
-    if offset >= tbs_end or view[offset] != _CONTEXT_0_CONSTRUCTED:
+    if offset >= tbs_end or view[offset] != _CRL_EXTENSIONS:
         return None
-    _, start, _ = der_read(view, offset)
-    _, offset, extensions_end = der_read(view, start)          # Extensions SEQUENCE
-    wanted = der_oid(_OID_CRL_NUMBER)
+    _, start, _ = _read(view, offset)
+    _, offset, extensions_end = _read(view, start)          # Extensions SEQUENCE
+    wanted = der.oid(_OID_CRL_NUMBER)
     while offset < extensions_end:
-        _, ext_start, ext_end = der_read(view, offset)          # Extension
-        _, _, oid_end = der_read(view, ext_start)
+        _, ext_start, ext_end = _read(view, offset)          # Extension
+        _, _, oid_end = _read(view, ext_start)
         if bytes(view[ext_start:oid_end]) == wanted:
             value_offset = oid_end
-            if view[value_offset] == _BOOLEAN:
-                value_offset = der_read(view, value_offset)[2]
-            _, value_start, _ = der_read(view, value_offset)    # OCTET STRING
-            _, int_start, int_end = der_read(view, value_start)  # INTEGER
+            if view[value_offset] == der.BOOLEAN:
+                value_offset = _read(view, value_offset)[2]
+            _, value_start, _ = _read(view, value_offset)    # OCTET STRING
+            _, int_start, int_end = _read(view, value_start)  # INTEGER
             return int.from_bytes(bytes(view[int_start:int_end]), "big", signed=True)
         offset = ext_end
     return None
@@ -201,7 +120,7 @@ REASON_CODES: dict[x509.ReasonFlags, int] = {
 
 # The reasonCode extension of every code, encoded once: the entry encoder is hot.
 _REASON_EXTENSIONS: dict[x509.ReasonFlags, bytes] = {
-    flag: der_tlv(_SEQUENCE, der_extension(_OID_CRL_REASON, der_tlv(_ENUMERATED, bytes((code,)))))
+    flag: encode(der.SEQUENCE, der.extension(_OID_CRL_REASON, encode(der.ENUMERATED, bytes((code,)))))
     for flag, code in REASON_CODES.items()
 }
 
@@ -218,16 +137,16 @@ def encode_entry(serial: int, revoked_at: dt.datetime, reason: x509.ReasonFlags 
     """
     if serial <= 0:
         raise ValueError("serial numbers are positive integers (RFC 5280 4.1.2.2)")
-    body = der_integer(serial) + der_time(revoked_at)
+    body = integer(serial) + x509_time(revoked_at)
     if reason is not None and reason is not x509.ReasonFlags.unspecified:
         body += _REASON_EXTENSIONS[reason]
-    return der_tlv(_SEQUENCE, body)
+    return encode(der.SEQUENCE, body)
 
 
 # --- signature algorithms -------------------------------------------------------------
 
 def _algorithm_identifier(oid: str, null_parameters: bool) -> bytes:
-    return der_tlv(_SEQUENCE, der_oid(oid) + (der_tlv(_NULL, b"") if null_parameters else b""))
+    return encode(der.SEQUENCE, der.oid(oid) + (encode(der.NULL, b"") if null_parameters else b""))
 
 
 # RFC 5758 3.2: ECDSA identifiers have absent parameters; RFC 4055 5: RSA PKCS#1 v1.5
@@ -269,16 +188,6 @@ def sign(private_key, hash_algorithm: hashes.HashAlgorithm | None, data: bytes) 
 
 # --- the CRL -------------------------------------------------------------------------
 
-def authority_key_identifier(issuer_certificate: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    """The AKI that names the CA's key: its subjectKeyIdentifier (RFC 5280 5.2.1), or the
-    SHA-1 of its public key when the CA certificate has none."""
-    try:
-        ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        ski = x509.SubjectKeyIdentifier.from_public_key(issuer_certificate.public_key())
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
 def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
               crl_number: int, this_update: dt.datetime, next_update: dt.datetime,
               entries: Sequence[bytes] | bytes) -> bytes:
@@ -296,20 +205,20 @@ def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
     if next_update <= this_update:
         raise ValueError("nextUpdate must be later than thisUpdate")
     aki = authority_key_identifier(issuer_certificate)
-    extensions = (der_extension(_OID_AUTHORITY_KEY_IDENTIFIER, aki.public_bytes())
-                  + der_extension(_OID_CRL_NUMBER, x509.CRLNumber(crl_number).public_bytes()))
-    head = (der_integer(1)                                     # version v2 (5.1.2.1)
+    extensions = (der.extension(_OID_AUTHORITY_KEY_IDENTIFIER, aki.public_bytes())
+                  + der.extension(_OID_CRL_NUMBER, x509.CRLNumber(crl_number).public_bytes()))
+    head = (integer(1)                                     # version v2 (5.1.2.1)
             + algorithm_identifier                             # signature (5.1.2.2)
             + issuer_certificate.subject.public_bytes()        # issuer (5.1.2.3)
-            + der_time(this_update) + der_time(next_update))   # 5.1.2.4, 5.1.2.5
-    tail = der_tlv(_CONTEXT_0_CONSTRUCTED, der_tlv(_SEQUENCE, extensions))  # crlExtensions [0]
+            + x509_time(this_update) + x509_time(next_update))   # 5.1.2.4, 5.1.2.5
+    tail = encode(_CRL_EXTENSIONS, encode(der.SEQUENCE, extensions))  # crlExtensions [0]
     parts = [head]
     if entries:
-        parts.append(der_header(_SEQUENCE, sum(map(len, entries))))
+        parts.append(header(der.SEQUENCE, sum(map(len, entries))))
         parts.extend(entries)
     parts.append(tail)
     content_length = sum(map(len, parts))
-    return b"".join([der_header(_SEQUENCE, content_length), *parts])
+    return b"".join([header(der.SEQUENCE, content_length), *parts])
 
 
 def build_crl(private_key, hash_algorithm: hashes.HashAlgorithm | None,
@@ -329,6 +238,6 @@ def build_crl(private_key, hash_algorithm: hashes.HashAlgorithm | None,
     """
     algorithm = signature_algorithm(private_key, hash_algorithm)
     tbs = build_tbs(issuer_certificate, algorithm, crl_number, this_update, next_update, entries)
-    signature = der_tlv(_BIT_STRING, b"\x00" + sign(private_key, hash_algorithm, tbs))
-    return b"".join([der_header(_SEQUENCE, len(tbs) + len(algorithm) + len(signature)),
+    signature = encode(der.BIT_STRING, b"\x00" + sign(private_key, hash_algorithm, tbs))
+    return b"".join([header(der.SEQUENCE, len(tbs) + len(algorithm) + len(signature)),
                      tbs, algorithm, signature])

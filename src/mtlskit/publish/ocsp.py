@@ -28,8 +28,9 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import OCSPExtensionOID
 
 from mtlskit.errors import BadInput
-from mtlskit.publish import der
+from mtlskit.pki import der
 from mtlskit.pki.keys import signature_hash
+from mtlskit.publish.crl import REASON_CODES
 
 # RFC 6960 §4.1.1 CertID.hashAlgorithm: the hashes a client may use to name the issuer.
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -378,21 +379,11 @@ def _single_response(answer: SingleAnswer, this_update: dt.datetime, next_update
     else:
         info = der.generalized_time(_revocation_time(answer, this_update))
         if answer.reason is not None:
-            code = _REASON_CODES[answer.reason]
+            code = REASON_CODES[answer.reason]
             info += der.encode(der.context(0), der.encode(der.ENUMERATED, bytes((code,))))
         status = der.encode(der.context(1), info)
     return der.sequence(answer.cert_id.der, status, der.generalized_time(this_update),
                         der.encode(der.context(0), der.generalized_time(next_update)))
-
-
-# RFC 5280 §5.3.1 CRLReason codes (7 is not used).
-_REASON_CODES = {
-    x509.ReasonFlags.unspecified: 0, x509.ReasonFlags.key_compromise: 1,
-    x509.ReasonFlags.ca_compromise: 2, x509.ReasonFlags.affiliation_changed: 3,
-    x509.ReasonFlags.superseded: 4, x509.ReasonFlags.cessation_of_operation: 5,
-    x509.ReasonFlags.certificate_hold: 6, x509.ReasonFlags.remove_from_crl: 8,
-    x509.ReasonFlags.privilege_withdrawn: 9, x509.ReasonFlags.aa_compromise: 10,
-}
 
 
 def _signature_algorithm(private_key) -> bytes:
