@@ -7,27 +7,24 @@ import enum
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mtlskit.errors import BadInput, PolicyViolation
+from mtlskit.errors import PolicyViolation
+from mtlskit.pki.choices import Choice
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 
-class KeyType(str, enum.Enum):
+class KeyType(Choice):
+    """The key types mtlskit generates; ``KeyType.parse("EC-P256")`` reads a CLI word."""
+
+    what = enum.nonmember("key type")
+
     EC_P256 = "ec-p256"
     EC_P384 = "ec-p384"
     RSA_2048 = "rsa-2048"
     RSA_3072 = "rsa-3072"
     RSA_4096 = "rsa-4096"
     ED25519 = "ed25519"
-
-    @classmethod
-    def parse(cls, text: str) -> "KeyType":
-        try:
-            return cls(text.lower())
-        except ValueError:
-            raise BadInput(f"unknown key type {text!r}",
-                           hint=f"choose one of: {', '.join(k.value for k in cls)}") from None
 
 
 _CURVES = {KeyType.EC_P256: ec.SECP256R1, KeyType.EC_P384: ec.SECP384R1}

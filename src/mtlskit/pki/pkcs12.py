@@ -14,20 +14,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
 
 from mtlskit.errors import BadInput
+from mtlskit.pki.choices import Choice
 
 KDF_ROUNDS = 2048  # OpenSSL's default PKCS12_DEFAULT_ITER
 
 
-class P12Profile(str, enum.Enum):
+class P12Profile(Choice):
+    """How a PKCS#12 file is encrypted: AES-256 + SHA-256 (modern) or 3DES + SHA-1 (legacy)."""
+
+    what = enum.nonmember("PKCS#12 profile")
+    hint = enum.nonmember("choose modern or legacy")
+
     MODERN = "modern"
     LEGACY = "legacy"
-
-    @classmethod
-    def parse(cls, text: str) -> "P12Profile":
-        try:
-            return cls(text.lower())
-        except ValueError:
-            raise BadInput(f"unknown PKCS#12 profile {text!r}", hint="choose modern or legacy") from None
 
 
 def _encryption(profile: P12Profile, password: bytes):
