@@ -21,10 +21,9 @@ from typing import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from mtlskit.errors import BadInput
-from mtlskit.pki import der
+from mtlskit.pki import der, signing
 from mtlskit.pki.der import encode, header, integer, x509_time
 from mtlskit.pki.extensions import authority_key_identifier
 
@@ -143,20 +142,7 @@ def encode_entry(serial: int, revoked_at: dt.datetime, reason: x509.ReasonFlags 
     return encode(der.SEQUENCE, body)
 
 
-# --- signature algorithms -------------------------------------------------------------
-
-def _algorithm_identifier(oid: str, null_parameters: bool) -> bytes:
-    return encode(der.SEQUENCE, der.oid(oid) + (encode(der.NULL, b"") if null_parameters else b""))
-
-
-# RFC 5758 3.2: ECDSA identifiers have absent parameters; RFC 4055 5: RSA PKCS#1 v1.5
-# identifiers carry NULL parameters; RFC 8410 3: Ed25519 has absent parameters.
-_ECDSA = {"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3",
-          "sha512": "1.2.840.10045.4.3.4"}
-_RSA = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12",
-        "sha512": "1.2.840.113549.1.1.13"}
-_ED25519 = "1.3.101.112"
-
+# --- signature algorithms (mtlskit.pki.signing) ------------------------------------
 
 def signature_algorithm(private_key, hash_algorithm: hashes.HashAlgorithm | None) -> bytes:
     """The DER AlgorithmIdentifier for signing with ``private_key`` and ``hash_algorithm``.
@@ -164,26 +150,20 @@ def signature_algorithm(private_key, hash_algorithm: hashes.HashAlgorithm | None
     Raises:
         BadInput: a key type or hash that CRLs of mtlskit are not signed with.
     """
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return _algorithm_identifier(_ED25519, False)
-    name = hash_algorithm.name if hash_algorithm is not None else None
-    if isinstance(private_key, ec.EllipticCurvePrivateKey) and name in _ECDSA:
-        return _algorithm_identifier(_ECDSA[name], False)
-    if isinstance(private_key, rsa.RSAPrivateKey) and name in _RSA:
-        return _algorithm_identifier(_RSA[name], True)
-    raise BadInput(f"cannot sign a CRL with a {type(private_key).__name__} and hash {name}")
+    found = signing.algorithm_identifier(private_key, hash_algorithm)
+    if found is None:
+        name = hash_algorithm.name if hash_algorithm is not None else None
+        raise BadInput(f"cannot sign a CRL with a {type(private_key).__name__} and hash {name}")
+    return found
 
 
 def sign(private_key, hash_algorithm: hashes.HashAlgorithm | None, data: bytes) -> bytes:
-    """The signature value over ``data`` as it goes in the BIT STRING (ECDSA: the DER
-    Ecdsa-Sig-Value of RFC 3279 2.2.3; RSA: PKCS#1 v1.5; Ed25519: the 64 raw bytes)."""
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return private_key.sign(data)
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return private_key.sign(data, ec.ECDSA(hash_algorithm))
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        return private_key.sign(data, padding.PKCS1v15(), hash_algorithm)
-    raise BadInput(f"cannot sign a CRL with a {type(private_key).__name__}")
+    """The signature value over ``data`` as it goes in the BIT STRING
+    (``mtlskit.pki.signing.signer``)."""
+    function = signing.signer(private_key, hash_algorithm)
+    if function is None:
+        raise BadInput(f"cannot sign a CRL with a {type(private_key).__name__}")
+    return function(data)
 
 
 # --- the CRL -------------------------------------------------------------------------

@@ -23,12 +23,11 @@ from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import OCSPExtensionOID
 
 from mtlskit.errors import BadInput
-from mtlskit.pki import der
+from mtlskit.pki import der, signing
 from mtlskit.pki.keys import signature_hash
 from mtlskit.publish.crl import REASON_CODES
 
@@ -387,23 +386,15 @@ def _single_response(answer: SingleAnswer, this_update: dt.datetime, next_update
 
 
 def _signature_algorithm(private_key) -> bytes:
-    """The AlgorithmIdentifier of the responder's signatures (RFC 5758 §3.2, RFC 4055 §5, RFC 8410 §3)."""
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return der.sequence(der.oid("1.3.101.112"))
-    name = signature_hash(private_key).name
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return der.sequence(der.oid({"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3"}[name]))
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        dotted = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12"}[name]
-        return der.sequence(der.oid(dotted), der.encode(der.NULL, b""))
-    raise BadInput(f"unsupported responder key {type(private_key).__name__}")
+    """The AlgorithmIdentifier of the responder's signatures (``mtlskit.pki.signing``)."""
+    found = signing.algorithm_identifier(private_key, signature_hash(private_key))
+    if found is None:
+        raise BadInput(f"unsupported responder key {type(private_key).__name__}")
+    return found
 
 
 def _signing_function(private_key) -> Callable[[bytes], bytes]:
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return private_key.sign
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        ecdsa = ec.ECDSA(signature_hash(private_key))
-        return lambda data: private_key.sign(data, ecdsa)
-    pkcs1, algorithm = padding.PKCS1v15(), signature_hash(private_key)
-    return lambda data: private_key.sign(data, pkcs1, algorithm)
+    function = signing.signer(private_key, signature_hash(private_key))
+    if function is None:
+        raise BadInput(f"unsupported responder key {type(private_key).__name__}")
+    return function
