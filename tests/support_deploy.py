@@ -20,7 +20,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import stat
-import types
 
 import pytest
 from cryptography import x509
 
-from mtlskit.clock import SystemClock
 from mtlskit.config import load_settings
 from mtlskit.deploy.records import list_deployments
 from mtlskit.deploy.bundle import haproxy_serial, load_crls

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nAsk the OCSP responder about the demo client (in another terminal):")
     print(f"  openssl ocsp -issuer {client}/chain.pem -cert {client}/cert.pem -CAfile {client}/ca.pem "
           f"-url {base}/ocsp")
-    print(f"  mtlskit revoke demo-client   # then ask again: revoked\n")
+    print(f"  {Path(sys.executable).parent / 'mtlskit'} --home {home} revoke demo-client"
+          "   # then ask again: revoked\n")
     sys.stdout.flush()
     return cli(["serve", "--host", "127.0.0.1", "--port", str(port)])
 

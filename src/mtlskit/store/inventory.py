@@ -11,9 +11,9 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
