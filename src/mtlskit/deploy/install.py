@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Iterable
 
 from mtlskit.errors import BadInput
-from mtlskit.fileio import write_atomic
+from mtlskit.fileio import PRIVATE, PUBLIC, write_atomic
 
-KEY_MODE = 0o600
-PUBLIC_MODE = 0o644
+KEY_MODE = PRIVATE  # 0600
+PUBLIC_MODE = PUBLIC  # 0644
 
 
 @dataclasses.dataclass(frozen=True)
