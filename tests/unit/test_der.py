@@ -107,3 +107,23 @@ def test_decode_integer_refuses_non_minimal(value):
 def test_decode_integer_round_trips(value):
     tag, start, end = der.read_tlv(der.integer(value))
     assert der.decode_integer(der.integer(value)[start:end]) == value
+
+
+def test_read_tlv_lenient_accepts_non_minimal_lengths_only():
+    assert der.read_tlv(b"\x30\x81\x05abcde", minimal=False) == (0x30, 3, 8)
+    assert der.read_tlv(b"\x30\x82\x00\x05abcde", minimal=False) == (0x30, 4, 9)
+    with pytest.raises(BadInput):
+        der.read_tlv(b"\x30\x80abcde\x00\x00", minimal=False)  # indefinite length is never DER
+    with pytest.raises(BadInput):
+        der.read_tlv(b"\x30\x81\x09abcde", minimal=False)
+
+
+@pytest.mark.parametrize("dotted", ["1.2.840.113549", "2.5.4.3", "2.999.3", "0.9.2342.19200300.100.1.25"])
+def test_decode_oid_round_trips(dotted):
+    _, start, end = der.read_tlv(der.oid(dotted))
+    assert der.decode_oid(der.oid(dotted)[start:end]) == dotted
+
+
+def test_decode_oid_refuses_empty():
+    with pytest.raises(BadInput):
+        der.decode_oid(b"")

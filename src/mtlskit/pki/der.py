@@ -126,11 +126,17 @@ def extension(dotted: str, value: bytes, critical: bool = False) -> bytes:
 
 # --- reading ----------------------------------------------------------------------
 
-def read_tlv(data: bytes | memoryview, offset: int = 0, end: int | None = None) -> tuple[int, int, int]:
+def read_tlv(data: bytes | memoryview, offset: int = 0, end: int | None = None, *,
+             minimal: bool = True) -> tuple[int, int, int]:
     """Read one element at ``offset``; return (tag, value_start, value_end).
 
+    ``minimal=False`` also accepts a long-form length that fits the short form or has
+    leading zero octets (BER, X.690 §8.1.3.5): only for reading what other TLS
+    implementations send for display (``mtlskit.verify.tlswire``), never for OCSP or CRLs.
+
     Raises:
-        BadInput: truncated data, a high tag number, an indefinite or non-minimal length.
+        BadInput: truncated data, a high tag number, an indefinite or (when ``minimal``)
+            non-minimal length.
     """
     end = len(data) if end is None else end
     if offset + 2 > end:
@@ -147,7 +153,7 @@ def read_tlv(data: bytes | memoryview, offset: int = 0, end: int | None = None) 
         if count == 0 or count > 4 or pos + count > end:
             raise BadInput("DER: indefinite or oversized length")
         length = int.from_bytes(data[pos:pos + count], "big")
-        if length < 0x80 or data[pos] == 0:
+        if minimal and (length < 0x80 or data[pos] == 0):
             raise BadInput("DER: length not minimally encoded")
         pos += count
     if pos + length > end:
@@ -172,6 +178,20 @@ def expect(data: bytes, offset: int, tag: int, end: int | None = None) -> tuple[
     if found != tag:
         raise BadInput(f"DER: expected tag 0x{tag:02x}, found 0x{found:02x}")
     return vstart, vend
+
+
+def decode_oid(value: bytes) -> str:
+    """The dotted form of an OBJECT IDENTIFIER's content octets (X.690 §8.19)."""
+    arcs, n = [], 0
+    for byte in value:
+        n = (n << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(n)
+            n = 0
+    if not arcs:
+        raise BadInput("DER: empty OID")
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
 
 
 def decode_integer(value: bytes) -> int:

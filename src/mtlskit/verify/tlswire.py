@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from mtlskit.errors import BadInput
+from mtlskit.pki import der
+
 HANDSHAKE_CERTIFICATE = 11
 HANDSHAKE_CERTIFICATE_REQUEST = 13
 EXT_CERTIFICATE_AUTHORITIES = 47
@@ -111,20 +114,16 @@ def certificate_list(body: bytes, tls13: bool) -> list[x509.Certificate]:
     return certs
 
 
-# --- DER, only what an X.501 Name needs (X.690 8.1) ---
+# --- DER, only what an X.501 Name needs (X.690 8.1; reader in mtlskit.pki.der) ---
 
 def _tlv(data: bytes, pos: int) -> tuple[int, bytes, int]:
-    if pos + 2 > len(data):
-        raise WireError("truncated DER")
-    tag, length, pos = data[pos], data[pos + 1], pos + 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise WireError("bad DER length")
-        length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
-    if pos + length > len(data):
-        raise WireError("truncated DER")
-    return tag, data[pos:pos + length], pos + length
+    """(tag, value, end) of the element at ``pos``; lengths need not be minimal here:
+    the names are shown to the user, whatever encoder the server's TLS stack used."""
+    try:
+        tag, start, end = der.read_tlv(data, pos, minimal=False)
+    except BadInput as exc:
+        raise WireError(str(exc)) from None
+    return tag, data[start:end], end
 
 
 def _children(data: bytes) -> list[tuple[int, bytes]]:
@@ -136,16 +135,10 @@ def _children(data: bytes) -> list[tuple[int, bytes]]:
 
 
 def _oid(value: bytes) -> str:
-    arcs, n = [], 0
-    for byte in value:
-        n = (n << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(n)
-            n = 0
-    if not arcs:
-        raise WireError("empty OID")
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+    try:
+        return der.decode_oid(value)
+    except BadInput as exc:
+        raise WireError(str(exc)) from None
 
 
 _STRING_CODECS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x14: "latin-1", 0x1E: "utf-16-be",
