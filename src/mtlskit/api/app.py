@@ -1,7 +1,9 @@
 """The ASGI application of `mtlskit serve`.
 
 Routes: ``/ocsp`` (RFC 6960 POST and GET), ``/crl/<ca>.crl`` (DER) and ``.pem``,
-``/ca/<ca>.pem``, ``/healthz``. Errors are ``application/problem+json``.
+``/ca/<ca>.pem``, ``/healthz``; with ``serve --api`` also the authenticated REST API
+under ``/api/v1`` (:mod:`mtlskit.api.rest`) and its OpenAPI document at
+``/api/v1/openapi.json``. Errors are ``application/problem+json``.
 
 ``/ocsp`` is answered by a plain ASGI function placed in front of FastAPI: it is the
 hot path (relying parties call it for every handshake) and needs no routing,
@@ -22,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mtlskit.api import ocsp_http
 from mtlskit.api.problems import PROBLEM_JSON, problem, problem_for
+from mtlskit.api.rest import OPENAPI_PATH, RestApi, router
 from mtlskit.clock import Clock
 from mtlskit.errors import MtlskitError, NotFound
 from mtlskit.publish.ocsp_source import INTERNAL_ERROR, OcspSource
@@ -38,6 +41,7 @@ class ServiceView:
     ca_certificates: Mapping[str, x509.Certificate]
     crl_der: CrlProvider
     clock: Clock
+    api: RestApi | None = None  # the REST API, only with `serve --api`
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
@@ -87,7 +91,10 @@ def _problem_response(status: int, body: bytes, headers: Mapping[str, str] | Non
 
 
 def _fastapi_app(view: ServiceView) -> FastAPI:
-    api = FastAPI(title="mtlskit", docs_url=None, redoc_url=None, openapi_url=None)
+    api = FastAPI(title="mtlskit", docs_url=None, redoc_url=None,
+                  openapi_url=OPENAPI_PATH if view.api is not None else None)
+    if view.api is not None:
+        api.include_router(router(view.api, view.source))
 
     @api.exception_handler(MtlskitError)
     async def _domain_error(_request: Request, exc: MtlskitError) -> Response:

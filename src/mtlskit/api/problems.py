@@ -23,8 +23,8 @@ STATUS_BY_ERROR: list[tuple[type[errors.MtlskitError], int]] = [
     (errors.InternalError, 500),
 ]
 
-TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-          409: "Conflict", 413: "Content Too Large", 422: "Unprocessable Content",
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+          409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
           500: "Internal Server Error"}
 PROBLEM_JSON = "application/problem+json"
 

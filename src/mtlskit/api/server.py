@@ -36,8 +36,9 @@ log = logging.getLogger("mtlskit.serve")
 MAX_BODY = 64 * 1024
 MAX_HEADERS = 100
 KEEP_ALIVE_SECONDS = 15.0
-REASONS = {200: b"OK", 304: b"Not Modified", 400: b"Bad Request", 404: b"Not Found",
-           405: b"Method Not Allowed", 409: b"Conflict", 413: b"Content Too Large",
+REASONS = {200: b"OK", 201: b"Created", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
+           403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 409: b"Conflict",
+           413: b"Content Too Large", 415: b"Unsupported Media Type", 422: b"Unprocessable Content",
            500: b"Internal Server Error"}
 
 AsgiApp = Callable[..., Awaitable[None]]

@@ -6,6 +6,7 @@ The composition for the HTTP side; the CLI calls it, tests call it.
 from __future__ import annotations
 
 from mtlskit.api.app import ServiceView, create_app
+from mtlskit.api.rest import RestApi
 from mtlskit.api.server import Worker
 from mtlskit.publish.ocsp_source import OcspSource, ServedCa
 from mtlskit.publish.ocsp_status import InventoryStatusLookup
@@ -17,19 +18,23 @@ def responder_dir(service):
     return service.settings.home / "ocsp"
 
 
-def build_worker(service, authority) -> Worker:
+def build_worker(service, authority, api_token: str | None = None) -> Worker:
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
         service: an open Service (its own inventory engine: call this after fork).
-        authority: the loaded Authority; its signers certify the OCSP responders.
+        authority: the loaded Authority; its signers certify the OCSP responders (and,
+            with the REST API, sign the CRLs of revocations made through it).
+        api_token: the bearer token of the REST API (``serve --api``); None leaves
+            the API off (its routes answer 404).
     """
     keeper = ResponderKeeper(responder_dir(service), authority.signers, service.inventory, service.clock)
     responders = keeper.current()
     cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in authority.signers.items()]
     source = OcspSource(cas, InventoryStatusLookup(service.inventory.engine), service.clock,
                         refresh_seconds=service.settings.ocsp_refresh_seconds)
-    view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock)
+    api = RestApi(service, authority, api_token) if api_token is not None else None
+    view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
 
     refresher = CrlRefresher(service, authority)
 

@@ -22,13 +22,20 @@ def serve(
         None, "--ocsp-refresh-seconds",
         help="Longest time before a revocation made by another process is answered (default 5)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
+    api: bool = typer.Option(
+        False, "--api",
+        help="Also serve the REST API (POST /api/v1/revocations, GET /api/v1/certificates/<serial|name>). "
+             "Off by default. Requests need 'Authorization: Bearer <token>', the token stored in "
+             "HOME/api-token (0600, created on first use)."),
 ) -> None:
     """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
 
     OCSP responses are signed by a delegated responder certificate per CA (7 days,
     renewed automatically); creating it needs the CA passphrase once, at start.
+    With --api, revocations can be made through the running service (no CLI start-up).
     """
     from mtlskit.api import server
+    from mtlskit.api.token import ensure_token, load_token
     from mtlskit.api.wiring import build_worker
     from mtlskit.publish.refresher import CrlRefresher
     from mtlskit.service import Service
@@ -43,6 +50,8 @@ def serve(
     settings = settings_of(ctx, ocsp_refresh_seconds=refresh)
     service = Service.open(settings)
     authority = service.authority(passphrase_source(passphrase_file))
+    token_file = ensure_token(settings.home) if api else None
+    token = load_token(token_file) if token_file else None
     build_worker(service, authority)  # create or renew the responders once, before forking
     published = CrlRefresher(service, authority).publish_due()  # no CA without a current CRL
     try:
@@ -51,25 +60,28 @@ def serve(
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
                          hint="pick another --port, or stop what is using it") from None
     base = _base_url(host, sock.getsockname()[1])
-    for line in _banner(base, service.ca_certificates(), workers):
+    for line in _banner(base, service.ca_certificates(), workers, token_file):
         console.print(line, markup=False)
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing or past half its life)", markup=False)
     sys.stdout.flush()
-    server.run(sock, lambda: build_worker(Service(settings, service.clock), authority), workers)
+    server.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token), workers)
 
 
 def _base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _banner(base: str, cas, workers: int) -> list[str]:
+def _banner(base: str, cas, workers: int, token_file: Path | None = None) -> list[str]:
     lines = [f"mtlskit serving on {base} ({workers} worker{'s' if workers > 1 else ''}); Ctrl-C stops",
              f"  OCSP     {base}/ocsp  (POST, or GET {base}/ocsp/<base64 request>)"]
     for name in cas:
         lines.append(f"  CA       {base}/ca/{name}.pem")
         lines.append(f"  CRL      {base}/crl/{name}.crl  (DER)  {base}/crl/{name}.pem")
     lines.append(f"  health   {base}/healthz")
+    if token_file is not None:  # the path only: the token itself is never printed
+        lines.append(f"  API      {base}/api/v1/revocations  (POST; Authorization: Bearer <token in {token_file}>)")
+        lines.append(f"  OpenAPI  {base}/api/v1/openapi.json")
     return lines
 
 
