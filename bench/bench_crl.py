@@ -7,7 +7,8 @@ For each size N, in a fresh CA home:
      (cold cache), the second is the steady state (entries already encoded);
      wall time, the child's peak RSS (wait4) and the DER size are printed;
   3. one more revocation: `mtlskit revoke NAME` as a child process (end to end, Python
-     start-up included) and the revoke() workflow in-process;
+     start-up included), `POST /api/v1/revocations` to a running `mtlskit serve --api`
+     timed by curl (bench/bench_revoke_api.py), and the revoke() workflow in-process;
   4. `openssl ca -gencrl` on an index.txt with the same N revoked entries, signed by the
      same CA key, in the same run; the ratio is printed.
 The CRLs are checked: cryptography loads them and verifies the signature, and
@@ -32,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+API_RUNS = 7  # measured revocations through `serve --api` (after one first request)
 
 REASONS = ["unspecified", "key-compromise", "superseded", "cessation-of-operation",
            "affiliation-changed", "ca-compromise"]
@@ -162,7 +165,8 @@ def bench_size(count: int, work: Path) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
     _, _, code, _, err = run_measured(mtlskit(home, "init", "--no-passphrase"))
     check(code, err, "init")
-    clients = ["carol"] + [f"cli{i}" for i in range(3)] + [f"wf{i}" for i in range(5)]
+    api_names = [f"api{i}" for i in range(API_RUNS + 1)]
+    clients = ["carol"] + [f"cli{i}" for i in range(3)] + [f"wf{i}" for i in range(5)] + api_names
     _, _, code, _, err = run_measured(mtlskit(home, "issue", "client", *clients, "--out", str(work / "out")))
     check(code, err, "issue")
 
@@ -194,6 +198,12 @@ def bench_size(count: int, work: Path) -> dict:
           f"  peak RSS {mib(one[1])}  (Python start-up + imports alone: ~{baseline[0] * 1000:.0f} ms)")
     verify_crl(home, home / "crl" / "intermediate.crl", count + 3)
 
+    import bench_revoke_api
+
+    api = bench_revoke_api.measure(home, api_names, work)
+    print(f"mtlskit serve --api: {bench_revoke_api.report(api)}")
+    verify_crl(home, home / "crl" / "intermediate.crl", count + 3 + len(api_names))
+
     from mtlskit.clock import SystemClock
     from mtlskit.config import load_settings
     from mtlskit.revoke.revoker import revoke
@@ -209,7 +219,7 @@ def bench_size(count: int, work: Path) -> dict:
     in_process = sorted(times)[2]
     print(f"revoke() workflow in-process (resolve, 1 tx, re-sign, write files), median of 5: "
           f"{in_process * 1000:6.0f} ms (min {min(times) * 1000:.0f} ms)")
-    verify_crl(home, home / "crl" / "intermediate.crl", count + 8)
+    verify_crl(home, home / "crl" / "intermediate.crl", count + 8 + len(api_names))
 
     from cryptography import x509
     carol = x509.load_pem_x509_certificate((work / "out" / "carol" / "cert.pem").read_bytes()).serial_number
@@ -225,7 +235,7 @@ def bench_size(count: int, work: Path) -> dict:
     print(f"ratio openssl -gencrl / mtlskit revoke (one more revocation, end to end): "
           f"{ossl[0] / one[0]:.1f}x")
     return {"count": count, "crl_s": warm[0], "crl_rss": warm[1], "der": size, "cold_s": cold[0],
-            "revoke_cli_s": one[0], "revoke_workflow_s": in_process, "openssl_s": ossl[0]}
+            "revoke_cli_s": one[0], "revoke_api_s": api["median"], "revoke_workflow_s": in_process, "openssl_s": ossl[0]}
 
 
 def main() -> None:
@@ -243,7 +253,8 @@ def main() -> None:
     print("\nsummary (targets: 1,000,000-entry CRL < 10 s and < 1 GiB; one revocation at 100,000 < 200 ms)")
     for r in results:
         print(f"  {r['count']:>9,}: crl {r['crl_s']:.2f} s, {mib(r['crl_rss'])}, DER {r['der'] / 1e6:.1f} MB;"
-              f" revoke one: {r['revoke_cli_s'] * 1000:.0f} ms (CLI), {r['revoke_workflow_s'] * 1000:.0f} ms"
+              f" revoke one: {r['revoke_cli_s'] * 1000:.0f} ms (CLI), {r['revoke_api_s'] * 1000:.0f} ms"
+              f" (serve --api, HTTP), {r['revoke_workflow_s'] * 1000:.0f} ms"
               f" (workflow); openssl ca -gencrl {r['openssl_s']:.2f} s")
 
 

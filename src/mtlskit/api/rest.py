@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mtlskit.api.token import bearer_matches
 from mtlskit.errors import BadInput
-from mtlskit.publish import crls
+from mtlskit.publish.crl import crl_number_of
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import RevokeResult, revoke
 
@@ -108,8 +108,7 @@ def router(api: RestApi, source) -> APIRouter:
         reason = RevocationReason.parse(wanted.reason)
         result = await run_in_threadpool(revoke, api.service, api.authority, wanted.targets, reason, wanted.at)
         source.invalidate((record.issuer, record.serial) for record in result.revoked)
-        numbers = await run_in_threadpool(crls.published, api.service)
-        return JSONResponse(revoke_response(result, numbers).model_dump(mode="json"), status_code=201)
+        return JSONResponse(revoke_response(result).model_dump(mode="json"), status_code=201)
 
     @routes.get("/certificates/{serial_or_name}",
                 responses={401: {"description": "missing or wrong bearer token"},
@@ -148,11 +147,12 @@ def parse_revoke_request(content_type: str | None, body: bytes) -> RevokeRequest
                        hint='send e.g. {"targets": ["alice"], "reason": "key-compromise"}') from None
 
 
-def revoke_response(result: RevokeResult, published: dict[str, dict]) -> RevokeResponse:
+def revoke_response(result: RevokeResult) -> RevokeResponse:
+    """The 201 body; ``crl_numbers`` are read from the CRLs signed by this very revocation."""
     return RevokeResponse(
         revoked=[RevokedCertificate(serial=r.serial_hex, issuer=r.issuer, name=r.name, revoked_at=result.at,
                                     reason=result.reason.value) for r in result.revoked],
-        crl_numbers={name: info["crl_number"] for name, info in published.items() if name in result.crl_ders},
+        crl_numbers={name: crl_number_of(der) for name, der in result.crl_ders.items()},
         deployments=[DeploymentRefresh(server=d.server, directory=str(d.directory), status=d.status,
                                        message=d.message) for d in result.deployments or []])
 
