@@ -34,11 +34,16 @@ def write_atomic(path: Path, data: bytes, mode: int = PUBLIC) -> None:
         raise
 
 
-def write_new(path: Path, data: bytes, mode: int = PUBLIC) -> None:
-    """Create `path` (which must not exist) with `mode`; fast path for fresh directories."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def write_new(path: Path | str, data: bytes, mode: int = PUBLIC, dir_fd: int | None = None) -> None:
+    """Create `path` (which must not exist) with `mode`; fast path for fresh directories.
+
+    With `dir_fd`, `path` is a name inside that open directory (no path lookup per file).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode, dir_fd=dir_fd)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 

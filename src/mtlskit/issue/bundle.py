@@ -58,14 +58,14 @@ class ChainPems:
         write_new(directory / "ca.pem", self.root, PUBLIC)
         return dataclasses.replace(self, shared_dir=directory)
 
-    def place(self, directory: Path, file_name: str, data: bytes) -> None:
+    def place(self, dir_fd: int, file_name: str, data: bytes) -> None:
         if self.shared_dir is not None:
             try:
-                os.link(self.shared_dir / file_name, directory / file_name)
+                os.link(os.path.join(self.shared_dir, file_name), file_name, dst_dir_fd=dir_fd)
                 return
             except OSError:  # a filesystem without hard links: write a copy
                 pass
-        write_new(directory / file_name, data, PUBLIC)
+        write_new(file_name, data, PUBLIC, dir_fd=dir_fd)
 
 
 def staging_dir(final: Path) -> Path:
@@ -75,21 +75,30 @@ def staging_dir(final: Path) -> Path:
 def write_bundle(directory: Path, name: str, private_key, certificate: x509.Certificate,
                  chain: ChainPems, options: BundleOptions, cert_pem: bytes | None = None) -> None:
     """Write every file of the bundle into `directory`, which must not exist yet."""
-    directory.mkdir(mode=0o755)
+    os.mkdir(directory, 0o755)
     cert_pem = cert_pem or certificate.public_bytes(serialization.Encoding.PEM)
-    write_new(directory / "key.pem", private_key_pem(private_key, options.key_password), PRIVATE)
-    write_new(directory / "cert.pem", cert_pem, PUBLIC)
-    chain.place(directory, "chain.pem", chain.chain)
-    write_new(directory / "fullchain.pem", cert_pem + chain.chain, PUBLIC)
-    chain.place(directory, "ca.pem", chain.root)
-    if options.p12:
-        password = options.p12_password
-        if password is None:
-            password = secrets.token_urlsafe(18).encode()
-            write_new(directory / "bundle.pass", password + b"\n", PRIVATE)
-        p12 = build_pkcs12(name, private_key, certificate, list(chain.chain_certificates),
-                           password, options.p12_profile)
-        write_new(directory / "bundle.p12", p12, PRIVATE)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        write_new("key.pem", private_key_pem(private_key, options.key_password), PRIVATE, dir_fd)
+        write_new("cert.pem", cert_pem, PUBLIC, dir_fd)
+        chain.place(dir_fd, "chain.pem", chain.chain)
+        write_new("fullchain.pem", cert_pem + chain.chain, PUBLIC, dir_fd)
+        chain.place(dir_fd, "ca.pem", chain.root)
+        if options.p12:
+            _write_p12(dir_fd, name, private_key, certificate, chain, options)
+    finally:
+        os.close(dir_fd)
+
+
+def _write_p12(dir_fd: int, name: str, private_key, certificate: x509.Certificate,
+               chain: ChainPems, options: BundleOptions) -> None:
+    password = options.p12_password
+    if password is None:
+        password = secrets.token_urlsafe(18).encode()
+        write_new("bundle.pass", password + b"\n", PRIVATE, dir_fd)
+    p12 = build_pkcs12(name, private_key, certificate, list(chain.chain_certificates),
+                       password, options.p12_profile)
+    write_new("bundle.p12", p12, PRIVATE, dir_fd)
 
 
 def publish_staged(staged: Path, final: Path) -> None:

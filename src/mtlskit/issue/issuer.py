@@ -100,31 +100,35 @@ class LeafTemplate:
         self.not_before = now - BACKDATE
         self.not_after = now + dt.timedelta(days=self.days)
         policy.check_within_issuer(self.signer.certificate, self.not_after)
-        self.constrained_cas = [c for c in (authority.root.certificate, self.signer.certificate)]
-        self.common = [
+        self.name_constraints = policy.name_constraints_of(
+            [authority.root.certificate, self.signer.certificate])
+        common = [
             (x509.BasicConstraints(ca=False, path_length=None), True),
             (x509.ExtendedKeyUsage(list(profile.extended_key_usages)), False),
             (extensions.authority_key_identifier(self.signer.certificate), False),
             *extensions.publication_extensions(public_url, self.signer.name),
         ]
         if profile.ocsp_nocheck:
-            self.common.append((x509.OCSPNoCheck(), False))
+            common.append((x509.OCSPNoCheck(), False))
+        base = (x509.CertificateBuilder().issuer_name(self.signer.certificate.subject)
+                .not_valid_before(self.not_before).not_valid_after(self.not_after))
+        for extension, critical in common:
+            base = base.add_extension(extension, critical)
+        self._base = base  # builders are immutable: each certificate starts from this one
+
+    def check_names(self, sans: list[x509.GeneralName]) -> None:
+        policy.check_required_sans(self.profile, sans)
+        policy.check_names_within(self.name_constraints, sans)
 
     def sign(self, subject: x509.Name, sans: list[x509.GeneralName], public_key) -> x509.Certificate:
         """Stages: check key, SANs and name constraints, build, sign."""
         check_key_strength(public_key)
-        policy.check_required_sans(self.profile, sans)
-        policy.check_name_constraints(self.constrained_cas, sans)
-        builder = (x509.CertificateBuilder()
-                   .subject_name(subject).issuer_name(self.signer.certificate.subject)
-                   .public_key(public_key).serial_number(random_serial())
-                   .not_valid_before(self.not_before).not_valid_after(self.not_after)
+        self.check_names(sans)
+        builder = (self._base.subject_name(subject).public_key(public_key).serial_number(random_serial())
                    .add_extension(extensions.leaf_key_usage(public_key, self.profile.key_encipherment_for_rsa), True)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False))
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
-        for extension, critical in self.common:
-            builder = builder.add_extension(extension, critical)
         return self.signer.sign_certificate(builder)
 
     def issue(self, request: IssueRequest, public_key) -> x509.Certificate:

@@ -34,19 +34,30 @@ def check_required_sans(profile: Profile, sans: list[x509.GeneralName]) -> None:
                               hint="give --dns, --ip, --email or --uri")
 
 
+def name_constraints_of(ca_certificates: list[x509.Certificate]) -> list[x509.NameConstraints]:
+    """The name constraints of every CA on the path that has some."""
+    found = []
+    for ca in ca_certificates:
+        try:
+            found.append(ca.extensions.get_extension_for_class(x509.NameConstraints).value)
+        except x509.ExtensionNotFound:
+            continue
+    return found
+
+
 def check_name_constraints(ca_certificates: list[x509.Certificate],
                            sans: list[x509.GeneralName]) -> None:
     """Refuse SANs outside the permitted subtrees of any CA on the path (RFC 5280 4.2.1.10)."""
-    for ca in ca_certificates:
-        try:
-            constraints = ca.extensions.get_extension_for_class(x509.NameConstraints).value
-        except x509.ExtensionNotFound:
-            continue
+    check_names_within(name_constraints_of(ca_certificates), sans)
+
+
+def check_names_within(constraints: list[x509.NameConstraints], sans: list[x509.GeneralName]) -> None:
+    for constraint in constraints:
         for name in sans:
-            if not _permitted(name, constraints):
+            if not _permitted(name, constraint):
                 raise PolicyViolation(
                     f"{general_name_text(name)} is outside the CA's name constraints "
-                    f"(permitted: {_describe(constraints)})",
+                    f"(permitted: {_describe(constraint)})",
                     hint="issue only names under the permitted domains, networks and mail domains")
 
 

@@ -20,7 +20,6 @@ from cryptography import x509
 
 from mtlskit.ca.authority import Authority
 from mtlskit.errors import AlreadyExists, BadInput
-from mtlskit.issue import policy
 from mtlskit.issue.bundle import (BundleOptions, ChainPems, discard_staged, publish_staged,
                                   staging_dir, write_bundle)
 from mtlskit.issue.issuer import IssueRequest, LeafTemplate, record_of, resolve_sans, validate_name
@@ -82,8 +81,7 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
 def _prepare(template: LeafTemplate, request: IssueRequest, final: Path) -> _Prepared:
     name = validate_name(request.name)
     sans = resolve_sans(request)
-    policy.check_required_sans(template.profile, sans)
-    policy.check_name_constraints(template.constrained_cas, sans)
+    template.check_names(sans)
     return _Prepared(name, names.subject_name(name, org_unit=request.org_unit), sans, final)
 
 
