@@ -246,3 +246,18 @@ def test_bearer_matching():
     assert bearer_matches("Bearer abc", "abc") and bearer_matches("bearer  abc ", "abc")
     assert not bearer_matches(None, "abc") and not bearer_matches("Bearer abd", "abc")
     assert not bearer_matches("Basic abc", "abc") and not bearer_matches("abc", "abc")
+
+
+def test_serve_refuses_a_token_file_readable_by_others(tmp_path, capsys):
+    from mtlskit.cli.app import main
+
+    home = make_home(tmp_path)
+    path = token_path(home)
+    path.write_text("a-secret-token-value\n")
+    path.chmod(0o640)
+    capsys.readouterr()
+    assert main(["--home", str(home), "serve", "--api", "--port", "0"]) == 2
+    captured = capsys.readouterr()
+    assert f"error: the API token file {path} is readable by others (mode 0640)" in captured.err
+    assert "hint: chmod 600" in captured.err
+    assert "a-secret-token-value" not in captured.out + captured.err
