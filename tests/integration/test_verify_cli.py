@@ -72,7 +72,7 @@ def test_revoked_by_crl_file(lab, capsys, tmp_path):
     nohome = tmp_path / "nohome"  # the CRL file alone, not the inventory
     rc, out, _ = run(capsys, "--home", nohome, "verify", base / "trudy/fullchain.pem", "--ca", base / "trudy/ca.pem",
                      "--crl", crl)
-    assert rc == 1 and "[revoked]" in out and "key_compromise" in out
+    assert rc == 1 and "[revoked]" in out and "(reason: key-compromise)" in out
     rc, out, _ = run(capsys, "--home", nohome, "verify", base / "alice/fullchain.pem", "--ca", base / "alice/ca.pem",
                      "--crl", crl)
     assert rc == 0 and "[crl-missing]" not in out
@@ -183,4 +183,4 @@ def test_cli_ocsp_flag_asks_the_responder(responder, capsys, tmp_path):
     rc, out, _ = run(capsys, *args)
     assert rc == 0 and "[revocation-not-checked]" in out
     rc, out, _ = run(capsys, *args, "--ocsp")
-    assert rc == 1 and "according to OCSP" in out and "key_compromise" in out
+    assert rc == 1 and "according to OCSP" in out and "(reason: key-compromise)" in out

@@ -93,7 +93,7 @@ def test_revoked_by_crl_names_the_reason(pki):
     crls = [make_crl(inter, {leaf.cert.serial_number: x509.ReasonFlags.key_compromise}), make_crl(root)]
     report = verify(request(pki, leaf, crls=crls))
     assert codes(report, Level.ERROR) == ["revoked"]
-    assert "key_compromise" in report.findings[0].message
+    assert "(reason: key-compromise)" in report.findings[0].message
 
 
 def test_not_on_crl_passes_and_every_ca_is_checked(pki):

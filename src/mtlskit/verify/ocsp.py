@@ -88,7 +88,7 @@ def judge_response(response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: 
     status = response.certificate_status
     if status is ocsp.OCSPCertStatus.REVOKED:
         reason = response.revocation_reason
-        why = f" (reason: {reason.name})" if reason is not None else ""
+        why = f" (reason: {reason.name.replace('_', '-')})" if reason is not None else ""  # the CLI words
         return [error("revoked", f"{describe(cert)} was revoked on {response.revocation_time_utc:%Y-%m-%d %H:%M} "
                       f"UTC according to OCSP{why}", "issue a new certificate")]
     if status is ocsp.OCSPCertStatus.UNKNOWN:
