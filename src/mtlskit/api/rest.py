@@ -159,13 +159,8 @@ def revoke_response(result: RevokeResult) -> RevokeResponse:
 
 def certificate_json(record, now: dt.datetime) -> dict:
     """One inventory record in the shape of `mtlskit show --json`."""
-    return {"name": record.name, "serial": record.serial_hex, "issuer": record.issuer,
-            "profile": record.profile, "status": record.status_at(now).value,
-            "subject": record.subject, "sans": list(record.sans), "key_type": record.key_type,
-            "not_before": _iso(record.not_before), "not_after": _iso(record.not_after),
-            "days_left": (record.not_after - now).days,
-            "revoked_at": _iso(record.revoked_at), "revocation_reason": record.revocation_reason,
-            "fingerprint_sha256": record.fingerprint_sha256, "pem": record.pem}
+    return {key: _iso(value) if isinstance(value, dt.datetime) else value
+            for key, value in record.summary(now).items()} | {"pem": record.pem}
 
 
 def _iso(value: dt.datetime | None) -> str | None:

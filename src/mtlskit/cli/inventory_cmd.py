@@ -14,17 +14,7 @@ from mtlskit.clock import SystemClock
 from mtlskit.errors import BadInput
 from mtlskit.pki import summary
 from mtlskit.pki.encoding import Kind, detect
-from mtlskit.store.inventory import CertificateRecord, Status
-
-
-def _record_json(record: CertificateRecord, now) -> dict:
-    return {"name": record.name, "serial": record.serial_hex, "issuer": record.issuer,
-            "profile": record.profile, "status": record.status_at(now).value,
-            "subject": record.subject, "sans": list(record.sans), "key_type": record.key_type,
-            "not_before": record.not_before, "not_after": record.not_after,
-            "days_left": (record.not_after - now).days,
-            "revoked_at": record.revoked_at, "revocation_reason": record.revocation_reason,
-            "fingerprint_sha256": record.fingerprint_sha256}
+from mtlskit.store.inventory import Status
 
 
 def list_(
@@ -44,7 +34,7 @@ def list_(
     before = now + parse_duration(expiring) if expiring else None
     records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile)
     if json_out:
-        print_json([_record_json(r, now) for r in records])
+        print_json([r.summary(now) for r in records])
         return
     table = Table("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS", box=None)
     for r in records:
@@ -68,10 +58,10 @@ def show(
         typer.echo("".join(r.pem for r in records), nl=False)
         return
     if json_out:
-        print_json([_record_json(r, now) | {"pem": r.pem} for r in records])
+        print_json([r.summary(now) | {"pem": r.pem} for r in records])
         return
     for r in records:
-        for key, value in _record_json(r, now).items():
+        for key, value in r.summary(now).items():
             if value not in (None, []):
                 console.print(f"{key:>20}: {', '.join(value) if isinstance(value, list) else value}")
         console.print()

@@ -57,6 +57,16 @@ class CertificateRecord:
             return Status.REVOKED
         return Status.EXPIRED if self.not_after <= now else Status.VALID
 
+    def summary(self, now: dt.datetime) -> dict:
+        """What `mtlskit list/show --json` and `GET /api/v1/certificates/...` print (no PEM)."""
+        return {"name": self.name, "serial": self.serial_hex, "issuer": self.issuer,
+                "profile": self.profile, "status": self.status_at(now).value,
+                "subject": self.subject, "sans": list(self.sans), "key_type": self.key_type,
+                "not_before": self.not_before, "not_after": self.not_after,
+                "days_left": (self.not_after - now).days,
+                "revoked_at": self.revoked_at, "revocation_reason": self.revocation_reason,
+                "fingerprint_sha256": self.fingerprint_sha256}
+
     def to_row(self, created_at: dt.datetime) -> dict:
         return {
             "issuer": self.issuer, "serial": self.serial_hex, "name": self.name,
