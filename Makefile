@@ -33,7 +33,7 @@ test-fast: setup
 
 bench: setup system-deps
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)
-	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000
+	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py
 
