@@ -398,7 +398,7 @@ def run(sock: socket.socket, make_worker: Callable[[], Worker], workers: int = 1
 def _run_loop(coroutine) -> None:
     try:
         import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
         asyncio.run(coroutine)
     else:
         uvloop.run(coroutine)
