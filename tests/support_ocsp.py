@@ -95,7 +95,7 @@ def pkilint_findings(response_der: bytes, severity: str = "WARNING") -> list[str
 
 def pkilint_cert_findings(certificate: x509.Certificate, severity: str = "WARNING") -> list[str]:
     """pkilint's RFC 5280 certificate linter, as `lint_pkix_cert` runs it."""
-    from pkilint import loader, pkix
+    from pkilint import loader
     from pkilint.pkix import certificate as pkix_certificate, extension, name
 
     validator = pkix_certificate.create_pkix_certificate_validator_container(
