@@ -329,3 +329,9 @@ def test_exit_code_raised_inside_a_command_is_returned(monkeypatch):
     monkeypatch.setattr(cli_app, "COMMAND_MODULES", ["probe_module"])
     monkeypatch.setattr(cli_app.importlib, "import_module", lambda name: type("M", (), {"register": staticmethod(register)}))
     assert cli_app.main(["fail-with-3"]) == 3
+
+
+def test_refused_batch_creates_no_output_directory(ca_home, tmp_path, cli):
+    result = cli("--home", ca_home, "issue", "client", "same", "same", "--out", tmp_path / "new-fleet")
+    assert result.code == 2 and "same: given twice" in result.err
+    assert not (tmp_path / "new-fleet").exists()

@@ -52,8 +52,8 @@ class ChainPems:
         return cls(b"".join(c.public_bytes(pem) for c in chain), root.public_bytes(pem), tuple(chain))
 
     def shared_in(self, directory: Path) -> "ChainPems":
-        """A copy whose bundles link to chain.pem and ca.pem written once into `directory`."""
-        directory.mkdir(mode=0o755)
+        """A copy whose bundles link to chain.pem and ca.pem written once into `directory`
+        (an empty directory that the caller removes after the batch)."""
         write_new(directory / "chain.pem", self.chain, PUBLIC)
         write_new(directory / "ca.pem", self.root, PUBLIC)
         return dataclasses.replace(self, shared_dir=directory)

@@ -87,8 +87,6 @@ def _prepare(template: LeafTemplate, request: IssueRequest, final: Path) -> _Pre
 
 def _check_directories(jobs: list[_Prepared]) -> None:
     seen: set[str] = set()
-    for parent in {job.final.parent for job in jobs}:
-        parent.mkdir(parents=True, exist_ok=True)
     for job in jobs:
         final = os.path.abspath(job.final)
         if final in seen:
@@ -100,6 +98,8 @@ def _check_directories(jobs: list[_Prepared]) -> None:
         if os.path.lexists(job.staged):
             raise AlreadyExists(f"{job.staged} is left over from an interrupted run",
                                 hint="check whether its certificate is in `mtlskit list`, then remove it")
+    for parent in {job.final.parent for job in jobs}:  # only once nothing was refused
+        parent.mkdir(parents=True, exist_ok=True)
 
 
 def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared]) -> tuple[ChainPems, Path | None]:
@@ -108,7 +108,6 @@ def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared]) -> tuple[ChainP
     if len(jobs) < PARALLEL_THRESHOLD or len(parents) != 1:
         return batch_chain, None
     shared = Path(tempfile.mkdtemp(prefix=".mtlskit-chain-", dir=parents.pop()))
-    shared.rmdir()
     return batch_chain.shared_in(shared), shared
 
 
