@@ -7,6 +7,7 @@ Nothing deeper in the tree reads the environment or the file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -99,7 +100,7 @@ def write_settings_file(settings: Settings, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if value is None:
             continue
-        rendered = f'"{value}"' if isinstance(value, str) else str(value)
+        rendered = json.dumps(value) if isinstance(value, str) else str(value)  # TOML basic string
         lines.append(f"{key} = {rendered}")
     settings.config_file.write_text("\n".join(lines) + "\n")
 

@@ -335,3 +335,11 @@ def test_refused_batch_creates_no_output_directory(ca_home, tmp_path, cli):
     result = cli("--home", ca_home, "issue", "client", "same", "same", "--out", tmp_path / "new-fleet")
     assert result.code == 2 and "same: given twice" in result.err
     assert not (tmp_path / "new-fleet").exists()
+
+
+def test_public_url_is_stored_as_a_valid_toml_string(tmp_path, cli):
+    from mtlskit.config import load_settings
+    home = tmp_path / "h"
+    url = 'http://pki.example.com:8080/a"b\\c'
+    assert cli("--home", home, "init", "--no-passphrase", "--public-url", url).code == 0
+    assert load_settings(home).public_url == url
