@@ -344,15 +344,126 @@ def response_data_body(answers: list[SingleAnswer], responder: ResponderKey, thi
 def sign_response_data(body: bytes, responder: ResponderKey, nonce: bytes | None = None) -> bytes:
     """Close ResponseData (adding the nonce extension, RFC 8954), sign it with the responder
     key and wrap it into BasicOCSPResponse and a successful OCSPResponse (DER)."""
-    if nonce is not None:
-        extension = der.sequence(_NONCE_OID, der.encode(der.OCTET_STRING, nonce))
-        body += der.encode(der.context(1), der.sequence(extension))
-    tbs = der.encode(der.SEQUENCE, body)
-    signature = responder.sign(tbs)
-    basic = der.sequence(tbs, responder.signature_algorithm_der, der.encode(der.BIT_STRING, b"\x00" + signature),
-                         responder.certs_der)
-    response_bytes = der.sequence(_BASIC_OID, der.encode(der.OCTET_STRING, basic))
-    return der.sequence(_SUCCESSFUL, der.encode(der.context(0), response_bytes))
+    return PreparedResponse(body, responder).sign(nonce)
+
+
+class PreparedResponse:
+    """ResponseData up to the extensions (see response_data_body), ready to be closed with
+    a request's nonce and signed; a nonce responder keeps one per second and certificate.
+
+    Everything but the nonce value and the signature is encoded once per nonce length
+    and signature length: per request it costs one signature and two concatenations.
+    """
+
+    __slots__ = ("_body", "_responder", "_heads", "_wraps")
+
+    def __init__(self, body: bytes, responder: ResponderKey) -> None:
+        self._body = body
+        self._responder = responder
+        self._heads: dict[int, bytes] = {}
+        self._wraps: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+
+    def sign(self, nonce: bytes | None = None) -> bytes:
+        """The signed OCSPResponse; ``nonce`` is the request's nonce extnValue (RFC 8954 §2.1)."""
+        size = -1 if nonce is None else len(nonce)
+        head = self._heads.get(size)
+        if head is None:
+            head = self._heads[size] = _tbs_head(self._body, size)
+        tbs = head if nonce is None else head + nonce
+        signature = self._responder.sign(tbs)
+        key = (len(tbs), len(signature))  # ECDSA signatures vary by a byte or two
+        wrap = self._wraps.get(key)
+        if wrap is None:
+            wrap = self._wraps[key] = _wrapping(self._responder, *key)
+        return b"".join((wrap[0], tbs, wrap[1], signature, self._responder.certs_der))
+
+
+def _tbs_head(body: bytes, nonce_size: int) -> bytes:
+    """ResponseData (RFC 6960 §4.2.1) up to the nonce value: all of it when ``nonce_size``
+    is -1 (no nonce), else everything before the extnValue octets of the nonce extension
+    ``responseExtensions [1] { Extension { id-pkix-ocsp-nonce, extnValue } }``."""
+    if nonce_size < 0:
+        return der.header(der.SEQUENCE, len(body)) + body
+    value_header = der.header(der.OCTET_STRING, nonce_size)
+    extension_size = len(_NONCE_OID) + len(value_header) + nonce_size
+    extension_header = der.header(der.SEQUENCE, extension_size)
+    list_size = len(extension_header) + extension_size
+    list_header = der.header(der.SEQUENCE, list_size)
+    tagged_size = len(list_header) + list_size
+    tagged_header = der.header(der.context(1), tagged_size)
+    tbs_size = len(body) + len(tagged_header) + tagged_size
+    return b"".join((der.header(der.SEQUENCE, tbs_size), body, tagged_header, list_header, extension_header,
+                     _NONCE_OID, value_header))
+
+
+def _wrapping(responder: ResponderKey, tbs_size: int, signature_size: int) -> tuple[bytes, bytes]:
+    """What goes before ResponseData and between it and the signature value, for a
+    successful OCSPResponse { responseBytes { id-pkix-ocsp-basic, BasicOCSPResponse {
+    tbsResponseData, signatureAlgorithm, signature BIT STRING, certs [0] } } } (RFC 6960 §4.2.1)."""
+    between = responder.signature_algorithm_der + der.header(der.BIT_STRING, signature_size + 1) + b"\x00"
+    basic_size = tbs_size + len(between) + signature_size + len(responder.certs_der)
+    basic_header = der.header(der.SEQUENCE, basic_size)
+    octets_header = der.header(der.OCTET_STRING, len(basic_header) + basic_size)
+    bytes_size = len(_BASIC_OID) + len(octets_header) + len(basic_header) + basic_size
+    bytes_header = der.header(der.SEQUENCE, bytes_size)
+    tagged_header = der.header(der.context(0), len(bytes_header) + bytes_size)
+    outer_size = len(_SUCCESSFUL) + len(tagged_header) + len(bytes_header) + bytes_size
+    before = b"".join((der.header(der.SEQUENCE, outer_size), _SUCCESSFUL, tagged_header, bytes_header, _BASIC_OID,
+                       octets_header, basic_header))
+    return before, between
+
+
+# --- nonce requests: parsed once per request shape ------------------------------------------
+
+_NONCE_TAIL = _NONCE_OID + bytes((der.OCTET_STRING,))  # extnID then extnValue, no critical flag
+
+
+def split_nonce(data: bytes) -> tuple[bytes, bytes] | None:
+    """(everything before the nonce octets, the nonce extnValue) when ``data`` ends with a
+    nonce extension, as openssl, cryptography and nginx send it; else None.
+
+    Unvalidated: the first part is only a key for requests that differ in nothing but
+    the nonce octets. It speaks for the request only once :func:`nonce_ends_request`
+    accepted an earlier, fully parsed request with the same first part: DER lengths
+    are in that part, so the rest of such a request is read exactly alike.
+    """
+    at = data.rfind(_NONCE_TAIL)
+    if at < 0:
+        return None
+    pos = at + len(_NONCE_TAIL)  # the extnValue length octet: OCTET STRING { OCTET STRING nonce }
+    if pos + 3 > len(data):
+        return None
+    outer, tag, size = data[pos], data[pos + 1], data[pos + 2]
+    if tag != der.OCTET_STRING or outer != size + 2 or not 1 <= size <= MAX_NONCE_OCTETS \
+            or pos + 3 + size != len(data):
+        return None
+    return data[:pos + 3], data[pos + 1:]
+
+
+def nonce_ends_request(data: bytes, parsed: OcspRequest) -> bool:
+    """True when the nonce of this parsed request is the last thing in it: OCSPRequest and
+    tbsRequest end with the data (no signature), the extensions [2] come last, the nonce
+    extension is the last and only nonce extension, and its value is what
+    :func:`split_nonce` finds. Then any request with the same bytes before the nonce
+    octets (same lengths) and other nonce octets is the same request with another nonce."""
+    split = split_nonce(data)
+    if split is None or parsed.nonce != split[1]:
+        return False
+    try:
+        _tag, start, end = der.read_tlv(data, 0)
+        tag, start, end = der.read_tlv(data, start, end)                  # tbsRequest
+        if end != len(data) or tag != der.SEQUENCE:
+            return False
+        last = der.children(data, start, end)[-1]                         # requestExtensions [2]
+        if last[0] != der.context(2) or last[3] != len(data):
+            return False
+        tag, start, end = der.read_tlv(data, last[2], last[3])            # Extensions
+        extensions = der.children(data, start, end) if tag == der.SEQUENCE else []
+    except (BadInput, IndexError):
+        return False
+    nonces = [e for e in extensions if data[e[2]:e[2] + len(_NONCE_OID)] == _NONCE_OID]
+    at = len(split[0]) - 4 - len(_NONCE_OID)  # where split_nonce found the extnID
+    return len(nonces) == 1 and nonces[0][2] == at and nonces[0][3] == len(data) == end
 
 
 _SUCCESSFUL = der.encode(der.ENUMERATED, b"\x00")  # OCSPResponseStatus successful (RFC 6960 §4.2.1)

@@ -91,7 +91,7 @@ class _Cached:
     """A cached value (a pre-signed reply, or a second's ResponseData), the time it is
     good until, and the (CA name, serial) pairs whose change must drop it."""
 
-    value: OcspReply | bytes
+    value: OcspReply | ocsp.PreparedResponse
     refresh_at: dt.datetime
     keys: tuple[tuple[str, int], ...]
 
@@ -130,6 +130,8 @@ class OcspSource:
         self._states: dict[tuple[str, int], CertificateState] = {}
         self._replies: dict[bytes, _Cached] = {}
         self._bodies: dict[tuple, _Cached] = {}  # nonce path: ResponseData of this second
+        # nonce path: request bytes before the nonce octets -> (CA name, CertIDs), see split_nonce
+        self._nonce_shapes: dict[bytes, tuple[str, tuple[ocsp.CertId, ...]]] = {}
         self._marker = lookup.change_marker()
         self._next_poll = monotonic() + refresh_seconds
 
@@ -153,6 +155,11 @@ class OcspSource:
         now = self._clock.now()
         if cached is not None and now < cached.refresh_at:
             return cached.value
+        split = ocsp.split_nonce(request)
+        if split is not None:
+            shape = self._nonce_shapes.get(split[0])
+            if shape is not None:  # asked before with another nonce: no parsing
+                return self._sign_with_nonce(shape[0], shape[1], now.replace(microsecond=0), split[1])
         try:
             parsed = ocsp.parse_request(request)
         except BadInput:
@@ -163,8 +170,11 @@ class OcspSource:
         this_update = now.replace(microsecond=0)
         next_update = this_update + self._validity
         if parsed.nonce is not None:  # signed for this request only (RFC 8954)
-            data = self._response_data(ca, parsed.cert_ids, this_update)
-            return OcspReply(ocsp.sign_response_data(data, ca.responder, parsed.nonce))
+            if split is not None and ocsp.nonce_ends_request(request, parsed):
+                if len(self._nonce_shapes) >= MAX_CACHED_RESPONSES:
+                    self._nonce_shapes.clear()
+                self._nonce_shapes[split[0]] = (ca.name, parsed.cert_ids)
+            return self._sign_with_nonce(ca.name, parsed.cert_ids, this_update, parsed.nonce)
         answers = [self._answer(ca.name, cid) for cid in parsed.cert_ids]
         body = ocsp.build_response(answers, ca.responder, this_update, next_update)
         reply = OcspReply(body, this_update, next_update, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
@@ -180,19 +190,27 @@ class OcspSource:
             return None
         return self._cas[names.pop()]
 
-    def _response_data(self, ca: ServedCa, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime) -> bytes:
+    def _sign_with_nonce(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime,
+                         nonce: bytes) -> OcspReply:
+        """A response signed for this request only, echoing its nonce (RFC 8954)."""
+        return OcspReply(self._prepared(ca_name, cert_ids, this_update).sign(nonce))
+
+    def _prepared(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime
+                  ) -> ocsp.PreparedResponse:
         """ResponseData without the nonce, reused by nonce requests within the same second
         (producedAt has a resolution of one second anyway) and dropped with the statuses."""
-        key = (ca.name, *(c.der for c in cert_ids))
+        key = (ca_name, *(c.der for c in cert_ids))
         cached = self._bodies.get(key)
         if cached is not None and cached.refresh_at == this_update:
             return cached.value
-        answers = [self._answer(ca.name, cid) for cid in cert_ids]
+        ca = self._cas[ca_name]
+        answers = [self._answer(ca_name, cid) for cid in cert_ids]
         data = ocsp.response_data_body(answers, ca.responder, this_update, this_update + self._validity)
+        prepared = ocsp.PreparedResponse(data, ca.responder)
         if len(self._bodies) >= MAX_CACHED_RESPONSES:
             self._bodies.clear()
-        self._bodies[key] = _Cached(data, this_update, tuple((ca.name, c.serial) for c in cert_ids))
-        return data
+        self._bodies[key] = _Cached(prepared, this_update, tuple((ca_name, c.serial) for c in cert_ids))
+        return prepared
 
     def _answer(self, ca_name: str, cert_id: ocsp.CertId) -> SingleAnswer:
         key = (ca_name, cert_id.serial)
