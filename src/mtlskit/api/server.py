@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 import httptools
 
 from mtlskit.api import ocsp_http
+from mtlskit.api.accept import Acceptor, simple_request
 from mtlskit.api.problems import problem
 from mtlskit.clock import Clock
 from mtlskit.publish.ocsp_source import INTERNAL_ERROR
@@ -36,6 +37,7 @@ log = logging.getLogger("mtlskit.serve")
 MAX_BODY = 64 * 1024
 MAX_HEADERS = 100
 KEEP_ALIVE_SECONDS = 15.0
+DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
 REASONS = {200: b"OK", 201: b"Created", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
            403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 409: b"Conflict",
            413: b"Content Too Large", 415: b"Unsupported Media Type", 422: b"Unprocessable Content",
@@ -86,6 +88,7 @@ class _Shared:
         self.date = _DateHeader()
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
+        self.adopting: set[asyncio.Future] = set()
 
     def close_idle(self, idle_seconds: float = KEEP_ALIVE_SECONDS) -> None:
         horizon = self.loop.time() - idle_seconds
@@ -94,13 +97,13 @@ class _Shared:
 
 
 class HttpProtocol(asyncio.Protocol):
-    """One client connection."""
+    """One client connection; ``initial`` holds what was read from it before it was
+    handed over (see :mod:`mtlskit.api.accept`)."""
 
-    def __init__(self, shared: _Shared) -> None:
+    def __init__(self, shared: _Shared, initial: bytes = b"") -> None:
+        self._initial = initial
         self._shared = shared
         self._app = shared.app
-        self._source = shared.source
-        self._clock = shared.clock
         self._date = shared.date
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -115,6 +118,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self._transport = transport
         self._shared.connections.add(self)
+        if self._initial:  # before any data_received: the bytes keep their order
+            initial, self._initial = self._initial, b""
+            self.data_received(initial)
 
     def connection_lost(self, exc) -> None:
         self._closing = True
@@ -196,34 +202,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _answer_ocsp(self, request: _Request) -> None:
-        now = self._clock.now()
-        try:
-            reply = ocsp_http.reply_for(self._source, request.method, request.path, request.body)
-        except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
-            log.exception("OCSP request failed")
-            reply = INTERNAL_ERROR
-        if reply is None:
-            self._write(request, *ocsp_http.METHOD_NOT_ALLOWED)
-            return
-        if_none_match = request.header(b"if-none-match")
-        if reply.cacheable and not if_none_match:
-            self._write_cached(request, reply, now)
-            return
-        status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
-        if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
-            status, body = 304, b""
-        self._write(request, status, headers, b"" if request.method == b"HEAD" else body)
-
-    def _write_cached(self, request: _Request, reply, now) -> None:
-        """A pre-signed reply goes out as bytes built once per second and connection kind
-        (Date and max-age change each second): the common case costs one dict lookup."""
-        key = (int(now.timestamp()), request.version, request.keep_alive, request.method == b"HEAD")
-        memo = reply.__dict__.get("_wire")  # OcspReply is frozen; this is a memo, not state
-        if memo is None or memo[0] != key:
-            memo = (key, self._render(request, 200, ocsp_http.reply_headers(reply, now),
-                                      b"" if request.method == b"HEAD" else reply.body))
-            reply.__dict__["_wire"] = memo
-        self._send(request, memo[1])
+        self._send(request, ocsp_wire(self._shared, request))
 
     async def _answer_asgi(self, request: _Request) -> None:
         try:
@@ -273,20 +252,7 @@ class HttpProtocol(asyncio.Protocol):
         return response["status"], headers, body
 
     def _write(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._send(request, self._render(request, status, headers, body))
-
-    def _render(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-        version = b"HTTP/1.0" if request.version == "1.0" else b"HTTP/1.1"
-        lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n",
-                 self._date.get()]
-        for name, value in headers:
-            lines += [name, b": ", value, b"\r\n"]
-        if not request.keep_alive:
-            lines.append(b"connection: close\r\n")
-        elif request.version == "1.0":
-            lines.append(b"connection: keep-alive\r\n")  # HTTP/1.0 persistence must be announced
-        lines += [b"\r\n", body]
-        return b"".join(lines)
+        self._send(request, render(request, status, headers, body, self._date))
 
     def _send(self, request: _Request, data: bytes) -> None:
         self._transport.write(data)
@@ -308,6 +274,52 @@ class _TooLarge(Exception):
     pass
 
 
+def ocsp_wire(shared: _Shared, request: _Request) -> bytes:
+    """The whole HTTP response (status line to body) to one request for /ocsp."""
+    now = shared.clock.now()
+    try:
+        reply = ocsp_http.reply_for(shared.source, request.method, request.path, request.body)
+    except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
+        log.exception("OCSP request failed")
+        reply = INTERNAL_ERROR
+    if reply is None:
+        return render(request, *ocsp_http.METHOD_NOT_ALLOWED, shared.date)
+    if_none_match = request.header(b"if-none-match")
+    if reply.cacheable and not if_none_match:
+        return _cached_wire(shared, request, reply, now)
+    status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
+    if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
+        status, body = 304, b""
+    return render(request, status, headers, b"" if request.method == b"HEAD" else body, shared.date)
+
+
+def _cached_wire(shared: _Shared, request: _Request, reply, now) -> bytes:
+    """A pre-signed reply goes out as bytes built once per second and connection kind
+    (Date and max-age change each second): the common case costs one dict lookup."""
+    key = (int(now.timestamp()), request.version, request.keep_alive, request.method == b"HEAD")
+    memo = reply.__dict__.get("_wire")  # OcspReply is frozen; this is a memo, not state
+    if memo is None or memo[0] != key:
+        memo = (key, render(request, 200, ocsp_http.reply_headers(reply, now),
+                            b"" if request.method == b"HEAD" else reply.body, shared.date))
+        reply.__dict__["_wire"] = memo
+    return memo[1]
+
+
+def render(request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+           date: _DateHeader) -> bytes:
+    """Status line, Date, headers, the connection header this request needs, and body."""
+    version = b"HTTP/1.0" if request.version == "1.0" else b"HTTP/1.1"
+    lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n", date.get()]
+    for name, value in headers:
+        lines += [name, b": ", value, b"\r\n"]
+    if not request.keep_alive:
+        lines.append(b"connection: close\r\n")
+    elif request.version == "1.0":
+        lines.append(b"connection: keep-alive\r\n")  # HTTP/1.0 persistence must be announced
+    lines += [b"\r\n", body]
+    return b"".join(lines)
+
+
 def _is_ocsp(path: bytes) -> bool:
     return path == b"/ocsp" or path.startswith(b"/ocsp/")
 
@@ -326,6 +338,8 @@ def listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    if hasattr(socket, "TCP_DEFER_ACCEPT"):  # Linux: wake the server when the request is there (tcp(7))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
@@ -337,7 +351,9 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
     ``period`` seconds (responder renewal and reload)."""
     loop = asyncio.get_running_loop()
     shared = _Shared(app, source, clock, sock.getsockname()[:2])
-    server = await loop.create_server(lambda: HttpProtocol(shared), sock=sock)
+    acceptor = Acceptor(sock, lambda data: _simple_answer(shared, data),
+                        lambda conn, initial, pending=b"": _hand_over(shared, conn, initial, pending))
+    acceptor.start()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -357,7 +373,44 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
         await stop.wait()
     finally:
         ticker.cancel()
-        server.close()
+        acceptor.stop()
+
+
+def _simple_answer(shared: _Shared, data: bytes) -> bytes | None:
+    """The response to a request answered without a transport (see mtlskit.api.accept)."""
+    found = simple_request(data, MAX_BODY, MAX_HEADERS)
+    if found is None:
+        return None
+    method, target, headers, body, version = found
+    return ocsp_wire(shared, _Request(method, target, headers, body, False, version))
+
+
+def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:
+    """Give an accepted connection to a transport: the HTTP protocol, fed ``initial``
+    first, or (``pending``) one that writes the rest of an answer and closes."""
+    factory = (lambda: _Finish(pending)) if pending else (lambda: HttpProtocol(shared, initial))
+    conn.setblocking(False)
+    task = asyncio.ensure_future(_adopt(shared.loop, factory, conn))
+    shared.adopting.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(shared.adopting.discard)
+
+
+async def _adopt(loop, factory, conn: socket.socket) -> None:
+    try:
+        await loop.connect_accepted_socket(factory, conn)
+    except OSError:  # the client left in between
+        conn.close()
+
+
+class _Finish(asyncio.Protocol):
+    """Writes what the first send() could not, then closes."""
+
+    def __init__(self, pending: bytes) -> None:
+        self._pending = pending
+
+    def connection_made(self, transport) -> None:
+        transport.write(self._pending)
+        transport.close()
 
 
 @dataclasses.dataclass
