@@ -9,7 +9,10 @@ This protocol parses with httptools (the parser uvicorn uses), answers /ocsp str
 from the OcspSource without a task or a framework, honours HTTP/1.0 keep-alive, and
 hands every other request, buffered, to the ASGI app (FastAPI), one at a time per
 connection so that pipelined responses keep their order (RFC 9112 §9.3.2).
-With ``--workers N`` the listening socket is shared by N forked processes.
+Connections are accepted by :mod:`mtlskit.api.accept`, which answers a complete
+one-shot /ocsp request without creating a transport at all and gives every other
+connection to this protocol. With ``--workers N`` the listening socket is shared by
+N forked processes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -353,6 +357,10 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
     shared = _Shared(app, source, clock, sock.getsockname()[:2])
     acceptor = Acceptor(sock, lambda data: _simple_answer(shared, data),
                         lambda conn, initial, pending=b"": _hand_over(shared, conn, initial, pending))
+    # What start-up built (app, inventory, keys) lives as long as the process: keep it out
+    # of the collector's full passes (the gc module's advice for long-running servers).
+    gc.collect()
+    gc.freeze()
     acceptor.start()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
