@@ -14,6 +14,10 @@ Prints requests/s, p50 and p99 latency at concurrency 1 and 8, and the ratios ag
 the targets: no-nonce >= 2x openssl, nonce >= 1x openssl, p99 < 5 ms at concurrency 8.
 A last row ("py-floor") times a do-nothing Python server under the same client, the
 ceiling of any Python responder when each request opens a new connection.
+
+``--workers 1,2`` times both worker counts in the same run; ``--compare-src DIR`` also
+times `mtlskit serve` from another source tree (e.g. a worktree of an older commit), so
+before/after figures share one run and its noise.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ P99_TARGET_MS = 5.0
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3, help="duration of each run")
-    parser.add_argument("--workers", type=int, default=2, help="mtlskit serve --workers")
+    parser.add_argument("--workers", default="2", help="mtlskit serve --workers; a comma list times each")
+    parser.add_argument("--compare-src", type=Path, help="also time mtlskit from this src/ directory")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; each row keeps its median")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--workdir", type=Path, help="keep files here instead of a temporary directory")
     args = parser.parse_args()
+    args.workers = [int(w) for w in str(args.workers).split(",")]
     if os.environ.get(NETNS_FLAG) != "1":
         return _reexec_in_netns()
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -70,9 +76,9 @@ def _reexec_in_netns() -> int:
     return subprocess.run(command, env=env).returncode
 
 
-def mtlskit_env() -> dict:
+def mtlskit_env(src: Path | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MTLSKIT_")}
-    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(src or REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
@@ -96,18 +102,23 @@ def run(work: Path, args) -> int:
         extra = ["-no_nonce"] if kind == "no nonce" else []
         subprocess.run(["openssl", "ocsp", "-issuer", str(client / "chain.pem"), "-cert", str(client / "cert.pem"),
                         "-reqout", str(path), *extra], check=True, capture_output=True)
-    mtlskit_port = free_port()
-    server = start_mtlskit(home, mtlskit_port, args.workers, work)
-    floor, floor_url = start_floor()
+    configs = [(f"mtlskit w{w}" if len(args.workers) > 1 else "mtlskit", w, None) for w in args.workers]
+    if args.compare_src:
+        configs += [(f"before w{w}" if len(args.workers) > 1 else "before", w, args.compare_src) for w in args.workers]
+    processes, urls = [], {}
     try:
-        url = f"http://127.0.0.1:{mtlskit_port}/ocsp"
-        for kind, path in requests.items():
-            check_good(url, path, "mtlskit", kind)
-        urls = {"mtlskit": url, "py-floor": floor_url}
+        for name, workers, src in configs:
+            port = free_port()
+            processes.append(start_mtlskit(home, port, workers, work, src))
+            urls[name] = f"http://127.0.0.1:{port}/ocsp"
+            for kind, path in requests.items():
+                check_good(urls[name], path, name, kind)
+        floor, urls["py-floor"] = start_floor()
+        processes.append(floor)
         results = measure(urls, lambda: OpensslResponder(home, client, work), requests, args.seconds, args.rounds)
     finally:
-        stop(server)
-        stop(floor)
+        for process in processes:
+            stop(process)
     report(results, args)
     return 0
 
@@ -164,10 +175,10 @@ class OpensslResponder:
         stop(self.process)
 
 
-def start_mtlskit(home: Path, port: int, workers: int, work: Path) -> subprocess.Popen:
-    log = open(work / "serve.log", "wb")
+def start_mtlskit(home: Path, port: int, workers: int, work: Path, src: Path | None = None) -> subprocess.Popen:
+    log = open(work / "serve.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "mtlskit", "--home", str(home), "serve", "--port", str(port),
-                                "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=mtlskit_env())
+                                "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=mtlskit_env(src))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -236,8 +247,9 @@ def measure(urls: dict, openssl_responder, requests: dict, seconds: float, round
     """Every row on the same client; openssl rows each on a fresh responder. The plan is
     run ``rounds`` times, interleaved, and each row keeps its median run: the machine
     is shared, and a burst of other work should not land on one side of a ratio only."""
+    servers = [name for name in urls if name != "py-floor"] + ["openssl"]
     plan = [(server, kind, c, keep_alive) for keep_alive in (False, True) for kind in requests
-            for c in (1, 8) for server in ("mtlskit", "openssl")]
+            for c in (1, 8) for server in servers]
     plan += [("py-floor", "no nonce", c, False) for c in (1, 8)]
     runs: dict[tuple, list[dict]] = {key: [] for key in plan}
     for _ in range(rounds):
@@ -258,41 +270,45 @@ def _median(found: list[dict]) -> dict:
     good = sorted((f for f in found if "rps" in f), key=lambda f: f["rps"])
     if not good:
         return found[-1]
-    return good[len(good) // 2]
+    return {**good[len(good) // 2], "min_rps": good[0]["rps"], "max_rps": good[-1]["rps"]}
 
 
 def report(results: list[dict], args) -> None:
     print(f"OCSP responder benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}Z, "
-          f"{os.cpu_count()} CPUs, mtlskit serve --workers {args.workers}, ab for {args.seconds:g}s per run, "
-          f"median of {args.rounds} interleaved runs per row")
-    print(f"{'server':8} {'request':9} {'conc':>4} {'keep-alive':>10} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7}")
+          f"{os.cpu_count()} CPUs, mtlskit serve --workers {','.join(map(str, args.workers))}, "
+          f"ab for {args.seconds:g}s per run, median of {args.rounds} interleaved runs per row "
+          f"[slowest-fastest run]")
+    print(f"{'server':10} {'request':9} {'conc':>4} {'keep-alive':>10} {'req/s':>9} {'range':>13} {'p50 ms':>7} {'p99 ms':>7}")
     for r in results:
         if "error" in r:
-            print(f"{r['server']:8} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10}  error: {r['error']}")
+            print(f"{r['server']:10} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10}  error: {r['error']}")
             continue
-        print(f"{r['server']:8} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10} "
-              f"{r['rps']:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}")
+        spread = f"{r['min_rps']:.0f}-{r['max_rps']:.0f}"
+        print(f"{r['server']:10} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10} "
+              f"{r['rps']:>9.0f} {spread:>13} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}")
+    ours = [name for name in dict.fromkeys(r["server"] for r in results) if name not in ("openssl", "py-floor")]
     by_key = {(r["server"], r["request"], r["concurrency"], r["keep_alive"]): r for r in results}
     for keep_alive, label in ((False, "one request per connection (openssl and nginx clients do this)"),
                               (True, "keep-alive (ab -k; HTTP caches, curl, CDNs)")):
-        print(f"\nratios mtlskit / openssl, {label}:")
-        for kind, target in TARGETS.items():
-            for concurrency in (1, 8):
-                ours = by_key[("mtlskit", kind, concurrency, keep_alive)]
-                theirs = by_key[("openssl", kind, concurrency, keep_alive)]
-                if "rps" not in ours:
-                    print(f"  {kind:9} c={concurrency}: mtlskit failed: {ours['error']}")
-                elif "rps" not in theirs:
-                    print(f"  {kind:9} c={concurrency}: openssl failed ({theirs['error']}); mtlskit {ours['rps']:.0f} req/s")
-                else:
-                    ratio = ours["rps"] / theirs["rps"]
-                    verdict = "meets" if ratio >= target else "MISSES"
-                    print(f"  {kind:9} c={concurrency}: {ratio:5.2f}x  ({verdict} the {target:g}x target)")
-        for kind in TARGETS:
-            row = by_key[("mtlskit", kind, 8, keep_alive)]
-            if "p99_ms" in row:
-                verdict = "meets" if row["p99_ms"] < P99_TARGET_MS else "MISSES"
-                print(f"  p99 {kind:9} c=8: {row['p99_ms']:.2f} ms ({verdict} the {P99_TARGET_MS:g} ms target)")
+        for name in ours:
+            print(f"\nratios {name} / openssl, {label}:")
+            for kind, target in TARGETS.items():
+                for concurrency in (1, 8):
+                    mine = by_key[(name, kind, concurrency, keep_alive)]
+                    theirs = by_key[("openssl", kind, concurrency, keep_alive)]
+                    if "rps" not in mine:
+                        print(f"  {kind:9} c={concurrency}: {name} failed: {mine['error']}")
+                    elif "rps" not in theirs:
+                        print(f"  {kind:9} c={concurrency}: openssl failed ({theirs['error']}); {name} {mine['rps']:.0f} req/s")
+                    else:
+                        ratio = mine["rps"] / theirs["rps"]
+                        verdict = "meets" if ratio >= target else "MISSES"
+                        print(f"  {kind:9} c={concurrency}: {ratio:5.2f}x  ({verdict} the {target:g}x target)")
+            for kind in TARGETS:
+                row = by_key[(name, kind, 8, keep_alive)]
+                if "p99_ms" in row:
+                    verdict = "meets" if row["p99_ms"] < P99_TARGET_MS else "MISSES"
+                    print(f"  p99 {kind:9} c=8: {row['p99_ms']:.2f} ms ({verdict} the {P99_TARGET_MS:g} ms target)")
     floor = [r for r in results if r["server"] == "py-floor" and "rps" in r]
     if floor:
         print("\npy-floor: a Python/uvloop server that writes 800 fixed bytes and closes without reading the\n"
