@@ -135,6 +135,8 @@ class Acceptor:
                 conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
+        if not _DONTWAIT:  # no MSG_DONTWAIT on this platform: make the socket itself non-blocking
+            conn.setblocking(False)
         try:
             data = conn.recv(READ_SIZE, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
