@@ -41,6 +41,7 @@ log = logging.getLogger("mtlskit.serve")
 MAX_BODY = 64 * 1024
 MAX_HEADERS = 100
 KEEP_ALIVE_SECONDS = 15.0
+SIMPLE_MEMO_ENTRIES = 4096
 DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
 REASONS = {200: b"OK", 201: b"Created", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
            403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 409: b"Conflict",
@@ -93,6 +94,7 @@ class _Shared:
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
         self.adopting: set[asyncio.Future] = set()
+        self.simple_memo: dict[bytes, tuple] = {}  # see _simple_answer
 
     def close_idle(self, idle_seconds: float = KEEP_ALIVE_SECONDS) -> None:
         horizon = self.loop.time() - idle_seconds
@@ -280,6 +282,11 @@ class _TooLarge(Exception):
 
 def ocsp_wire(shared: _Shared, request: _Request) -> bytes:
     """The whole HTTP response (status line to body) to one request for /ocsp."""
+    return _ocsp_answer(shared, request)[2]
+
+
+def _ocsp_answer(shared: _Shared, request: _Request) -> tuple:
+    """(the reply when it is a pre-signed one sent whole, the clock's second, the response bytes)."""
     now = shared.clock.now()
     try:
         reply = ocsp_http.reply_for(shared.source, request.method, request.path, request.body)
@@ -287,14 +294,14 @@ def ocsp_wire(shared: _Shared, request: _Request) -> bytes:
         log.exception("OCSP request failed")
         reply = INTERNAL_ERROR
     if reply is None:
-        return render(request, *ocsp_http.METHOD_NOT_ALLOWED, shared.date)
+        return None, now, render(request, *ocsp_http.METHOD_NOT_ALLOWED, shared.date)
     if_none_match = request.header(b"if-none-match")
     if reply.cacheable and not if_none_match:
-        return _cached_wire(shared, request, reply, now)
+        return reply, now, _cached_wire(shared, request, reply, now)
     status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
     if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
         status, body = 304, b""
-    return render(request, status, headers, b"" if request.method == b"HEAD" else body, shared.date)
+    return None, now, render(request, status, headers, b"" if request.method == b"HEAD" else body, shared.date)
 
 
 def _cached_wire(shared: _Shared, request: _Request, reply, now) -> bytes:
@@ -385,12 +392,28 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
 
 
 def _simple_answer(shared: _Shared, data: bytes) -> bytes | None:
-    """The response to a request answered without a transport (see mtlskit.api.accept)."""
+    """The response to a request answered without a transport (see mtlskit.api.accept).
+
+    A client asking again with the same bytes within the same second, while the source
+    still holds the same pre-signed reply (revocations drop it, see OcspSource.presigned),
+    gets the same bytes without the request being read again.
+    """
+    memo = shared.simple_memo.get(data)
+    if memo is not None:
+        der, reply, second, wire = memo
+        now = shared.clock.now()
+        if int(now.timestamp()) == second and shared.source.presigned(der, now) is reply:
+            return wire
     found = simple_request(data, MAX_BODY, MAX_HEADERS)
     if found is None:
         return None
     method, target, headers, body, version = found
-    return ocsp_wire(shared, _Request(method, target, headers, body, False, version))
+    reply, now, wire = _ocsp_answer(shared, _Request(method, target, headers, body, False, version))
+    if reply is not None and method == b"POST":
+        if len(shared.simple_memo) >= SIMPLE_MEMO_ENTRIES:
+            shared.simple_memo.clear()
+        shared.simple_memo[data] = (body, reply, int(now.timestamp()), wire)
+    return wire
 
 
 def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:

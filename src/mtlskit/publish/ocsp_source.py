@@ -182,6 +182,15 @@ class OcspSource:
                        tuple((ca.name, cid.serial) for cid in parsed.cert_ids))
         return reply
 
+    def presigned(self, request: bytes, now: dt.datetime) -> OcspReply | None:
+        """The pre-signed reply that ``respond(request)`` would give now without reading
+        anything; None when it has none, or when the change marker is due to be read
+        (respond reads it, and answers tryLater if the inventory cannot be read)."""
+        if self._monotonic() >= self._next_poll:
+            return None
+        cached = self._replies.get(request)
+        return cached.value if cached is not None and now < cached.refresh_at else None
+
     def _ca_for(self, cert_ids: tuple[ocsp.CertId, ...]) -> ServedCa | None:
         # One response is signed by one responder, which speaks for one CA only.
         names = {self._by_issuer_hash.get((c.hash_name, c.issuer_name_hash, c.issuer_key_hash))

@@ -1,0 +1,113 @@
+"""The transport-less answer of `mtlskit serve` against a real OCSP source and inventory:
+a repeated request is answered from memory only while that is exactly what the source
+would answer (same second, same pre-signed reply, nothing revoked or unreadable)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from cryptography.x509 import ocsp as cocsp
+
+from mtlskit.api import server
+from mtlskit.clock import FixedClock
+from mtlskit.publish.ocsp_source import OcspSource
+from tests.support_ocsp import make_world, request_der, revoke_in_inventory
+
+
+def http_post(body: bytes) -> bytes:
+    return (b"POST /ocsp HTTP/1.0\r\nContent-Type: application/ocsp-request\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def status(wire: bytes) -> cocsp.OCSPResponse:
+    return cocsp.load_der_ocsp_response(wire.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    world = make_world(tmp_path)
+    clock = FixedClock(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    ticks = [0.0]
+    source = OcspSource(world.source.cas.values(), world.lookup, clock, refresh_seconds=5,
+                        monotonic=lambda: ticks[0])
+    return world, clock, ticks, source
+
+
+def run(source, clock, test):
+    async def go():
+        shared = server._Shared(app=None, source=source, clock=clock, server_address=("127.0.0.1", 1))
+        return test(shared)
+    return asyncio.run(go())
+
+
+def test_a_repeated_request_is_answered_from_memory_within_the_second(setup, monkeypatch):
+    world, clock, _ticks, source = setup
+    data = http_post(request_der(world.leaves["alice"], world.ca.certificate))
+
+    def test(shared):
+        first = server._simple_answer(shared, data)
+        monkeypatch.setattr(server, "simple_request", lambda *a: pytest.fail("read again"))
+        assert server._simple_answer(shared, data) == first
+        monkeypatch.undo()
+        clock.advance(dt.timedelta(seconds=1))  # max-age and Date move on: built again
+        later = server._simple_answer(shared, data)
+        assert later != first and status(later).this_update_utc == status(first).this_update_utc
+        assert b"max-age=%d," % (3600 - 1) in later and b"max-age=3600," in first
+    run(source, clock, test)
+
+
+def test_a_revocation_is_answered_on_the_next_request_even_from_memory(setup):
+    world, clock, ticks, source = setup
+    leaf = world.leaves["bob"]
+    data = http_post(request_der(leaf, world.ca.certificate))
+
+    def test(shared):
+        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.GOOD
+        revoke_in_inventory(world.inventory, "intermediate", leaf.serial_number, "key-compromise", clock.now())
+        source.invalidate([("intermediate", leaf.serial_number)])  # a revocation made through this process
+        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.REVOKED
+    run(source, clock, test)
+
+
+def test_another_process_revocation_reaches_the_memory_within_the_refresh_interval(setup):
+    world, clock, ticks, source = setup
+    leaf = world.leaves["carol"]
+    data = http_post(request_der(leaf, world.ca.certificate))
+
+    def test(shared):
+        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.GOOD
+        revoke_in_inventory(world.inventory, "intermediate", leaf.serial_number, "superseded", clock.now())
+        ticks[0] += 5.1  # past --ocsp-refresh-seconds: the change marker is read
+        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.REVOKED
+    run(source, clock, test)
+
+
+def test_an_unreadable_inventory_is_not_hidden_by_the_memory(setup, tmp_path):
+    world, clock, ticks, source = setup
+    data = http_post(request_der(world.leaves["alice"], world.ca.certificate))
+
+    def test(shared):
+        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.GOOD
+        world.inventory.engine.dispose()
+        (tmp_path / "inventory.db").unlink()
+        (tmp_path / "inventory.db").mkdir()
+        ticks[0] += 5.1
+        assert status(server._simple_answer(shared, data)).response_status is cocsp.OCSPResponseStatus.TRY_LATER
+    run(source, clock, test)
+
+
+def test_nonce_and_conditional_requests_are_never_answered_from_memory(setup):
+    world, clock, _ticks, source = setup
+    nonce_request = http_post(request_der(world.leaves["alice"], world.ca.certificate, nonce=b"q" * 16))
+    plain = request_der(world.leaves["alice"], world.ca.certificate)
+    conditional = http_post(plain).replace(b"\r\n\r\n", b"\r\nIf-None-Match: \"nope\"\r\n\r\n", 1)
+
+    def test(shared):
+        server._simple_answer(shared, nonce_request)
+        server._simple_answer(shared, conditional)
+        assert shared.simple_memo == {}
+        server._simple_answer(shared, http_post(plain))
+        assert len(shared.simple_memo) == 1
+    run(source, clock, test)
