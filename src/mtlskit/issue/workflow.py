@@ -42,7 +42,7 @@ TASK_SIZE = 100  # certificates per worker task: few round trips, little imbalan
 @dataclasses.dataclass(frozen=True)
 class _Prepared:
     name: str
-    subject: x509.Name
+    org_unit: str | None  # the subject is built by the worker (checked by the parent)
     sans: list[x509.GeneralName]
     final: Path | str    # as given (for messages)
     location: str        # absolute and normalised (strings: pathlib costs more than the rest)
@@ -101,7 +101,8 @@ def _prepare(template: LeafTemplate, request: IssueRequest, final: Path | str, c
     sans = resolve_sans(request)
     template.check_names(sans)
     location = os.path.normpath(os.path.join(cwd, final))  # os.path.abspath with one getcwd
-    return _Prepared(name, names.subject_name(name, org_unit=request.org_unit), sans, final, location)
+    names.check_subject(name, request.org_unit)
+    return _Prepared(name, request.org_unit, sans, final, location)
 
 
 def _check_directories(jobs: list[_Prepared]) -> list[str]:
@@ -167,10 +168,11 @@ def _issue_one(batch: _Batch, job: _Prepared) -> tuple:
     (serial, subject, SANs as text, SHA-256 fingerprint, PEM)."""
     key = generate_private_key(batch.key_type)
     serial = random_serial()
-    der = batch.template.sign_der(job.subject, job.sans, key.public_key(), serial)
+    subject = names.subject_name(job.name, org_unit=job.org_unit)
+    der = batch.template.sign_der(subject, job.sans, key.public_key(), serial)
     pem = certificate_pem(der)
     write_bundle(batch.staged(job), job.name, key, pem, batch.chain, batch.options, batch.parent_fd)
-    return (serial, job.subject.rfc4514_string(), tuple(names.general_name_text(n) for n in job.sans),
+    return (serial, subject.rfc4514_string(), tuple(names.general_name_text(n) for n in job.sans),
             hashlib.sha256(der).hexdigest(), pem.decode("ascii"))
 
 
