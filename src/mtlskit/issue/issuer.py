@@ -65,10 +65,12 @@ def client_identity_uri(name: str) -> str:
 
 def resolve_sans(request: IssueRequest) -> list[x509.GeneralName]:
     """Stage 1: the subjectAltNames, with the defaults of the profile applied."""
-    sans: list[x509.GeneralName] = [names.dns_name(d) for d in request.sans.dns]
-    sans += [names.ip_address(i) for i in request.sans.ip]
-    sans += [names.email_address(e) for e in request.sans.email]
-    sans += [names.uri(u) for u in request.sans.uri]
+    sans: list[x509.GeneralName] = []
+    if not request.sans.empty:  # batches have none: skip the four passes
+        sans = [names.dns_name(d) for d in request.sans.dns]
+        sans += [names.ip_address(i) for i in request.sans.ip]
+        sans += [names.email_address(e) for e in request.sans.email]
+        sans += [names.uri(u) for u in request.sans.uri]
     return apply_profile_defaults(request.profile, request.name, sans)
 
 

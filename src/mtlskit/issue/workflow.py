@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from cryptography import x509
 
@@ -39,8 +39,7 @@ PARALLEL_THRESHOLD = 64
 TASK_SIZE = 100  # certificates per worker task: few round trips, little imbalance at the end
 
 
-@dataclasses.dataclass(frozen=True)
-class _Prepared:
+class _Prepared(NamedTuple):  # a tuple: one per certificate, built in the serial part
     name: str
     org_unit: str | None  # the subject is built by the worker (checked by the parent)
     sans: list[x509.GeneralName]
