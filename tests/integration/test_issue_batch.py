@@ -4,6 +4,8 @@ worker or in the database leaves every certificate recorded with its files, or a
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import os
 import stat
@@ -11,10 +13,13 @@ import stat
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
 
 from mtlskit.issue import workflow
 from mtlskit.issue.issuer import record_of
-from mtlskit.store.inventory import Inventory
+from mtlskit.errors import AlreadyExists
+from mtlskit.store.inventory import CERTIFICATE_COLUMNS, CertificateRecord, Inventory
+from mtlskit.store.models import CertificateRow
 from tests.support_crl import open_service
 
 COUNT = 2 * workflow.PARALLEL_THRESHOLD + 5  # enough for two workers
@@ -138,3 +143,38 @@ def test_every_key_type_through_the_pool(ca_home, tmp_path, cli, key_type):
         cert = x509.load_pem_x509_certificate((out / name / "cert.pem").read_bytes())
         assert inventory.by_name(name) == [record_of(cert, "intermediate", name, "peer")]
         cert.verify_directly_issued_by(x509.load_pem_x509_certificate((out / name / "chain.pem").read_bytes()))
+
+
+def _record(serial: int, name: str) -> CertificateRecord:
+    at = dt.datetime(2026, 11, 22, 12, 0, 5, tzinfo=dt.timezone.utc)
+    return CertificateRecord("intermediate", serial, name, f"CN={name}", ("URI:https://x.invalid/client", "IP:10.0.0.1"),
+                             "client", "ec-p256", at, at + dt.timedelta(days=30), f"{serial:064x}",
+                             "-----BEGIN CERTIFICATE-----\n...\n")
+
+
+def test_bulk_rows_are_stored_as_sqlalchemy_core_stores_them(tmp_path):
+    inventory = Inventory.open(f"sqlite:///{tmp_path / 'inv.db'}")
+    at = dt.datetime(2026, 11, 22, 12, 0, 9, 123456, tzinfo=dt.timezone.utc)
+    fast = _record(0xA1, "fast")
+    inventory.add_certificates([fast], at)
+    core = _record(0xB2, "core")
+    with inventory.transaction() as tx:  # the plain Core insert, as before the bulk path
+        tx.connection().execute(CertificateRow.__table__.insert(), [core.to_row(at)])
+    assert inventory.by_name("fast") == [fast] and inventory.by_name("core") == [core]
+    columns = ", ".join(c for c in CERTIFICATE_COLUMNS if c not in ("serial", "name", "subject", "sans",
+                                                                    "fingerprint_sha256"))
+    with inventory.engine.connect() as connection:
+        raw = {row[0]: row[1:] for row in connection.execute(text(f"SELECT name, sans, {columns} FROM certificates"))}
+    assert raw["fast"] == raw["core"]
+    [event] = [e for e in inventory.events() if e["serial"] == "a1"]
+    assert event["action"] == "issue" and event["detail"] == {"name": "fast", "profile": "client"}
+    assert event["at"] == at
+
+
+def test_a_duplicate_serial_records_nothing_of_its_batch(tmp_path):
+    inventory = Inventory.open(f"sqlite:///{tmp_path / 'inv.db'}")
+    at = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
+    inventory.add_certificates([_record(1, "one")], at)
+    with pytest.raises(AlreadyExists, match="already in the inventory"):
+        inventory.add_certificates([_record(2, "two"), dataclasses.replace(_record(1, "again"), fingerprint_sha256="f" * 64)], at)
+    assert inventory.count() == 1 and [e["serial"] for e in inventory.events()] == ["1"]
