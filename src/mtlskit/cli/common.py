@@ -97,7 +97,34 @@ def parse_time(text: str) -> dt.datetime:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
+
+
+def json_text(data: Any) -> str:
+    """``json.dumps(data, indent=2)`` with datetimes and paths as strings.
+
+    With an indent, json runs its pure-Python encoder; a list of flat objects (what
+    ``--json`` prints for a batch of thousands) goes through the C encoder instead, whose
+    separator puts each member on its own indented line; only the breaks between the
+    objects are then rewritten (a raw newline appears nowhere else: strings escape it).
+    """
+    if _flat_objects(data):
+        text = _FLAT_OBJECTS.encode(data)  # [{"a": 1,\n    "b": 2},\n    {"a": 3, ...}]
+        return "[\n  {\n    " + text[2:-2].replace("},\n    {", "\n  },\n  {\n    ") + "\n  }\n]"
+    return json.dumps(data, indent=2, default=_json_default)
+
+
+def _flat_objects(data: Any) -> bool:
+    """A non-empty list of non-empty dicts whose values hold no containers."""
+    if type(data) is not list or not data:
+        return False
+    for item in data:
+        if type(item) is not dict or not item:
+            return False
+        for value in item.values():
+            if isinstance(value, (dict, list, tuple)):
+                return False
+    return True
 
 
 def _json_default(value: Any) -> Any:
@@ -106,6 +133,9 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(type(value).__name__)
+
+
+_FLAT_OBJECTS = json.JSONEncoder(default=_json_default, separators=(",\n    ", ": "))
 
 
 def exclusive(**flags: Any) -> None:
