@@ -16,7 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
 from mtlskit.issue import workflow
-from mtlskit.issue.issuer import record_of
+from mtlskit.issue.bundle import BundleOptions
+from mtlskit.issue.issuer import IssueRequest, record_of
+from mtlskit.issue.profiles import get_profile
+from mtlskit.pki.keys import KeyType
 from mtlskit.errors import AlreadyExists
 from mtlskit.store.inventory import CERTIFICATE_COLUMNS, CertificateRecord, Inventory
 from mtlskit.store.models import CertificateRow
@@ -178,3 +181,16 @@ def test_a_duplicate_serial_records_nothing_of_its_batch(tmp_path):
     with pytest.raises(AlreadyExists, match="already in the inventory"):
         inventory.add_certificates([_record(2, "two"), dataclasses.replace(_record(1, "again"), fingerprint_sha256="f" * 64)], at)
     assert inventory.count() == 1 and [e["serial"] for e in inventory.events()] == ["1"]
+
+
+def test_bundles_into_several_directories(ca_home, tmp_path):
+    service = open_service(ca_home)
+    authority = service.authority(lambda: None)
+    targets = [tmp_path / "a" / "one", tmp_path / "b" / "two", tmp_path / "b" / "deep" / "three"]
+    requests = [IssueRequest(get_profile("client"), t.name) for t in targets]
+    records = workflow.issue_batch(service, authority, requests, targets, KeyType.EC_P256, BundleOptions())
+    assert [r.name for r in records] == ["one", "two", "three"]
+    for target, record in zip(targets, records):
+        cert = x509.load_pem_x509_certificate((target / "cert.pem").read_bytes())
+        assert cert.serial_number == record.serial
+        assert not list(target.parent.glob(".*.partial"))
