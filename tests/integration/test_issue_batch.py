@@ -163,12 +163,19 @@ def test_bulk_rows_are_stored_as_sqlalchemy_core_stores_them(tmp_path):
     core = _record(0xB2, "core")
     with inventory.transaction() as tx:  # the plain Core insert, as before the bulk path
         tx.connection().execute(CertificateRow.__table__.insert(), [core.to_row(at)])
+    # the same instant in another offset: SQLite keeps the local fields, so must the bulk path
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    shifted = dataclasses.replace(_record(0xC3, "shifted"), not_before=fast.not_before.astimezone(berlin))
+    inventory.add_certificates([dataclasses.replace(_record(0xD4, "utc")), shifted], at)
     assert inventory.by_name("fast") == [fast] and inventory.by_name("core") == [core]
     columns = ", ".join(c for c in CERTIFICATE_COLUMNS if c not in ("serial", "name", "subject", "sans",
                                                                     "fingerprint_sha256"))
     with inventory.engine.connect() as connection:
         raw = {row[0]: row[1:] for row in connection.execute(text(f"SELECT name, sans, {columns} FROM certificates"))}
-    assert raw["fast"] == raw["core"]
+    assert raw["fast"] == raw["core"] == raw["utc"]
+    with inventory.engine.connect() as connection:
+        stored = dict(connection.execute(text("SELECT name, not_before FROM certificates")).all())
+    assert stored["utc"].startswith("2026-11-22 12:00:05") and stored["shifted"].startswith("2026-11-22 13:00:05")
     [event] = [e for e in inventory.events() if e["serial"] == "a1"]
     assert event["action"] == "issue" and event["detail"] == {"name": "fast", "profile": "client"}
     assert event["at"] == at

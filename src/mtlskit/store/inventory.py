@@ -156,10 +156,12 @@ def _processed(row: tuple, caches: list[tuple[int, Callable, dict]]) -> tuple:
     values = list(row)
     for index, process, cache in caches:
         value = values[index]
+        # Equal aware datetimes may differ in offset, and SQLite stores the local fields.
+        key = (value, value.utcoffset()) if isinstance(value, dt.datetime) else value
         try:
-            values[index] = cache[value]
+            values[index] = cache[key]
         except KeyError:
-            values[index] = cache[value] = process(value)
+            values[index] = cache[key] = process(value)
     return tuple(values)
 
 
