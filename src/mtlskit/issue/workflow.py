@@ -189,7 +189,7 @@ def _run(service, batch: _Batch, progress: Progress) -> list[CertificateRecord]:
     not_before, not_after = batch.template.validity
     done: list[CertificateRecord] = []
     try:
-        tasks = _ranges(count, TASK_SIZE)
+        tasks = _ranges(count, max(1, min(TASK_SIZE, count // (workers * 8))))  # a few tasks each at least
         results = itertools.chain.from_iterable(pool.imap(_issue_range, tasks) if pool else map(_issue_range, tasks))
         pending: list[CertificateRecord] = []
         for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, results):
