@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime as dt
+import gc
 import getpass
 import json
 import os
@@ -22,6 +24,28 @@ if TYPE_CHECKING:
     from mtlskit.service import Service
 
 PASSPHRASE_ENV = "MTLSKIT_CA_PASSPHRASE"
+# Collection thresholds of a CLI run (see short_lived_gc) and Python's own (for serve).
+SHORT_LIVED_GC = (100_000, 20, 100)
+DEFAULT_GC = gc.get_threshold()
+
+
+def short_lived_gc() -> None:
+    """Tune the garbage collector for a CLI process that runs one command and exits.
+
+    Importing SQLAlchemy, cryptography and Typer creates a few hundred thousand objects
+    that live as long as the process; with Python's default thresholds the collector
+    walks them again and again while they are created, and once more at exit — a third
+    of a short command's wall time. Here it runs a hundred times less often (it still
+    collects cycles), and what exists at exit is frozen, not walked. `serve` restores
+    the defaults (long_lived_gc).
+    """
+    gc.set_threshold(*SHORT_LIVED_GC)
+    atexit.register(gc.freeze)
+
+
+def long_lived_gc() -> None:
+    """Python's default collection thresholds, for a process that keeps running."""
+    gc.set_threshold(*DEFAULT_GC)
 
 # Rich's emoji codes (rich._emoji_replace): ``:name:`` or ``:name-emoji:``/``:name-text:``.
 _EMOJI_CODE = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")

@@ -32,7 +32,8 @@ import fcntl
 import functools
 import importlib
 import importlib.util
-from concurrent.futures import ThreadPoolExecutor
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -41,7 +42,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import BadInput, NotFound
-from mtlskit.fileio import write_atomic
+from mtlskit.fileio import remove_quietly, write_atomic, write_temp
 from mtlskit.publish.crl import build_crl, crl_number_of, encode_entry, revoked_entries_content
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import audit_row
@@ -203,15 +204,17 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
         raise NotFound(f"no CA named {unknown[0]!r} in this home",
                        hint=f"CAs here: {', '.join(signers)}")
     now = service.clock.now()
-    with service.inventory.transaction() as session:
-        # Write first, read after: the transaction takes the write lock before it reads
-        # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
-        # one failing on a stale snapshot (SQLite) or reusing a CRL number.
-        session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
-                        .values(crl_number=CrlState.crl_number))
-        ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
-                for name in wanted}
-    bundle = export_crls(service, ders)
+    with staged_export(service) as export:
+        with service.inventory.transaction() as session:
+            # Write first, read after: the transaction takes the write lock before it reads
+            # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
+            # one failing on a stale snapshot (SQLite) or reusing a CRL number.
+            session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
+                            .values(crl_number=CrlState.crl_number))
+            ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
+                    for name in wanted}
+            export.stage(ders)  # written while the transaction commits, in place after it
+        bundle = export.publish()
     deployments = refresh_deployments(service, bundle) if bundle is not None else None
     return PublishResult(ders, bundle, deployments)
 
@@ -231,29 +234,87 @@ def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
     order; under a lock file, a CRL is written only if it is still the newest in the
     inventory, and the bundle is made of the newest CRL of each CA.
     """
-    crl_dir: Path = service.settings.crl_dir
-    crl_dir.mkdir(parents=True, exist_ok=True)
-    # The writes (each fsync'd) run in threads while the PEM encoding goes on: fsync
-    # releases the GIL, so the disk waits overlap with the CPU work.
-    with _export_lock(crl_dir), ThreadPoolExecutor(max_workers=3) as pool:
-        writes = []
-        newest = _crl_numbers(service)
-        pems = {}
+    with staged_export(service) as export:
+        export.stage(ders)
+        return export.publish()
+
+
+@contextlib.contextmanager
+def staged_export(service):
+    """A ``CrlExport`` for one publication; its temporary files never outlive it.
+
+    Used around the transaction that signs the CRLs: ``stage()`` them before the commit
+    (the PEM encoding and the disk writes then overlap the database's commit), and
+    ``publish()`` after it. When the transaction fails, nothing is published.
+    """
+    export = CrlExport(service)
+    try:
+        yield export
+    finally:
+        export.close()
+
+
+class CrlExport:
+    """Writing the CRL files of one publication in two steps.
+
+    ``stage(ders)`` starts, in threads, writing each CRL to a temporary file in
+    HOME/crl/ (DER, and PEM once encoded; each fsync'd): fsync and SQLite's commit
+    release the GIL, so the disk waits overlap the CPU work and the commit.
+    ``publish()`` puts them in place with ``os.replace`` (each file changes atomically)
+    and writes the bundle; ``close()`` removes whatever temporary file is left.
+    """
+
+    def __init__(self, service) -> None:
+        self.service = service
+        self.crl_dir: Path = service.settings.crl_dir
+        self._pool = ThreadPoolExecutor(max_workers=3)
+        self._staged: dict[str, tuple[bytes, Future, Future]] = {}
+        self._temporary: list[Future] = []
+        self._placed: set[Path] = set()
+
+    def stage(self, ders: dict[str, bytes]) -> None:
+        """Start writing ``ders`` (DER by CA name) to temporary files."""
+        self.crl_dir.mkdir(parents=True, exist_ok=True)
         for name, der in ders.items():
-            if newest.get(name) != crl_number_of(der):
-                continue  # a newer CRL was committed meanwhile; its publisher writes it
-            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.crl", der))
-            pems[name] = pem_crl(der)
-            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.pem", pems[name]))
-        try:
-            bundle = crl_bundle_pem(service, pems)
-        except NotFound:
-            bundle = None
-        if bundle is not None:
-            writes.append(pool.submit(write_atomic, crl_dir / BUNDLE_FILE, bundle))
-        for write in writes:
-            write.result()  # re-raises a failed write here
-        return bundle
+            der_file = self._pool.submit(write_temp, self.crl_dir / f"{name}.crl", der)
+            pem_file = self._pool.submit(self._write_pem, name, der)
+            self._temporary += [der_file, pem_file]
+            self._staged[name] = (der, der_file, pem_file)
+
+    def _write_pem(self, name: str, der: bytes) -> tuple[bytes, Path]:
+        pem = pem_crl(der)
+        return pem, write_temp(self.crl_dir / f"{name}.pem", pem)
+
+    def publish(self) -> bytes | None:
+        """Put the staged CRLs in place, then write the bundle; returns the bundle (None
+        while some CA of the chain has no CRL yet). Re-raises a failed write."""
+        with _export_lock(self.crl_dir):
+            newest = _crl_numbers(self.service)
+            pems = {}
+            for name, (der, der_file, pem_file) in self._staged.items():
+                der_path, (pem, pem_path) = der_file.result(), pem_file.result()
+                if newest.get(name) != crl_number_of(der):
+                    continue  # a newer CRL was committed meanwhile; its publisher writes it
+                os.replace(der_path, self.crl_dir / f"{name}.crl")
+                os.replace(pem_path, self.crl_dir / f"{name}.pem")
+                self._placed |= {der_path, pem_path}
+                pems[name] = pem
+            try:
+                bundle = crl_bundle_pem(self.service, pems)
+            except NotFound:
+                return None
+            write_atomic(self.crl_dir / BUNDLE_FILE, bundle)
+            return bundle
+
+    def close(self) -> None:
+        """Wait for the writers and remove the temporary files not put in place."""
+        self._pool.shutdown(wait=True)
+        for job in self._temporary:
+            if job.exception() is None:  # a failed write removed its own file
+                result = job.result()
+                path = result[1] if isinstance(result, tuple) else result
+                if path not in self._placed:
+                    remove_quietly(path)
 
 
 @contextlib.contextmanager
