@@ -91,3 +91,21 @@ def test_an_outdated_database_is_still_migrated(tmp_path):
     assert runs[0]["code"] == 0 and "alembic" in runs[0]["loaded"]
     [again] = _imports(["--home", str(home), "list", "--json"])  # now up to date
     assert again["code"] == 0 and again["loaded"] == []
+
+
+def test_gc_is_tuned_only_for_a_process_of_its_own():
+    """main() without argv (the `mtlskit` script) tunes the collector; tests calling
+    main(argv) in-process keep Python's defaults."""
+    import gc
+
+    from mtlskit.cli.app import main
+    from mtlskit.cli.common import SHORT_LIVED_GC
+
+    before = gc.get_threshold()
+    assert main(["--help"]) == 0 and gc.get_threshold() == before
+    script = ("import gc, sys; from mtlskit.cli.app import main; sys.argv = ['mtlskit', '--help']; "
+              "code = main(); print(gc.get_threshold(), code, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=60)
+    assert result.stderr.strip() == f"{SHORT_LIVED_GC} 0"
+    assert "Usage: mtlskit" in result.stdout
