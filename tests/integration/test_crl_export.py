@@ -57,7 +57,25 @@ def test_a_crl_older_than_the_inventory_is_not_put_in_place(home):
         export.publish()
     files = _files(home)
     assert files["intermediate.crl"] == new and files["intermediate.pem"] == crls.pem_crl(new)
+    assert files["bundle.pem"] == crls.crl_bundle_pem(service)  # the staged bundle was stale too
+    assert crls.pem_crl(new) in files["bundle.pem"]
     assert not [name for name in files if name.endswith(".tmp")]
+
+
+def test_the_bundle_is_staged_with_the_stored_crls_of_the_other_cas(home, monkeypatch):
+    service = open_service(home)
+    authority = service.authority(no_passphrase)
+    root = crls.publish(service, authority).ders["root"]
+
+    def not_after_the_commit(*args):
+        raise AssertionError("the bundle was made after the commit, not staged")
+
+    monkeypatch.setattr(crls, "crl_bundle_pem", not_after_the_commit)
+    result = revoke(service, authority, ["alice"])
+    assert set(result.crl_ders) == {"intermediate"}  # the root's CRL came from the inventory
+    files = _files(home)
+    assert files["bundle.pem"] == crls.pem_crl(result.crl_ders["intermediate"]) + crls.pem_crl(root)
+    assert set(files) == {"intermediate.crl", "intermediate.pem", "root.crl", "root.pem", "bundle.pem"}
 
 
 def test_a_failed_write_is_raised_and_cleaned_up(home):

@@ -254,51 +254,92 @@ def staged_export(service):
         export.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Staged:
+    """A file written to a temporary name: its bytes, its path, and the CRL number of
+    each CRL in it by CA name (what makes it current or stale when it is published)."""
+
+    data: bytes
+    path: Path
+    numbers: dict[str, int | None]
+
+
 class CrlExport:
     """Writing the CRL files of one publication in two steps.
 
     ``stage(ders)`` starts, in threads, writing each CRL to a temporary file in
-    HOME/crl/ (DER, and PEM once encoded; each fsync'd): fsync and SQLite's commit
-    release the GIL, so the disk waits overlap the CPU work and the commit.
-    ``publish()`` puts them in place with ``os.replace`` (each file changes atomically)
-    and writes the bundle; ``close()`` removes whatever temporary file is left.
+    HOME/crl/ (DER, and PEM once encoded), then the bundle; each is fsync'd. fsync and
+    SQLite's commit release the GIL, so the disk waits overlap the CPU work and the
+    commit. ``publish()`` puts them in place with ``os.replace`` (each file changes
+    atomically); ``close()`` removes whatever temporary file is left.
     """
 
     def __init__(self, service) -> None:
         self.service = service
         self.crl_dir: Path = service.settings.crl_dir
         self._pool = ThreadPoolExecutor(max_workers=3)
-        self._staged: dict[str, tuple[bytes, Future, Future]] = {}
-        self._temporary: list[Future] = []
+        self._per_ca: dict[str, tuple[Future, Future]] = {}
+        self._bundle: Future | None = None
         self._placed: set[Path] = set()
 
     def stage(self, ders: dict[str, bytes]) -> None:
-        """Start writing ``ders`` (DER by CA name) to temporary files."""
+        """Start writing ``ders`` (DER by CA name) and the chain's bundle to temporary files."""
         self.crl_dir.mkdir(parents=True, exist_ok=True)
         for name, der in ders.items():
-            der_file = self._pool.submit(write_temp, self.crl_dir / f"{name}.crl", der)
-            pem_file = self._pool.submit(self._write_pem, name, der)
-            self._temporary += [der_file, pem_file]
-            self._staged[name] = (der, der_file, pem_file)
+            numbers = {name: crl_number_of(der)}
+            self._per_ca[name] = (
+                self._pool.submit(self._write, f"{name}.crl", lambda der=der: der, numbers),
+                self._pool.submit(self._write, f"{name}.pem", lambda der=der: pem_crl(der), numbers))
+        # Submitted last, so the PEM jobs it waits for are already running (no deadlock).
+        self._bundle = self._pool.submit(self._write_bundle, dict(self._per_ca))
 
-    def _write_pem(self, name: str, der: bytes) -> tuple[bytes, Path]:
-        pem = pem_crl(der)
-        return pem, write_temp(self.crl_dir / f"{name}.pem", pem)
+    def _write(self, file_name: str, produce, numbers: dict[str, int | None]) -> _Staged:
+        data = produce()
+        return _Staged(data, write_temp(self.crl_dir / file_name, data), numbers)
+
+    def _write_bundle(self, per_ca: dict[str, tuple[Future, Future]]) -> _Staged | None:
+        """The bundle of the staged CRLs and the stored CRLs of the other CAs of the
+        chain; None while one of them has no CRL."""
+        names = _chain_names(self.service)
+        stored = _stored_ders(self.service, [name for name in names if name not in per_ca])
+        parts, numbers = [], {}
+        for name in names:
+            if name in per_ca:
+                pem = per_ca[name][1].result()
+                parts.append(pem.data)
+                numbers.update(pem.numbers)
+            elif name in stored:
+                parts.append(pem_crl(stored[name]))
+                numbers[name] = crl_number_of(stored[name])
+            else:
+                return None
+        return self._write(BUNDLE_FILE, lambda: b"".join(parts), numbers)
 
     def publish(self) -> bytes | None:
-        """Put the staged CRLs in place, then write the bundle; returns the bundle (None
-        while some CA of the chain has no CRL yet). Re-raises a failed write."""
+        """Put the staged files in place; returns the bundle (None while some CA of the
+        chain has no CRL yet). Re-raises a failed write.
+
+        Under the lock, a staged file is put in place only if every CRL in it is still
+        the newest in the inventory; when a newer one was committed meanwhile, its
+        publisher writes it (and the bundle is made again of the newest CRLs).
+        """
         with _export_lock(self.crl_dir):
             newest = _crl_numbers(self.service)
+
+            def current(staged: _Staged) -> bool:
+                return all(newest.get(name) == number for name, number in staged.numbers.items())
+
             pems = {}
-            for name, (der, der_file, pem_file) in self._staged.items():
-                der_path, (pem, pem_path) = der_file.result(), pem_file.result()
-                if newest.get(name) != crl_number_of(der):
-                    continue  # a newer CRL was committed meanwhile; its publisher writes it
-                os.replace(der_path, self.crl_dir / f"{name}.crl")
-                os.replace(pem_path, self.crl_dir / f"{name}.pem")
-                self._placed |= {der_path, pem_path}
-                pems[name] = pem
+            for name, (der_job, pem_job) in self._per_ca.items():
+                der_file, pem_file = der_job.result(), pem_job.result()
+                if current(der_file):
+                    self._place(der_file, f"{name}.crl")
+                    self._place(pem_file, f"{name}.pem")
+                    pems[name] = pem_file.data
+            staged_bundle = self._bundle.result() if self._bundle is not None else None
+            if staged_bundle is not None and current(staged_bundle):
+                self._place(staged_bundle, BUNDLE_FILE)
+                return staged_bundle.data
             try:
                 bundle = crl_bundle_pem(self.service, pems)
             except NotFound:
@@ -306,15 +347,18 @@ class CrlExport:
             write_atomic(self.crl_dir / BUNDLE_FILE, bundle)
             return bundle
 
+    def _place(self, staged: _Staged, file_name: str) -> None:
+        os.replace(staged.path, self.crl_dir / file_name)
+        self._placed.add(staged.path)
+
     def close(self) -> None:
         """Wait for the writers and remove the temporary files not put in place."""
         self._pool.shutdown(wait=True)
-        for job in self._temporary:
-            if job.exception() is None:  # a failed write removed its own file
-                result = job.result()
-                path = result[1] if isinstance(result, tuple) else result
-                if path not in self._placed:
-                    remove_quietly(path)
+        jobs = [job for pair in self._per_ca.values() for job in pair] + [self._bundle] * bool(self._bundle)
+        for job in jobs:
+            staged = job.result() if job.exception() is None else None  # a failed write left nothing
+            if staged is not None and staged.path not in self._placed:
+                remove_quietly(staged.path)
 
 
 @contextlib.contextmanager
@@ -390,10 +434,7 @@ def crl_bundle_pem(service, known_pems: dict[str, bytes] | None = None) -> bytes
     """
     known_pems = known_pems or {}
     names = _chain_names(service)
-    wanted = [name for name in names if name not in known_pems]
-    with Session(service.inventory.engine) as session:
-        stored = dict(session.execute(select(CrlState.issuer, CrlState.der)
-                                      .where(CrlState.issuer.in_(wanted), CrlState.der.is_not(None))).all())
+    stored = _stored_ders(service, [name for name in names if name not in known_pems])
     parts = []
     for name in names:
         if name in known_pems:
@@ -404,6 +445,13 @@ def crl_bundle_pem(service, known_pems: dict[str, bytes] | None = None) -> bytes
             raise NotFound(f"no CRL published for CA {name!r}",
                            hint="run `mtlskit crl` to publish the CRLs of every CA")
     return b"".join(parts)
+
+
+def _stored_ders(service, names: list[str]) -> dict[str, bytes]:
+    """The last CRL published of each CA in ``names`` that has one (DER by CA name)."""
+    with Session(service.inventory.engine) as session:
+        return dict(session.execute(select(CrlState.issuer, CrlState.der)
+                                    .where(CrlState.issuer.in_(names), CrlState.der.is_not(None))).all())
 
 
 def pem_crl(der: bytes) -> bytes:
