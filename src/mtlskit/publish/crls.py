@@ -153,11 +153,11 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
     this_update = now.replace(microsecond=0)
     next_update = this_update + dt.timedelta(days=crl_days)
     revoked = count_revoked(session, signer.name)
-    entries: list[bytes] | bytes | None = None
+    entries: list[bytes] | None = None
     if state.der is not None and state.entry_count is not None \
             and state.entry_count + len(added) == revoked:
         try:
-            entries = revoked_entries_content(state.der) + b"".join(added)
+            entries = [revoked_entries_content(state.der), *added]  # joined once, by build_crl
         except ValueError:  # not a CRL we can read: rebuild from the entries
             entries = None
     if entries is None:
