@@ -277,7 +277,9 @@ class CrlExport:
     def __init__(self, service) -> None:
         self.service = service
         self.crl_dir: Path = service.settings.crl_dir
-        self._pool = ThreadPoolExecutor(max_workers=3)
+        # Two threads: one writes while the other encodes PEM. (Each thread start waits for
+        # the GIL, which the PEM encoder holds in turns: more threads cost more than they give.)
+        self._pool = ThreadPoolExecutor(max_workers=2)
         self._per_ca: dict[str, tuple[Future, Future]] = {}
         self._bundle: Future | None = None
         self._placed: set[Path] = set()
@@ -290,7 +292,8 @@ class CrlExport:
             self._per_ca[name] = (
                 self._pool.submit(self._write, f"{name}.crl", lambda der=der: der, numbers),
                 self._pool.submit(self._write, f"{name}.pem", lambda der=der: pem_crl(der), numbers))
-        # Submitted last, so the PEM jobs it waits for are already running (no deadlock).
+        # Submitted last: the jobs run in order, so the PEM jobs it waits for have started
+        # by the time it does (it cannot wait for a job queued behind it).
         self._bundle = self._pool.submit(self._write_bundle, dict(self._per_ca))
 
     def _write(self, file_name: str, produce, numbers: dict[str, int | None]) -> _Staged:
