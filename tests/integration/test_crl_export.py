@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from mtlskit.publish import crls
+from mtlskit.publish import crl_files, crls
 from mtlskit.revoke.revoker import revoke
 from tests.support_crl import issue, make_home, no_passphrase, open_service
 
@@ -36,8 +36,8 @@ def test_a_failed_transaction_publishes_nothing_and_leaves_no_temporary_file(hom
         staged.append(ders)
         raise RuntimeError("the commit did not happen")
 
-    original = crls.CrlExport.stage
-    monkeypatch.setattr(crls.CrlExport, "stage", stage_then_fail)
+    original = crl_files.CrlExport.stage
+    monkeypatch.setattr(crl_files.CrlExport, "stage", stage_then_fail)
     with pytest.raises(RuntimeError):
         revoke(service, authority, ["bob"])
     assert staged and _files(home) == before  # same files, same bytes, no .tmp
@@ -70,7 +70,7 @@ def test_the_bundle_is_staged_with_the_stored_crls_of_the_other_cas(home, monkey
     def not_after_the_commit(*args):
         raise AssertionError("the bundle was made after the commit, not staged")
 
-    monkeypatch.setattr(crls, "crl_bundle_pem", not_after_the_commit)
+    monkeypatch.setattr(crl_files, "crl_bundle_pem", not_after_the_commit)
     result = revoke(service, authority, ["alice"])
     assert set(result.crl_ders) == {"intermediate"}  # the root's CRL came from the inventory
     files = _files(home)
