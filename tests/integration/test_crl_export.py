@@ -99,3 +99,21 @@ def test_export_crls_writes_every_file(home):
     assert files["intermediate.crl"] == result.ders["intermediate"]
     assert files["root.pem"] == crls.pem_crl(result.ders["root"]) and files["bundle.pem"] == result.bundle
     assert (home / "crl" / "root.crl").stat().st_mode & 0o777 == 0o644
+
+
+def test_temporary_files_of_a_crashed_publisher_are_removed_later(home):
+    """A publisher that dies between staging and publishing leaves its temporary files;
+    the next publication removes those older than an hour (and no one else's)."""
+    import os
+    import time
+
+    service = open_service(home)
+    authority = service.authority(no_passphrase)
+    revoke(service, authority, ["alice"])
+    old, fresh = home / "crl" / ".intermediate.crl.abc.tmp", home / "crl" / ".intermediate.pem.def.tmp"
+    for path in (old, fresh):
+        path.write_bytes(b"half a CRL")
+    os.utime(old, (time.time() - 2 * crl_files.ABANDONED_AFTER,) * 2)
+    revoke(service, authority, ["bob"])
+    assert not old.exists() and fresh.exists()
+

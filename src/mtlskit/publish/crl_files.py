@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -131,6 +132,7 @@ class CrlExport:
         publisher writes it (and the bundle is made again of the newest CRLs).
         """
         with _export_lock(self.crl_dir):
+            _remove_abandoned(self.crl_dir)
             newest = _crl_numbers(self.service)
 
             def current(staged: _Staged) -> bool:
@@ -166,6 +168,20 @@ class CrlExport:
             staged = job.result() if job.exception() is None else None  # a failed write left nothing
             if staged is not None and staged.path not in self._placed:
                 remove_quietly(staged.path)
+
+
+#: A temporary file older than this was left by a publisher that died before putting
+#: it in place (staging a million-entry CRL takes seconds).
+ABANDONED_AFTER = 3600
+
+
+def _remove_abandoned(crl_dir: Path) -> None:
+    """Remove the temporary files of publishers that crashed between staging and publishing."""
+    limit = time.time() - ABANDONED_AFTER
+    for path in crl_dir.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < limit:
+                remove_quietly(path)
 
 
 @contextlib.contextmanager
