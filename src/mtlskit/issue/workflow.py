@@ -84,8 +84,10 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
     jobs = [_prepare(template, request, directory, cwd) for request, directory in zip(requests, directories)]
     parents = _check_directories(jobs)
     chain, shared_dir = _shared_chain(ChainPems.of(authority.chain, authority.root.certificate), jobs, parents)
-    parent_fd = os.open(parents[0], os.O_RDONLY | os.O_DIRECTORY) if len(parents) == 1 else None
+    parent_fd = None
     try:
+        if len(parents) == 1:
+            parent_fd = os.open(parents[0], os.O_RDONLY | os.O_DIRECTORY)
         batch = _Batch(template, jobs, key_type, chain, options, parent_fd)
         return _run(service, batch, progress or (lambda n: None))
     finally:
@@ -192,7 +194,7 @@ def _run(service, batch: _Batch, progress: Progress) -> list[CertificateRecord]:
         tasks = _ranges(count, max(1, min(TASK_SIZE, count // (workers * 8))))  # a few tasks each at least
         results = itertools.chain.from_iterable(pool.imap(_issue_range, tasks) if pool else map(_issue_range, tasks))
         pending: list[CertificateRecord] = []
-        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, results):
+        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, results, strict=True):
             pending.append(CertificateRecord(issuer, serial, job.name, subject, sans, profile, key_type,
                                              not_before, not_after, fingerprint, pem))
             if len(pending) >= CHUNK_SIZE or len(done) + len(pending) == count:
