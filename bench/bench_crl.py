@@ -192,7 +192,9 @@ def bench_size(count: int, work: Path) -> dict:
         check(one[2], one[4], "revoke")
         cli_runs.append(one)
     one = sorted(cli_runs)[1]  # the median of three
-    startup = [sys.executable, "-c", "from mtlskit.cli.app import build_app; build_app()"]
+    # What `revoke` imports (the command modules import their workflows only when run).
+    startup = [sys.executable, "-c", "import mtlskit.revoke.revoker, mtlskit.service; "
+               "from mtlskit.cli.app import build_app; build_app()"]
     baseline = sorted(run_measured(startup) for _ in range(3))[1]
     print(f"mtlskit revoke NAME (child process, end to end, median of 3): {one[0] * 1000:6.0f} ms"
           f"  peak RSS {mib(one[1])}  (Python start-up + imports alone: ~{baseline[0] * 1000:.0f} ms)")

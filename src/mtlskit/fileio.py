@@ -17,6 +17,21 @@ def write_atomic(path: Path, data: bytes, mode: int = PUBLIC) -> None:
     is never readable by others, not even for an instant.
     """
     path = Path(path)
+    tmp_name = write_temp(path, data, mode)
+    try:
+        os.replace(tmp_name, path)
+    except BaseException:
+        remove_quietly(tmp_name)
+        raise
+
+
+def write_temp(path: Path, data: bytes, mode: int = PUBLIC) -> Path:
+    """Write `data` to a new temporary file beside `path`, with `mode`, flushed to disk.
+
+    The first half of `write_atomic`: `os.replace(temporary, path)` publishes it (the
+    caller removes it instead when it decides not to). Nothing is left behind on failure.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -25,13 +40,18 @@ def write_atomic(path: Path, data: bytes, mode: int = PUBLIC) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        remove_quietly(tmp_name)
         raise
+    return Path(tmp_name)
+
+
+def remove_quietly(path: Path | str) -> None:
+    """Remove a file that may already be gone."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def write_new(path: Path | str, data: bytes, mode: int = PUBLIC, dir_fd: int | None = None) -> None:

@@ -146,6 +146,20 @@ def test_revoked_entries_content_round_trips():
     assert len(x509.load_der_x509_crl(empty)) == 0
 
 
+def test_entries_given_as_empty_parts_leave_the_list_out():
+    """[stored content, *new entries] with nothing in either: revokedCertificates is
+    absent, not an empty SEQUENCE (RFC 5280 5.1.2.6), as with no entries at all."""
+    cert, key = make_ca("ec-p256")
+    none = crlmod.build_tbs(cert, crlmod.signature_algorithm(key, hash_for(key)), 5, NOW, NOW + DAY, [])
+    parts = crlmod.build_tbs(cert, crlmod.signature_algorithm(key, hash_for(key)), 5, NOW, NOW + DAY, [b"", b""])
+    assert parts == none
+    der = crlmod.build_crl(key, hash_for(key), cert, 5, NOW, NOW + DAY, [b""])
+    assert pkilint_crl_findings(der) == []
+    entry = crlmod.encode_entry(7, NOW, None)
+    assert crlmod.revoked_entries_content(crlmod.build_crl(key, hash_for(key), cert, 6, NOW, NOW + DAY,
+                                                           [b"", entry])) == entry
+
+
 def test_revoked_entries_content_without_next_update():
     """nextUpdate is OPTIONAL in the ASN.1: a CRL from elsewhere without it still reads."""
     cert, key = make_ca("ec-p256")

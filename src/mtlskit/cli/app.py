@@ -19,7 +19,7 @@ try:  # typer >= 0.2x ships its own copy of click; its exceptions are not click'
 except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from mtlskit.cli.common import State, err_console
+from mtlskit.cli.common import State, err_console, short_lived_gc
 from mtlskit.errors import MtlskitError
 
 COMMAND_MODULES = [
@@ -62,6 +62,8 @@ def build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting (so tests run it in-process)."""
+    if argv is None:  # a process of its own (the `mtlskit` script, `python -m mtlskit`)
+        short_lived_gc()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     command = typer.main.get_command(build_app())

@@ -9,10 +9,8 @@ import typer
 
 from mtlskit.cli.common import console, open_service, passphrase_source, print_json
 from mtlskit.deploy import headers
-from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstream
-from mtlskit.deploy.render import Layout
-from mtlskit.deploy.workflow import deploy as deploy_workflow
-from mtlskit.issue.issuer import SanRequest
+
+# Implementation modules are imported inside the commands (see cli/issue_cmd.py).
 
 _STARTS = {
     "nginx": "nginx -p {dir} -c {main}",
@@ -47,6 +45,10 @@ def deploy(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write mTLS configuration for Nginx, Apache or HAProxy, and record the deployment."""
+    from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstream
+    from mtlskit.deploy.workflow import deploy as deploy_workflow
+    from mtlskit.issue.issuer import SanRequest
+
     options = DeployOptions(
         server=server.lower(), name=name, directory=directory, listen=parse_listen(listen),
         upstream=parse_upstream(upstream), mode=mode, require_on=tuple(check_path(p) for p in require_on),
@@ -72,6 +74,8 @@ def _as_json(result) -> dict:
 
 
 def _print(result) -> None:
+    from mtlskit.deploy.render import Layout
+
     options, record = result.options, result.certificate
     layout = Layout(options.directory, options.server)
     verb = "issued" if result.issued else "using"

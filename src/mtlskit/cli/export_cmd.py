@@ -11,10 +11,8 @@ import typer
 from mtlskit.cli.common import console, read_secret_file
 from mtlskit.errors import BadInput
 from mtlskit.fileio import PRIVATE, write_atomic
-from mtlskit.pki.encoding import load_certificates, load_private_key
-from mtlskit.pki.keys import public_keys_match
-from mtlskit.pki.names import common_name_of
-from mtlskit.pki.pkcs12 import P12Profile, build_pkcs12
+
+# Implementation modules are imported inside the commands (see cli/issue_cmd.py).
 
 export_app = typer.Typer(help="Export bundles.", no_args_is_help=True)
 
@@ -37,6 +35,11 @@ def export_p12(
     out: Path = typer.Option(..., "--out"),
 ) -> None:
     """Bundle a certificate, its key and chain into a PKCS#12 file."""
+    from mtlskit.pki.encoding import load_certificates, load_private_key
+    from mtlskit.pki.keys import public_keys_match
+    from mtlskit.pki.names import common_name_of
+    from mtlskit.pki.pkcs12 import P12Profile, build_pkcs12
+
     p12_profile = P12Profile.parse(profile)
     certificates = load_certificates(_read(cert))
     key_password = read_secret_file(key_password_file, "key password") if key_password_file else None

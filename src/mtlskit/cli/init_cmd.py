@@ -7,12 +7,11 @@ from typing import List, Optional
 
 import typer
 
-from mtlskit.ca.authority import CaRequest
-from mtlskit.ca.setup import check_request, initialize
 from mtlskit.cli.common import console, exclusive, passphrase_source, settings_of
 from mtlskit.clock import SystemClock
 from mtlskit.errors import UsageError
-from mtlskit.pki.keys import KeyType
+
+# Implementation modules are imported inside the commands (see cli/issue_cmd.py).
 
 
 def init(
@@ -30,6 +29,10 @@ def init(
     public_url: Optional[str] = typer.Option(None, "--public-url", help="Where `mtlskit serve` is reachable: adds CRL DP and OCSP AIA to certificates."),
 ) -> None:
     """Create a CA: a root and an issuing intermediate, keys encrypted at rest."""
+    from mtlskit.ca.authority import CaRequest
+    from mtlskit.ca.setup import check_request, initialize
+    from mtlskit.pki.keys import KeyType
+
     exclusive(**{"--passphrase-file": passphrase_file, "--no-passphrase": no_passphrase})
     settings = settings_of(ctx, public_url=public_url)
     request = CaRequest(name=name, key_type=KeyType.parse(key_type), intermediate=not no_intermediate,

@@ -6,15 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from cryptography import x509
-from rich.table import Table
 
 from mtlskit.cli.common import console, open_service, parse_duration, print_json, read_secret_file
 from mtlskit.clock import SystemClock
 from mtlskit.errors import BadInput
-from mtlskit.pki import summary
-from mtlskit.pki.encoding import Kind, detect
-from mtlskit.store.inventory import Status
+
+# Implementation modules are imported inside the commands (see cli/issue_cmd.py).
 
 
 def list_(
@@ -25,6 +22,8 @@ def list_(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the inventory, soonest expiry first."""
+    from mtlskit.store.inventory import Status
+
     service = open_service(ctx)
     now = service.clock.now()
     try:
@@ -36,6 +35,8 @@ def list_(
     if json_out:
         print_json([r.summary(now) for r in records])
         return
+    from rich.table import Table
+
     table = Table("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS", box=None)
     for r in records:
         table.add_row(r.name, r.profile, r.serial_hex, r.status_at(now).value,
@@ -73,6 +74,8 @@ def inspect(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Summarise any PKI file: subject, SANs, key, usage, validity, fingerprint."""
+    from mtlskit.pki.encoding import detect
+
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -87,6 +90,9 @@ def inspect(
 
 
 def _summaries(loaded, now) -> list[dict]:
+    from mtlskit.pki import summary
+    from mtlskit.pki.encoding import Kind
+
     if loaded.kind is Kind.CERTIFICATE:
         return [summary.certificate_summary(c, now) for c in loaded.objects]
     if loaded.kind is Kind.CSR:
@@ -99,7 +105,7 @@ def _summaries(loaded, now) -> list[dict]:
     items = [{"type": "pkcs12", "has_key": bundle.key is not None,
               "friendly_name": (bundle.cert.friendly_name or b"").decode(errors="replace") if bundle.cert else None,
               "certificates": 1 + len(bundle.additional_certs) if bundle.cert else len(bundle.additional_certs)}]
-    certs: list[x509.Certificate] = ([bundle.cert.certificate] if bundle.cert else []) + \
+    certs = ([bundle.cert.certificate] if bundle.cert else []) + \
         [c.certificate for c in bundle.additional_certs]
     return items + [summary.certificate_summary(c, now) for c in certs]
 

@@ -6,20 +6,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from cryptography.hazmat.primitives import serialization
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mtlskit.cli.common import (console, err_console, open_service, passphrase_source, print_json,
                                 read_secret_file)
 from mtlskit.errors import BadInput, UsageError
-from mtlskit.fileio import write_atomic
-from mtlskit.issue.bundle import BundleOptions
-from mtlskit.issue.csr import sign_csr
-from mtlskit.issue.issuer import IssueRequest, SanRequest
-from mtlskit.issue.profiles import get_profile
-from mtlskit.issue.workflow import issue_batch
-from mtlskit.pki.keys import KeyType
-from mtlskit.pki.pkcs12 import P12Profile
+
+# The implementation modules are imported inside the commands: every CLI run imports
+# every command module (for --help and parsing), and should pay only for the one it runs.
 
 PROGRESS_FROM = 20  # show a progress bar for batches of at least this many
 
@@ -53,6 +46,13 @@ def issue(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Issue server, client or peer certificates with fresh keys."""
+    from mtlskit.issue.bundle import BundleOptions
+    from mtlskit.issue.issuer import IssueRequest, SanRequest
+    from mtlskit.issue.profiles import get_profile
+    from mtlskit.issue.workflow import issue_batch
+    from mtlskit.pki.keys import KeyType
+    from mtlskit.pki.pkcs12 import P12Profile
+
     profile_spec = get_profile(profile)
     all_names = list(names or []) + (_names_from_file(from_file) if from_file else [])
     if not all_names:
@@ -91,9 +91,12 @@ class _progress:
 
     def __init__(self, total: int, quiet: bool) -> None:
         self.total = total
-        self.bar = None if quiet or total < PROGRESS_FROM else Progress(
-            TextColumn("issuing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err_console, transient=True)
+        self.bar = None
+        if not quiet and total >= PROGRESS_FROM:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("issuing"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=err_console.rich, transient=True)
 
     def __enter__(self):
         if self.bar is None:
@@ -116,6 +119,12 @@ def sign(
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
 ) -> None:
     """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag."""
+    from cryptography.hazmat.primitives import serialization
+
+    from mtlskit.fileio import write_atomic
+    from mtlskit.issue.csr import sign_csr
+    from mtlskit.issue.profiles import get_profile
+
     profile_spec = get_profile(profile)
     try:
         csr_data = csr_file.read_bytes()

@@ -12,10 +12,10 @@ from mtlskit.cli.common import (console, err_console, open_service, parse_time, 
                                 print_json)
 from mtlskit.errors import BadInput, NotFound, UsageError
 from mtlskit.fileio import write_atomic
-from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
-from mtlskit.revoke.revoker import revoke as revoke_certificates
 
+# The publishing and revoking modules (SQLAlchemy, the CRL builder) are imported inside
+# the commands: every CLI run imports this module, and only these commands need them.
 REASON_WORDS = ", ".join(r.value for r in RevocationReason)
 
 
@@ -44,6 +44,9 @@ def revoke(
     A NAME means that name's certificate that is neither revoked nor expired; when
     several match, nothing is revoked and their serials are listed.
     """
+    from mtlskit.publish import crls
+    from mtlskit.revoke.revoker import revoke as revoke_certificates
+
     wanted = list(targets or []) + (_targets_from_file(from_file) if from_file else [])
     if not wanted:
         raise UsageError("nothing to revoke", hint="give a SERIAL or NAME, or --from FILE")
@@ -99,6 +102,8 @@ def crl(
     The CRLs are also kept in HOME/crl/ (<ca>.crl, <ca>.pem, bundle.pem). Nginx, Apache
     and HAProxy check every CA of the chain: give them --bundle.
     """
+    from mtlskit.publish import crls
+
     fmt = fmt.lower()
     if fmt not in ("pem", "der"):
         raise BadInput(f"unknown format {fmt!r}", hint="choose pem or der")

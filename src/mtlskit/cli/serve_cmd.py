@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from mtlskit.cli.common import console, passphrase_source, settings_of
+from mtlskit.cli.common import console, long_lived_gc, passphrase_source, settings_of
 from mtlskit.errors import UsageError
 
 
@@ -45,6 +45,7 @@ def serve(
     from mtlskit.publish.refresher import CrlRefresher
     from mtlskit.service import Service
 
+    long_lived_gc()  # a server, not a short CLI run
     if workers < 1 or workers > 64:
         raise UsageError("--workers must be between 1 and 64")
     if refresh is not None and refresh < 0:

@@ -10,16 +10,15 @@ import typer
 from mtlskit.cli.common import console, parse_time, print_json, settings_of
 from mtlskit.clock import SystemClock
 from mtlskit.errors import CheckFailed, MtlskitError, UsageError
-from mtlskit.verify.checks import Purpose
-from mtlskit.verify.findings import Finding, Level
-from mtlskit.verify import files
 
-_STYLE = {Level.ERROR: "red", Level.WARNING: "yellow", Level.INFO: "green"}
+# Implementation modules are imported inside the commands (see cli/issue_cmd.py).
+_STYLE = {"error": "red", "warning": "yellow", "info": "green"}  # by mtlskit.verify.findings.Level
 
 
-def print_findings(findings: list[Finding]) -> None:
+def print_findings(findings: list) -> None:
+    """One line per ``mtlskit.verify.findings.Finding`` (and its hint)."""
     for f in findings:
-        console.print(f"{f.level.value}: {f.message} [{f.code}]", style=_STYLE[f.level], markup=False)
+        console.print(f"{f.level.value}: {f.message} [{f.code}]", style=_STYLE[f.level.value], markup=False)
         if f.hint:
             console.print(f"  hint: {f.hint}", markup=False)
 
@@ -50,6 +49,9 @@ def verify(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check a certificate offline: chain, validity, purpose, revocation, chain file."""
+    from mtlskit.verify import files
+    from mtlskit.verify.checks import Purpose
+    from mtlskit.verify.findings import Level
     from mtlskit.verify.inventory import InventorySource
     from mtlskit.verify.ocsp import OcspSource
     from mtlskit.verify.verifier import VerifyRequest, verify as run_verify
@@ -103,6 +105,8 @@ def probe(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Connect to a live endpoint and explain why mutual TLS fails (or that it works)."""
+    from mtlskit.verify import files
+    from mtlskit.verify.findings import Level
     from mtlskit.verify.inventory import InventorySource
     from mtlskit.verify.probe import ProbeRequest, parse_target, probe as run_probe
 

@@ -68,16 +68,24 @@ class ChainPems:
         write_new(file_name, data, PUBLIC, dir_fd=dir_fd)
 
 
+def staging_name(name: str) -> str:
+    """The name of the hidden directory a bundle is written into before it is published."""
+    return f".{name}.partial"
+
+
 def staging_dir(final: Path) -> Path:
-    return final.parent / f".{final.name}.partial"
+    return final.parent / staging_name(final.name)
 
 
-def write_bundle(directory: Path, name: str, private_key, certificate: x509.Certificate,
-                 chain: ChainPems, options: BundleOptions, cert_pem: bytes | None = None) -> None:
-    """Write every file of the bundle into `directory`, which must not exist yet."""
-    os.mkdir(directory, 0o755)
-    cert_pem = cert_pem or certificate.public_bytes(serialization.Encoding.PEM)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def write_bundle(directory: Path | str, name: str, private_key, cert_pem: bytes, chain: ChainPems,
+                 options: BundleOptions, parent_fd: int | None = None) -> None:
+    """Write every file of the bundle into `directory`, which must not exist yet.
+
+    With `parent_fd`, `directory` is a name inside that open directory (batch issuance
+    opens the output directory once instead of resolving its path for every bundle).
+    """
+    os.mkdir(directory, 0o755, dir_fd=parent_fd)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
     try:
         write_new("key.pem", private_key_pem(private_key, options.key_password), PRIVATE, dir_fd)
         write_new("cert.pem", cert_pem, PUBLIC, dir_fd)
@@ -85,7 +93,7 @@ def write_bundle(directory: Path, name: str, private_key, certificate: x509.Cert
         write_new("fullchain.pem", cert_pem + chain.chain, PUBLIC, dir_fd)
         chain.place(dir_fd, "ca.pem", chain.root)
         if options.p12:
-            _write_p12(dir_fd, name, private_key, certificate, chain, options)
+            _write_p12(dir_fd, name, private_key, x509.load_pem_x509_certificate(cert_pem), chain, options)
     finally:
         os.close(dir_fd)
 
@@ -101,12 +109,14 @@ def _write_p12(dir_fd: int, name: str, private_key, certificate: x509.Certificat
     write_new("bundle.p12", p12, PRIVATE, dir_fd)
 
 
-def publish_staged(staged: Path, final: Path) -> None:
-    """Move a finished bundle into place (an empty existing directory is replaced)."""
-    if final.exists():
-        final.rmdir()
-    os.rename(staged, final)
+def publish_staged(staged: Path | str, final: Path | str, dir_fd: int | None = None) -> None:
+    """Move a finished bundle into place, in one rename(2): it replaces an empty directory
+    and refuses anything else (POSIX), so there is nothing to check or remove first.
+
+    With `dir_fd`, both are names inside that open directory.
+    """
+    os.rename(staged, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-def discard_staged(staged: Path) -> None:
-    shutil.rmtree(staged, ignore_errors=True)
+def discard_staged(staged: Path | str, dir_fd: int | None = None) -> None:
+    shutil.rmtree(staged, ignore_errors=True, dir_fd=dir_fd)

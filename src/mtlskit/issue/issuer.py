@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import urllib.parse
 import datetime as dt
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -23,7 +23,7 @@ from mtlskit.ca.signer import Signer
 from mtlskit.errors import BadInput
 from mtlskit.issue import policy
 from mtlskit.issue.profiles import Profile
-from mtlskit.pki import extensions, names
+from mtlskit.pki import der, extensions, leafder, names, signing
 from mtlskit.pki.keys import check_key_strength, key_type_of
 from mtlskit.store.inventory import CertificateRecord
 
@@ -65,10 +65,12 @@ def client_identity_uri(name: str) -> str:
 
 def resolve_sans(request: IssueRequest) -> list[x509.GeneralName]:
     """Stage 1: the subjectAltNames, with the defaults of the profile applied."""
-    sans: list[x509.GeneralName] = [names.dns_name(d) for d in request.sans.dns]
-    sans += [names.ip_address(i) for i in request.sans.ip]
-    sans += [names.email_address(e) for e in request.sans.email]
-    sans += [names.uri(u) for u in request.sans.uri]
+    sans: list[x509.GeneralName] = []
+    if not request.sans.empty:  # batches have none: skip the four passes
+        sans = [names.dns_name(d) for d in request.sans.dns]
+        sans += [names.ip_address(i) for i in request.sans.ip]
+        sans += [names.email_address(e) for e in request.sans.email]
+        sans += [names.uri(u) for u in request.sans.uri]
     return apply_profile_defaults(request.profile, request.name, sans)
 
 
@@ -89,7 +91,12 @@ def apply_profile_defaults(profile: Profile, name: str,
 
 class LeafTemplate:
     """Everything about a leaf that is the same for every certificate of one profile
-    and issuer, computed once (batch issuance builds thousands from one template)."""
+    and issuer, computed once (batch issuance builds thousands from one template).
+
+    Certificates are assembled from DER parts (:mod:`mtlskit.pki.leafder`) that are
+    byte for byte what cryptography's builder writes; a signing key that
+    :mod:`mtlskit.pki.signing` does not know goes through the builder instead.
+    """
 
     def __init__(self, authority: Authority, profile: Profile, public_url: str | None,
                  now: dt.datetime, days: int | None) -> None:
@@ -115,6 +122,24 @@ class LeafTemplate:
         for extension, critical in common:
             base = base.add_extension(extension, critical)
         self._base = base  # builders are immutable: each certificate starts from this one
+        self._layout, self._sign_tbs = self._fast_path(common)
+        self._key_usages: dict[type, bytes] = {}
+
+    def _fast_path(self, common) -> tuple[leafder.LeafLayout | None, Callable[[bytes], bytes] | None]:
+        hash_algorithm = self.signer.hash_algorithm
+        algorithm = signing.algorithm_identifier(self.signer.private_key, hash_algorithm)
+        sign_tbs = signing.signer(self.signer.private_key, hash_algorithm)
+        if algorithm is None or sign_tbs is None:
+            return None, None
+        leading = [_extension_der(extension, critical) for extension, critical in common]
+        layout = leafder.LeafLayout(algorithm, self.signer.certificate.subject.public_bytes(),
+                                    self.not_before, self.not_after, leading)
+        return layout, sign_tbs
+
+    @property
+    def validity(self) -> tuple[dt.datetime, dt.datetime]:
+        """(notBefore, notAfter) as they appear in the certificates: whole seconds."""
+        return self.not_before.replace(microsecond=0), self.not_after.replace(microsecond=0)
 
     def check_names(self, sans: list[x509.GeneralName]) -> None:
         policy.check_required_sans(self.profile, sans)
@@ -122,18 +147,46 @@ class LeafTemplate:
 
     def sign(self, subject: x509.Name, sans: list[x509.GeneralName], public_key) -> x509.Certificate:
         """Stages: check key, SANs and name constraints, build, sign."""
+        return x509.load_der_x509_certificate(self.sign_der(subject, sans, public_key, random_serial()))
+
+    def sign_der(self, subject: x509.Name, sans: list[x509.GeneralName], public_key, serial: int) -> bytes:
+        """Like :meth:`sign` with the serial given, returning the DER certificate."""
         check_key_strength(public_key)
         self.check_names(sans)
-        builder = (self._base.subject_name(subject).public_key(public_key).serial_number(random_serial())
+        if self._layout is None:
+            return self.build(subject, sans, public_key, serial).public_bytes(serialization.Encoding.DER)
+        spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        trailing = [self._key_usage(public_key), leafder.subject_key_identifier(spki)]
+        if sans:
+            trailing.append(leafder.subject_alt_name(x509.SubjectAlternativeName(sans).public_bytes()))
+        tbs = self._layout.tbs_certificate(serial, subject.public_bytes(), spki, trailing)
+        return self._layout.certificate(tbs, self._sign_tbs(tbs))
+
+    def build(self, subject: x509.Name, sans: list[x509.GeneralName], public_key, serial: int) -> x509.Certificate:
+        """The same certificate through cryptography's builder (no checks): the fallback
+        for signing keys the DER path does not know, and its reference in the tests."""
+        builder = (self._base.subject_name(subject).public_key(public_key).serial_number(serial)
                    .add_extension(extensions.leaf_key_usage(public_key, self.profile.key_encipherment_for_rsa), True)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False))
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
         return self.signer.sign_certificate(builder)
 
+    def _key_usage(self, public_key) -> bytes:
+        """The keyUsage extension, which depends only on the kind of key (one per type)."""
+        encoded = self._key_usages.get(type(public_key))
+        if encoded is None:
+            usage = extensions.leaf_key_usage(public_key, self.profile.key_encipherment_for_rsa)
+            encoded = self._key_usages[type(public_key)] = _extension_der(usage, True)
+        return encoded
+
     def issue(self, request: IssueRequest, public_key) -> x509.Certificate:
         subject = names.subject_name(request.name, org_unit=request.org_unit)
         return self.sign(subject, resolve_sans(request), public_key)
+
+
+def _extension_der(value: x509.ExtensionType, critical: bool) -> bytes:
+    return der.extension(value.oid.dotted_string, value.public_bytes(), critical)
 
 
 def record_of(certificate: x509.Certificate, issuer: str, name: str, profile: str,
@@ -143,22 +196,23 @@ def record_of(certificate: x509.Certificate, issuer: str, name: str, profile: st
     Batch issuance passes the SANs and key type it already knows, which saves re-parsing
     each certificate (a third of the per-certificate cost).
     """
-    der = certificate.public_bytes(serialization.Encoding.DER)
+    der_bytes = certificate.public_bytes(serialization.Encoding.DER)
     return CertificateRecord(
         issuer=issuer, serial=certificate.serial_number, name=name,
         subject=certificate.subject.rfc4514_string(),
         sans=tuple(names.general_name_text(n) for n in (names.sans_of(certificate) if sans is None else sans)),
         profile=profile, key_type=key_type or key_type_of(certificate.public_key()),
         not_before=certificate.not_valid_before_utc, not_after=certificate.not_valid_after_utc,
-        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-        pem=_pem(der),
+        fingerprint_sha256=hashlib.sha256(der_bytes).hexdigest(),
+        pem=certificate_pem(der_bytes).decode("ascii"),
     )
 
 
-def _pem(der: bytes) -> str:
-    body = base64.encodebytes(der).decode().replace("\n", "")
-    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+def certificate_pem(der_bytes: bytes) -> bytes:
+    """PEM (RFC 7468 §5.1: base64 in lines of 64) of a DER certificate, as cryptography writes it."""
+    body = base64.b64encode(der_bytes)
+    lines = b"\n".join([body[i:i + 64] for i in range(0, len(body), 64)])
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
 
 
 def validate_name(name: str) -> str:

@@ -4,25 +4,31 @@ Batch issuance runs the crypto and file writing on every core (forked workers in
 the signer; the CA key is never serialised) and commits in chunks. Each bundle is written
 to a staging directory, recorded in the inventory, and only then moved into place; a
 failure part-way leaves every certificate either recorded with its files, or absent.
+
+Workers take ranges of the batch and send back only what the parent cannot know (serial,
+fingerprint, PEM, the names as text); the parent inserts the rows and renames.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 import multiprocessing
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from cryptography import x509
 
-from mtlskit.ca.authority import Authority
+from mtlskit.ca.authority import Authority, random_serial
 from mtlskit.errors import AlreadyExists, BadInput
 from mtlskit.issue.bundle import (BundleOptions, ChainPems, discard_staged, publish_staged,
-                                  staging_dir, write_bundle)
-from mtlskit.issue.issuer import IssueRequest, LeafTemplate, record_of, resolve_sans, validate_name
+                                  staging_dir, staging_name, write_bundle)
+from mtlskit.issue.issuer import (IssueRequest, LeafTemplate, certificate_pem, resolve_sans,
+                                  validate_name)
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType, generate_private_key
 from mtlskit.store.inventory import CertificateRecord
@@ -30,18 +36,15 @@ from mtlskit.store.inventory import CertificateRecord
 Progress = Callable[[int], None]
 CHUNK_SIZE = 1000
 PARALLEL_THRESHOLD = 64
+TASK_SIZE = 100  # certificates per worker task: few round trips, little imbalance at the end
 
 
-@dataclasses.dataclass(frozen=True)
-class _Prepared:
+class _Prepared(NamedTuple):  # a tuple: one per certificate, built in the serial part
     name: str
-    subject: x509.Name
+    org_unit: str | None  # the subject is built by the worker (checked by the parent)
     sans: list[x509.GeneralName]
-    final: Path
-
-    @property
-    def staged(self) -> Path:
-        return staging_dir(self.final)
+    final: Path | str    # as given (for messages)
+    location: str        # absolute and normalised (strings: pathlib costs more than the rest)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,15 @@ class _Batch:
     key_type: KeyType
     chain: ChainPems
     options: BundleOptions
+    parent_fd: int | None = None  # the one output directory, when every bundle goes there
+
+    def staged(self, job: _Prepared) -> str:
+        """Where a bundle is written: a name in parent_fd, or a path."""
+        parent, name = os.path.split(job.location)
+        return staging_name(name) if self.parent_fd is not None else os.path.join(parent, staging_name(name))
+
+    def final(self, job: _Prepared) -> str:
+        return os.path.basename(job.location) if self.parent_fd is not None else job.location
 
 
 _batch: _Batch | None = None  # set in the parent before forking; workers read their copy
@@ -68,59 +80,105 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
         raise BadInput("no names to issue")
     profile, days = requests[0].profile, requests[0].days
     template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
-    jobs = [_prepare(template, request, Path(directory)) for request, directory in zip(requests, directories)]
-    _check_directories(jobs)
-    chain, shared_dir = _shared_chain(ChainPems.of(authority.chain, authority.root.certificate), jobs)
+    cwd = os.getcwd()
+    jobs = [_prepare(template, request, directory, cwd) for request, directory in zip(requests, directories)]
+    parents = _check_directories(jobs)
+    chain, shared_dir = _shared_chain(ChainPems.of(authority.chain, authority.root.certificate), jobs, parents)
+    parent_fd = None
     try:
-        return _run(service, _Batch(template, jobs, key_type, chain, options), progress or (lambda n: None))
+        if len(parents) == 1:
+            parent_fd = os.open(parents[0], os.O_RDONLY | os.O_DIRECTORY)
+        batch = _Batch(template, jobs, key_type, chain, options, parent_fd)
+        return _run(service, batch, progress or (lambda n: None))
     finally:
+        if parent_fd is not None:
+            os.close(parent_fd)
         if shared_dir is not None:
             shutil.rmtree(shared_dir, ignore_errors=True)  # the bundles keep their links
 
 
-def _prepare(template: LeafTemplate, request: IssueRequest, final: Path) -> _Prepared:
+def _prepare(template: LeafTemplate, request: IssueRequest, final: Path | str, cwd: str) -> _Prepared:
     name = validate_name(request.name)
     sans = resolve_sans(request)
     template.check_names(sans)
-    return _Prepared(name, names.subject_name(name, org_unit=request.org_unit), sans, final)
+    location = os.path.normpath(os.path.join(cwd, final))  # os.path.abspath with one getcwd
+    names.check_subject(name, request.org_unit)
+    return _Prepared(name, request.org_unit, sans, final, location)
 
 
-def _check_directories(jobs: list[_Prepared]) -> None:
+def _check_directories(jobs: list[_Prepared]) -> list[str]:
+    """Refuse duplicates and anything in the way, then create the parent directories.
+
+    Returns:
+        The distinct parent directories, in order of first use.
+    """
     seen: set[str] = set()
+    listings: dict[str, bool] = {}  # parent -> it has entries, so each job must be checked
     for job in jobs:
-        final = os.path.abspath(job.final)
-        if final in seen:
+        if job.location in seen:
             raise BadInput(f"{job.name}: given twice")
-        seen.add(final)
-        if os.path.lexists(final) and (not os.path.isdir(final) or os.listdir(final)):
-            raise AlreadyExists(f"{job.final} already exists and is not empty; refusing to overwrite",
-                                hint="choose another --out, or move the old files away")
-        if os.path.lexists(job.staged):
-            raise AlreadyExists(f"{job.staged} is left over from an interrupted run",
-                                hint="check whether its certificate is in `mtlskit list`, then remove it")
-    for parent in {job.final.parent for job in jobs}:  # only once nothing was refused
-        parent.mkdir(parents=True, exist_ok=True)
+        seen.add(job.location)
+        parent = os.path.dirname(job.location)
+        if parent not in listings:
+            listings[parent] = _has_entries(parent)
+        if listings[parent]:
+            _check_free(job)
+    for parent in listings:  # only once nothing was refused
+        os.makedirs(parent, exist_ok=True)
+    return list(listings)
 
 
-def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared]) -> tuple[ChainPems, Path | None]:
+def _has_entries(directory: str) -> bool:
+    """False when the directory is missing or empty: nothing of a batch can be in the way,
+    so its thousands of jobs need no look-up each."""
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is not None
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _check_free(job: _Prepared) -> None:
+    final = job.location
+    if os.path.lexists(final) and (not os.path.isdir(final) or os.listdir(final)):
+        raise AlreadyExists(f"{job.final} already exists and is not empty; refusing to overwrite",
+                            hint="choose another --out, or move the old files away")
+    parent, name = os.path.split(final)
+    if os.path.lexists(os.path.join(parent, staging_name(name))):
+        raise AlreadyExists(f"{staging_dir(Path(job.final))} is left over from an interrupted run",
+                            hint="check whether its certificate is in `mtlskit list`, then remove it")
+
+
+def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared],
+                  parents: list[str]) -> tuple[ChainPems, Path | None]:
     """For a large batch into one directory, one copy of chain.pem and ca.pem to link to."""
-    parents = {job.final.parent for job in jobs}
     if len(jobs) < PARALLEL_THRESHOLD or len(parents) != 1:
         return batch_chain, None
-    shared = Path(tempfile.mkdtemp(prefix=".mtlskit-chain-", dir=parents.pop()))
+    shared = Path(tempfile.mkdtemp(prefix=".mtlskit-chain-", dir=parents[0]))
     return batch_chain.shared_in(shared), shared
 
 
-def _issue_one(index: int) -> CertificateRecord:
-    """Worker: key, certificate, files in the staging directory; returns the record."""
+def _issue_range(bounds: tuple[int, int]) -> list[tuple]:
+    """Worker: issue jobs[start:stop] (see :func:`_issue_one`)."""
     batch = _batch
-    job = batch.jobs[index]
+    return [_issue_one(batch, batch.jobs[index]) for index in range(*bounds)]
+
+
+def _issue_one(batch: _Batch, job: _Prepared) -> tuple:
+    """Key, certificate, files in the staging directory; returns what the record needs:
+    (serial, subject, SANs as text, SHA-256 fingerprint, PEM)."""
     key = generate_private_key(batch.key_type)
-    certificate = batch.template.sign(job.subject, job.sans, key.public_key())
-    record = record_of(certificate, batch.template.signer.name, job.name, batch.template.profile.name,
-                       job.sans, batch.key_type.value)
-    write_bundle(job.staged, job.name, key, certificate, batch.chain, batch.options, record.pem.encode())
-    return record
+    serial = random_serial()
+    subject = names.subject_name(job.name, org_unit=job.org_unit)
+    der = batch.template.sign_der(subject, job.sans, key.public_key(), serial)
+    pem = certificate_pem(der)
+    write_bundle(batch.staged(job), job.name, key, pem, batch.chain, batch.options, batch.parent_fd)
+    return (serial, subject.rfc4514_string(), tuple(names.general_name_text(n) for n in job.sans),
+            hashlib.sha256(der).hexdigest(), pem.decode("ascii"))
+
+
+def _ranges(count: int, size: int) -> Iterator[tuple[int, int]]:
+    return ((start, min(start + size, count)) for start in range(0, count, size))
 
 
 def _run(service, batch: _Batch, progress: Progress) -> list[CertificateRecord]:
@@ -129,25 +187,29 @@ def _run(service, batch: _Batch, progress: Progress) -> list[CertificateRecord]:
     count = len(batch.jobs)
     workers = min(os.cpu_count() or 1, max(1, count // PARALLEL_THRESHOLD))
     pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    issuer, profile, key_type = batch.template.signer.name, batch.template.profile.name, batch.key_type.value
+    not_before, not_after = batch.template.validity
     done: list[CertificateRecord] = []
     try:
-        results = pool.imap(_issue_one, range(count), chunksize=32) if pool else map(_issue_one, range(count))
+        tasks = _ranges(count, max(1, min(TASK_SIZE, count // (workers * 8))))  # a few tasks each at least
+        results = itertools.chain.from_iterable(pool.imap(_issue_range, tasks) if pool else map(_issue_range, tasks))
         pending: list[CertificateRecord] = []
-        for record in results:
-            pending.append(record)
+        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, results, strict=True):
+            pending.append(CertificateRecord(issuer, serial, job.name, subject, sans, profile, key_type,
+                                             not_before, not_after, fingerprint, pem))
             if len(pending) >= CHUNK_SIZE or len(done) + len(pending) == count:
                 first = len(done)
                 service.inventory.add_certificates(pending, service.clock.now())
                 done += pending  # recorded: from here on its files are kept, whatever happens
-                for job in batch.jobs[first:len(done)]:
-                    publish_staged(job.staged, job.final)
+                for recorded in batch.jobs[first:len(done)]:
+                    publish_staged(batch.staged(recorded), batch.final(recorded), batch.parent_fd)
                 progress(len(pending))
                 pending = []
     except BaseException:
         if pool:
             pool.terminate()
         for job in batch.jobs[len(done):]:
-            discard_staged(job.staged)
+            discard_staged(batch.staged(job), batch.parent_fd)
         raise
     finally:
         if pool:

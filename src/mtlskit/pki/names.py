@@ -71,16 +71,26 @@ def general_name_text(name: x509.GeneralName) -> str:
     return f"{type(name).__name__}:{getattr(name, 'value', '?')}"
 
 
-def subject_name(common_name: str, organization: str | None = None,
-                 org_unit: str | None = None) -> x509.Name:
+def check_subject(common_name: str, org_unit: str | None = None) -> None:
+    """Refuse what :func:`subject_name` refuses, without building the name (batch issuance
+    checks every name before the workers build them).
+
+    Raises:
+        BadInput: an empty or too long common name, or a too long org unit.
+    """
     if not common_name or len(common_name) > 64:
         raise BadInput(f"name {common_name!r} must be 1 to 64 characters (X.520 ub-common-name)")
+    if org_unit and len(org_unit) > 64:
+        raise BadInput("--org-unit must be at most 64 characters")
+
+
+def subject_name(common_name: str, organization: str | None = None,
+                 org_unit: str | None = None) -> x509.Name:
+    check_subject(common_name, org_unit)
     attributes = []
     if organization:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization[:64]))
     if org_unit:
-        if len(org_unit) > 64:
-            raise BadInput("--org-unit must be at most 64 characters")
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, org_unit))
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attributes)

@@ -193,8 +193,9 @@ def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
             + x509_time(this_update) + x509_time(next_update))   # 5.1.2.4, 5.1.2.5
     tail = encode(_CRL_EXTENSIONS, encode(der.SEQUENCE, extensions))  # crlExtensions [0]
     parts = [head]
-    if entries:
-        parts.append(header(der.SEQUENCE, sum(map(len, entries))))
+    entries_length = sum(map(len, entries))
+    if entries_length:  # absent, not empty, when there are none (5.1.2.6)
+        parts.append(header(der.SEQUENCE, entries_length))
         parts.extend(entries)
     parts.append(tail)
     content_length = sum(map(len, parts))

@@ -5,6 +5,8 @@
     HOME/crl/<ca>.pem     the same CRL in PEM
     HOME/crl/bundle.pem   the PEM CRLs of every CA in the chain, root included
 
+(The files themselves, written atomically after the commit: ``mtlskit.publish.crl_files``.)
+
 Why every CA: Nginx (``ssl_crl``), Apache (``SSLCARevocationCheck chain``) and HAProxy
 (``crl-file``) check revocation at each level of the chain, and refuse every client
 when one CA of the chain has no CRL.
@@ -24,16 +26,11 @@ revocation state may have changed.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import functools
 import importlib
 import importlib.util
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Iterable, Sequence
 
 from cryptography import x509
@@ -41,13 +38,13 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import BadInput, NotFound
-from mtlskit.fileio import write_atomic
-from mtlskit.publish.crl import build_crl, crl_number_of, encode_entry, revoked_entries_content
+from mtlskit.publish.crl import build_crl, encode_entry, revoked_entries_content
+from mtlskit.publish.crl_files import (BUNDLE_FILE, chain_names, crl_bundle_pem,  # noqa: F401 (public here)
+                                       export_crls, pem_crl, staged_export)
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState, Deployment
 
-BUNDLE_FILE = "bundle.pem"
 REVOKED = "revoked"
 
 
@@ -152,11 +149,11 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
     this_update = now.replace(microsecond=0)
     next_update = this_update + dt.timedelta(days=crl_days)
     revoked = count_revoked(session, signer.name)
-    entries: list[bytes] | bytes | None = None
+    entries: list[bytes] | None = None
     if state.der is not None and state.entry_count is not None \
             and state.entry_count + len(added) == revoked:
         try:
-            entries = revoked_entries_content(state.der) + b"".join(added)
+            entries = [revoked_entries_content(state.der), *added]  # joined once, by build_crl
         except ValueError:  # not a CRL we can read: rebuild from the entries
             entries = None
     if entries is None:
@@ -203,15 +200,17 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
         raise NotFound(f"no CA named {unknown[0]!r} in this home",
                        hint=f"CAs here: {', '.join(signers)}")
     now = service.clock.now()
-    with service.inventory.transaction() as session:
-        # Write first, read after: the transaction takes the write lock before it reads
-        # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
-        # one failing on a stale snapshot (SQLite) or reusing a CRL number.
-        session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
-                        .values(crl_number=CrlState.crl_number))
-        ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
-                for name in wanted}
-    bundle = export_crls(service, ders)
+    with staged_export(service) as export:
+        with service.inventory.transaction() as session:
+            # Write first, read after: the transaction takes the write lock before it reads
+            # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
+            # one failing on a stale snapshot (SQLite) or reusing a CRL number.
+            session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
+                            .values(crl_number=CrlState.crl_number))
+            ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
+                    for name in wanted}
+            export.stage(ders)  # written while the transaction commits, in place after it
+        bundle = export.publish()
     deployments = refresh_deployments(service, bundle) if bundle is not None else None
     return PublishResult(ders, bundle, deployments)
 
@@ -221,54 +220,6 @@ def publish_crls(service, authority, names: Iterable[str] | None = None
     """``publish()``, returning the new CRLs by CA name ("root", "intermediate")."""
     return {name: x509.load_der_x509_crl(der)
             for name, der in publish(service, authority, names).ders.items()}
-
-
-def export_crls(service, ders: dict[str, bytes]) -> bytes | None:
-    """Write the given CRLs and the chain's bundle to HOME/crl/. Returns the bundle
-    (None while some CA of the chain has no CRL yet).
-
-    Files are written after the commit, so two publishers could finish in the wrong
-    order; under a lock file, a CRL is written only if it is still the newest in the
-    inventory, and the bundle is made of the newest CRL of each CA.
-    """
-    crl_dir: Path = service.settings.crl_dir
-    crl_dir.mkdir(parents=True, exist_ok=True)
-    # The writes (each fsync'd) run in threads while the PEM encoding goes on: fsync
-    # releases the GIL, so the disk waits overlap with the CPU work.
-    with _export_lock(crl_dir), ThreadPoolExecutor(max_workers=3) as pool:
-        writes = []
-        newest = _crl_numbers(service)
-        pems = {}
-        for name, der in ders.items():
-            if newest.get(name) != crl_number_of(der):
-                continue  # a newer CRL was committed meanwhile; its publisher writes it
-            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.crl", der))
-            pems[name] = pem_crl(der)
-            writes.append(pool.submit(write_atomic, crl_dir / f"{name}.pem", pems[name]))
-        try:
-            bundle = crl_bundle_pem(service, pems)
-        except NotFound:
-            bundle = None
-        if bundle is not None:
-            writes.append(pool.submit(write_atomic, crl_dir / BUNDLE_FILE, bundle))
-        for write in writes:
-            write.result()  # re-raises a failed write here
-        return bundle
-
-
-@contextlib.contextmanager
-def _export_lock(crl_dir: Path):
-    with open(crl_dir / ".lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _crl_numbers(service) -> dict[str, int]:
-    with Session(service.inventory.engine) as session:
-        return dict(session.execute(select(CrlState.issuer, CrlState.crl_number)).all())
 
 
 def refresh_deployments(service, bundle_pem: bytes):
@@ -285,11 +236,6 @@ def refresh_deployments(service, bundle_pem: bytes):
             return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
     refresh = importlib.import_module("mtlskit.deploy.refresh")
     return refresh.refresh_deployments(service, bundle_pem)
-
-
-def _chain_names(service) -> list[str]:
-    """CA names of the chain, issuing CA first, root last (the order of a chain file)."""
-    return list(reversed(list(service.ca_certificates())))
 
 
 def published(service) -> dict[str, dict]:
@@ -318,49 +264,6 @@ def current_crl_der(service, ca_name: str) -> bytes:
     return der
 
 
-def crl_bundle_pem(service, known_pems: dict[str, bytes] | None = None) -> bytes:
-    """The PEM CRLs of every CA in the chain (issuing CA first, root included).
-
-    ``known_pems`` are PEMs of CRLs just published (saves encoding them again).
-
-    Raises:
-        NotFound: a CA of the chain has no CRL yet (a bundle without it would make
-            Nginx/Apache/HAProxy refuse every client).
-    """
-    known_pems = known_pems or {}
-    names = _chain_names(service)
-    wanted = [name for name in names if name not in known_pems]
-    with Session(service.inventory.engine) as session:
-        stored = dict(session.execute(select(CrlState.issuer, CrlState.der)
-                                      .where(CrlState.issuer.in_(wanted), CrlState.der.is_not(None))).all())
-    parts = []
-    for name in names:
-        if name in known_pems:
-            parts.append(known_pems[name])
-        elif name in stored:
-            parts.append(pem_crl(stored[name]))
-        else:
-            raise NotFound(f"no CRL published for CA {name!r}",
-                           hint="run `mtlskit crl` to publish the CRLs of every CA")
-    return b"".join(parts)
-
-
-def pem_crl(der: bytes) -> bytes:
-    """RFC 7468 PEM ("X509 CRL", lines of exactly 64 characters but the last).
-
-    Encoded in blocks whose size is a multiple of 48 bytes (= 64 base64 characters), so
-    lines never straddle blocks: about 5 ms per MB, where a per-line loop needs 25.
-    """
-    parts = [b"-----BEGIN X509 CRL-----\n"]
-    block = 48 * 2048
-    for start in range(0, len(der), block):
-        encoded = base64.b64encode(der[start:start + block])
-        parts.append(b"\n".join([encoded[i:i + 64] for i in range(0, len(encoded), 64)]))
-        parts.append(b"\n")
-    parts.append(b"-----END X509 CRL-----\n")
-    return b"".join(parts)
-
-
 def due_for_refresh(service, margin: dt.timedelta | None = None) -> list[str]:
     """CA names whose CRL is missing or whose nextUpdate is within ``margin`` (default:
     half the CRL lifetime) — what a long-running `serve` re-publishes."""
@@ -368,7 +271,7 @@ def due_for_refresh(service, margin: dt.timedelta | None = None) -> list[str]:
     now = service.clock.now()
     stored = published(service)
     due = []
-    for name in _chain_names(service):
+    for name in chain_names(service):
         state = stored.get(name)
         if state is None or state["next_update"] is None or state["next_update"] - now <= margin:
             due.append(name)

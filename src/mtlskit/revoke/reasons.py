@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
-
-from cryptography import x509
+import functools
+from typing import TYPE_CHECKING
 
 from mtlskit.errors import BadInput
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 class RevocationReason(str, enum.Enum):
@@ -28,7 +31,7 @@ class RevocationReason(str, enum.Enum):
     @property
     def x509_flag(self) -> x509.ReasonFlags:
         """The matching ``cryptography.x509.ReasonFlags`` member."""
-        return _FLAGS[self]
+        return _flags()[self]
 
     @property
     def code(self) -> int:
@@ -52,22 +55,28 @@ class RevocationReason(str, enum.Enum):
 
     @classmethod
     def from_flag(cls, flag: x509.ReasonFlags) -> "RevocationReason":
-        for reason, candidate in _FLAGS.items():
+        for reason, candidate in _flags().items():
             if candidate is flag:
                 return reason
         raise BadInput(f"revocation reason {flag.value} is not one mtlskit uses")
 
 
-_FLAGS = {
-    RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
-    RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
-    RevocationReason.CA_COMPROMISE: x509.ReasonFlags.ca_compromise,
-    RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
-    RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
-    RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
-    RevocationReason.CERTIFICATE_HOLD: x509.ReasonFlags.certificate_hold,
-    RevocationReason.PRIVILEGE_WITHDRAWN: x509.ReasonFlags.privilege_withdrawn,
-}
+@functools.cache
+def _flags() -> dict[RevocationReason, "x509.ReasonFlags"]:
+    # cryptography.x509 is imported when a flag is first needed, not by `mtlskit --help`
+    # (the revoke command's help lists the reasons).
+    from cryptography import x509
+
+    return {
+        RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
+        RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
+        RevocationReason.CA_COMPROMISE: x509.ReasonFlags.ca_compromise,
+        RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
+        RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
+        RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
+        RevocationReason.CERTIFICATE_HOLD: x509.ReasonFlags.certificate_hold,
+        RevocationReason.PRIVILEGE_WITHDRAWN: x509.ReasonFlags.privilege_withdrawn,
+    }
 _CODES = {
     RevocationReason.UNSPECIFIED: 0, RevocationReason.KEY_COMPROMISE: 1,
     RevocationReason.CA_COMPROMISE: 2, RevocationReason.AFFILIATION_CHANGED: 3,

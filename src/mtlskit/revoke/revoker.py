@@ -151,32 +151,42 @@ def revoke(service, authority, targets: Sequence[str], reason: RevocationReason 
         if record.issuer not in authority.signers:
             raise NotFound(f"{record.serial_hex}: its issuer {record.issuer!r} is not a CA of this home")
 
-    table = CertificateRow.__table__
     stored = crls.published(service)
-    with service.inventory.transaction() as session:
-        for record in records.values():
-            changed = session.execute(
-                update(table)
-                .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
-                       table.c.status != Status.REVOKED.value)
-                .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason.value))
-            if changed.rowcount != 1:  # revoked by another process since we resolved it
-                raise _already_revoked([record])
-        session.execute(insert(AuditEvent), [
-            audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason.value,
-                      revoked_at=at.isoformat()) for r in records.values()])
-        added: dict[str, list[tuple[int, bytes]]] = {}
-        for r in records.values():
-            added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))
-        for issuer, entries in added.items():
-            crls.store_entries(session, issuer, entries)
-        missing = [name for name in authority.signers if name not in added and name not in stored]
-        ders = {name: crls.regenerate(session, authority.signers[name], now, service.settings.crl_days,
-                                      [der for _, der in added.get(name, [])])
-                for name in [*sorted(added), *missing]}
-    bundle = crls.export_crls(service, ders)
+    with crls.staged_export(service) as export:
+        with service.inventory.transaction() as session:
+            ders = _record(session, service, authority, list(records.values()), reason, at, now, stored)
+            export.stage(ders)  # the CRL files are written while the transaction commits...
+        bundle = export.publish()  # ...and put in place once it has
     deployments = crls.refresh_deployments(service, bundle) if bundle is not None else None
     revoked = tuple(dataclasses.replace(r, status=Status.REVOKED.value, revoked_at=at,
                                         revocation_reason=reason.value) for r in records.values())
     return RevokeResult(revoked=revoked, reason=reason, at=at, crl_ders=ders,
                         marker=crls.revocation_marker(service), deployments=deployments)
+
+
+def _record(session, service, authority, records: Sequence[CertificateRecord], reason: RevocationReason,
+            at: dt.datetime, now: dt.datetime, stored: dict) -> dict[str, bytes]:
+    """Inside the transaction: the status changes, audit events and CRL entries of
+    ``records``, and the next CRL of each affected issuer (plus any CA of the chain
+    without a CRL yet, ``stored`` being those with one). Returns the new CRLs (DER)."""
+    table = CertificateRow.__table__
+    for record in records:
+        changed = session.execute(
+            update(table)
+            .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
+                   table.c.status != Status.REVOKED.value)
+            .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason.value))
+        if changed.rowcount != 1:  # revoked by another process since we resolved it
+            raise _already_revoked([record])
+    session.execute(insert(AuditEvent), [
+        audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason.value,
+                  revoked_at=at.isoformat()) for r in records])
+    added: dict[str, list[tuple[int, bytes]]] = {}
+    for r in records:
+        added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))
+    for issuer, entries in added.items():
+        crls.store_entries(session, issuer, entries)
+    missing = [name for name in authority.signers if name not in added and name not in stored]
+    return {name: crls.regenerate(session, authority.signers[name], now, service.settings.crl_days,
+                                  [der for _, der in added.get(name, [])])
+            for name in [*sorted(added), *missing]}

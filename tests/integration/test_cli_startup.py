@@ -1,0 +1,113 @@
+"""What a CLI process imports: only what the command it runs needs.
+
+Every `mtlskit` run imports every command module (to parse its arguments and for
+--help); the heavy implementation modules are imported inside the commands. These run
+the CLI in a fresh Python process and list the heavy packages it imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support_crl import make_home
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+HEAVY = ("rich", "jinja2", "alembic", "fastapi", "starlette", "uvicorn", "httpx", "pkilint",
+         "mtlskit.deploy.render", "mtlskit.verify.verifier", "mtlskit.api")
+
+# Runs the CLI in-process, once per argument list, and prints after each run which of
+# the heavy packages are imported so far, with the exit code.
+_PROBE = r"""
+import json, sys
+from mtlskit.cli.app import main
+heavy, runs = sys.argv[1].split(","), json.loads(sys.argv[2])
+report = []
+for argv in runs:
+    code = main(argv)
+    loaded = sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))
+    report.append({"argv": argv, "code": code, "loaded": loaded, "sqlalchemy": "sqlalchemy" in sys.modules,
+                   "cryptography": "cryptography" in sys.modules})
+print(json.dumps(report))
+"""
+
+
+def _imports(*runs: list[str]) -> list[dict]:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", _PROBE, ",".join(HEAVY), json.dumps(list(runs))],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return make_home(tmp_path_factory.mktemp("startup"))
+
+
+def test_help_imports_no_implementation():
+    [run] = _imports(["--help"])
+    assert run["code"] == 0 and run["loaded"] == []
+    assert not run["sqlalchemy"] and not run["cryptography"]
+
+
+def test_issue_revoke_crl_import_nothing_heavy(home, tmp_path):
+    h = str(home)
+    runs = _imports(["--home", h, "issue", "client", "alice", "--out", str(tmp_path / "alice")],
+                    ["--home", h, "revoke", "alice", "--reason", "superseded"],
+                    ["--home", h, "crl", "--out", str(tmp_path / "ca.crl")],
+                    ["--home", h, "list", "--json"])
+    assert [r["code"] for r in runs] == [0, 0, 0, 0]
+    assert [r["loaded"] for r in runs] == [[], [], [], []]  # no Rich, no Alembic, no Jinja2, ...
+    assert (tmp_path / "alice" / "cert.pem").exists() and (tmp_path / "ca.crl").stat().st_size > 0
+
+
+def test_refusals_print_without_rich(home):
+    runs = _imports(["--home", str(home), "revoke", "nobody"], ["--home", str(home), "issue", "nope", "x"])
+    assert [r["code"] for r in runs] == [3, 2]
+    assert [r["loaded"] for r in runs] == [[], []]
+
+
+def test_rich_is_still_used_for_tables(home):
+    [run] = _imports(["--home", str(home), "list"])
+    assert run["code"] == 0 and run["loaded"] == ["rich"]
+
+
+def test_an_outdated_database_is_still_migrated(tmp_path):
+    """Alembic is imported when (and only when) the schema is behind."""
+    home = make_home(tmp_path)
+    import sqlite3
+
+    with sqlite3.connect(home / "inventory.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '0001'")  # as before 0002_crl
+        db.execute("DROP TABLE crl_entries")
+        db.execute("ALTER TABLE crl_state DROP COLUMN entry_count")
+    runs = _imports(["--home", str(home), "list", "--json"])
+    assert runs[0]["code"] == 0 and "alembic" in runs[0]["loaded"]
+    [again] = _imports(["--home", str(home), "list", "--json"])  # now up to date
+    assert again["code"] == 0 and again["loaded"] == []
+
+
+def test_gc_is_tuned_only_for_a_process_of_its_own():
+    """main() without argv (the `mtlskit` script) tunes the collector; tests calling
+    main(argv) in-process keep Python's defaults."""
+    import gc
+
+    from mtlskit.cli.app import main
+    from mtlskit.cli.common import SHORT_LIVED_GC
+
+    before = gc.get_threshold()
+    assert main(["--help"]) == 0 and gc.get_threshold() == before
+    script = ("import gc, sys; from mtlskit.cli.app import main; sys.argv = ['mtlskit', '--help']; "
+              "code = main(); print(gc.get_threshold(), code, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=60)
+    assert result.stderr.strip() == f"{SHORT_LIVED_GC} 0"
+    assert "Usage: mtlskit" in result.stdout
