@@ -286,7 +286,7 @@ def ocsp_wire(shared: _Shared, request: _Request) -> bytes:
 
 
 def _ocsp_answer(shared: _Shared, request: _Request) -> tuple:
-    """(the reply when it is a pre-signed one sent whole, the clock's second, the response bytes)."""
+    """(the reply when it is a pre-signed one sent whole, else None; the clock's time; the response bytes)."""
     now = shared.clock.now()
     try:
         reply = ocsp_http.reply_for(shared.source, request.method, request.path, request.body)
