@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_HOME ?= $(CURDIR)/demo-home
-BENCH_N ?= 5000
+BENCH_N ?= 20000
 
 .PHONY: setup system-deps run test test-fast bench clean
 
@@ -32,7 +32,8 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
 
 bench: setup system-deps
-	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)
+	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)                 # on the disk (ext4 here)
+	$(BIN)/python bench/bench_issue.py --count $(BENCH_N) --dir /dev/shm  # the disk taken out
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py

@@ -96,11 +96,12 @@ class Acceptor:
     Args:
         sock: the listening socket (made non-blocking here).
         answer: request bytes -> the whole response for a simple request, or None.
-        hand_over: (accepted socket, bytes read) -> None; gives the connection to the protocol.
+        hand_over: (accepted socket, bytes read[, response bytes still to send]) -> None;
+            gives the connection to the protocol.
     """
 
     def __init__(self, sock: socket.socket, answer: Callable[[bytes], bytes | None],
-                 hand_over: Callable[[socket.socket, bytes], None]) -> None:
+                 hand_over: Callable[..., None]) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._answer = answer
