@@ -42,15 +42,18 @@ _PAUSE_SECONDS = 0.1  # out of file descriptors: stop accepting for a moment ins
 _SIMPLE = re.compile(
     rb"(POST|GET|HEAD) (/ocsp(?:[/?][A-Za-z0-9\-._~%/+=:@!$&'()*,;?]*)?) HTTP/1\.([01])"
     rb"((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*)*)\r\n\r\n")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2
 
 
-def simple_request(data: bytes, max_target: int, max_headers: int):
+def simple_request(data: bytes, max_target: int, max_headers: int, keep_alive: bool = False):
     """The request in ``data`` when it is exactly one complete request for /ocsp (POST with
     its whole body, GET or HEAD) that does not keep the connection; None otherwise,
     including for anything unusual, which the full protocol then reads. Pure.
 
     Returns (method, target, headers, body, version); headers holds If-None-Match only,
-    the one field the OCSP answer reads.
+    the one field the OCSP answer reads. With ``keep_alive``, requests that keep the
+    connection are returned too, with a sixth item: whether the request keeps it, as
+    httptools (llhttp) decides. ``max_target`` bounds the body's length as well.
     """
     found = _SIMPLE.match(data)
     if found is None:
@@ -64,17 +67,21 @@ def simple_request(data: bytes, max_target: int, max_headers: int):
     connection = _field(fields, lowered, b"\r\nconnection:")
     if length is False or connection is False:
         return None  # repeated: rare, left to httptools
-    if length is not None and (not length.isdigit() or (len(length) > 1 and length[0] == 0x30)):
+    if length is not None and (not length.isdigit() or (len(length) > 1 and length[0] == 0x30)
+                               or len(length) > 18 or int(length) > max_target):
         return None
     tokens = [t.strip(b" \t").lower() for t in connection.split(b",")] if connection else []
+    if not all(_TOKEN.fullmatch(t) for t in tokens):
+        return None  # an empty element, a quoted string, parameters: left to httptools
     # Persistence as httptools (llhttp) decides it: HTTP/1.1 unless "close", HTTP/1.0 only with "keep-alive".
-    keep_alive = b"keep-alive" in tokens if minor == b"0" else b"close" not in tokens
+    persistent = b"keep-alive" in tokens if minor == b"0" else b"close" not in tokens
     body = data[found.end():]
-    if keep_alive or b"upgrade" in tokens or len(body) != (int(length) if length else 0):
+    if b"upgrade" in tokens or len(body) != (int(length) if length else 0) or (persistent and not keep_alive):
         return None
     match = _field(fields, lowered, b"\r\nif-none-match:", first=True)
     headers = [(b"if-none-match", match)] if match is not None else []
-    return method, target, headers, body, "1.0" if minor == b"0" else "1.1"
+    request = (method, target, headers, body, "1.0" if minor == b"0" else "1.1")
+    return (*request, persistent) if keep_alive else request
 
 
 def _field(fields: bytes, lowered: bytes, name: bytes, first: bool = False) -> bytes | None | bool:

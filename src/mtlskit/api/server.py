@@ -116,6 +116,7 @@ class HttpProtocol(asyncio.Protocol):
         self._queue: collections.deque[_Request] = collections.deque()
         self._busy = False
         self._closing = False
+        self._between = True  # the parser holds no part of a request
         self.idle_since = shared.loop.time()
         self._reset_message()
 
@@ -138,6 +139,18 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._between and not self._busy and not self._closing:
+            # Between requests, one whole unremarkable /ocsp request (a keep-alive client
+            # asking again) is answered without the parser's callbacks: the same bytes,
+            # the same keep-alive decision. Anything else goes to httptools.
+            found = _simple_reply(self._shared, data)
+            if found is not None:
+                self.idle_since = self._shared.loop.time()
+                self._transport.write(found[0])
+                if not found[1]:
+                    self._closing = True
+                    self._transport.close()
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -160,6 +173,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
 
     def on_message_begin(self) -> None:
+        self._between = False
         self._reset_message()
 
     def on_url(self, url: bytes) -> None:
@@ -185,6 +199,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._between = True
         request = _Request(self._parser.get_method(), self._url, self._headers, b"".join(self._body),
                            self._parser.should_keep_alive(), self._parser.get_http_version())
         self.idle_since = self._shared.loop.time()
@@ -392,7 +407,16 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
 
 
 def _simple_answer(shared: _Shared, data: bytes) -> bytes | None:
-    """The response to a request answered without a transport (see mtlskit.api.accept).
+    """The response to a request answered without a transport (see mtlskit.api.accept):
+    one that does not keep the connection."""
+    found = _simple_reply(shared, data, keep_alive_ok=False)
+    return None if found is None else found[0]
+
+
+def _simple_reply(shared: _Shared, data: bytes, keep_alive_ok: bool = True) -> tuple[bytes, bool] | None:
+    """(response, keep the connection?) when ``data`` is exactly one simple /ocsp request
+    (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and for a keep-alive
+    request unless ``keep_alive_ok``, before anything is answered.
 
     A client asking again with the same bytes within the same second, while the source
     still holds the same pre-signed reply (revocations drop it, see OcspSource.presigned),
@@ -400,20 +424,22 @@ def _simple_answer(shared: _Shared, data: bytes) -> bytes | None:
     """
     memo = shared.simple_memo.get(data)
     if memo is not None:
-        der, reply, second, wire = memo
+        der, reply, second, wire, keep_alive = memo
+        if keep_alive and not keep_alive_ok:
+            return None
         now = shared.clock.now()
         if int(now.timestamp()) == second and shared.source.presigned(der, now) is reply:
-            return wire
-    found = simple_request(data, MAX_BODY, MAX_HEADERS)
-    if found is None:
+            return wire, keep_alive
+    found = simple_request(data, MAX_BODY, MAX_HEADERS, keep_alive=True)
+    if found is None or (found[5] and not keep_alive_ok):
         return None
-    method, target, headers, body, version = found
-    reply, now, wire = _ocsp_answer(shared, _Request(method, target, headers, body, False, version))
+    method, target, headers, body, version, keep_alive = found
+    reply, now, wire = _ocsp_answer(shared, _Request(method, target, headers, body, keep_alive, version))
     if reply is not None and method == b"POST":
         if len(shared.simple_memo) >= SIMPLE_MEMO_ENTRIES:
             shared.simple_memo.clear()
-        shared.simple_memo[data] = (body, reply, int(now.timestamp()), wire)
-    return wire
+        shared.simple_memo[data] = (body, reply, int(now.timestamp()), wire, keep_alive)
+    return wire, keep_alive
 
 
 def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:
