@@ -141,3 +141,74 @@ def test_garbage_on_the_fast_path_is_still_a_malformed_request_or_a_400(served):
         is cocsp.OCSPResponseStatus.MALFORMED_REQUEST
     assert exchange(server, b"POST /ocsp HTTP/1.0\r\nBad Name: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert exchange(server, b"PUT /ocsp HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 405 ")
+
+
+def read_reply(sock: socket.socket, buffer: bytearray, bodiless: bool = False) -> bytes:
+    """One response from a kept-alive connection (``buffer`` keeps what came after it)."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a whole response"
+        buffer += chunk
+    end = buffer.index(b"\r\n\r\n") + 4
+    length = 0 if bodiless else int(bytes(buffer[:end]).lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(buffer) < end + length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a whole response"
+        buffer += chunk
+    reply = bytes(buffer[:end + length])
+    del buffer[:end + length]
+    return reply
+
+
+@pytest.mark.parametrize("version, ka", [(b"1.0", b"Connection: keep-alive\r\n"), (b"1.1", b"")])
+def test_a_kept_alive_conversation_whole_pipelined_and_in_pieces(served, version, ka):
+    from cryptography import x509
+
+    server, requests, _out = served
+    cached, nonce = post(requests["cached"], version, ka), post(requests["nonce"], version, ka)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffer = bytearray()
+        replies = []
+        for _ in range(3):  # whole requests, one at a time: the fast path
+            sock.sendall(cached)
+            replies.append(read_reply(sock, buffer))
+        sock.sendall(cached + cached)  # pipelined: httptools
+        replies += [read_reply(sock, buffer), read_reply(sock, buffer)]
+        for piece in (cached[:25], cached[25:-5], cached[-5:]):  # in pieces: httptools
+            sock.sendall(piece)
+            time.sleep(0.05)
+        replies.append(read_reply(sock, buffer))
+        assert all(status_of(r) is cocsp.OCSPCertStatus.GOOD for r in replies)
+        assert {r.split(b"\r\n")[0] for r in replies} == {b"HTTP/" + version + b" 200 OK"}
+        assert all(header_names(r) == header_names(replies[0]) for r in replies)
+        assert all((b"connection: keep-alive\r\n" in r) is (version == b"1.0") for r in replies)
+        assert not any(b"connection: close" in r for r in replies)
+
+        etag = replies[0].lower().split(b"etag: ")[1].split(b"\r\n")[0]
+        sock.sendall(b"GET /ocsp/x HTTP/" + version + b"\r\n" + ka + b"\r\n")  # garbage: malformedRequest
+        malformed = read_reply(sock, buffer)
+        assert cocsp.load_der_ocsp_response(malformed.split(b"\r\n\r\n", 1)[1]).response_status \
+            is cocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        sock.sendall(nonce)
+        signed = read_reply(sock, buffer)
+        assert status_of(signed) is cocsp.OCSPCertStatus.GOOD and b"cache-control: no-store" in signed
+        request_nonce = cocsp.load_der_ocsp_request(requests["nonce"]).extensions.get_extension_for_class(
+            x509.OCSPNonce).value.nonce
+        assert cocsp.load_der_ocsp_response(signed.split(b"\r\n\r\n", 1)[1]).extensions.get_extension_for_class(
+            x509.OCSPNonce).value.nonce == request_nonce
+
+        import base64
+        from urllib.parse import quote
+
+        target = b"/ocsp/" + quote(base64.b64encode(requests["cached"]).decode(), safe="").encode()
+        sock.sendall(b"GET " + target + b" HTTP/" + version + b"\r\n" + ka + b"If-None-Match: " + etag + b"\r\n\r\n")
+        assert read_reply(sock, buffer, bodiless=True).startswith(b"HTTP/" + version + b" 304 Not Modified\r\n")
+        sock.sendall(b"HEAD " + target + b" HTTP/" + version + b"\r\n" + ka + b"\r\n")
+        head = read_reply(sock, buffer, bodiless=True)
+        assert head.startswith(b"HTTP/" + version + b" 200 OK\r\n") and b"etag: " + etag in head.lower()
+
+        sock.sendall(post(requests["cached"], version, b"Connection: close\r\n"))
+        last = read_reply(sock, buffer)
+        assert status_of(last) is cocsp.OCSPCertStatus.GOOD and b"connection: close\r\n" in last
+        assert sock.recv(65536) == b"" and not buffer  # and the server closed the connection
