@@ -110,10 +110,12 @@ def x509_time(when: dt.datetime) -> bytes:
     """
     if when.tzinfo is None:
         raise ValueError("times must be timezone-aware")
-    when = when.astimezone(dt.timezone.utc)
+    if when.utcoffset():  # a CRL of a million entries encodes a million times: no strftime
+        when = when.astimezone(dt.timezone.utc)
+    fields = (when.month, when.day, when.hour, when.minute, when.second)
     if 1950 <= when.year <= 2049:
-        return encode(UTC_TIME, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
-    return encode(GENERALIZED_TIME, when.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+        return encode(UTC_TIME, b"%02d%02d%02d%02d%02d%02dZ" % (when.year % 100, *fields))
+    return encode(GENERALIZED_TIME, b"%04d%02d%02d%02d%02d%02dZ" % (when.year, *fields))
 
 
 def extension(dotted: str, value: bytes, critical: bool = False) -> bytes:

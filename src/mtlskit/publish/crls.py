@@ -42,6 +42,7 @@ from mtlskit.publish.crl import build_crl, encode_entry, revoked_entries_content
 from mtlskit.publish.crl_files import (BUNDLE_FILE, chain_names, crl_bundle_pem,  # noqa: F401 (public here)
                                        export_crls, pem_crl, staged_export)
 from mtlskit.revoke.reasons import RevocationReason
+from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState, Deployment
 
@@ -114,17 +115,22 @@ def _reencode_entries(session: Session, issuer: str, chunk: int = 50_000) -> lis
     rows = connection.execute(
         select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
                CertificateRow.not_after)
-        .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)
-        .order_by(CertificateRow.serial)).all()
+        .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)).all()
+    # Sorted here, not by ORDER BY: through the (issuer, status) index SQLite reads the
+    # table in row order; ordered by serial it reads it all over (1M rows: 1.3 s, not 4-7 s).
+    rows.sort(key=lambda row: row[0])
     entries: list[bytes] = []
     for start in range(0, len(rows), chunk):
         batch = []
         for serial_hex, revoked_at, reason, not_after in rows[start:start + chunk]:
             der = entry_for(int(serial_hex, 16), _utc(revoked_at or not_after), reason)
-            batch.append({"issuer": issuer, "serial": serial_hex, "der": der})
+            batch.append((issuer, serial_hex, der))
             entries.append(der)
-        connection.execute(insert(table), batch)
+        _INSERT_ENTRIES(connection, batch)
     return entries
+
+
+_INSERT_ENTRIES = BulkInsert(CrlEntry.__table__, ("issuer", "serial", "der"))
 
 
 def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,

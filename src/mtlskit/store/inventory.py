@@ -11,13 +11,14 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import AlreadyExists, NotFound
+from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.db import make_engine, migrate
 from mtlskit.store.models import AuditEvent, CertificateRow
 
@@ -114,59 +115,8 @@ def audit_values(action: str, at: dt.datetime, issuer: str | None, serial: int |
             _DETAIL_JSON.encode(detail))
 
 
-class _BulkInsert:
-    """INSERT of many rows as one DBAPI executemany of value tuples.
-
-    SQLAlchemy Core's executemany builds and type-processes a parameter dictionary per
-    row, which costs more than SQLite's own insert; here SQLAlchemy still compiles the
-    statement and supplies each column type's bind processing, but a value repeated on
-    every row (the batch's timestamps) is processed once. Used for SQLite only: other
-    drivers' ``executemany`` is a loop of round trips that Core's batching avoids.
-    """
-
-    def __init__(self, table: Table, columns: tuple[str, ...]) -> None:
-        self.table, self.columns = table, columns
-        self._compiled: dict[str, tuple[str, list]] = {}
-
-    @staticmethod
-    def applies(connection: Connection) -> bool:
-        return connection.dialect.name == "sqlite"
-
-    def __call__(self, connection: Connection, rows: Sequence[tuple]) -> None:
-        statement, processors = self._prepare(connection.dialect)
-        if processors:
-            caches = [(index, process, {}) for index, process in processors]
-            rows = [_processed(row, caches) for row in rows]
-        connection.exec_driver_sql(statement, rows)
-
-    def _prepare(self, dialect) -> tuple[str, list]:
-        prepared = self._compiled.get(dialect.name)
-        if prepared is None:
-            compiled = insert(self.table).compile(dialect=dialect, column_keys=list(self.columns))
-            if tuple(compiled.positiontup or ()) != self.columns:
-                raise RuntimeError(f"unexpected parameters for {self.table.name}: {compiled.positiontup}")
-            processors = [(index, self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                          for index, name in enumerate(self.columns)]
-            prepared = compiled.string, [(i, p) for i, p in processors if p is not None]
-            self._compiled[dialect.name] = prepared
-        return prepared
-
-
-def _processed(row: tuple, caches: list[tuple[int, Callable, dict]]) -> tuple:
-    values = list(row)
-    for index, process, cache in caches:
-        value = values[index]
-        # Equal aware datetimes may differ in offset, and SQLite stores the local fields.
-        key = (value, value.utcoffset()) if isinstance(value, dt.datetime) else value
-        try:
-            values[index] = cache[key]
-        except KeyError:
-            values[index] = cache[key] = process(value)
-    return tuple(values)
-
-
-_INSERT_CERTIFICATES = _BulkInsert(CertificateRow.__table__, CERTIFICATE_COLUMNS)
-_INSERT_EVENTS = _BulkInsert(AuditEvent.__table__, AUDIT_COLUMNS)
+_INSERT_CERTIFICATES = BulkInsert(CertificateRow.__table__, CERTIFICATE_COLUMNS)
+_INSERT_EVENTS = BulkInsert(AuditEvent.__table__, AUDIT_COLUMNS)
 
 
 class Inventory:
@@ -208,18 +158,11 @@ class Inventory:
         with self._session(session) as tx:
             connection = tx.connection()
             try:
-                if _BulkInsert.applies(connection):
-                    _INSERT_CERTIFICATES(connection, certificates)
-                else:  # Core executemany, not the ORM's bulk insert: a third of the cost per row
-                    connection.execute(CertificateRow.__table__.insert(),
-                                       [dict(zip(CERTIFICATE_COLUMNS, row)) for row in certificates])
+                _INSERT_CERTIFICATES(connection, certificates)
             except IntegrityError:
                 raise AlreadyExists("a certificate with the same issuer and serial or "
                                     "fingerprint is already in the inventory") from None
-            if _BulkInsert.applies(connection):
-                _INSERT_EVENTS(connection, events)
-            else:
-                connection.execute(AuditEvent.__table__.insert(), [dict(zip(AUDIT_COLUMNS, row)) for row in events])
+            _INSERT_EVENTS(connection, events)
 
     def record_event(self, action: str, at: dt.datetime, issuer: str | None = None,
                      serial: int | None = None, session: Session | None = None, **detail) -> None:
