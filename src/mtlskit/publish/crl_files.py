@@ -11,7 +11,6 @@ that signed the CRL has committed, and only if it is still the newest CRL of its
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import fcntl
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from mtlskit.errors import NotFound
 from mtlskit.fileio import remove_quietly, write_atomic, write_temp
+from mtlskit.pki import der as der_codec
 from mtlskit.publish.crl import crl_number_of
 from mtlskit.store.models import CrlState
 
@@ -236,16 +236,5 @@ def _stored_ders(service, names: list[str]) -> dict[str, bytes]:
 
 
 def pem_crl(der: bytes) -> bytes:
-    """RFC 7468 PEM ("X509 CRL", lines of exactly 64 characters but the last).
-
-    Encoded in blocks whose size is a multiple of 48 bytes (= 64 base64 characters), so
-    lines never straddle blocks: about 5 ms per MB, where a per-line loop needs 25.
-    """
-    parts = [b"-----BEGIN X509 CRL-----\n"]
-    block = 48 * 2048
-    for start in range(0, len(der), block):
-        encoded = base64.b64encode(der[start:start + block])
-        parts.append(b"\n".join([encoded[i:i + 64] for i in range(0, len(encoded), 64)]))
-        parts.append(b"\n")
-    parts.append(b"-----END X509 CRL-----\n")
-    return b"".join(parts)
+    """RFC 7468 PEM of a DER CRL ("X509 CRL")."""
+    return der_codec.pem("X509 CRL", der)

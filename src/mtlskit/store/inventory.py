@@ -68,9 +68,6 @@ class CertificateRecord:
                 "revoked_at": self.revoked_at, "revocation_reason": self.revocation_reason,
                 "fingerprint_sha256": self.fingerprint_sha256}
 
-    def to_row(self, created_at: dt.datetime) -> dict:
-        return dict(zip(CERTIFICATE_COLUMNS, self.row_values(created_at)))
-
     def row_values(self, created_at: dt.datetime) -> tuple:
         """The ``certificates`` row, as values in the order of CERTIFICATE_COLUMNS."""
         return (self.issuer, format(self.serial, "x"), self.name, self.subject,
