@@ -190,6 +190,22 @@ def test_cache_follows_the_certificates_table(pki):
         assert len(tx.scalars(select(CrlEntry.serial)).all()) == 2
 
 
+def test_a_refilled_cache_lists_the_entries_in_serial_order(pki):
+    """Rows revoked behind the revoker's back, in whatever order SQLite returns them,
+    come out of the refill sorted by their stored (hex) serial, as ORDER BY serial did."""
+    service = _service(pki.home)
+    authority = _authority(service)
+    when = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+    names = ("www", "carol", "alice", "bob")
+    with service.inventory.transaction() as tx:
+        for name in names:  # revoked in an order unrelated to the serials
+            tx.execute(update(CertificateRow).where(CertificateRow.serial == format(pki.serial[name], "x"))
+                       .values(status="revoked", revoked_at=when, revocation_reason="superseded"))
+    crl = crls.publish_crls(service, authority)["intermediate"]
+    expected = sorted(format(pki.serial[n], "x") for n in names)
+    assert [format(r.serial_number, "x") for r in crl] == expected
+
+
 def test_fast_path_appends_to_the_stored_crl(pki):
     """With the stored CRL in step with the inventory, its entries are reused as bytes:
     even with the per-entry cache emptied, nothing already revoked is lost."""
