@@ -136,10 +136,15 @@ def encode_entry(serial: int, revoked_at: dt.datetime, reason: x509.ReasonFlags 
     """
     if serial <= 0:
         raise ValueError("serial numbers are positive integers (RFC 5280 4.1.2.2)")
-    body = integer(serial) + x509_time(revoked_at)
-    if reason is not None and reason is not x509.ReasonFlags.unspecified:
-        body += _REASON_EXTENSIONS[reason]
-    return encode(der.SEQUENCE, body)
+    return encode(der.SEQUENCE, integer(serial) + x509_time(revoked_at) + entry_extensions(reason))
+
+
+def entry_extensions(reason: x509.ReasonFlags | None) -> bytes:
+    """The encoded crlEntryExtensions of an entry revoked for ``reason``: the reasonCode
+    extension (RFC 5280 5.3.1), or b"" for ``unspecified`` and None (absent)."""
+    if reason is None or reason is x509.ReasonFlags.unspecified:
+        return b""
+    return _REASON_EXTENSIONS[reason]
 
 
 # --- signature algorithms (mtlskit.pki.signing) ------------------------------------

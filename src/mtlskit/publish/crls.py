@@ -31,14 +31,15 @@ import datetime as dt
 import functools
 import importlib
 import importlib.util
-from typing import Iterable, Sequence
+import operator
+from typing import Iterable, Iterator, Sequence
 
 from cryptography import x509
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import BadInput, NotFound
-from mtlskit.publish.crl import build_crl, encode_entry, revoked_entries_content
+from mtlskit.publish.crl import build_crl, encode_entry, entry_extensions, revoked_entries_content
 from mtlskit.publish.crl_files import (BUNDLE_FILE, chain_names, crl_bundle_pem,  # noqa: F401 (public here)
                                        export_crls, pem_crl, staged_export)
 from mtlskit.revoke.reasons import RevocationReason
@@ -107,27 +108,110 @@ def count_revoked(session: Session, issuer: str) -> int:
 
 
 def _reencode_entries(session: Session, issuer: str, chunk: int = 50_000) -> list[bytes]:
-    """Encode every revoked certificate's entry of ``issuer`` again and refill the cache
-    (in chunks, so a million rows never exist as a million row dicts at once)."""
+    """Encode every revoked certificate's entry of ``issuer`` again and refill the cache,
+    in serial order and in chunks (a million rows never sit in Python at once)."""
     connection = session.connection()
     table = CrlEntry.__table__
     connection.execute(delete(table).where(table.c.issuer == issuer))
+    entries: list[bytes] = []
+    for rows in _revoked_rows(connection, issuer, chunk):
+        ders = encode_stored_entries(rows)
+        entries.extend(ders)
+        _INSERT_ENTRIES(connection, [(issuer, row[0], der) for row, der in zip(rows, ders)])
+    return entries
+
+
+def _revoked_rows(connection, issuer: str, chunk: int) -> Iterator[list[tuple]]:
+    """(serial, revoked_at or not_after, reason) of every revoked certificate of
+    ``issuer``, ordered by the stored serial (as text), ``chunk`` rows at a time.
+
+    On SQLite the rows come straight from the DBAPI cursor, times as the stored text
+    (``encode_stored_entries`` reads it without building a datetime per row), sorted by
+    SQLite: ``ORDER BY +serial`` keeps the (issuer, status) index for the WHERE, which
+    reads the table in row order, and sorts in a temporary B-tree; ordered through the
+    (issuer, serial) index instead, SQLite reads the table all over (1M rows: 4-7 s, not
+    about 2). Elsewhere: Core, datetimes from the driver, sorted in Python.
+    """
+    if connection.dialect.name == "sqlite":
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute("SELECT serial, coalesce(revoked_at, not_after), revocation_reason"
+                           " FROM certificates WHERE issuer = ? AND status = ? ORDER BY +serial",
+                           (issuer, REVOKED))
+            while rows := cursor.fetchmany(chunk):
+                yield rows
+        finally:
+            cursor.close()
+        return
     rows = connection.execute(
         select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
                CertificateRow.not_after)
         .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)).all()
-    # Sorted here, not by ORDER BY: through the (issuer, status) index SQLite reads the
-    # table in row order; ordered by serial it reads it all over (1M rows: 1.3 s, not 4-7 s).
-    rows.sort(key=lambda row: row[0])
-    entries: list[bytes] = []
+    rows.sort(key=operator.itemgetter(0))
     for start in range(0, len(rows), chunk):
-        batch = []
-        for serial_hex, revoked_at, reason, not_after in rows[start:start + chunk]:
-            der = entry_for(int(serial_hex, 16), _utc(revoked_at or not_after), reason)
-            batch.append((issuer, serial_hex, der))
-            entries.append(der)
-        _INSERT_ENTRIES(connection, batch)
+        yield [(serial, revoked_at or not_after, reason)
+               for serial, revoked_at, reason, not_after in rows[start:start + chunk]]
+
+
+def encode_stored_entries(rows: Iterable[tuple]) -> list[bytes]:
+    """The CRL entries of rows ``(serial, when, reason)`` as the inventory stores them:
+    the serial in hex, the revocation time as a datetime or as SQLite's text of one
+    ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC; an offset, if any, is honoured), the
+    reason as its CLI word. Each entry equals ``entry_for``'s, byte for byte.
+
+    The common row (a canonical hex serial, a time in UTC written with a space, a
+    short entry) is encoded here from the text itself, five times faster than through
+    ``entry_for``, which every other row goes to.
+    """
+    extensions: dict[str | None, bytes] = {}
+    entries = []
+    append = entries.append
+    for serial, when, reason in rows:
+        try:
+            extension = extensions[reason]
+        except KeyError:
+            extension = extensions[reason] = entry_extensions(_flag(reason))
+        der = _entry_from_text(serial, when, extension)
+        if der is None:
+            if not isinstance(when, dt.datetime):
+                when = dt.datetime.fromisoformat(when)  # as SQLAlchemy's SQLite DateTime reads it
+            der = entry_for(int(serial, 16), _utc(when), reason)
+        append(der)
     return entries
+
+
+_fromisoformat = dt.datetime.fromisoformat
+_fromhex = bytes.fromhex
+_UTC = dt.timezone.utc
+
+
+def _entry_from_text(serial: str, when: str, extension: bytes) -> bytes | None:
+    """``encode_entry`` for the common stored row; None for anything else.
+
+    "Common": ``serial`` is hex without leading zeros (what mtlskit stores), ``when`` is
+    'YYYY-MM-DD HH:MM:SS' plus optional fractions and a zero offset (what SQLAlchemy and
+    ``isoformat(" ")`` write), and the entry fits short-form lengths (X.690 8.1.3.4).
+    """
+    if type(when) is not str or type(serial) is not str or when[4:17:3] != "-- ::" \
+            or serial[:1] in ("0", ""):
+        return None
+    try:
+        moment = _fromisoformat(when)  # validates the fields, as reading a datetime would
+        octets = _fromhex(serial if len(serial) % 2 == 0 else "0" + serial)
+    except ValueError:
+        return None
+    if (moment.tzinfo is not None and moment.tzinfo is not _UTC) or 2 * len(octets) < len(serial):
+        return None  # an offset to convert, or whitespace fromhex skipped and int() refuses
+    if octets[0] & 0x80:  # a positive INTEGER whose first octet has the sign bit (X.690 8.3.3)
+        octets = b"\x00" + octets
+    digits = when[:19].encode("ascii").translate(None, b"-: ")  # YYYYMMDDHHMMSS
+    # RFC 5280 4.1.2.5: UTCTime (YYMMDDHHMMSSZ) through 2049, GeneralizedTime from 2050
+    time = b"\x17\x0d%bZ" % digits[2:] if 1950 <= moment.year <= 2049 else b"\x18\x0f%bZ" % digits
+    length = 2 + len(octets) + len(time) + len(extension)
+    if length > 0x7F:
+        return None
+    # SEQUENCE { INTEGER serial, Time, [extensions] }
+    return b"\x30%c\x02%c%b%b%b" % (length, len(octets), octets, time, extension)
 
 
 _INSERT_ENTRIES = BulkInsert(CrlEntry.__table__, ("issuer", "serial", "der"))
