@@ -159,59 +159,50 @@ def encode_stored_entries(rows: Iterable[tuple]) -> list[bytes]:
     ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC; an offset, if any, is honoured), the
     reason as its CLI word. Each entry equals ``entry_for``'s, byte for byte.
 
-    The common row (a canonical hex serial, a time in UTC written with a space, a
-    short entry) is encoded here from the text itself, five times faster than through
-    ``entry_for``, which every other row goes to.
+    The common row is encoded here from the stored text itself, about four times faster
+    than through ``entry_for``, which gets every other row: "common" is a serial in hex
+    without leading zeros (what mtlskit stores), a time written 'YYYY-MM-DD HH:MM:SS'
+    with optional fractions and no offset or a zero one (what SQLAlchemy and
+    ``isoformat(" ")`` write), and an entry short enough for one-octet lengths
+    (X.690 8.1.3.4).
     """
     extensions: dict[str | None, bytes] = {}
-    entries = []
+    entries: list[bytes] = []
     append = entries.append
     for serial, when, reason in rows:
         try:
             extension = extensions[reason]
         except KeyError:
             extension = extensions[reason] = entry_extensions(_flag(reason))
-        der = _entry_from_text(serial, when, extension)
-        if der is None:
-            if not isinstance(when, dt.datetime):
-                when = dt.datetime.fromisoformat(when)  # as SQLAlchemy's SQLite DateTime reads it
-            der = entry_for(int(serial, 16), _utc(when), reason)
-        append(der)
+        try:
+            # "-- ::" are the characters at 4, 7, 10, 13 and 16 of 'YYYY-MM-DD HH:MM:SS'
+            if when[4:17:3] == "-- ::" and serial[0] != "0":
+                moment = _fromisoformat(when)  # checks every field, as reading a datetime did
+                octets = _fromhex(serial) if len(serial) % 2 == 0 else _fromhex("0" + serial)
+                zone = moment.tzinfo
+                # (2 octets per 2 digits: fromhex skips whitespace, which int() refuses)
+                if (zone is None or zone is _UTC) and 2 * len(octets) >= len(serial):
+                    if octets[0] > 0x7F:  # positive: a leading zero octet before the sign bit
+                        octets = b"\x00" + octets  # (X.690 8.3.2)
+                    digits = when[:19].encode("ascii").translate(None, b"-: ")  # YYYYMMDDHHMMSS
+                    # RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050
+                    time = (b"\x17\x0d%bZ" % digits[2:] if 1950 <= moment.year <= 2049
+                            else b"\x18\x0f%bZ" % digits)
+                    length = 2 + len(octets) + len(time) + len(extension)
+                    if length < 0x80:  # SEQUENCE { INTEGER serial, Time, [extensions] }
+                        append(b"\x30%c\x02%c%b%b%b" % (length, len(octets), octets, time, extension))
+                        continue
+        except (TypeError, ValueError, IndexError):
+            pass  # not a row of the common shape (the general path raises what is wrong)
+        if not isinstance(when, dt.datetime):
+            when = dt.datetime.fromisoformat(when)  # as SQLAlchemy's SQLite DateTime reads it
+        append(entry_for(int(serial, 16), _utc(when), reason))
     return entries
 
 
 _fromisoformat = dt.datetime.fromisoformat
 _fromhex = bytes.fromhex
 _UTC = dt.timezone.utc
-
-
-def _entry_from_text(serial: str, when: str, extension: bytes) -> bytes | None:
-    """``encode_entry`` for the common stored row; None for anything else.
-
-    "Common": ``serial`` is hex without leading zeros (what mtlskit stores), ``when`` is
-    'YYYY-MM-DD HH:MM:SS' plus optional fractions and a zero offset (what SQLAlchemy and
-    ``isoformat(" ")`` write), and the entry fits short-form lengths (X.690 8.1.3.4).
-    """
-    if type(when) is not str or type(serial) is not str or when[4:17:3] != "-- ::" \
-            or serial[:1] in ("0", ""):
-        return None
-    try:
-        moment = _fromisoformat(when)  # validates the fields, as reading a datetime would
-        octets = _fromhex(serial if len(serial) % 2 == 0 else "0" + serial)
-    except ValueError:
-        return None
-    if (moment.tzinfo is not None and moment.tzinfo is not _UTC) or 2 * len(octets) < len(serial):
-        return None  # an offset to convert, or whitespace fromhex skipped and int() refuses
-    if octets[0] & 0x80:  # a positive INTEGER whose first octet has the sign bit (X.690 8.3.3)
-        octets = b"\x00" + octets
-    digits = when[:19].encode("ascii").translate(None, b"-: ")  # YYYYMMDDHHMMSS
-    # RFC 5280 4.1.2.5: UTCTime (YYMMDDHHMMSSZ) through 2049, GeneralizedTime from 2050
-    time = b"\x17\x0d%bZ" % digits[2:] if 1950 <= moment.year <= 2049 else b"\x18\x0f%bZ" % digits
-    length = 2 + len(octets) + len(time) + len(extension)
-    if length > 0x7F:
-        return None
-    # SEQUENCE { INTEGER serial, Time, [extensions] }
-    return b"\x30%c\x02%c%b%b%b" % (length, len(octets), octets, time, extension)
 
 
 _INSERT_ENTRIES = BulkInsert(CrlEntry.__table__, ("issuer", "serial", "der"))
