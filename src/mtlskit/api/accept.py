@@ -23,6 +23,7 @@ the protocol's business (timeouts, partial reads), like before.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import logging
@@ -111,6 +112,10 @@ class Acceptor:
                  hand_over: Callable[..., None]) -> None:
         sock.setblocking(False)
         self._sock = sock
+        # accept4(2) without socket.accept()'s Python wrapper, and C-level socket objects
+        # for the connections (one Python call less each for creating and closing them)
+        self._accept = sock._accept
+        self._kind = (int(sock.family), int(sock.type), sock.proto)
         self._answer = answer
         self._hand_over = hand_over
         self._loop = asyncio.get_running_loop()
@@ -126,10 +131,10 @@ class Acceptor:
         self._loop.remove_reader(self._sock.fileno())
 
     def _on_readable(self) -> None:
-        accept = self._sock.accept
+        accept, (family, kind, proto) = self._accept, self._kind
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, _address = accept()
+                fd, _address = accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
@@ -138,13 +143,14 @@ class Acceptor:
                     self._loop.remove_reader(self._sock.fileno())
                     self._paused = self._loop.call_later(_PAUSE_SECONDS, self.start)
                 return
+            conn = _socket.socket(family, kind, proto, fd)
             try:
                 self._serve(conn)
             except Exception:  # a bug: never let one connection stop the accepting
                 log.exception("serving a connection failed")
                 conn.close()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: _socket.socket) -> None:
         if not _DONTWAIT:  # no MSG_DONTWAIT on this platform: make the socket itself non-blocking
             conn.setblocking(False)
         try:
@@ -159,7 +165,7 @@ class Acceptor:
             return
         wire = self._answer(data) if data else None
         if wire is None:
-            self._hand_over(conn, data or b"")
+            self._hand_over(_full(conn), data or b"")
             return
         try:
             sent = conn.send(wire, _DONTWAIT)
@@ -169,6 +175,11 @@ class Acceptor:
             conn.close()
             return
         if sent < len(wire):  # the send buffer is full: let a transport write the rest
-            self._hand_over(conn, b"", wire[sent:])
+            self._hand_over(_full(conn), b"", wire[sent:])
             return
         conn.close()
+
+
+def _full(conn: _socket.socket) -> socket.socket:
+    """The same connection as a :class:`socket.socket`, what event loop transports take."""
+    return socket.socket(conn.family, conn.type, conn.proto, fileno=conn.detach())

@@ -37,6 +37,7 @@ from mtlskit.api import ocsp_http
 from mtlskit.api.accept import Acceptor, simple_request
 from mtlskit.api.problems import problem
 from mtlskit.clock import Clock
+from mtlskit.publish.ocsp import split_nonce
 from mtlskit.publish.ocsp_source import INTERNAL_ERROR
 
 log = logging.getLogger("mtlskit.serve")
@@ -96,7 +97,9 @@ class _Shared:
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
         self.adopting: set[asyncio.Future] = set()
-        self.simple_memo: dict[bytes, tuple] = {}  # see _simple_answer
+        self.simple_memo: dict[bytes, tuple] = {}  # see _simple_reply
+        self.nonce_memo: dict[bytes, tuple[int, bool, str]] = {}  # see _simple_reply
+        self.nonce_heads: dict[tuple, bytes] = {}  # see _nonce_wire
 
     def close_idle(self, idle_seconds: float = KEEP_ALIVE_SECONDS) -> None:
         horizon = self.loop.time() - idle_seconds
@@ -420,9 +423,14 @@ def _simple_reply(shared: _Shared, data: bytes, keep_alive_ok: bool = True) -> t
     (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and for a keep-alive
     request unless ``keep_alive_ok``, before anything is answered.
 
-    A client asking again with the same bytes within the same second, while the source
-    still holds the same pre-signed reply (revocations drop it, see OcspSource.presigned),
-    gets the same bytes without the request being read again.
+    Two memories spare reading a request again:
+    - A client asking again with the same bytes within the same second, while the source
+      still holds the same pre-signed reply (revocations drop it, see OcspSource.presigned),
+      gets the same bytes.
+    - A POST that differs from one answered before only in the octets of the nonce that
+      ends it (:func:`mtlskit.publish.ocsp.split_nonce`; the HTTP head, Content-Length
+      included, and every DER length are in the part before) is signed by the source
+      for the request shape it already knows (OcspSource.respond_nonce).
     """
     memo = shared.simple_memo.get(data)
     if memo is not None:
@@ -432,16 +440,58 @@ def _simple_reply(shared: _Shared, data: bytes, keep_alive_ok: bool = True) -> t
         now = shared.clock.now()
         if int(now.timestamp()) == second and shared.source.presigned(der, now) is reply:
             return wire, keep_alive
+    split = split_nonce(data)
+    if split is not None:
+        known = shared.nonce_memo.get(split[0])
+        if known is not None:
+            body_start, keep_alive, version = known
+            if keep_alive and not keep_alive_ok:
+                return None
+            reply = shared.source.respond_nonce(split[0][body_start:], split[1])
+            if reply is not None:
+                return _nonce_wire(shared, reply, version, keep_alive), keep_alive
     found = simple_request(data, MAX_BODY, MAX_HEADERS, keep_alive=True)
     if found is None or (found[5] and not keep_alive_ok):
         return None
     method, target, headers, body, version, keep_alive = found
     reply, now, wire = _ocsp_answer(shared, _Request(method, target, headers, body, keep_alive, version))
     if reply is not None and method == b"POST":
-        if len(shared.simple_memo) >= SIMPLE_MEMO_ENTRIES:
-            shared.simple_memo.clear()
-        shared.simple_memo[data] = (body, reply, int(now.timestamp()), wire, keep_alive)
+        _remember(shared.simple_memo, data, (body, reply, int(now.timestamp()), wire, keep_alive))
+    elif split is not None and method == b"POST" and \
+            shared.source.knows_nonce_shape(split[0][len(data) - len(body):]):
+        _remember(shared.nonce_memo, split[0], (len(data) - len(body), keep_alive, version))
     return wire, keep_alive
+
+
+def _remember(memo: dict, key: bytes, value: tuple) -> None:
+    if len(memo) >= SIMPLE_MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+
+
+def _nonce_wire(shared: _Shared, reply, version: str, keep_alive: bool) -> bytes:
+    """What :func:`_ocsp_answer` writes for a reply signed for one request: the head
+    (Date, length and connection fields) is rendered once per second and body length."""
+    date = shared.date.get()
+    key = (date, len(reply.body), version, keep_alive)
+    head = shared.nonce_heads.get(key)
+    if head is None:
+        if len(shared.nonce_heads) >= 64:
+            shared.nonce_heads.clear()
+        request = _Request(b"POST", b"/ocsp", [], b"", keep_alive, version)
+        headers = ocsp_http.reply_headers(reply, shared.clock.now())
+        head = shared.nonce_heads[key] = render(request, 200, headers, b"", _SameDate(date))
+    return head + reply.body
+
+
+class _SameDate(_DateHeader):
+    """A Date header fixed to the one already read."""
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def get(self) -> bytes:
+        return self._value
 
 
 def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:
