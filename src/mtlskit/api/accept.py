@@ -11,8 +11,10 @@ So the listening socket is polled here, not by ``loop.create_server``. It has
 TCP_DEFER_ACCEPT (tcp(7)): the kernel completes accept() only once the client's first
 bytes arrived. Each accepted socket gets one non-blocking recv(); when that holds one
 complete request for /ocsp that does not ask to keep the connection, the answer goes
-out with one non-blocking send() and the socket is closed: accept4, getsockname (made by
-Python's socket object), recv, send, close, and 2-8 µs of Python.
+out with one non-blocking send() and the socket is closed: accept4, getsockname (Python's
+socket object checks the descriptor), recv, send, close, and 2-8 µs of Python. The
+listening socket is polled level-triggered and each wake-up accepts one connection, so
+no accept4 ends in EAGAIN (and a Python exception) when clients come one at a time.
 
 Everything else - keep-alive, a request not complete in the first read, other paths,
 anything :func:`simple_request` does not positively recognise - is handed, with the
@@ -32,7 +34,6 @@ import socket
 from typing import Callable
 
 log = logging.getLogger("mtlskit.serve")
-ACCEPT_BATCH = 64  # connections accepted per wake-up before other callbacks get a turn
 READ_SIZE = 65536
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _PAUSE_SECONDS = 0.1  # out of file descriptors: stop accepting for a moment instead of spinning
@@ -131,24 +132,23 @@ class Acceptor:
         self._loop.remove_reader(self._sock.fileno())
 
     def _on_readable(self) -> None:
-        accept, (family, kind, proto) = self._accept, self._kind
-        for _ in range(ACCEPT_BATCH):
-            try:
-                fd, _address = accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("not accepting connections for %.1fs: %s", _PAUSE_SECONDS, exc.strerror)
-                    self._loop.remove_reader(self._sock.fileno())
-                    self._paused = self._loop.call_later(_PAUSE_SECONDS, self.start)
-                return
-            conn = _socket.socket(family, kind, proto, fd)
-            try:
-                self._serve(conn)
-            except Exception:  # a bug: never let one connection stop the accepting
-                log.exception("serving a connection failed")
-                conn.close()
+        """Accepts one connection: the loop calls again at once while more wait."""
+        try:
+            fd, _address = self._accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                log.warning("not accepting connections for %.1fs: %s", _PAUSE_SECONDS, exc.strerror)
+                self._loop.remove_reader(self._sock.fileno())
+                self._paused = self._loop.call_later(_PAUSE_SECONDS, self.start)
+            return
+        conn = _socket.socket(*self._kind, fd)
+        try:
+            self._serve(conn)
+        except Exception:  # a bug: never let one connection stop the accepting
+            log.exception("serving a connection failed")
+            conn.close()
 
     def _serve(self, conn: _socket.socket) -> None:
         if not _DONTWAIT:  # no MSG_DONTWAIT on this platform: make the socket itself non-blocking
