@@ -278,7 +278,7 @@ class HttpProtocol(asyncio.Protocol):
         return response["status"], headers, body
 
     def _write(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._send(request, render(request, status, headers, body, self._date))
+        self._send(request, render(request, status, headers, body, self._date.get()))
 
     def _send(self, request: _Request, data: bytes) -> None:
         self._transport.write(data)
@@ -314,14 +314,14 @@ def _ocsp_answer(shared: _Shared, request: _Request) -> tuple:
         log.exception("OCSP request failed")
         reply = INTERNAL_ERROR
     if reply is None:
-        return None, now, render(request, *ocsp_http.METHOD_NOT_ALLOWED, shared.date)
+        return None, now, render(request, *ocsp_http.METHOD_NOT_ALLOWED, shared.date.get())
     if_none_match = request.header(b"if-none-match")
     if reply.cacheable and not if_none_match:
         return reply, now, _cached_wire(shared, request, reply, now)
     status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
     if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
         status, body = 304, b""
-    return None, now, render(request, status, headers, b"" if request.method == b"HEAD" else body, shared.date)
+    return None, now, render(request, status, headers, b"" if request.method == b"HEAD" else body, shared.date.get())
 
 
 def _cached_wire(shared: _Shared, request: _Request, reply, now) -> bytes:
@@ -331,16 +331,17 @@ def _cached_wire(shared: _Shared, request: _Request, reply, now) -> bytes:
     memo = reply.__dict__.get("_wire")  # OcspReply is frozen; this is a memo, not state
     if memo is None or memo[0] != key:
         memo = (key, render(request, 200, ocsp_http.reply_headers(reply, now),
-                            b"" if request.method == b"HEAD" else reply.body, shared.date))
+                            b"" if request.method == b"HEAD" else reply.body, shared.date.get()))
         reply.__dict__["_wire"] = memo
     return memo[1]
 
 
 def render(request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-           date: _DateHeader) -> bytes:
-    """Status line, Date, headers, the connection header this request needs, and body."""
+           date: bytes) -> bytes:
+    """Status line, the Date field line (``date``, see _DateHeader), headers, the connection
+    header this request needs, and body."""
     version = b"HTTP/1.0" if request.version == "1.0" else b"HTTP/1.1"
-    lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n", date.get()]
+    lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n", date]
     for name, value in headers:
         lines += [name, b": ", value, b"\r\n"]
     if not request.keep_alive:
@@ -480,18 +481,8 @@ def _nonce_wire(shared: _Shared, reply, version: str, keep_alive: bool) -> bytes
             shared.nonce_heads.clear()
         request = _Request(b"POST", b"/ocsp", [], b"", keep_alive, version)
         headers = ocsp_http.reply_headers(reply, shared.clock.now())
-        head = shared.nonce_heads[key] = render(request, 200, headers, b"", _SameDate(date))
+        head = shared.nonce_heads[key] = render(request, 200, headers, b"", date)
     return head + reply.body
-
-
-class _SameDate(_DateHeader):
-    """A Date header fixed to the one already read."""
-
-    def __init__(self, value: bytes) -> None:
-        self._value = value
-
-    def get(self) -> bytes:
-        return self._value
 
 
 def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:
