@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as cocsp
 
-from mtlskit.api import server
+from mtlskit.api import ocsp_wire, server
 from mtlskit.clock import FixedClock
 from mtlskit.publish.ocsp_source import OcspSource
 from tests.support_ocsp import make_world, request_der, revoke_in_inventory
@@ -52,12 +52,12 @@ def test_a_repeated_request_is_answered_from_memory_within_the_second(setup, mon
     data = http_post(request_der(world.leaves["alice"], world.ca.certificate))
 
     def test(shared):
-        first = server._simple_answer(shared, data)
-        monkeypatch.setattr(server, "simple_request", lambda *a: pytest.fail("read again"))
-        assert server._simple_answer(shared, data) == first
+        first = shared.wire.one_shot(data)
+        monkeypatch.setattr(ocsp_wire, "simple_request", lambda *a: pytest.fail("read again"))
+        assert shared.wire.one_shot(data) == first
         monkeypatch.undo()
         clock.advance(dt.timedelta(seconds=1))  # max-age and Date move on: built again
-        later = server._simple_answer(shared, data)
+        later = shared.wire.one_shot(data)
         assert later != first and status(later).this_update_utc == status(first).this_update_utc
         assert b"max-age=%d," % (3600 - 1) in later and b"max-age=3600," in first
     run(source, clock, test)
@@ -69,10 +69,10 @@ def test_a_revocation_is_answered_on_the_next_request_even_from_memory(setup):
     data = http_post(request_der(leaf, world.ca.certificate))
 
     def test(shared):
-        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.GOOD
+        assert status(shared.wire.one_shot(data)).certificate_status is cocsp.OCSPCertStatus.GOOD
         revoke_in_inventory(world.inventory, "intermediate", leaf.serial_number, "key-compromise", clock.now())
         source.invalidate([("intermediate", leaf.serial_number)])  # a revocation made through this process
-        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.REVOKED
+        assert status(shared.wire.one_shot(data)).certificate_status is cocsp.OCSPCertStatus.REVOKED
     run(source, clock, test)
 
 
@@ -82,10 +82,10 @@ def test_another_process_revocation_reaches_the_memory_within_the_refresh_interv
     data = http_post(request_der(leaf, world.ca.certificate))
 
     def test(shared):
-        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.GOOD
+        assert status(shared.wire.one_shot(data)).certificate_status is cocsp.OCSPCertStatus.GOOD
         revoke_in_inventory(world.inventory, "intermediate", leaf.serial_number, "superseded", clock.now())
         ticks[0] += 5.1  # past --ocsp-refresh-seconds: the change marker is read
-        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.REVOKED
+        assert status(shared.wire.one_shot(data)).certificate_status is cocsp.OCSPCertStatus.REVOKED
     run(source, clock, test)
 
 
@@ -94,12 +94,12 @@ def test_an_unreadable_inventory_is_not_hidden_by_the_memory(setup, tmp_path):
     data = http_post(request_der(world.leaves["alice"], world.ca.certificate))
 
     def test(shared):
-        assert status(server._simple_answer(shared, data)).certificate_status is cocsp.OCSPCertStatus.GOOD
+        assert status(shared.wire.one_shot(data)).certificate_status is cocsp.OCSPCertStatus.GOOD
         world.inventory.engine.dispose()
         (tmp_path / "inventory.db").unlink()
         (tmp_path / "inventory.db").mkdir()
         ticks[0] += 5.1
-        assert status(server._simple_answer(shared, data)).response_status is cocsp.OCSPResponseStatus.TRY_LATER
+        assert status(shared.wire.one_shot(data)).response_status is cocsp.OCSPResponseStatus.TRY_LATER
     run(source, clock, test)
 
 
@@ -110,11 +110,11 @@ def test_nonce_and_conditional_requests_never_reach_the_pre_signed_memory(setup)
     conditional = http_post(plain).replace(b"\r\n\r\n", b"\r\nIf-None-Match: \"nope\"\r\n\r\n", 1)
 
     def test(shared):
-        server._simple_answer(shared, nonce_request)
-        server._simple_answer(shared, conditional)
-        assert shared.simple_memo == {}
-        server._simple_answer(shared, http_post(plain))
-        assert len(shared.simple_memo) == 1
+        shared.wire.one_shot(nonce_request)
+        shared.wire.one_shot(conditional)
+        assert shared.wire.presigned_memo == {}
+        shared.wire.one_shot(http_post(plain))
+        assert len(shared.wire.presigned_memo) == 1
     run(source, clock, test)
 
 
@@ -132,13 +132,13 @@ def test_a_request_differing_only_in_its_nonce_is_signed_without_being_read_agai
     world, clock, _ticks, source = setup
 
     def test(shared):
-        first = server._simple_answer(shared, nonce_post(world, "alice", b"1" * 16))
-        assert len(shared.nonce_memo) == 1
-        monkeypatch.setattr(server, "simple_request", lambda *a: pytest.fail("read again"))
+        first = shared.wire.one_shot(nonce_post(world, "alice", b"1" * 16))
+        assert len(shared.wire.nonce_memo) == 1
+        monkeypatch.setattr(ocsp_wire, "simple_request", lambda *a: pytest.fail("read again"))
         monkeypatch.setattr(source, "_respond", lambda *a: pytest.fail("parsed again"))
-        second = server._simple_answer(shared, nonce_post(world, "alice", b"2" * 16))
+        second = shared.wire.one_shot(nonce_post(world, "alice", b"2" * 16))
         monkeypatch.undo()
-        third = server._simple_answer(shared, nonce_post(world, "alice", b"2" * 16).replace(b"Type", b"type"))
+        third = shared.wire.one_shot(nonce_post(world, "alice", b"2" * 16).replace(b"Type", b"type"))
         for wire, nonce in ((first, b"1" * 16), (second, b"2" * 16), (third, b"2" * 16)):
             head, response = parts(wire)
             assert response.certificate_status is cocsp.OCSPCertStatus.GOOD
@@ -158,11 +158,11 @@ def test_a_revocation_reaches_the_nonce_memory_on_the_next_request(setup):
     leaf = world.leaves["bob"]
 
     def test(shared):
-        assert parts(server._simple_answer(shared, nonce_post(world, "bob", b"a" * 20)))[1].certificate_status \
+        assert parts(shared.wire.one_shot(nonce_post(world, "bob", b"a" * 20)))[1].certificate_status \
             is cocsp.OCSPCertStatus.GOOD
         revoke_in_inventory(world.inventory, "intermediate", leaf.serial_number, "key-compromise", clock.now())
         source.invalidate([("intermediate", leaf.serial_number)])
-        response = parts(server._simple_answer(shared, nonce_post(world, "bob", b"b" * 20)))[1]
+        response = parts(shared.wire.one_shot(nonce_post(world, "bob", b"b" * 20)))[1]
         assert response.certificate_status is cocsp.OCSPCertStatus.REVOKED
         assert response.revocation_reason is x509.ReasonFlags.key_compromise
     run(source, clock, test)
@@ -172,13 +172,13 @@ def test_an_unreadable_inventory_is_not_hidden_by_the_nonce_memory(setup, tmp_pa
     world, clock, ticks, source = setup
 
     def test(shared):
-        server._simple_answer(shared, nonce_post(world, "alice", b"a" * 16))
-        assert shared.nonce_memo
+        shared.wire.one_shot(nonce_post(world, "alice", b"a" * 16))
+        assert shared.wire.nonce_memo
         world.inventory.engine.dispose()
         (tmp_path / "inventory.db").unlink()
         (tmp_path / "inventory.db").mkdir()
         ticks[0] += 5.1
-        response = parts(server._simple_answer(shared, nonce_post(world, "alice", b"b" * 16)))[1]
+        response = parts(shared.wire.one_shot(nonce_post(world, "alice", b"b" * 16)))[1]
         assert response.response_status is cocsp.OCSPResponseStatus.TRY_LATER
     run(source, clock, test)
 
@@ -187,10 +187,10 @@ def test_the_nonce_memory_keeps_the_keep_alive_rule(setup):
     world, clock, _ticks, source = setup
 
     def test(shared):
-        assert server._simple_reply(shared, nonce_post(world, "alice", b"a" * 16, keep_alive=True))[1] is True
-        assert shared.nonce_memo
-        assert server._simple_answer(shared, nonce_post(world, "alice", b"b" * 16, keep_alive=True)) is None
-        assert server._simple_reply(shared, nonce_post(world, "alice", b"c" * 16, keep_alive=True))[1] is True
+        assert shared.wire.simple(nonce_post(world, "alice", b"a" * 16, keep_alive=True))[1] is True
+        assert shared.wire.nonce_memo
+        assert shared.wire.one_shot(nonce_post(world, "alice", b"b" * 16, keep_alive=True)) is None
+        assert shared.wire.simple(nonce_post(world, "alice", b"c" * 16, keep_alive=True))[1] is True
     run(source, clock, test)
 
 
@@ -200,12 +200,12 @@ def test_only_requests_ending_with_their_nonce_are_remembered(setup):
     unknown_ca = http_post(request_der(world.leaves["alice"], world.leaves["bob"], nonce=b"a" * 16))
 
     def test(shared):
-        server._simple_answer(shared, unknown_ca)  # unauthorized: not a shape the source signs for
-        server._simple_answer(shared, http_post(b"garbage" + b"\x04" * 20))
-        assert shared.nonce_memo == {}
-        server._simple_answer(shared, nonce_post(world, "alice", b"a" * 16))
-        server._simple_answer(shared, other_length)  # another length: another shape
-        assert len(shared.nonce_memo) == 2
-        assert parts(server._simple_answer(shared, other_length))[1].extensions.get_extension_for_class(
+        shared.wire.one_shot(unknown_ca)  # unauthorized: not a shape the source signs for
+        shared.wire.one_shot(http_post(b"garbage" + b"\x04" * 20))
+        assert shared.wire.nonce_memo == {}
+        shared.wire.one_shot(nonce_post(world, "alice", b"a" * 16))
+        shared.wire.one_shot(other_length)  # another length: another shape
+        assert len(shared.wire.nonce_memo) == 2
+        assert parts(shared.wire.one_shot(other_length))[1].extensions.get_extension_for_class(
             x509.OCSPNonce).value.nonce == b"a" * 17
     run(source, clock, test)
