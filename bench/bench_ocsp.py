@@ -10,7 +10,9 @@ servers also get a keep-alive run where they support it). Requests:
 `openssl ocsp -port` can only bind every address, so the whole benchmark runs in its own
 network namespace (`unshare -n`, loopback only), load client included.
 
-Prints requests/s, p50 and p99 latency at concurrency 1 and 8, and the ratios against
+Prints requests/s, p50 and p99 latency at concurrency 1 and 8, the server's CPU time per
+request (user + system of the responder's processes, from /proc: the efficiency, which
+this VM's scheduling noise moves much less than requests/s), and the ratios against
 the targets: no-nonce >= 2x openssl, nonce >= 1x openssl, p99 < 5 ms at concurrency 8.
 A last row ("py-floor") times a do-nothing Python server under the same client, the
 ceiling of any Python responder when each request opens a new connection.
@@ -107,18 +109,19 @@ def run(work: Path, args) -> int:
     configs = [(f"mtlskit w{w}" if len(args.workers) > 1 else "mtlskit", w, None) for w in args.workers]
     if args.compare_src:
         configs += [(f"before w{w}" if len(args.workers) > 1 else "before", w, args.compare_src) for w in args.workers]
-    processes, urls = [], {}
+    processes, urls, pids = [], {}, {}
     try:
         for name, workers, src in configs:
             port = free_port()
             processes.append(start_mtlskit(home, port, workers, work, src))
-            urls[name] = f"http://127.0.0.1:{port}/ocsp"
+            urls[name], pids[name] = f"http://127.0.0.1:{port}/ocsp", processes[-1].pid
             for kind, path in requests.items():
                 check_good(urls[name], path, name, kind)
         floor, urls["py-floor"] = start_floor()
         processes.append(floor)
-        results = measure(urls, lambda: OpensslResponder(home, client, work), requests, args.seconds, args.rounds,
-                          args.concurrency)
+        pids["py-floor"] = floor.pid
+        results = measure(urls, pids, lambda: OpensslResponder(home, client, work), requests, args.seconds,
+                          args.rounds, args.concurrency)
     finally:
         for process in processes:
             stop(process)
@@ -150,6 +153,20 @@ def start_floor() -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(port)], stdout=subprocess.PIPE)
     process.stdout.readline()
     return process, f"http://127.0.0.1:{port}/"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its children (the forked workers
+    of `serve --workers N`), as /proc counts it (proc(5): utime, stime)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -243,10 +260,11 @@ def ab(url: str, body: Path, concurrency: int, seconds: float, keep_alive: bool,
                                 if line.startswith(label)), "0")
     percentiles = dict(line.split(",") for line in csv.read_text().splitlines()[1:])
     return {"rps": float(field("Requests per second")), "failed": int(field("Non-2xx responses") or 0),
+            "requests": int(field("Complete requests")),
             "p50_ms": float(percentiles["50"]), "p99_ms": float(percentiles["99"])}
 
 
-def measure(urls: dict, openssl_responder, requests: dict, seconds: float, rounds: int,
+def measure(urls: dict, pids: dict, openssl_responder, requests: dict, seconds: float, rounds: int,
             concurrency: list[int]) -> list[dict]:
     """Every row on the same client; openssl rows each on a fresh responder. The plan is
     run ``rounds`` times, interleaved, and each row keeps its median run: the machine
@@ -262,12 +280,22 @@ def measure(urls: dict, openssl_responder, requests: dict, seconds: float, round
             if server == "openssl":
                 with openssl_responder() as responder:
                     check_good(responder.url, requests[kind], "openssl", kind)
-                    figures = ab(responder.url, requests[kind], concurrency, seconds, keep_alive, csv)
+                    figures = timed_ab(responder.process.pid, responder.url, requests[kind], concurrency, seconds,
+                                       keep_alive, csv)
             else:
-                figures = ab(urls[server], requests[kind], concurrency, seconds, keep_alive, csv)
+                figures = timed_ab(pids[server], urls[server], requests[kind], concurrency, seconds, keep_alive, csv)
             runs[(server, kind, concurrency, keep_alive)].append(figures)
     return [{"server": key[0], "request": key[1], "concurrency": key[2], "keep_alive": key[3],
              "runs": len(found), **_median(found)} for key, found in runs.items()]
+
+
+def timed_ab(pid: int, *args) -> dict:
+    """ab's figures, and the server's CPU time per request (µs) during the run."""
+    before = cpu_seconds(pid)
+    figures = ab(*args)
+    if figures.get("requests"):
+        figures["cpu_us"] = (cpu_seconds(pid) - before) / figures["requests"] * 1e6
+    return figures
 
 
 def _median(found: list[dict]) -> dict:
@@ -282,14 +310,15 @@ def report(results: list[dict], args) -> None:
           f"{os.cpu_count()} CPUs, mtlskit serve --workers {','.join(map(str, args.workers))}, "
           f"ab for {args.seconds:g}s per run, median of {args.rounds} interleaved runs per row "
           f"[slowest-fastest run]")
-    print(f"{'server':10} {'request':9} {'conc':>4} {'keep-alive':>10} {'req/s':>9} {'range':>13} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'server':10} {'request':9} {'conc':>4} {'keep-alive':>10} {'req/s':>9} {'range':>13} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'cpu µs/req':>10}")
     for r in results:
         if "error" in r:
             print(f"{r['server']:10} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10}  error: {r['error']}")
             continue
         spread = f"{r['min_rps']:.0f}-{r['max_rps']:.0f}"
         print(f"{r['server']:10} {r['request']:9} {r['concurrency']:>4} {str(r['keep_alive']):>10} "
-              f"{r['rps']:>9.0f} {spread:>13} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}")
+              f"{r['rps']:>9.0f} {spread:>13} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r.get('cpu_us', 0):>10.0f}")
     ours = [name for name in dict.fromkeys(r["server"] for r in results) if name not in ("openssl", "py-floor")]
     by_key = {(r["server"], r["request"], r["concurrency"], r["keep_alive"]): r for r in results}
     for keep_alive, label in ((False, "one request per connection (openssl and nginx clients do this)"),
@@ -307,7 +336,9 @@ def report(results: list[dict], args) -> None:
                     else:
                         ratio = mine["rps"] / theirs["rps"]
                         verdict = "meets" if ratio >= target else "MISSES"
-                        print(f"  {kind:9} c={concurrency}: {ratio:5.2f}x  ({verdict} the {target:g}x target)")
+                        cpu = f"; server CPU per request {mine.get('cpu_us', 0):.0f} vs {theirs.get('cpu_us', 0):.0f} µs" \
+                            if "cpu_us" in mine and "cpu_us" in theirs else ""
+                        print(f"  {kind:9} c={concurrency}: {ratio:5.2f}x  ({verdict} the {target:g}x target){cpu}")
             for kind in TARGETS:
                 row = by_key.get((name, kind, 8, keep_alive), {})
                 if "p99_ms" in row:

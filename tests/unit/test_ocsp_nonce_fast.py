@@ -13,6 +13,7 @@ from cryptography.x509 import ocsp as cocsp
 from cryptography.x509.oid import OCSPExtensionOID
 
 from mtlskit.clock import FixedClock
+from mtlskit.errors import InternalError
 from mtlskit.pki import der
 from mtlskit.publish import ocsp
 from mtlskit.publish.ocsp_source import CertificateState, OcspSource, ServedCa
@@ -213,3 +214,31 @@ def test_fast_path_moves_with_the_clock_and_keeps_malformed_requests_malformed(p
     assert later.produced_at_utc == NOW + dt.timedelta(seconds=3) and later.this_update_utc == NOW + dt.timedelta(seconds=3)
     assert source.respond(request[:-1]).body == ocsp.MALFORMED_REQUEST  # one octet short: not the known shape
     assert source.respond(request + b"\x00").body == ocsp.MALFORMED_REQUEST
+
+
+def test_respond_nonce_answers_only_a_request_shape_already_answered(pki, source):
+    source, _lookup, _clock = source
+    leaf = pki["leaves"][0]
+    request = request_der(leaf, pki["ca"].certificate, nonce=b"e" * 16)
+    prefix, nonce = ocsp.split_nonce(request)
+    assert not source.knows_nonce_shape(prefix) and source.respond_nonce(prefix, nonce) is None
+    source.respond(request)
+    assert source.knows_nonce_shape(prefix)
+    signed = source.respond_nonce(prefix, ocsp.split_nonce(request[:-16] + b"f" * 16)[1])
+    assert nonce_of(signed.body) == b"f" * 16 and not signed.cacheable
+    assert source.respond_nonce(prefix[:-1], nonce) is None  # another shape
+
+
+def test_respond_nonce_answers_try_later_when_the_inventory_cannot_be_read(pki, source):
+    source, lookup, _clock = source
+    leaf = pki["leaves"][2]
+    request = request_der(leaf, pki["ca"].certificate, nonce=b"g" * 16)
+    source.respond(request)
+
+    def unreadable():
+        raise InternalError("the inventory cannot be read")
+
+    lookup.change_marker = unreadable
+    assert source.respond_nonce(*ocsp.split_nonce(request)).body != ocsp.TRY_LATER  # not due: cached state
+    source._next_poll = 0  # the refresh interval has passed
+    assert source.respond_nonce(*ocsp.split_nonce(request)).body == ocsp.TRY_LATER

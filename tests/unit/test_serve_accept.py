@@ -132,7 +132,7 @@ def test_fast_path_and_protocol_write_the_same_bytes():
         shared = server._Shared(app=None, source=Source(), clock=SystemClock(), server_address=("127.0.0.1", 1))
         for data in (AB, OPENSSL, CURL_GET):
             for _ in range(3):  # the Date header may tick between the two
-                fast = server._simple_answer(shared, data)
+                fast = shared.wire.one_shot(data)
                 protocol, transport = server.HttpProtocol(shared), Transport()
                 protocol.connection_made(transport)
                 protocol.data_received(data)
@@ -304,9 +304,8 @@ CONVERSATIONS = [
 
 def converse(shared, pieces: list[bytes], fast: bool):
     """Feeds ``pieces`` to a new connection; without ``fast``, every byte goes to httptools."""
-    simple_reply = server._simple_reply
     if not fast:
-        server._simple_reply = lambda *args, **kwargs: None
+        shared.wire.simple = lambda *args, **kwargs: None
     try:
         protocol, transport = connection(shared)
         for piece in pieces:
@@ -314,7 +313,7 @@ def converse(shared, pieces: list[bytes], fast: bool):
                 break
             protocol.data_received(piece)
     finally:
-        server._simple_reply = simple_reply
+        shared.wire.__dict__.pop("simple", None)
     return transport, protocol._parser.fed
 
 

@@ -11,8 +11,10 @@ So the listening socket is polled here, not by ``loop.create_server``. It has
 TCP_DEFER_ACCEPT (tcp(7)): the kernel completes accept() only once the client's first
 bytes arrived. Each accepted socket gets one non-blocking recv(); when that holds one
 complete request for /ocsp that does not ask to keep the connection, the answer goes
-out with one non-blocking send() and the socket is closed: accept4, getsockname (made by
-Python's socket object), recv, send, close, and 2-8 µs of Python.
+out with one non-blocking send() and the socket is closed: accept4, getsockname (Python's
+socket object checks the descriptor), recv, send, close, and 2-8 µs of Python. The
+listening socket is polled level-triggered and each wake-up accepts one connection, so
+no accept4 ends in EAGAIN (and a Python exception) when clients come one at a time.
 
 Everything else - keep-alive, a request not complete in the first read, other paths,
 anything :func:`simple_request` does not positively recognise - is handed, with the
@@ -23,6 +25,7 @@ the protocol's business (timeouts, partial reads), like before.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import logging
@@ -31,7 +34,6 @@ import socket
 from typing import Callable
 
 log = logging.getLogger("mtlskit.serve")
-ACCEPT_BATCH = 64  # connections accepted per wake-up before other callbacks get a turn
 READ_SIZE = 65536
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _PAUSE_SECONDS = 0.1  # out of file descriptors: stop accepting for a moment instead of spinning
@@ -111,6 +113,10 @@ class Acceptor:
                  hand_over: Callable[..., None]) -> None:
         sock.setblocking(False)
         self._sock = sock
+        # accept4(2) without socket.accept()'s Python wrapper, and C-level socket objects
+        # for the connections (one Python call less each for creating and closing them)
+        self._accept = sock._accept
+        self._kind = (int(sock.family), int(sock.type), sock.proto)
         self._answer = answer
         self._hand_over = hand_over
         self._loop = asyncio.get_running_loop()
@@ -126,25 +132,25 @@ class Acceptor:
         self._loop.remove_reader(self._sock.fileno())
 
     def _on_readable(self) -> None:
-        accept = self._sock.accept
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, _address = accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("not accepting connections for %.1fs: %s", _PAUSE_SECONDS, exc.strerror)
-                    self._loop.remove_reader(self._sock.fileno())
-                    self._paused = self._loop.call_later(_PAUSE_SECONDS, self.start)
-                return
-            try:
-                self._serve(conn)
-            except Exception:  # a bug: never let one connection stop the accepting
-                log.exception("serving a connection failed")
-                conn.close()
+        """Accepts one connection: the loop calls again at once while more wait."""
+        try:
+            fd, _address = self._accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                log.warning("not accepting connections for %.1fs: %s", _PAUSE_SECONDS, exc.strerror)
+                self._loop.remove_reader(self._sock.fileno())
+                self._paused = self._loop.call_later(_PAUSE_SECONDS, self.start)
+            return
+        conn = _socket.socket(*self._kind, fd)
+        try:
+            self._serve(conn)
+        except Exception:  # a bug: never let one connection stop the accepting
+            log.exception("serving a connection failed")
+            conn.close()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: _socket.socket) -> None:
         if not _DONTWAIT:  # no MSG_DONTWAIT on this platform: make the socket itself non-blocking
             conn.setblocking(False)
         try:
@@ -159,7 +165,7 @@ class Acceptor:
             return
         wire = self._answer(data) if data else None
         if wire is None:
-            self._hand_over(conn, data or b"")
+            self._hand_over(_full(conn), data or b"")
             return
         try:
             sent = conn.send(wire, _DONTWAIT)
@@ -169,6 +175,11 @@ class Acceptor:
             conn.close()
             return
         if sent < len(wire):  # the send buffer is full: let a transport write the rest
-            self._hand_over(conn, b"", wire[sent:])
+            self._hand_over(_full(conn), b"", wire[sent:])
             return
         conn.close()
+
+
+def _full(conn: _socket.socket) -> socket.socket:
+    """The same connection as a :class:`socket.socket`, what event loop transports take."""
+    return socket.socket(conn.family, conn.type, conn.proto, fileno=conn.detach())

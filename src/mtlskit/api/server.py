@@ -6,7 +6,8 @@ and spends tens of microseconds per request in its ASGI plumbing: a do-nothing A
 on it reached about 11,000 requests/s here, against 50,000+ for a bare asyncio protocol,
 while `openssl ocsp -port` does 5,000-9,000 (bench/bench_ocsp.py has the figures).
 This protocol parses with httptools (the parser uvicorn uses), answers /ocsp straight
-from the OcspSource without a task or a framework, honours HTTP/1.0 keep-alive, and
+from the OcspSource without a task or a framework (the bytes, and the memories that
+spare rebuilding them, come from :mod:`mtlskit.api.ocsp_wire`), honours HTTP/1.0 keep-alive, and
 hands every other request, buffered, to the ASGI app (FastAPI), one at a time per
 connection so that pipelined responses keep their order (RFC 9112 §9.3.2).
 Connections are accepted by :mod:`mtlskit.api.accept`, which answers a complete
@@ -27,62 +28,21 @@ import logging
 import os
 import signal
 import socket
-import time
-from email.utils import formatdate
 from typing import Awaitable, Callable
 
 import httptools
 
-from mtlskit.api import ocsp_http
-from mtlskit.api.accept import Acceptor, simple_request
+from mtlskit.api.accept import Acceptor
+from mtlskit.api.http1 import MAX_BODY, MAX_HEADERS, REASONS, DateHeader, Request, render
+from mtlskit.api.ocsp_wire import OcspWire
 from mtlskit.api.problems import problem
 from mtlskit.clock import Clock
-from mtlskit.publish.ocsp_source import INTERNAL_ERROR
 
 log = logging.getLogger("mtlskit.serve")
-MAX_BODY = 64 * 1024
-MAX_HEADERS = 100
 KEEP_ALIVE_SECONDS = 15.0
-SIMPLE_MEMO_ENTRIES = 4096
 DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
-REASONS = {200: b"OK", 201: b"Created", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
-           403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 409: b"Conflict",
-           413: b"Content Too Large", 415: b"Unsupported Media Type", 422: b"Unprocessable Content",
-           500: b"Internal Server Error"}
 
 AsgiApp = Callable[..., Awaitable[None]]
-
-
-@dataclasses.dataclass
-class _Request:
-    method: bytes
-    target: bytes
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    keep_alive: bool
-    version: str
-
-    @property
-    def path(self) -> bytes:
-        return self.target.split(b"?", 1)[0]
-
-    def header(self, name: bytes) -> bytes | None:
-        return next((v for k, v in self.headers if k == name), None)
-
-
-class _DateHeader:
-    """The Date header (RFC 9110 §6.6.1), formatted once per second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = b""
-
-    def get(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._value = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        return self._value
 
 
 class _Shared:
@@ -92,11 +52,11 @@ class _Shared:
     def __init__(self, app: AsgiApp, source, clock: Clock, server_address: tuple[str, int]) -> None:
         self.app, self.source, self.clock = app, source, clock
         self.server_address = server_address
-        self.date = _DateHeader()
+        self.date = DateHeader()
+        self.wire = OcspWire(source, clock, self.date)
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
         self.adopting: set[asyncio.Future] = set()
-        self.simple_memo: dict[bytes, tuple] = {}  # see _simple_answer
 
     def close_idle(self, idle_seconds: float = KEEP_ALIVE_SECONDS) -> None:
         horizon = self.loop.time() - idle_seconds
@@ -115,7 +75,7 @@ class HttpProtocol(asyncio.Protocol):
         self._date = shared.date
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._queue: collections.deque[_Request] = collections.deque()
+        self._queue: collections.deque[Request] = collections.deque()
         self._busy = False
         self._closing = False
         self._between = True  # the parser holds no part of a request
@@ -145,7 +105,7 @@ class HttpProtocol(asyncio.Protocol):
             # Between requests, one whole unremarkable /ocsp request (a keep-alive client
             # asking again) is answered without the parser's callbacks: the same bytes,
             # the same keep-alive decision. Anything else goes to httptools.
-            found = _simple_reply(self._shared, data)
+            found = self._shared.wire.simple(data)
             if found is not None:
                 self.idle_since = self._shared.loop.time()
                 self._transport.write(found[0])
@@ -202,7 +162,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._between = True
-        request = _Request(self._parser.get_method(), self._url, self._headers, b"".join(self._body),
+        request = Request(self._parser.get_method(), self._url, self._headers, b"".join(self._body),
                            self._parser.should_keep_alive(), self._parser.get_http_version())
         self.idle_since = self._shared.loop.time()
         if not self._busy and not self._queue and _is_ocsp(request.path):
@@ -224,10 +184,10 @@ class HttpProtocol(asyncio.Protocol):
                 asyncio.ensure_future(self._answer_asgi(request))
                 return
 
-    def _answer_ocsp(self, request: _Request) -> None:
-        self._send(request, ocsp_wire(self._shared, request))
+    def _answer_ocsp(self, request: Request) -> None:
+        self._send(request, self._shared.wire.answer(request))
 
-    async def _answer_asgi(self, request: _Request) -> None:
+    async def _answer_asgi(self, request: Request) -> None:
         try:
             status, headers, body = await self._call_app(request)
         except Exception as exc:  # the app maps its errors; this is the last line of defence
@@ -239,7 +199,7 @@ class HttpProtocol(asyncio.Protocol):
             self._write(request, status, headers, b"" if request.method == b"HEAD" else body)
             self._drain()
 
-    async def _call_app(self, request: _Request) -> tuple[int, list, bytes]:
+    async def _call_app(self, request: Request) -> tuple[int, list, bytes]:
         path, _, query = request.target.partition(b"?")
         raw_path = path
         scope = {
@@ -274,10 +234,10 @@ class HttpProtocol(asyncio.Protocol):
         headers.append((b"content-length", str(len(body)).encode()))
         return response["status"], headers, body
 
-    def _write(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._send(request, render(request, status, headers, body, self._date))
+    def _write(self, request: Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._send(request, render(request, status, headers, body, self._date.get()))
 
-    def _send(self, request: _Request, data: bytes) -> None:
+    def _send(self, request: Request, data: bytes) -> None:
         self._transport.write(data)
         if not request.keep_alive:
             self._closing = True
@@ -295,57 +255,6 @@ class HttpProtocol(asyncio.Protocol):
 
 class _TooLarge(Exception):
     pass
-
-
-def ocsp_wire(shared: _Shared, request: _Request) -> bytes:
-    """The whole HTTP response (status line to body) to one request for /ocsp."""
-    return _ocsp_answer(shared, request)[2]
-
-
-def _ocsp_answer(shared: _Shared, request: _Request) -> tuple:
-    """(the reply when it is a pre-signed one sent whole, else None; the clock's time; the response bytes)."""
-    now = shared.clock.now()
-    try:
-        reply = ocsp_http.reply_for(shared.source, request.method, request.path, request.body)
-    except Exception:  # a bug, not bad input: OCSP clients understand internalError (RFC 6960 §2.3)
-        log.exception("OCSP request failed")
-        reply = INTERNAL_ERROR
-    if reply is None:
-        return None, now, render(request, *ocsp_http.METHOD_NOT_ALLOWED, shared.date)
-    if_none_match = request.header(b"if-none-match")
-    if reply.cacheable and not if_none_match:
-        return reply, now, _cached_wire(shared, request, reply, now)
-    status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
-    if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
-        status, body = 304, b""
-    return None, now, render(request, status, headers, b"" if request.method == b"HEAD" else body, shared.date)
-
-
-def _cached_wire(shared: _Shared, request: _Request, reply, now) -> bytes:
-    """A pre-signed reply goes out as bytes built once per second and connection kind
-    (Date and max-age change each second): the common case costs one dict lookup."""
-    key = (int(now.timestamp()), request.version, request.keep_alive, request.method == b"HEAD")
-    memo = reply.__dict__.get("_wire")  # OcspReply is frozen; this is a memo, not state
-    if memo is None or memo[0] != key:
-        memo = (key, render(request, 200, ocsp_http.reply_headers(reply, now),
-                            b"" if request.method == b"HEAD" else reply.body, shared.date))
-        reply.__dict__["_wire"] = memo
-    return memo[1]
-
-
-def render(request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-           date: _DateHeader) -> bytes:
-    """Status line, Date, headers, the connection header this request needs, and body."""
-    version = b"HTTP/1.0" if request.version == "1.0" else b"HTTP/1.1"
-    lines = [version, b" ", str(status).encode(), b" ", REASONS.get(status, b"Unknown"), b"\r\n", date.get()]
-    for name, value in headers:
-        lines += [name, b": ", value, b"\r\n"]
-    if not request.keep_alive:
-        lines.append(b"connection: close\r\n")
-    elif request.version == "1.0":
-        lines.append(b"connection: keep-alive\r\n")  # HTTP/1.0 persistence must be announced
-    lines += [b"\r\n", body]
-    return b"".join(lines)
 
 
 def _is_ocsp(path: bytes) -> bool:
@@ -379,7 +288,7 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
     ``period`` seconds (responder renewal and reload)."""
     loop = asyncio.get_running_loop()
     shared = _Shared(app, source, clock, sock.getsockname()[:2])
-    acceptor = Acceptor(sock, lambda data: _simple_answer(shared, data),
+    acceptor = Acceptor(sock, shared.wire.one_shot,
                         lambda conn, initial, pending=b"": _hand_over(shared, conn, initial, pending))
     # What start-up built (app, inventory, keys) lives as long as the process: keep it out
     # of the collector's full passes (the gc module's advice for long-running servers).
@@ -406,42 +315,6 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
     finally:
         ticker.cancel()
         acceptor.stop()
-
-
-def _simple_answer(shared: _Shared, data: bytes) -> bytes | None:
-    """The response to a request answered without a transport (see mtlskit.api.accept):
-    one that does not keep the connection."""
-    found = _simple_reply(shared, data, keep_alive_ok=False)
-    return None if found is None else found[0]
-
-
-def _simple_reply(shared: _Shared, data: bytes, keep_alive_ok: bool = True) -> tuple[bytes, bool] | None:
-    """(response, keep the connection?) when ``data`` is exactly one simple /ocsp request
-    (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and for a keep-alive
-    request unless ``keep_alive_ok``, before anything is answered.
-
-    A client asking again with the same bytes within the same second, while the source
-    still holds the same pre-signed reply (revocations drop it, see OcspSource.presigned),
-    gets the same bytes without the request being read again.
-    """
-    memo = shared.simple_memo.get(data)
-    if memo is not None:
-        der, reply, second, wire, keep_alive = memo
-        if keep_alive and not keep_alive_ok:
-            return None
-        now = shared.clock.now()
-        if int(now.timestamp()) == second and shared.source.presigned(der, now) is reply:
-            return wire, keep_alive
-    found = simple_request(data, MAX_BODY, MAX_HEADERS, keep_alive=True)
-    if found is None or (found[5] and not keep_alive_ok):
-        return None
-    method, target, headers, body, version, keep_alive = found
-    reply, now, wire = _ocsp_answer(shared, _Request(method, target, headers, body, keep_alive, version))
-    if reply is not None and method == b"POST":
-        if len(shared.simple_memo) >= SIMPLE_MEMO_ENTRIES:
-            shared.simple_memo.clear()
-        shared.simple_memo[data] = (body, reply, int(now.timestamp()), wire, keep_alive)
-    return wire, keep_alive
 
 
 def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:

@@ -143,11 +143,33 @@ class OcspSource:
         When the inventory cannot be read, the answer is tryLater (RFC 6960 §2.3): a
         status that may be stale beyond the refresh bound is never signed.
         """
+        return self._or_try_later(self._respond, request)
+
+    def respond_nonce(self, prefix: bytes, nonce: bytes) -> OcspReply | None:
+        """``respond(prefix + nonce)`` when ``prefix`` is the part before the nonce octets
+        of a request answered before (see :func:`mtlskit.publish.ocsp.split_nonce` and
+        :meth:`knows_nonce_shape`): the same request with another nonce, signed without
+        being parsed again. None when no such request was answered (or it was forgotten)."""
+        return self._or_try_later(self._respond_nonce, prefix, nonce)
+
+    @staticmethod
+    def _or_try_later(answer: Callable[..., OcspReply | None], *args) -> OcspReply | None:
         try:
-            return self._respond(request)
+            return answer(*args)
         except InternalError as exc:
             log.warning("answering tryLater: %s", exc.message)
             return TRY_LATER
+
+    def _respond_nonce(self, prefix: bytes, nonce: bytes) -> OcspReply | None:
+        self.poll()
+        shape = self._nonce_shapes.get(prefix)
+        if shape is None:
+            return None
+        return self._sign_with_nonce(shape[0], shape[1], self._clock.now().replace(microsecond=0), nonce)
+
+    def knows_nonce_shape(self, prefix: bytes) -> bool:
+        """True when :meth:`respond_nonce` answers requests starting with ``prefix``."""
+        return prefix in self._nonce_shapes
 
     def _respond(self, request: bytes) -> OcspReply:
         self.poll()
