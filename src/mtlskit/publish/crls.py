@@ -109,7 +109,7 @@ def count_revoked(session: Session, issuer: str) -> int:
 
 def _reencode_entries(session: Session, issuer: str, chunk: int = 50_000) -> list[bytes]:
     """Encode every revoked certificate's entry of ``issuer`` again and refill the cache,
-    in serial order and in chunks (a million rows never sit in Python at once)."""
+    in serial order and in chunks (on SQLite, a million rows never sit in Python at once)."""
     connection = session.connection()
     table = CrlEntry.__table__
     connection.execute(delete(table).where(table.c.issuer == issuer))
@@ -180,7 +180,7 @@ def encode_stored_entries(rows: Iterable[tuple]) -> list[bytes]:
                 moment = _fromisoformat(when)  # checks every field, as reading a datetime did
                 octets = _fromhex(serial) if len(serial) % 2 == 0 else _fromhex("0" + serial)
                 zone = moment.tzinfo
-                # (2 octets per 2 digits: fromhex skips whitespace, which int() refuses)
+                # fewer octets than digits / 2: fromhex skipped spaces, which int() refuses
                 if (zone is None or zone is _UTC) and 2 * len(octets) >= len(serial):
                     if octets[0] > 0x7F:  # positive: a leading zero octet before the sign bit
                         octets = b"\x00" + octets  # (X.690 8.3.2)
