@@ -12,6 +12,7 @@ import sqlite3
 import pytest
 from cryptography import x509
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from mtlskit.publish import crls
 from mtlskit.publish.crl import revoked_entries_content
@@ -136,6 +137,13 @@ def test_a_row_entry_for_refuses_fails_the_refill_and_keeps_the_cache(home):
     db.close()
     with pytest.raises(ValueError):
         crls.publish(service, authority, ["intermediate"])
+    with service.inventory.engine.connect() as connection:  # failing midway, the cursor is closed at once
+        connection.exec_driver_sql("PRAGMA threads = 0")
+        with Session(bind=connection) as session, pytest.raises(ValueError) as caught:
+            crls._reencode_entries(session, "intermediate", chunk=10)
+        # (``caught`` holds the traceback, and with it the frames of the refill)
+        assert connection.exec_driver_sql("PRAGMA threads").scalar() == 0 and caught.value
+        connection.rollback()
     with service.inventory.transaction() as session:
         assert session.scalar(text("SELECT count(*) FROM crl_entries")) == before
         session.execute(text("DELETE FROM certificates WHERE name = 'broken'"))

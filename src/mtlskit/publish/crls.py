@@ -26,6 +26,7 @@ revocation state may have changed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -114,10 +115,11 @@ def _reencode_entries(session: Session, issuer: str, chunk: int = 50_000) -> lis
     table = CrlEntry.__table__
     connection.execute(delete(table).where(table.c.issuer == issuer))
     entries: list[bytes] = []
-    for rows in _revoked_rows(connection, issuer, chunk):
-        ders = encode_stored_entries(rows)
-        entries.extend(ders)
-        _INSERT_ENTRIES(connection, [(issuer, row[0], der) for row, der in zip(rows, ders)])
+    with contextlib.closing(_revoked_rows(connection, issuer, chunk)) as chunks:  # its cursor, now
+        for rows in chunks:
+            ders = encode_stored_entries(rows)
+            entries.extend(ders)
+            _INSERT_ENTRIES(connection, [(issuer, row[0], der) for row, der in zip(rows, ders)])
     return entries
 
 
