@@ -6,10 +6,10 @@ and spends tens of microseconds per request in its ASGI plumbing: a do-nothing A
 on it reached about 11,000 requests/s here, against 50,000+ for a bare asyncio protocol,
 while `openssl ocsp -port` does 5,000-9,000 (bench/bench_ocsp.py has the figures).
 This protocol parses with httptools (the parser uvicorn uses), answers /ocsp straight
-from the OcspSource without a task or a framework (the bytes, and the memories that
-spare rebuilding them, come from :mod:`mtlskit.api.ocsp_wire`), honours HTTP/1.0 keep-alive, and
-hands every other request, buffered, to the ASGI app (FastAPI), one at a time per
-connection so that pipelined responses keep their order (RFC 9112 §9.3.2).
+from the OcspSource without a task or a framework (the response bytes, and the memories
+that spare rebuilding them, come from :mod:`mtlskit.api.ocsp_wire`), honours HTTP/1.0
+keep-alive, and hands every other request, buffered, to the ASGI app (FastAPI), one at
+a time per connection so that pipelined responses keep their order (RFC 9112 §9.3.2).
 Connections are accepted by :mod:`mtlskit.api.accept`, which answers a complete
 one-shot /ocsp request without creating a transport at all and gives every other
 connection to this protocol. On a kept-alive connection, a whole unremarkable /ocsp
