@@ -70,7 +70,7 @@ class CertificateRecord:
 
     def row_values(self, created_at: dt.datetime) -> tuple:
         """The ``certificates`` row, as values in the order of CERTIFICATE_COLUMNS."""
-        return (self.issuer, format(self.serial, "x"), self.name, self.subject,
+        return (self.issuer, self.serial_hex, self.name, self.subject,
                 json.dumps(list(self.sans)), self.profile, self.key_type, self.not_before,
                 self.not_after, self.status, self.revoked_at, self.revocation_reason,
                 self.fingerprint_sha256, self.pem, created_at)
