@@ -37,6 +37,12 @@ def describe(cert: x509.Certificate) -> str:
     return f"'{cert.subject.rfc4514_string() or 'empty subject'}'"
 
 
+def reason_note(reason: x509.ReasonFlags | None) -> str:
+    """" (reason: key-compromise)" for a revocation reason, in the words `mtlskit revoke
+    --reason` takes; "" when there is none."""
+    return f" (reason: {reason.name.replace('_', '-')})" if reason is not None else ""
+
+
 def is_self_issued(cert: x509.Certificate) -> bool:
     """RFC 5280 3.2: subject and issuer names are the same."""
     return cert.subject == cert.issuer

@@ -17,7 +17,7 @@ import datetime as dt
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-from mtlskit.verify.checks import describe, is_ca
+from mtlskit.verify.checks import describe, is_ca, reason_note
 from mtlskit.verify.findings import Finding, error, warning
 
 _FIX_CRL = "publish a fresh CRL (mtlskit crl) and install it where the server reads it"
@@ -111,7 +111,7 @@ def _lookup(crl: x509.CertificateRevocationList, cert: x509.Certificate, at: dt.
     reason = _reason(entry)
     if reason is x509.ReasonFlags.remove_from_crl:  # RFC 5280 5.3.1: only meaningful in delta CRLs
         return []
-    why = f" (reason: {reason.name.replace('_', '-')})" if reason is not None else ""  # the CLI words
+    why = reason_note(reason)
     hold = reason is x509.ReasonFlags.certificate_hold
     return [error("revoked", f"{describe(cert)} (serial {cert.serial_number:X}) was "
                   f"{'put on hold' if hold else 'revoked'} on {entry.revocation_date_utc:%Y-%m-%d %H:%M} UTC{why}",

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from mtlskit.verify.checks import describe
+from mtlskit.verify.checks import describe, reason_note
 from mtlskit.verify.findings import Finding, error, info, warning
 
 Fetch = Callable[[str, bytes], bytes]
@@ -88,7 +88,7 @@ def judge_response(response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: 
     status = response.certificate_status
     if status is ocsp.OCSPCertStatus.REVOKED:
         reason = response.revocation_reason
-        why = f" (reason: {reason.name.replace('_', '-')})" if reason is not None else ""  # the CLI words
+        why = reason_note(reason)
         return [error("revoked", f"{describe(cert)} was revoked on {response.revocation_time_utc:%Y-%m-%d %H:%M} "
                       f"UTC according to OCSP{why}", "issue a new certificate")]
     if status is ocsp.OCSPCertStatus.UNKNOWN:
