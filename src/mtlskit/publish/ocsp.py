@@ -473,12 +473,11 @@ def tbs_response_data(answers: list[SingleAnswer], responder: ResponderKey,
                       this_update: dt.datetime, next_update: dt.datetime,
                       nonce: bytes | None = None, produced_at: dt.datetime | None = None) -> bytes:
     """ResponseData (v1, responderID byKey) with one SingleResponse per answer; producedAt
-    defaults to ``this_update``."""
+    defaults to ``this_update``. The encoding PreparedResponse signs."""
     body = response_data_body(answers, responder, this_update, next_update, produced_at)
-    if nonce is not None:
-        extension = der.sequence(_NONCE_OID, der.encode(der.OCTET_STRING, nonce))
-        body += der.encode(der.context(1), der.sequence(extension))
-    return der.encode(der.SEQUENCE, body)
+    if nonce is None:
+        return _tbs_head(body, -1)
+    return _tbs_head(body, len(nonce)) + nonce
 
 
 def _single_response(answer: SingleAnswer, this_update: dt.datetime, next_update: dt.datetime) -> bytes:
