@@ -108,19 +108,13 @@ class CrlExport:
     def _write_bundle(self, per_ca: dict[str, tuple[Future, Future]]) -> _Staged | None:
         """The bundle of the staged CRLs and the stored CRLs of the other CAs of the
         chain; None while one of them has no CRL."""
-        names = chain_names(self.service)
-        stored = _stored_ders(self.service, [name for name in names if name not in per_ca])
-        parts, numbers = [], {}
-        for name in names:
-            if name in per_ca:
-                pem = per_ca[name][1].result()
-                parts.append(pem.data)
-                numbers.update(pem.numbers)
-            elif name in stored:
-                parts.append(pem_crl(stored[name]))
-                numbers[name] = crl_number_of(stored[name])
-            else:
-                return None
+        staged = {name: pem_job.result() for name, (_der_job, pem_job) in per_ca.items()}
+        try:
+            parts, numbers = _chain_pems(self.service, {name: pem.data for name, pem in staged.items()})
+        except NotFound:
+            return None
+        for pem in staged.values():
+            numbers.update(pem.numbers)
         return self._write(BUNDLE_FILE, lambda: b"".join(parts), numbers)
 
     def publish(self) -> bytes | None:
@@ -213,19 +207,29 @@ def crl_bundle_pem(service, known_pems: dict[str, bytes] | None = None) -> bytes
         NotFound: a CA of the chain has no CRL yet (a bundle without it would make
             Nginx/Apache/HAProxy refuse every client).
     """
-    known_pems = known_pems or {}
+    return b"".join(_chain_pems(service, known_pems or {})[0])
+
+
+def _chain_pems(service, known_pems: dict[str, bytes]) -> tuple[list[bytes], dict[str, int | None]]:
+    """The PEM CRL of every CA of the chain, in bundle order: ``known_pems`` as given,
+    the others encoded from the inventory, with the CRL numbers of the latter.
+
+    Raises:
+        NotFound: a CA of the chain has no CRL yet.
+    """
     names = chain_names(service)
     stored = _stored_ders(service, [name for name in names if name not in known_pems])
-    parts = []
+    parts, numbers = [], {}
     for name in names:
         if name in known_pems:
             parts.append(known_pems[name])
         elif name in stored:
             parts.append(pem_crl(stored[name]))
+            numbers[name] = crl_number_of(stored[name])
         else:
             raise NotFound(f"no CRL published for CA {name!r}",
                            hint="run `mtlskit crl` to publish the CRLs of every CA")
-    return b"".join(parts)
+    return parts, numbers
 
 
 def _stored_ders(service, names: list[str]) -> dict[str, bytes]:
