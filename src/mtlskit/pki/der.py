@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 
 from mtlskit.errors import BadInput
 
@@ -75,6 +76,7 @@ def integer(value: int) -> bytes:
     return encode(INTEGER, value.to_bytes(size, "big", signed=True))
 
 
+@functools.lru_cache(maxsize=256)  # a few dozen OIDs, encoded per certificate or entry
 def oid(dotted: str) -> bytes:
     """An OBJECT IDENTIFIER element from its dotted form (X.690 §8.19).
 

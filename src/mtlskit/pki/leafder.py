@@ -27,7 +27,6 @@ SUBJECT_KEY_IDENTIFIER = "2.5.29.14"
 KEY_USAGE = "2.5.29.15"
 SUBJECT_ALT_NAME = "2.5.29.17"
 
-_SAN_OID = der.oid(SUBJECT_ALT_NAME)
 # A subjectKeyIdentifier is a 20-byte SHA-1: its extension is a constant prefix + digest.
 _SKI_PREFIX = der.extension(SUBJECT_KEY_IDENTIFIER, der.encode(der.OCTET_STRING, bytes(20)))[:-20]
 
@@ -94,4 +93,4 @@ def subject_key_identifier(spki: bytes) -> bytes:
 def subject_alt_name(general_names: bytes) -> bytes:
     """The subjectAltName extension (RFC 5280 §4.2.1.6) around a DER GeneralNames. Not
     critical: mtlskit leaves always have a subject."""
-    return der.encode(der.SEQUENCE, _SAN_OID + der.encode(der.OCTET_STRING, general_names))
+    return der.extension(SUBJECT_ALT_NAME, general_names)
