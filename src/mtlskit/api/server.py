@@ -50,7 +50,7 @@ class _Shared:
     periodic pass over the open connections instead of a timer per request."""
 
     def __init__(self, app: AsgiApp, source, clock: Clock, server_address: tuple[str, int]) -> None:
-        self.app, self.source, self.clock = app, source, clock
+        self.app = app
         self.server_address = server_address
         self.date = DateHeader()
         self.wire = OcspWire(source, clock, self.date)
