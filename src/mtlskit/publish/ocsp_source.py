@@ -162,10 +162,15 @@ class OcspSource:
 
     def _respond_nonce(self, prefix: bytes, nonce: bytes) -> OcspReply | None:
         self.poll()
+        return self._known_shape(prefix, nonce, self._clock.now())
+
+    def _known_shape(self, prefix: bytes, nonce: bytes, now: dt.datetime) -> OcspReply | None:
+        """Signed for a request asked before with another nonce (no parsing); None when
+        no request starting with ``prefix`` was answered."""
         shape = self._nonce_shapes.get(prefix)
         if shape is None:
             return None
-        return self._sign_with_nonce(shape[0], shape[1], self._clock.now().replace(microsecond=0), nonce)
+        return self._sign_with_nonce(shape[0], shape[1], now.replace(microsecond=0), nonce)
 
     def knows_nonce_shape(self, prefix: bytes) -> bool:
         """True when :meth:`respond_nonce` answers requests starting with ``prefix``."""
@@ -179,9 +184,9 @@ class OcspSource:
             return cached.value
         split = ocsp.split_nonce(request)
         if split is not None:
-            shape = self._nonce_shapes.get(split[0])
-            if shape is not None:  # asked before with another nonce: no parsing
-                return self._sign_with_nonce(shape[0], shape[1], now.replace(microsecond=0), split[1])
+            known = self._known_shape(split[0], split[1], now)
+            if known is not None:
+                return known
         try:
             parsed = ocsp.parse_request(request)
         except BadInput:
