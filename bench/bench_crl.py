@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import secrets
 import shutil
@@ -35,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from support import mtlskit_env  # noqa: E402 (bench/ is on the path from here)
+
 API_RUNS = 7  # measured revocations through `serve --api` (after one first request)
 
 REASONS = ["unspecified", "key-compromise", "superseded", "cessation-of-operation",
@@ -43,10 +45,6 @@ OPENSSL_REASONS = {"unspecified": "unspecified", "key-compromise": "keyCompromis
                    "superseded": "superseded", "cessation-of-operation": "cessationOfOperation",
                    "affiliation-changed": "affiliationChanged",
                    "ca-compromise": "CACompromise"}
-
-
-def env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 
 
 # Runs one command and reports its wall time and peak RSS. It is a separate small
@@ -71,7 +69,7 @@ def run_measured(args: list[str], cwd: Path | None = None) -> tuple[float, int, 
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "out", Path(tmp) / "err"
         report = subprocess.run([sys.executable, "-c", _MEASURE, str(out), str(err), str(cwd or ""), *args],
-                                capture_output=True, text=True, env=env(), check=True)
+                                capture_output=True, text=True, env=mtlskit_env(), check=True)
         result = json.loads(report.stdout)
         return result["wall"], result["maxrss"], result["rc"], out.read_bytes(), err.read_bytes()
 

@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from support import ServeProcess, free_port, mtlskit_env, stop
+
 NETNS_FLAG = "MTLSKIT_BENCH_IN_NETNS"
 TARGETS = {"no nonce": 2.0, "nonce": 1.0}
 P99_TARGET_MS = 5.0
@@ -80,21 +80,9 @@ def _reexec_in_netns() -> int:
     return subprocess.run(command, env=env).returncode
 
 
-def mtlskit_env(src: Path | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MTLSKIT_")}
-    env["PYTHONPATH"] = str(src or REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def mtlskit(home: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "mtlskit", "--home", str(home), *args], check=True,
                    env=mtlskit_env(), stdout=subprocess.DEVNULL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(work: Path, args) -> int:
@@ -112,9 +100,9 @@ def run(work: Path, args) -> int:
     processes, urls, pids = [], {}, {}
     try:
         for name, workers, src in configs:
-            port = free_port()
-            processes.append(start_mtlskit(home, port, workers, work, src))
-            urls[name], pids[name] = f"http://127.0.0.1:{port}/ocsp", processes[-1].pid
+            server = ServeProcess(home, "--workers", str(workers), log=work / "serve.log", src=src)
+            processes.append(server.process)
+            urls[name], pids[name] = f"{server.url}/ocsp", server.pid
             for kind, path in requests.items():
                 check_good(urls[name], path, name, kind)
         floor, urls["py-floor"] = start_floor()
@@ -169,15 +157,6 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 class OpensslResponder:
     """A fresh `openssl ocsp -port` per measurement: when the load client stops, it
     abandons connections, and openssl 3.0's single-threaded responder then spins on one
@@ -193,21 +172,6 @@ class OpensslResponder:
 
     def __exit__(self, *exc) -> None:
         stop(self.process)
-
-
-def start_mtlskit(home: Path, port: int, workers: int, work: Path, src: Path | None = None) -> subprocess.Popen:
-    log = open(work / "serve.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "mtlskit", "--home", str(home), "serve", "--port", str(port),
-                                "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=mtlskit_env(src))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"mtlskit serve did not start: {(work / 'serve.log').read_text()}")
 
 
 def start_openssl(home: Path, client: Path, port: int, work: Path) -> subprocess.Popen:

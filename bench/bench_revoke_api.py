@@ -18,61 +18,18 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-
-
-class _Serve:
-    """`mtlskit serve --api` on a free loopback port, stopped by PID."""
-
-    def __init__(self, home: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(home.parent / f"serve-{self.port}.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mtlskit", "--home", str(home), "serve", "--api",
-             "--port", str(self.port), *extra], stdout=self.log, stderr=subprocess.STDOUT, env=_env())
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"serve exited: {Path(self.log.name).read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise SystemExit("serve did not answer")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+from support import ServeProcess, mtlskit_env  # noqa: E402 (bench/ is on the path from here)
 
 
 def _header_file(home: Path, where: Path) -> Path:
@@ -99,7 +56,7 @@ def _curl_revoke(url: str, headers: Path, name: str) -> float:
 def measure(home: Path, names: list[str], work: Path) -> dict:
     """Start `serve --api` on ``home``, revoke ``names[0]`` (first request after start,
     reported apart), then each other name once; their times (s)."""
-    server = _Serve(home)
+    server = ServeProcess(home, "--api", log=work / "serve-api.log")
     try:
         headers = _header_file(home, work)
         first = _curl_revoke(server.url, headers, names[0])
@@ -130,12 +87,12 @@ def main() -> None:
         home = work / "home"
         names = [f"api{i}" for i in range(args.runs + 1)]
         for command in (["init", "--no-passphrase"], ["issue", "client", *names, "--out", str(work / "out")]):
-            subprocess.run(bench_crl.mtlskit(home, *command), check=True, capture_output=True, env=_env())
+            subprocess.run(bench_crl.mtlskit(home, *command), check=True, capture_output=True, env=mtlskit_env())
         start = time.perf_counter()
         bench_crl.bulk_revoked(home, args.count, dt.datetime.now(dt.timezone.utc))
         print(f"setup: {args.count:,} revoked rows in {time.perf_counter() - start:.1f} s")
         subprocess.run(bench_crl.mtlskit(home, "crl", "--format", "der", "--out", str(work / "first.crl")),
-                       check=True, capture_output=True, env=_env())  # entries encoded once, as in service
+                       check=True, capture_output=True, env=mtlskit_env())  # entries encoded once, as in service
         result = measure(home, names, work)
         print(f"{args.count:,} already revoked: {report(result)}")
         print(f"check: {bench_crl.verify_crl(home, home / 'crl' / 'intermediate.crl', args.count + len(names))}")
