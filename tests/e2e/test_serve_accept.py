@@ -34,7 +34,7 @@ def served(tmp_path_factory):
 
 
 def post(body: bytes, version: bytes = b"1.0", extra: bytes = b"") -> bytes:
-    return (b"POST /ocsp HTTP/" + version + b"\r\nContent-Type: application/ocsp-request\r\n" + extra
+    return (b"POST /ocsp HTTP/" + version + b"\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n" + extra
             + b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
 
@@ -186,7 +186,7 @@ def test_a_kept_alive_conversation_whole_pipelined_and_in_pieces(served, version
         assert not any(b"connection: close" in r for r in replies)
 
         etag = replies[0].lower().split(b"etag: ")[1].split(b"\r\n")[0]
-        sock.sendall(b"GET /ocsp/x HTTP/" + version + b"\r\n" + ka + b"\r\n")  # garbage: malformedRequest
+        sock.sendall(b"GET /ocsp/x HTTP/" + version + b"\r\nHost: x\r\n" + ka + b"\r\n")  # garbage: malformedRequest
         malformed = read_reply(sock, buffer)
         assert cocsp.load_der_ocsp_response(malformed.split(b"\r\n\r\n", 1)[1]).response_status \
             is cocsp.OCSPResponseStatus.MALFORMED_REQUEST
@@ -202,9 +202,9 @@ def test_a_kept_alive_conversation_whole_pipelined_and_in_pieces(served, version
         from urllib.parse import quote
 
         target = b"/ocsp/" + quote(base64.b64encode(requests["cached"]).decode(), safe="").encode()
-        sock.sendall(b"GET " + target + b" HTTP/" + version + b"\r\n" + ka + b"If-None-Match: " + etag + b"\r\n\r\n")
+        sock.sendall(b"GET " + target + b" HTTP/" + version + b"\r\nHost: x\r\n" + ka + b"If-None-Match: " + etag + b"\r\n\r\n")
         assert read_reply(sock, buffer, bodiless=True).startswith(b"HTTP/" + version + b" 304 Not Modified\r\n")
-        sock.sendall(b"HEAD " + target + b" HTTP/" + version + b"\r\n" + ka + b"\r\n")
+        sock.sendall(b"HEAD " + target + b" HTTP/" + version + b"\r\nHost: x\r\n" + ka + b"\r\n")
         head = read_reply(sock, buffer, bodiless=True)
         assert head.startswith(b"HTTP/" + version + b" 200 OK\r\n") and b"etag: " + etag in head.lower()
 

@@ -156,12 +156,12 @@ KEEP_ALIVE = [
     b"POST /ocsp HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc",
     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
     b"POST /ocsp HTTP/1.0\r\nConnection: close, keep-alive\r\nContent-Length: 3\r\n\r\nabc",
-    b"POST /ocsp HTTP/1.1\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /ocsp HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabc",
     b"POST /ocsp HTTP/1.0\r\nContent-length: 83\r\nConnection: Keep-Alive\r\nHost: 127.0.0.1:8080\r\n"
     b"User-Agent: ApacheBench/2.3\r\nAccept: */*\r\n\r\n" + BODY,                               # ab -k
     b"GET /ocsp/MEMwQTA/MD0wOzAJBgUrDgMCGgUA= HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"HEAD /ocsp/abc HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n",
-    b"POST /ocsp HTTP/1.1\r\nConnection: te, keep-alive\r\nContent-Length: 0\r\n\r\n",
+    b"HEAD /ocsp/abc HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"x\"\r\n\r\n",
+    b"POST /ocsp HTTP/1.1\r\nHost: x\r\nConnection: te, keep-alive\r\nContent-Length: 0\r\n\r\n",
 ]
 
 # Connection values: the fast path must either leave them to httptools or decide as it does.
@@ -206,9 +206,9 @@ def test_anything_unusual_is_left_to_httptools_on_a_kept_connection_too(data):
 
 
 def test_a_declared_body_over_the_limit_is_left_to_the_protocol():
-    data = b"POST /ocsp HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (server.MAX_BODY + 1) + b"x" * (server.MAX_BODY + 1)
+    data = b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (server.MAX_BODY + 1) + b"x" * (server.MAX_BODY + 1)
     assert accept.simple_request(data, server.MAX_BODY, server.MAX_HEADERS, keep_alive=True) is None
-    huge = b"POST /ocsp HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\nx"
+    huge = b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\nx"
     assert accept.simple_request(huge, server.MAX_BODY, server.MAX_HEADERS, keep_alive=True) is None
 
 
@@ -272,33 +272,33 @@ CONVERSATIONS = [
     # ab -k: the same request again and again, then one that closes
     [KEEP_ALIVE[4]] * 3 + [AB],
     # HTTP/1.1 default persistence; a GET; a conditional GET (304) and HEAD; a nonce request; close
-    [b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1",
-     b"GET /ocsp/YzI= HTTP/1.1\r\n\r\n",
-     b"GET /ocsp/YzI= HTTP/1.1\r\nIf-None-Match: \"e1\"\r\n\r\n",
-     b"GET /ocsp/YzI= HTTP/1.1\r\nIf-None-Match: \"other\"\r\n\r\n",
-     b"HEAD /ocsp/YzI= HTTP/1.1\r\n\r\n",
-     b"HEAD /ocsp/YzI= HTTP/1.1\r\nIf-None-Match: \"e1\"\r\n\r\n",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 5\r\n\r\nnonce",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 5\r\n\r\nnonce",
-     b"POST /ocsp HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\nc1"],
+    [b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1",
+     b"GET /ocsp/YzI= HTTP/1.1\r\nHost: x\r\n\r\n",
+     b"GET /ocsp/YzI= HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"e1\"\r\n\r\n",
+     b"GET /ocsp/YzI= HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n\r\n",
+     b"HEAD /ocsp/YzI= HTTP/1.1\r\nHost: x\r\n\r\n",
+     b"HEAD /ocsp/YzI= HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"e1\"\r\n\r\n",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nnonce",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nnonce",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nc1"],
     # HTTP/1.0 keep-alive, conditional, garbage GET (malformedRequest), then a plain 1.0 request closes
     [b"POST /ocsp HTTP/1.0\r\n" + ka + b"Content-Length: 2\r\n\r\nc3",
      b"GET /ocsp/YzI= HTTP/1.0\r\n" + ka + b"If-None-Match: \"e1\"\r\n\r\n",
      b"GET /ocsp/!!! HTTP/1.0\r\n" + ka + b"\r\n",
      b"POST /ocsp HTTP/1.0\r\nContent-Length: 2\r\n\r\nc3"],
     # unusual requests in between go to httptools; the fast path takes over again afterwards
-    [b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 03\r\n\r\nc1x",
-     b"POST /ocsp HTTP/1.1\r\nX: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nc1",
-     b"PUT /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1"],
+    [b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 03\r\n\r\nc1x",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nX: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nc1",
+     b"PUT /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1"],
     # a malformed request ends the conversation with a 400 on both paths
-    [b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nc1",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1"],
+    [b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nc1",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1"],
     # a request a keep-alive client must not get an answer to after "close"
-    [b"POST /ocsp HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\nc1",
-     b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1"],
+    [b"POST /ocsp HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nc1",
+     b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1"],
 ]
 
 
@@ -352,12 +352,12 @@ def test_the_fast_path_is_taken_for_simple_requests_only():
 def test_pipelined_partial_and_smuggled_requests_go_through_httptools():
     from mtlskit.clock import SystemClock
 
-    one = b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1"
-    looks_whole = b"GET /ocsp/YzI= HTTP/1.1\r\n\r\n"
+    one = b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1"
+    looks_whole = b"GET /ocsp/YzI= HTTP/1.1\r\nHost: x\r\n\r\n"
     cases = [
         [one + one],                                               # pipelined in one read
         [one[:10], one[10:], one],                                 # in pieces, then whole again
-        [b"POST /ocsp HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(looks_whole), looks_whole, one],  # a body
+        [b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(looks_whole), looks_whole, one],  # a body
         [b"\r\n", one],                                            # a stray CRLF first
     ]
 
@@ -390,8 +390,8 @@ def test_an_ocsp_request_behind_a_pending_api_request_waits_its_turn():
         shared = server._Shared(app=app, source=CachingSource(), clock=SystemClock(),
                                 server_address=("127.0.0.1", 1))
         protocol, transport = connection(shared)
-        protocol.data_received(b"GET /healthz HTTP/1.1\r\n\r\n")
-        protocol.data_received(b"POST /ocsp HTTP/1.1\r\nContent-Length: 2\r\n\r\nc1")
+        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        protocol.data_received(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nc1")
         await asyncio.sleep(0)
         assert transport.written == b""  # not answered before the request in front of it
         release.set()

@@ -62,6 +62,8 @@ def simple_request(data: bytes, max_target: int, max_headers: int, keep_alive: b
         return None
     method, target, minor, fields = found.groups()
     lowered = fields.lower()
+    if minor == b"1" and b"\r\nhost:" not in lowered:
+        return None  # HTTP/1.1 needs a Host field: the protocol refuses it (RFC 9112 §3.2)
     if len(target) > max_target or lowered.count(b"\r\n") > max_headers or b"\r\ntransfer-encoding:" in lowered \
             or b"\r\nupgrade:" in lowered or b"\r\nexpect:" in lowered:
         return None

@@ -91,7 +91,8 @@ def _problem_response(status: int, body: bytes, headers: Mapping[str, str] | Non
 
 
 def _fastapi_app(view: ServiceView) -> FastAPI:
-    api = FastAPI(title="mtlskit", docs_url=None, redoc_url=None,
+    # No trailing-slash redirects: Starlette builds their Location from the client's Host field.
+    api = FastAPI(title="mtlskit", docs_url=None, redoc_url=None, redirect_slashes=False,
                   openapi_url=OPENAPI_PATH if view.api is not None else None)
     if view.api is not None:
         api.include_router(router(view.api, view.source))

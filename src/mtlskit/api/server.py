@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from typing import Awaitable, Callable
 
 import httptools
@@ -40,6 +41,8 @@ from mtlskit.clock import Clock
 
 log = logging.getLogger("mtlskit.serve")
 KEEP_ALIVE_SECONDS = 15.0
+MAX_HEAD = 64 * 1024   # request line and header fields of one request, in bytes
+MAX_QUEUED = 32        # pipelined requests read ahead of their answers before reading pauses
 DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
 
 AsgiApp = Callable[..., Awaitable[None]]
@@ -75,10 +78,18 @@ class HttpProtocol(asyncio.Protocol):
         self._date = shared.date
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._queue: collections.deque[Request] = collections.deque()
+        self._queue: collections.deque[Request | _Failure] = collections.deque()
         self._busy = False
         self._closing = False
         self._between = True  # the parser holds no part of a request
+        self._in_head = False  # the parser is inside a request line or header fields
+        self._head_bytes = 0  # bytes of the current head fed after the chunk that began it
+        self._field_bytes = 0  # bytes of the header fields read whole
+        self._messages = 0
+        self._failed = False  # a malformed request was read: nothing after it is
+        self._eof = False  # the client half-closed: answer what was read, then close
+        self._write_paused = False  # the transport's buffer is full (the client does not read)
+        self._read_paused = False
         self.idle_since = shared.loop.time()
         self._reset_message()
 
@@ -95,13 +106,45 @@ class HttpProtocol(asyncio.Protocol):
         self._closing = True
         self._shared.connections.discard(self)
 
+    # --- flow control: never read requests faster than the client reads answers ----------
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._flow()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self._busy:
+            self._drain()
+        self._flow()
+
+    def eof_received(self) -> bool:
+        """A half-close ends the requests, not the answers: keep the transport open until
+        what was read is answered (RFC 9112 §9.6)."""
+        self._eof = True
+        if self._busy or self._queue:
+            self._flow()
+            return True
+        return False
+
+    def _flow(self) -> None:
+        """Pause reading while answers wait for the client or too many requests wait for answers."""
+        if self._transport is None or self._closing:
+            return
+        pause = self._write_paused or len(self._queue) >= MAX_QUEUED or self._failed or self._eof
+        if pause != self._read_paused:
+            self._read_paused = pause
+            (self._transport.pause_reading if pause else self._transport.resume_reading)()
+
     def close_idle(self) -> None:
         """Close a keep-alive connection that sent nothing for a while (not one mid-request)."""
         if not self._busy and self._transport:
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._between and not self._busy and not self._closing:
+        if self._failed or self._closing:
+            return
+        if self._between and not self._busy and not self._write_paused and not self._queue:
             # Between requests, one whole unremarkable /ocsp request (a keep-alive client
             # asking again) is answered without the parser's callbacks: the same bytes,
             # the same keep-alive decision. Anything else goes to httptools.
@@ -113,18 +156,27 @@ class HttpProtocol(asyncio.Protocol):
                     self._closing = True
                     self._transport.close()
                 return
+        head_before, message = self._in_head, self._messages
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raises; _TooLarge is ours.
-            if isinstance(exc.__context__, _TooLarge) or isinstance(exc, _TooLarge):
-                self._fail(413, f"requests are limited to {MAX_BODY} bytes")
+            too_large = exc if isinstance(exc, _TooLarge) else exc.__context__
+            if isinstance(too_large, _TooLarge):
+                self._fail(*too_large.args)
             else:
                 self._fail(400, "malformed HTTP request")
-        except _TooLarge:
-            self._fail(413, f"requests are limited to {MAX_BODY} bytes")
+        except _TooLarge as exc:
+            self._fail(*exc.args)
+        else:
+            # httptools joins the pieces of a header field one bytes object at a time
+            # (quadratic): bound the head by the bytes fed while it stays open.
+            if self._in_head and head_before and message == self._messages:
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD:
+                    self._fail(*_HEAD_TOO_LARGE)
 
     # --- httptools callbacks -----------------------------------------------------------
 
@@ -136,28 +188,33 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._between = False
+        self._in_head = True
+        self._head_bytes = self._field_bytes = 0
+        self._messages += 1
         self._reset_message()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > MAX_BODY:
-            raise _TooLarge()
+            raise _TooLarge(414, f"request targets are limited to {MAX_BODY} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        if len(self._headers) > MAX_HEADERS:
-            raise _TooLarge()
+        self._field_bytes += len(name) + len(value)
+        if len(self._headers) > MAX_HEADERS or self._field_bytes > MAX_HEAD:
+            raise _TooLarge(*_HEAD_TOO_LARGE)
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         # Refuse a declared oversized body before it is sent (RFC 9110 §15.5.14).
         length = next((v for k, v in self._headers if k == b"content-length"), b"0")
         if length.isdigit() and int(length) > MAX_BODY:
-            raise _TooLarge()
+            raise _TooLarge(*_BODY_TOO_LARGE)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > MAX_BODY:
-            raise _TooLarge()
+            raise _TooLarge(*_BODY_TOO_LARGE)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -165,24 +222,36 @@ class HttpProtocol(asyncio.Protocol):
         request = Request(self._parser.get_method(), self._url, self._headers, b"".join(self._body),
                            self._parser.should_keep_alive(), self._parser.get_http_version())
         self.idle_since = self._shared.loop.time()
-        if not self._busy and not self._queue and _is_ocsp(request.path):
+        if request.version == "1.1" and request.header(b"host") is None:
+            self._fail(400, "an HTTP/1.1 request needs a Host field (RFC 9112 §3.2)")
+            return
+        if not self._busy and not self._queue and not self._write_paused and _is_ocsp(request.path):
             self._answer_ocsp(request)  # the hot path: no task, no ASGI
             return
         self._queue.append(request)
         if not self._busy:
             self._drain()
+        self._flow()
 
     # --- answering ---------------------------------------------------------------------
 
     def _drain(self) -> None:
-        while self._queue and not self._closing:
+        """Answer queued requests in order until one needs the app or the client stops reading."""
+        while self._queue and not self._closing and not self._write_paused:
             request = self._queue.popleft()
-            if _is_ocsp(request.path):
+            if isinstance(request, _Failure):
+                self._write_failure(request)
+            elif _is_ocsp(request.path):
                 self._answer_ocsp(request)
             else:
                 self._busy = True
                 asyncio.ensure_future(self._answer_asgi(request))
                 return
+        if self._eof and not self._queue and not self._busy and not self._closing:
+            self._closing = True
+            self._transport.close()
+        else:
+            self._flow()
 
     def _answer_ocsp(self, request: Request) -> None:
         self._send(request, self._shared.wire.answer(request))
@@ -244,17 +313,38 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.close()
 
     def _fail(self, status: int, detail: str) -> None:
-        body = problem(status, detail)
-        head = (f"HTTP/1.1 {status} {REASONS[status].decode()}\r\ncontent-type: application/problem+json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode()
-        if self._transport and not self._closing:
+        """Answer a request that cannot be read after the ones read before it, then close."""
+        self._failed = True
+        self._queue.append(_Failure(status, detail))
+        if not self._busy:
+            self._drain()
+        self._flow()
+
+    def _write_failure(self, failure: _Failure) -> None:
+        body = problem(failure.status, failure.detail)
+        head = (f"HTTP/1.1 {failure.status} {REASONS[failure.status].decode()}\r\n"
+                f"content-type: application/problem+json\r\ncontent-length: {len(body)}\r\n"
+                f"connection: close\r\n\r\n").encode()
+        if self._transport:
             self._transport.write(head + body)
             self._transport.close()
         self._closing = True
 
 
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    """A request that could not be read, answered in its place in the pipeline."""
+
+    status: int
+    detail: str
+
+
 class _TooLarge(Exception):
-    pass
+    """(status, detail) of a request refused for its size."""
+
+
+_HEAD_TOO_LARGE = (431, f"request heads are limited to {MAX_HEADERS} fields and {MAX_HEAD} bytes")
+_BODY_TOO_LARGE = (413, f"requests are limited to {MAX_BODY} bytes")
 
 
 def _is_ocsp(path: bytes) -> bool:
@@ -358,26 +448,96 @@ class Worker:
 def run(sock: socket.socket, make_worker: Callable[[], Worker], workers: int = 1, period: float = 30.0) -> int:
     """Serve with ``workers`` processes sharing ``sock``; each builds its own app and source.
 
-    With several workers the parent only forwards SIGTERM/SIGINT and reaps its children.
+    With several workers the parent forwards SIGTERM/SIGINT, reaps its children, and
+    replaces one that dies (saying so) unless they keep dying (see _Supervisor).
     """
     if workers <= 1:
-        worker = make_worker()
-        _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
+        _serve(sock, make_worker, period)
         return 0
-    children = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
+    return _Supervisor(lambda: _fork_worker(sock, make_worker, period), workers).run()
+
+
+def _serve(sock: socket.socket, make_worker: Callable[[], Worker], period: float) -> None:
+    worker = make_worker()
+    _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
+
+
+def _fork_worker(sock: socket.socket, make_worker: Callable[[], Worker], period: float) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _serve(sock, make_worker, period)
+    except BaseException:
+        log.exception("worker %d failed", os.getpid())
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+class _Supervisor:
+    """The parent of several workers: forwards stop signals, replaces a worker that dies.
+
+    A worker that exits while the server is not stopping is reported on stderr and
+    replaced; more than MAX_RESTARTS deaths within RESTART_WINDOW seconds stop the server
+    (exit 1), so a worker that cannot start does not spin.
+    """
+
+    MAX_RESTARTS = 5
+    RESTART_WINDOW = 60.0
+
+    def __init__(self, spawn: Callable[[], int], workers: int) -> None:
+        self._spawn = spawn
+        self._children = {spawn() for _ in range(workers)}
+        self._stopping = False
+        self._deaths: collections.deque[float] = collections.deque()
+
+    def _forward(self, signum, _frame) -> None:
+        self._stopping = True
+        for pid in self._children:
             try:
-                worker = make_worker()
-                _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        children.append(pid)
-    return _supervise(children)
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._forward)
+        code = 0
+        while self._children:
+            try:
+                pid, status = os.wait()
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+            self._children.discard(pid)
+            exit_code = os.waitstatus_to_exitcode(status)
+            if self._stopping:
+                code = code or max(exit_code, 0)
+                continue
+            code = self._replace(pid, exit_code) or code
+        return code
+
+    def _replace(self, pid: int, exit_code: int) -> int:
+        how = f"was killed by {signal.Signals(-exit_code).name}" if exit_code < 0 else f"exited with {exit_code}"
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths and self._deaths[0] < now - self.RESTART_WINDOW:
+            self._deaths.popleft()
+        if len(self._deaths) > self.MAX_RESTARTS:
+            log.error("worker %d %s; %d workers died within %gs, stopping", pid, how, len(self._deaths),
+                      self.RESTART_WINDOW)
+            self._forward(signal.SIGTERM, None)
+            return 1
+        replacement = self._spawn()
+        self._children.add(replacement)
+        log.error("worker %d %s; replaced by worker %d", pid, how, replacement)
+        return 0
 
 
 def _run_loop(coroutine) -> None:
@@ -387,25 +547,3 @@ def _run_loop(coroutine) -> None:
         asyncio.run(coroutine)
     else:
         uvloop.run(coroutine)
-
-
-def _supervise(children: list[int]) -> int:
-    def forward(signum, _frame) -> None:
-        for pid in children:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    code = 0
-    for pid in children:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        code = code or (os.waitstatus_to_exitcode(status) if status else 0)
-    return code
