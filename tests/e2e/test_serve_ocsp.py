@@ -72,6 +72,28 @@ def test_revocation_by_another_process_is_answered_next(served):
         assert "Response verify OK" in result.stderr.decode()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_revocation_by_another_process_is_answered_on_the_next_request_without_a_refresh_interval(
+        served, workers):
+    home, out, _server = served
+    name = f"dave{workers}"
+    assert main(["--home", str(home), "issue", "client", name, "--out", str(out / name)]) == 0
+    server = ServeProcess(home, free_port(), "--workers", workers)   # the default 5 s refresh interval
+    try:
+        def ask(*extra):
+            return openssl("ocsp", "-issuer", str(out / name / "chain.pem"), "-cert", str(out / name / "cert.pem"),
+                           "-CAfile", str(out / name / "ca.pem"), "-url", f"{server.url}/ocsp", *extra)
+        for _ in range(4):  # both workers hold the pre-signed "good" and the status
+            assert "cert.pem: good" in ask("-no_nonce").stdout.decode()
+            assert "cert.pem: good" in ask().stdout.decode()
+        assert mtlskit_cli(home, "revoke", name).returncode == 0
+        for _ in range(4):
+            assert "cert.pem: revoked" in ask("-no_nonce").stdout.decode()
+            assert "cert.pem: revoked" in ask().stdout.decode()
+    finally:
+        server.stop()
+
+
 def test_crl_and_ca_routes_serve_what_revoke_published(served, tmp_path):
     home, out, server = served
     if "bob" not in mtlskit_cli(home, "list", "--status", "revoked").stdout.decode():

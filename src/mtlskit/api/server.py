@@ -41,7 +41,7 @@ from mtlskit.clock import Clock
 
 log = logging.getLogger("mtlskit.serve")
 KEEP_ALIVE_SECONDS = 15.0
-MAX_HEAD = 64 * 1024   # request line and header fields of one request, in bytes
+MAX_HEAD = 16 * 1024   # request line and header fields of one request, in bytes
 MAX_QUEUED = 32        # pipelined requests read ahead of their answers before reading pauses
 DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
 

@@ -12,6 +12,7 @@ from mtlskit.publish.ocsp_source import OcspSource, ServedCa
 from mtlskit.publish.ocsp_status import InventoryStatusLookup
 from mtlskit.publish.refresher import CrlRefresher
 from mtlskit.publish.responder import ResponderKeeper
+from mtlskit.store.changes import change_watch
 
 
 def responder_dir(service):
@@ -31,8 +32,9 @@ def build_worker(service, authority, api_token: str | None = None) -> Worker:
     keeper = ResponderKeeper(responder_dir(service), authority.signers, service.inventory, service.clock)
     responders = keeper.current()
     cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in authority.signers.items()]
-    source = OcspSource(cas, InventoryStatusLookup(service.inventory.engine), service.clock,
-                        refresh_seconds=service.settings.ocsp_refresh_seconds)
+    engine, refresh = service.inventory.engine, service.settings.ocsp_refresh_seconds
+    lookup = InventoryStatusLookup(engine, change_watch(engine, interval=refresh))
+    source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
 

@@ -9,11 +9,12 @@ Freshness:
 - Requests without a nonce get a pre-signed response (RFC 5019 §2.1.1 allows the
   responder to pre-produce them), re-signed once half its validity has passed.
 - Requests with a nonce (RFC 8954) are signed on every request, from the cached status.
-- Every ``refresh_seconds`` (settings.ocsp_refresh_seconds) the source reads one cheap
-  change marker, the highest audit event id. When it moved, the certificates named
-  by the new events (revoke, issue, ...) are dropped from both caches, so a revocation
-  made by any process sharing the database is answered within that bound; one made
-  through this process (``invalidate``) on the very next request.
+- Before every answer the source asks the lookup whether the database ``moved()`` (on
+  SQLite a read of the WAL-index header, see :mod:`mtlskit.store.changes`; elsewhere
+  every ``refresh_seconds``). When it did, it reads the change marker, the highest audit
+  event id, and drops from both caches the certificates named by the new events (revoke,
+  issue, ...), so a revocation committed by any process sharing the database is answered
+  on the next request; one made through this process (``invalidate``) likewise.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class StatusLookup(Protocol):
     def state(self, issuer: str, serial: int) -> CertificateState: ...
 
     def change_marker(self) -> int: ...
+
+    def moved(self) -> bool: ...
 
     def changed_since(self, marker: int) -> tuple[int, set[tuple[str, int]]]: ...
 
@@ -119,6 +122,7 @@ class OcspSource:
                  refresh_seconds: float = 5, validity: dt.timedelta = RESPONSE_VALIDITY,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lookup = lookup
+        self._moved = getattr(lookup, "moved", lambda: False)
         self._clock = clock
         self._refresh = refresh_seconds
         self._validity = validity
@@ -213,7 +217,8 @@ class OcspSource:
         """The pre-signed reply that ``respond(request)`` would give now without reading
         anything; None when it has none, or when the change marker is due to be read
         (respond reads it, and answers tryLater if the inventory cannot be read)."""
-        if self._monotonic() >= self._next_poll:
+        if self._monotonic() >= self._next_poll or self._moved():
+            self._next_poll = 0.0  # respond() reads the change marker
             return None
         cached = self._replies.get(request)
         return cached.value if cached is not None and now < cached.refresh_at else None
@@ -266,8 +271,9 @@ class OcspSource:
     # --- freshness -----------------------------------------------------------------
 
     def poll(self, force: bool = False) -> None:
-        """Read the change marker if the refresh interval has passed; drop what changed."""
-        if not force and self._monotonic() < self._next_poll:
+        """Read the change marker if the database moved or the refresh interval has
+        passed; drop what changed."""
+        if not force and self._monotonic() < self._next_poll and not self._moved():
             return
         self._next_poll = self._monotonic() + self._refresh
         if self._lookup.change_marker() == self._marker:

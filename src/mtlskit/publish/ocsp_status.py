@@ -13,6 +13,7 @@ from mtlskit.errors import BadInput, InternalError
 from mtlskit.publish.ocsp import CertStatus
 from mtlskit.publish.ocsp_source import CertificateState
 from mtlskit.revoke.reasons import RevocationReason
+from mtlskit.store.changes import ChangeWatch
 from mtlskit.store.models import AuditEvent, CertificateRow
 
 GOOD = CertificateState(CertStatus.GOOD)
@@ -34,8 +35,15 @@ class InventoryStatusLookup:
     """The StatusLookup of a live inventory: one indexed query per uncached serial,
     and ``max(audit_events.id)`` as the change marker (every change writes an event)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, watch: ChangeWatch | None = None) -> None:
         self._engine = engine
+        self._watch = watch
+
+    def moved(self) -> bool:
+        """True when a commit may have happened since the last call (see
+        :mod:`mtlskit.store.changes`); without a watch, False: the source's refresh
+        interval alone paces the reads of the change marker."""
+        return self._watch is not None and self._watch.moved()
 
     @_guarded
     def state(self, issuer: str, serial: int) -> CertificateState:
