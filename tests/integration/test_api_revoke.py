@@ -179,6 +179,8 @@ def test_one_bad_target_refuses_the_batch(pki):
     ({"targets": ["alice"], "at": "yesterday"}, "at"),
     ({"targets": ["alice"], "at": "2999-01-01T00:00:00Z"}, "is in the future"),
     ([1, 2], "body"),
+    ("[" * 30_000 + "]" * 30_000, "too deeply"),
+    ('{"targets": ' + "[" * 5_000 + "]" * 5_000 + "}", "too deeply"),
 ])
 def test_bad_input_is_400(pki, body, fragment):
     body = assert_problem(pki.revoke(body), 400, "bad-input", fragment)

@@ -25,8 +25,14 @@ Headers = list[tuple[bytes, bytes]]
 def request_from_get_path(path: bytes) -> bytes | None:
     """The DER request in ``/ocsp/{url-encoded base64 of the DER}`` (RFC 6960 A.1.1),
     or None when it cannot be decoded. '/' is a base64 character, so everything after
-    the prefix is the request; base64url ('-', '_') is accepted too."""
-    encoded = unquote_to_bytes(path[len(OCSP_PATH) + 1:]).strip()
+    the prefix is the request; base64url ('-', '_') is accepted too. The whole path is
+    decoded before the prefix is cut, so a percent-encoded prefix (``/%6Fcsp/``) is cut
+    where it ends."""
+    decoded = unquote_to_bytes(path)
+    prefix = OCSP_PATH.encode() + b"/"
+    if not decoded.startswith(prefix):
+        return None
+    encoded = decoded[len(prefix):].strip()
     if not encoded:
         return None
     encoded = encoded.replace(b"-", b"+").replace(b"_", b"/")

@@ -139,6 +139,9 @@ def parse_revoke_request(content_type: str | None, body: bytes) -> RevokeRequest
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"the request body is not JSON: {exc}",
                        hint='send e.g. {"targets": ["alice"], "reason": "key-compromise"}') from None
+    except RecursionError:
+        raise BadInput("the request body nests JSON too deeply",
+                       hint='send e.g. {"targets": ["alice"], "reason": "key-compromise"}') from None
     try:
         return RevokeRequest.model_validate(data)
     except ValidationError as exc:

@@ -41,6 +41,10 @@ _HASH_OIDS = {
     der.oid("2.16.840.1.101.3.4.2.2"): "sha384",
     der.oid("2.16.840.1.101.3.4.2.3"): "sha512",
 }
+# The AlgorithmIdentifier of a CertID as RFC 5754 §2 allows it: the OID with absent or
+# NULL parameters. Anything else is refused, never echoed into a signed answer.
+_HASH_ALGORITHM_IDS = frozenset(der.encode(der.SEQUENCE, oid + params)
+                                for oid in _HASH_OIDS for params in (b"", b"\x05\x00"))
 _NONCE_OID = der.oid(OCSPExtensionOID.NONCE.dotted_string)
 _BASIC_OID = der.oid("1.3.6.1.5.5.7.48.1.1")  # id-pkix-ocsp-basic, RFC 6960 §4.2.1
 MAX_NONCE_OCTETS = 32  # RFC 8954 §2.1: longer nonces MUST be rejected with malformedRequest
@@ -156,9 +160,19 @@ def _parse_single_with_cryptography(data: bytes) -> OcspRequest | None:
             if not 1 <= len(value) <= MAX_NONCE_OCTETS:
                 raise BadInput("OCSP nonce must be an OCTET STRING of 1 to 32 octets")
             nonce = der.encode(der.OCTET_STRING, value)
+    cert_id_der = _first_cert_id_der(data)
+    if request.serial_number < 0 or not _plain_hash_algorithm(cert_id_der):
+        return None  # the DER walker refuses it with its reason
     cert_id = CertId(hash_name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number,
-                     _first_cert_id_der(data))
+                     cert_id_der)
     return OcspRequest((cert_id,), nonce)
+
+
+def _plain_hash_algorithm(cert_id_der: bytes) -> bool:
+    """True when the CertID's hashAlgorithm is a known hash with absent or NULL parameters."""
+    _tag, start, end = der.read_tlv(cert_id_der, 0)
+    _tag, astart, aend = der.read_tlv(cert_id_der, start, end)
+    return bytes(cert_id_der[start:aend]) in _HASH_ALGORITHM_IDS
 
 
 def _first_cert_id_der(data: bytes) -> bytes:
@@ -220,31 +234,41 @@ def _parse_single_request(data: bytes, element: tuple[int, int, int, int]) -> Ce
     alg = der.children(data, fields[0][2], fields[0][3])
     if not alg or alg[0][0] != der.OID:
         raise BadInput("CertID hash algorithm has no OID")
+    if len(alg) > 2 or (len(alg) == 2 and data[alg[1][1]:alg[1][3]] != b"\x05\x00"):
+        raise BadInput("CertID hash algorithm parameters must be absent or NULL (RFC 5754 §2)")
     alg_oid = data[alg[0][1]:alg[0][3]]
     hash_name = _HASH_OIDS.get(alg_oid, alg_oid.hex())
+    serial = der.decode_integer(data[fields[3][2]:fields[3][3]])
+    if serial < 0:
+        raise BadInput("CertID serial number is negative (RFC 5280 §4.1.2.2)")
     return CertId(hash_name=hash_name,
                   issuer_name_hash=data[fields[1][2]:fields[1][3]],
                   issuer_key_hash=data[fields[2][2]:fields[2][3]],
-                  serial=der.decode_integer(data[fields[3][2]:fields[3][3]]),
-                  der=data[cpos:cend])
+                  serial=serial, der=data[cpos:cend])
 
 
 def _find_nonce(data: bytes, start: int, end: int) -> bytes | None:
     estart, eend = der.expect(data, start, der.SEQUENCE, end)
+    seen: set[bytes] = set()
+    nonce = None
     for tag, pos, vstart, vend in der.children(data, estart, eend):
         if tag != der.SEQUENCE:
             raise BadInput("request extension is not a SEQUENCE")
         parts = der.children(data, vstart, vend)
         if not parts or parts[0][0] != der.OID or parts[-1][0] != der.OCTET_STRING:
             raise BadInput("request extension must be an OID and an OCTET STRING")
-        if data[parts[0][1]:parts[0][3]] != _NONCE_OID:
+        extension_oid = data[parts[0][1]:parts[0][3]]
+        if extension_oid in seen:  # RFC 5280 §4.2: at most one instance of an extension
+            raise BadInput("a request extension appears twice")
+        seen.add(extension_oid)
+        if extension_oid != _NONCE_OID:
             continue
         value = data[parts[-1][2]:parts[-1][3]]
         inner_start, inner_end = der.expect(value, 0, der.OCTET_STRING)  # RFC 8954 §2.1 Nonce
         if inner_end != len(value) or not 1 <= inner_end - inner_start <= MAX_NONCE_OCTETS:
             raise BadInput("OCSP nonce must be an OCTET STRING of 1 to 32 octets")
-        return value
-    return None
+        nonce = value
+    return nonce
 
 
 def issuer_hashes(issuer: x509.Certificate, hash_name: str) -> tuple[bytes, bytes]:
