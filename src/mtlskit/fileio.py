@@ -1,8 +1,11 @@
-"""Safe file writing: atomic replacement, private modes, nothing half-written."""
+"""Safe file writing (atomic replacement, private modes, nothing half-written) and bounded
+reading of input files (regular files only, size-limited, never blocking)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -14,15 +17,39 @@ def write_atomic(path: Path, data: bytes, mode: int = PUBLIC) -> None:
     """Write `data` to `path` through a temporary file in the same directory and rename.
 
     The temporary file is created with `mode` already set (0600 for keys), so a secret
-    is never readable by others, not even for an instant.
+    is never readable by others, not even for an instant. A symbolic link is written
+    through (its target is replaced, the link stays); anything else that is not a regular
+    file (a device such as /dev/null, a FIFO, a directory) is refused, never replaced.
+
+    Raises:
+        NotRegularFile: ``path`` exists and is not a regular file (an OSError).
     """
-    path = Path(path)
+    path = replaceable(Path(path))
     tmp_name = write_temp(path, data, mode)
     try:
         os.replace(tmp_name, path)
     except BaseException:
         remove_quietly(tmp_name)
         raise
+
+
+class NotRegularFile(OSError):
+    """An output path that exists and is not a regular file."""
+
+
+def replaceable(path: Path) -> Path:
+    """The path to replace for ``path``: itself, or the regular file a symlink points to.
+
+    Raises:
+        NotRegularFile: it exists and is not (and does not point to) a regular file.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFile(errno.EEXIST, "exists and is not a regular file", str(path))
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 def write_temp(path: Path, data: bytes, mode: int = PUBLIC) -> Path:
@@ -71,3 +98,45 @@ def write_new(path: Path | str, data: bytes, mode: int = PUBLIC, dir_fd: int | N
 def make_private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+
+
+MAX_INPUT = 4 * 1024 * 1024   # a certificate bundle, CSR, key, CRL excerpt or PKCS#12
+MAX_SECRET = 4096             # a passphrase or password file
+
+
+class InputRefused(ValueError):
+    """An input file that is not a readable regular file within its size limit."""
+
+
+def read_input(path: Path | str, limit: int = MAX_INPUT, private: bool = False) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, read without blocking.
+
+    The file is opened non-blocking and checked with fstat before anything is read, so a
+    FIFO, a device (``/dev/zero``), a socket or a directory is refused at once instead of
+    hanging or filling memory. With ``private``, a file that its group or others may read
+    or write is refused, as ssh refuses such a private key.
+
+    Raises:
+        InputRefused: why, in a few words ("not a regular file").
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputRefused(exc.strerror or str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputRefused("not a regular file")
+        if private and info.st_mode & 0o077:
+            raise InputRefused(f"group or others have access to it (mode {info.st_mode & 0o777:04o})")
+        if info.st_size > limit:
+            raise InputRefused(f"larger than {limit} bytes")
+        chunks, size = [], 0
+        while chunk := os.read(fd, limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:   # it grew after fstat
+                raise InputRefused(f"larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

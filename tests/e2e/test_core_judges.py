@@ -181,6 +181,7 @@ def bundles(issued, tmp_path_factory):
     out = tmp_path_factory.mktemp("p12")
     password = out / "pw"
     password.write_text("p12-secret\n")
+    password.chmod(0o600)
     client = issued[("ec-p256", "client")]
     for profile in ("modern", "legacy"):
         assert main(["export", "p12", "--cert", str(client / "cert.pem"), "--key", str(client / "key.pem"),

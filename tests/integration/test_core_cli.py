@@ -55,6 +55,7 @@ def test_wrong_passphrase_is_a_clear_error(tmp_path, cli, monkeypatch):
 def test_passphrase_file_works(tmp_path, cli):
     secret = tmp_path / "pass"
     secret.write_text("a long enough passphrase\n")
+    secret.chmod(0o600)
     home = tmp_path / "home"
     assert cli("--home", home, "init", "--passphrase-file", secret).code == 0
     result = cli("--home", home, "issue", "client", "bob", "--out", tmp_path / "bob", "--passphrase-file", secret)
@@ -103,6 +104,7 @@ def test_issue_writes_the_bundle_with_safe_modes(ca_home, tmp_path, cli):
 def test_issue_with_key_password_encrypts_key(ca_home, tmp_path, cli):
     pw = tmp_path / "pw"
     pw.write_text("key-secret\n")
+    pw.chmod(0o600)
     assert cli("--home", ca_home, "issue", "client", "carol", "--out", tmp_path / "c",
                "--key-password-file", pw).code == 0
     data = (tmp_path / "c" / "key.pem").read_bytes()
@@ -276,6 +278,7 @@ def test_inspect_every_kind(ca_home, tmp_path, cli):
     assert bundle[0]["has_key"] and bundle[1]["subject"] == "CN=dev"
     wrong = tmp_path / "wrong"
     wrong.write_text("nope\n")
+    wrong.chmod(0o600)
     refused = cli("inspect", out / "bundle.p12", "--password-file", wrong)
     assert refused.code == 2 and "PKCS#12" in refused.err
     (tmp_path / "junk").write_bytes(os.urandom(64))

@@ -131,6 +131,7 @@ def test_crl_intermediate_on_single_tier_home_is_not_found(tmp_path, capsys):
 def test_passphrase_protected_home(tmp_path, capsys, monkeypatch):
     secret = tmp_path / "pass.txt"
     secret.write_text("correct horse battery staple\n")
+    secret.chmod(0o600)
     home = make_home(tmp_path, "--passphrase-file", str(secret))
     assert cli(home, "issue", "client", "alice", "--out", str(tmp_path / "a"), "--passphrase-file", str(secret)) == 0
     monkeypatch.delenv("MTLSKIT_CA_PASSPHRASE", raising=False)

@@ -128,6 +128,9 @@ def test_fast_path_and_protocol_write_the_same_bytes():
         def close(self):
             pass
 
+        def can_write_eof(self):
+            return False
+
     async def go():
         shared = server._Shared(app=None, source=Source(), clock=SystemClock(), server_address=("127.0.0.1", 1))
         for data in (AB, OPENSSL, CURL_GET):
@@ -241,6 +244,9 @@ class Transport:
 
     def close(self) -> None:
         self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return False
 
     def get_extra_info(self, name):
         return ("127.0.0.1", 2)

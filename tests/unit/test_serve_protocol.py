@@ -27,6 +27,9 @@ class FakeTransport:
     def close(self) -> None:
         self.closed = True
 
+    def can_write_eof(self) -> bool:
+        return False
+
     def get_extra_info(self, _name):
         return ("127.0.0.1", 40000)
 

@@ -43,6 +43,8 @@ log = logging.getLogger("mtlskit.serve")
 KEEP_ALIVE_SECONDS = 15.0
 MAX_HEAD = 16 * 1024   # request line and header fields of one request, in bytes
 MAX_QUEUED = 32        # pipelined requests read ahead of their answers before reading pauses
+LINGER_SECONDS = 2.0   # after an error answer, what the client still sends is read and dropped ...
+LINGER_BYTES = 1024 * 1024  # ... for this long or this much, so the close does not reset the answer
 DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
 
 AsgiApp = Callable[..., Awaitable[None]]
@@ -90,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         self._eof = False  # the client half-closed: answer what was read, then close
         self._write_paused = False  # the transport's buffer is full (the client does not read)
         self._read_paused = False
+        self._lingering = 0  # > 0: the error answer is sent; bytes read and dropped since
         self.idle_since = shared.loop.time()
         self._reset_message()
 
@@ -121,6 +124,8 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         """A half-close ends the requests, not the answers: keep the transport open until
         what was read is answered (RFC 9112 §9.6)."""
+        if self._lingering:
+            return False
         self._eof = True
         if self._busy or self._queue:
             self._flow()
@@ -142,6 +147,11 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self._transport.close()
+            return
         if self._failed or self._closing:
             return
         if self._between and not self._busy and not self._write_paused and not self._queue:
@@ -325,10 +335,22 @@ class HttpProtocol(asyncio.Protocol):
         head = (f"HTTP/1.1 {failure.status} {REASONS[failure.status].decode()}\r\n"
                 f"content-type: application/problem+json\r\ncontent-length: {len(body)}\r\n"
                 f"connection: close\r\n\r\n").encode()
-        if self._transport:
-            self._transport.write(head + body)
-            self._transport.close()
         self._closing = True
+        if self._transport is None:
+            return
+        self._transport.write(head + body)
+        if not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        # Lingering close (as nginx's lingering_close): closing with unread bytes in the
+        # receive buffer makes the kernel send a reset, which can destroy the answer
+        # before the client reads it. Half-close, then drop what still comes, bounded.
+        self._transport.write_eof()
+        self._lingering = 1
+        if self._read_paused:
+            self._read_paused = False
+            self._transport.resume_reading()
+        self._shared.loop.call_later(LINGER_SECONDS, self._transport.close)
 
 
 @dataclasses.dataclass(frozen=True)

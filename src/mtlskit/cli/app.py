@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from mtlskit.cli.common import State, err_console, short_lived_gc
 from mtlskit.errors import MtlskitError
+from mtlskit.fileio import NotRegularFile
 
 COMMAND_MODULES = [
     "mtlskit.cli.init_cmd",
@@ -90,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("interrupted", None)
         return 130
+    except NotRegularFile as exc:  # an output path that is a device, FIFO or directory
+        if debug:
+            raise
+        _print_error(f"cannot write {exc.filename}: {exc.strerror}", "give the path of a regular file")
+        return 2
     except Exception as exc:  # the last line of defence: one line, no traceback
         if debug:
             raise

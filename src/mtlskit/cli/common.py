@@ -143,12 +143,26 @@ def open_service(ctx: typer.Context, at: dt.datetime | None = None) -> "Service"
     return Service.open(settings_of(ctx), clock)
 
 
-def read_secret_file(path: Path, what: str) -> bytes:
-    """First line of a file, without its newline; refuses empty files."""
+def read_input_file(path: Path, what: str = "input") -> bytes:
+    """A regular input file of at most ``fileio.MAX_INPUT`` bytes (see ``fileio.read_input``)."""
+    from mtlskit.fileio import InputRefused, read_input
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {what} file {path}: {exc.strerror}") from None
+        return read_input(path)
+    except InputRefused as exc:
+        raise BadInput(f"cannot read {what} file {path}: {exc}") from None
+
+
+def read_secret_file(path: Path, what: str) -> bytes:
+    """First line of a private file (mode 0600 or stricter, at most 4 KiB), without its
+    newline; refuses empty files and files that others may read."""
+    from mtlskit.fileio import MAX_SECRET, InputRefused, read_input
+
+    try:
+        data = read_input(path, MAX_SECRET, private=True)
+    except InputRefused as exc:
+        raise BadInput(f"cannot read {what} file {path}: {exc}",
+                       hint=f"chmod 600 {path}" if "others" in str(exc) else None) from None
     secret = data.splitlines()[0] if data.strip() else b""
     if not secret:
         raise BadInput(f"{what} file {path} is empty")

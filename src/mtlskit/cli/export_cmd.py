@@ -8,20 +8,13 @@ from typing import Optional
 
 import typer
 
-from mtlskit.cli.common import console, read_secret_file
+from mtlskit.cli.common import console, read_input_file, read_secret_file
 from mtlskit.errors import BadInput
 from mtlskit.fileio import PRIVATE, write_atomic
 
 # Implementation modules are imported inside the commands (see cli/issue_cmd.py).
 
 export_app = typer.Typer(help="Export bundles.", no_args_is_help=True)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
 
 
 @export_app.command("p12")
@@ -41,12 +34,12 @@ def export_p12(
     from mtlskit.pki.pkcs12 import P12Profile, build_pkcs12
 
     p12_profile = P12Profile.parse(profile)
-    certificates = load_certificates(_read(cert))
+    certificates = load_certificates(read_input_file(cert, "certificate"))
     key_password = read_secret_file(key_password_file, "key password") if key_password_file else None
-    private_key = load_private_key(_read(key), key_password)
+    private_key = load_private_key(read_input_file(key, "key"), key_password)
     if not public_keys_match(private_key, certificates[0].public_key()):
         raise BadInput(f"{key} is not the key of the certificate in {cert}")
-    chain_certs = certificates[1:] + (load_certificates(_read(chain)) if chain else [])
+    chain_certs = certificates[1:] + (load_certificates(read_input_file(chain, "chain")) if chain else [])
     password_path = None
     if password_file:
         password = read_secret_file(password_file, "password")

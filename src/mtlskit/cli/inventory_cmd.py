@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mtlskit.cli.common import console, open_service, parse_duration, print_json, read_secret_file
+from mtlskit.cli.common import console, open_service, parse_duration, print_json, read_input_file, read_secret_file
 from mtlskit.clock import SystemClock
 from mtlskit.errors import BadInput
 
@@ -76,10 +76,7 @@ def inspect(
     """Summarise any PKI file: subject, SANs, key, usage, validity, fingerprint."""
     from mtlskit.pki.encoding import detect
 
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {file}: {exc.strerror}") from None
+    data = read_input_file(file)
     password = read_secret_file(password_file, "password") if password_file else None
     summaries = _summaries(detect(data, password), SystemClock().now())
     if json_out:
