@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import grp
+import ipaddress
 import pwd
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
 from mtlskit.deploy.install import install
-from mtlskit.deploy.options import DeployOptions, validate
+from mtlskit.deploy.options import DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
 from mtlskit.deploy.render import Layout, default_reload
 from mtlskit.errors import BadInput, CheckFailed, UsageError
@@ -186,13 +187,38 @@ def _load_matching(chain_path: Path, key_path: Path, valid: list[CertificateReco
     return None
 
 
+def with_listen_ip(sans: SanRequest, listen: Endpoint) -> SanRequest:
+    """``sans`` plus the ``--listen`` address as an IP SAN when it is one specific IP.
+
+    Clients that connect by that address (``https://10.0.0.5:8443``) verify it against the
+    certificate's IP SANs (RFC 6125 section 1.7.2 / RFC 9525); a wildcard listen names no address.
+    """
+    if listen.host == "*":
+        return sans
+    try:
+        address = ipaddress.ip_address(listen.host)
+    except ValueError:
+        return sans
+    if address.is_unspecified or any(_same_ip(address, ip) for ip in sans.ip):
+        return sans
+    return dataclasses.replace(sans, ip=(*sans.ip, str(address)))
+
+
+def _same_ip(address, text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text.strip()) == address
+    except ValueError:        # refused with its own message when the certificate is built
+        return False
+
+
 def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest) -> _Credentials:
     """Issue the server certificate through the core workflow, in a private scratch directory."""
     authority = service.authority(passphrase_source)
     scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
+    request = IssueRequest(get_profile("server"), options.name, with_listen_ip(sans, options.listen))
     try:
         out = scratch / "server"
-        [record] = issue_batch(service, authority, [IssueRequest(get_profile("server"), options.name, sans)],
+        [record] = issue_batch(service, authority, [request],
                                [out], KeyType.parse("ec-p256"), BundleOptions())
         return _Credentials((out / "fullchain.pem").read_bytes(), (out / "key.pem").read_bytes(),
                             record, issued=True)
