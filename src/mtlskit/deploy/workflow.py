@@ -77,6 +77,9 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     reload_command = options.reload_command or default_reload(options)
     record_deployment(service.inventory, options, reload_command, service.clock.now())
     result = run_check(options, verify_depth(cas)) if check else None
+    if result is not None and result.ran and result.unreadable:
+        raise CheckFailed(result.unreadable, hint="make the path readable by that user (chmod o+x on its "
+                                                  "parent directories), or deploy into another --dir")
     if result is not None and result.ran and not result.ok:
         raise CheckFailed(f"{' '.join(result.command[:2])} refused the configuration: {result.summary}",
                           hint=f"the files are in {options.directory}; fix the flags and deploy again")
