@@ -22,9 +22,9 @@ from sqlalchemy import select
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
 from mtlskit.deploy.install import install
-from mtlskit.deploy.options import DeployOptions, Endpoint, validate
+from mtlskit.deploy.options import SERVERS, DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
-from mtlskit.deploy.render import Layout, default_reload
+from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
@@ -69,6 +69,7 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
             are installed and recorded; the server's message is in the error).
     """
     options = validate(_with_defaults(service, options))
+    refuse_other_server(service, options)
     cas = ca_list(service)
     crls = current_crls(service, cas) if options.revocation == "crl" else []
     options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -84,6 +85,28 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
         raise CheckFailed(f"{' '.join(result.command[:2])} refused the configuration: {result.summary}",
                           hint=f"the files are in {options.directory}; fix the flags and deploy again")
     return DeployResult(options, creds.record, creds.issued, files, reload_command, result)
+
+
+def refuse_other_server(service, options: DeployOptions) -> None:
+    """One directory holds one server's deployment: refuse to write a second server type over it.
+
+    Replacing it would leave the first server running on files that are no longer its own
+    (and its reload hook recorded against them); the user picks another --dir instead.
+
+    Raises:
+        UsageError: the directory is recorded for, or holds the configuration of, another server.
+    """
+    for record in list_deployments(service.inventory):
+        if record.directory == options.directory and record.server != options.server:
+            raise UsageError(f"{options.directory} already holds the {record.server} deployment of "
+                             f"{record.name!r}; one directory holds one server",
+                             hint=f"deploy {options.server} into another --dir")
+    for server in SERVERS:
+        names = {SITE_FILE[server], MAIN_FILE[server]}
+        found = sorted(name for name in names if (options.directory / name).exists())
+        if server != options.server and found:
+            raise UsageError(f"{options.directory} already holds a {server} configuration ({found[0]}); "
+                             f"one directory holds one server", hint=f"deploy {options.server} into another --dir")
 
 
 def _with_defaults(service, options: DeployOptions) -> DeployOptions:
