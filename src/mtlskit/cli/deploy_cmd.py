@@ -30,7 +30,7 @@ def deploy(
     name: str = typer.Option(..., "--name", help="Server certificate NAME (issued if the inventory has no valid one)."),
     directory: Path = typer.Option(..., "--dir", help="Directory to write keys, bundles and configuration into."),
     listen: str = typer.Option(..., "--listen", help="PORT or HOST:PORT to listen on."),
-    upstream: str = typer.Option("http://127.0.0.1:8000", "--upstream", help="Backend: http(s)://HOST:PORT."),
+    upstream: List[str] = typer.Option(["http://127.0.0.1:8000"], "--upstream", help="Backend: http(s)://HOST:PORT; repeat it for a load-balanced pool."),
     mode: str = typer.Option("required", "--mode", help="required | optional"),
     require_on: List[str] = typer.Option([], "--require-on", help="With --mode optional: a path that demands a certificate (repeatable)."),
     revocation: str = typer.Option("crl", "--revocation", help="crl | ocsp | none"),
@@ -42,16 +42,18 @@ def deploy(
     ip: List[str] = typer.Option([], "--ip", help="IP SAN of the server certificate, if one is issued (repeatable)."),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file (to issue the server certificate)."),
+    http2: bool = typer.Option(False, "--http2", help="Offer HTTP/2 (ALPN h2) to clients, HTTP/1.1 still accepted."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write mTLS configuration for Nginx, Apache or HAProxy, and record the deployment."""
-    from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstream
+    from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstreams
     from mtlskit.deploy.workflow import deploy as deploy_workflow
     from mtlskit.issue.issuer import SanRequest
 
+    pool = parse_upstreams(upstream)
     options = DeployOptions(
         server=server.lower(), name=name, directory=directory, listen=parse_listen(listen),
-        upstream=parse_upstream(upstream), mode=mode, require_on=tuple(check_path(p) for p in require_on),
+        upstream=pool[0], upstreams=pool, http2=http2, mode=mode, require_on=tuple(check_path(p) for p in require_on),
         revocation=revocation, routes=tuple(parse_route(r) for r in route), standalone=standalone,
         reload_command=reload)
     service = open_service(ctx)

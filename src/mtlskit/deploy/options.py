@@ -77,6 +77,13 @@ class DeployOptions:
     ocsp_url: str | None = None
     run_user: str | None = None     # Apache standalone: User/Group it serves as when started as root
     run_group: str | None = None
+    upstreams: tuple[Upstream, ...] = ()   # repeated --upstream: the whole pool, `upstream` first
+    http2: bool = False
+
+    @property
+    def pool(self) -> tuple[Upstream, ...]:
+        """Every backend of the default route (one, unless --upstream was repeated)."""
+        return self.upstreams or (self.upstream,)
 
     def to_json(self) -> dict:
         """The flags as recorded in the ``deployments`` table (no secrets)."""
@@ -85,6 +92,7 @@ class DeployOptions:
             "require_on": list(self.require_on), "revocation": self.revocation,
             "routes": [f"{r.kind}={r.value}:{r.upstream.endpoint.hostport}" for r in self.routes],
             "standalone": self.standalone, "ocsp_url": self.ocsp_url,
+            "upstreams": [u.url for u in self.pool], "http2": self.http2,
         }
 
 
@@ -167,6 +175,7 @@ def validate(options: DeployOptions) -> DeployOptions:
     if options.server == "haproxy" and options.upstream.scheme != "http":
         raise UsageError("the haproxy backend is plain HTTP to HOST:PORT",
                          "give --upstream HOST:PORT")
+    check_pool(options)
     return options
 
 
@@ -189,3 +198,27 @@ def _check_host(host: str, whole: str) -> None:
         pass
     if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$", host):
         raise UsageError(f"{whole!r}: {host!r} is not an IP address or a host name")
+
+
+def parse_upstreams(texts: list[str] | tuple[str, ...]) -> tuple[Upstream, ...]:
+    """Every ``--upstream`` given, in order: one backend, or a pool when repeated.
+
+    Raises:
+        UsageError: a malformed upstream, or the same backend twice (a pool never
+            silently drops or doubles a member).
+    """
+    pool = tuple(parse_upstream(text) for text in texts)
+    seen: set[str] = set()
+    for upstream in pool:
+        if upstream.url in seen:
+            raise UsageError(f"--upstream {upstream.url} is given twice", "list each backend of the pool once")
+        seen.add(upstream.url)
+    return pool
+
+
+def check_pool(options: DeployOptions) -> None:
+    """A pool's members all speak the protocol of the first (one proxy_pass / ProxyPass / backend)."""
+    schemes = {upstream.scheme for upstream in options.pool}
+    if len(schemes) > 1:
+        raise UsageError(f"the --upstream pool mixes {' and '.join(sorted(schemes))} backends",
+                         "give every member of the pool the same scheme")
