@@ -23,6 +23,8 @@ _INCLUDES = {
     "haproxy": "haproxy -f /etc/haproxy/haproxy.cfg -f {site}  (set tune.ssl.cachesize 0 in its global section)",
 }
 
+_STREAM_INCLUDE = "include {site};  (in the main context, outside http {{}}; needs libnginx-mod-stream)"
+
 
 def deploy(
     ctx: typer.Context,
@@ -88,7 +90,8 @@ def _print(result) -> None:
     if options.standalone:
         console.print("start: " + _STARTS[options.server].format(dir=layout.directory, main=layout.main))
     else:
-        console.print("include: " + _INCLUDES[options.server].format(site=layout.site))
+        include = _STREAM_INCLUDE if options.tcp and options.server == "nginx" else _INCLUDES[options.server]
+        console.print("include: " + include.format(site=layout.site))
     console.print(f"on CRL changes: {result.reload_command or 'no reload command (give --reload)'}")
     console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
     if result.check is not None:      # a failed check raised CheckFailed before we got here
