@@ -74,7 +74,7 @@ def _as_json(result) -> dict:
             "files": [str(p) for p in result.files], "reload": result.reload_command,
             "check": None if result.check is None else {"ran": result.check.ran, "ok": result.check.ok,
                                                         "output": result.check.output},
-            "headers": list(headers.IDENTITY_HEADERS), **result.options.to_json()}
+            "headers": list(headers.IDENTITY_HEADERS), "stapling": result.stapling, **result.options.to_json()}
 
 
 def _print(result) -> None:
@@ -93,6 +93,8 @@ def _print(result) -> None:
         include = _STREAM_INCLUDE if options.tcp and options.server == "nginx" else _INCLUDES[options.server]
         console.print("include: " + include.format(site=layout.site))
     console.print(f"on CRL changes: {result.reload_command or 'no reload command (give --reload)'}")
+    if result.stapling:
+        console.print(f"OCSP stapling: {result.stapling}")
     console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
     if result.check is not None:      # a failed check raised CheckFailed before we got here
         console.print("check: ok" if result.check.ran else f"check: {result.check.output}")

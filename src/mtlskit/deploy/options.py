@@ -79,6 +79,7 @@ class DeployOptions:
     run_group: str | None = None
     upstreams: tuple[Upstream, ...] = ()   # repeated --upstream: the whole pool, `upstream` first
     http2: bool = False
+    staple: bool = False            # OCSP-staple the server certificate from ocsp_url (CA has a public URL)
 
     @property
     def tcp(self) -> bool:
@@ -97,7 +98,7 @@ class DeployOptions:
             "require_on": list(self.require_on), "revocation": self.revocation,
             "routes": [f"{r.kind}={r.value}:{r.upstream.endpoint.hostport}" for r in self.routes],
             "standalone": self.standalone, "ocsp_url": self.ocsp_url,
-            "upstreams": [u.url for u in self.pool], "http2": self.http2,
+            "upstreams": [u.url for u in self.pool], "http2": self.http2, "staple": self.staple,
         }
 
 
@@ -231,6 +232,8 @@ def check_pool(options: DeployOptions) -> None:
                          "give every member of the pool the same scheme")
     if options.tcp:
         _check_tcp(options)
+    if options.staple and not options.ocsp_url:
+        raise UsageError("OCSP stapling needs the OCSP responder URL", "set public_url in mtlskit.toml")
 
 
 def parse_tcp_upstream(text: str) -> Upstream:

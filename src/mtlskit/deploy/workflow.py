@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
-from mtlskit.deploy.install import install
+from mtlskit.deploy.install import FileSpec, install
 from mtlskit.deploy.options import SERVERS, DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
+from mtlskit.deploy.stapling import fetch_staple, staple_path
 from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
@@ -45,6 +46,7 @@ class DeployResult:
     files: list[Path]
     reload_command: str | None
     check: CheckResult | None
+    stapling: str | None = None       # what became of OCSP stapling, one line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,10 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     crls = current_crls(service, cas) if options.revocation == "crl" else []
     options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
-    files = install(options.directory, deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls))
+    staple_files, stapling = _haproxy_staple(service, options, creds.chain_pem)
+    specs = deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls)
+    specs[2:2] = staple_files                      # next to the certificate, before any configuration
+    files = install(options.directory, specs)
     reload_command = options.reload_command or default_reload(options)
     record_deployment(service.inventory, options, reload_command, service.clock.now())
     result = run_check(options, verify_depth(cas)) if check else None
@@ -84,7 +89,25 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     if result is not None and result.ran and not result.ok:
         raise CheckFailed(f"{' '.join(result.command[:2])} refused the configuration: {result.summary}",
                           hint=f"the files are in {options.directory}; fix the flags and deploy again")
-    return DeployResult(options, creds.record, creds.issued, files, reload_command, result)
+    return DeployResult(options, creds.record, creds.issued, files, reload_command, result, stapling)
+
+
+def _haproxy_staple(service, options: DeployOptions, chain_pem: bytes) -> tuple[list[FileSpec], str | None]:
+    """HAProxy staples ``server.pem.ocsp`` only: fetch it from mtlskit's responder now.
+
+    A deploy while the responder is down still succeeds (the server then staples nothing
+    until the next CRL refresh fetches it); a response left from an earlier certificate is
+    removed, since HAProxy refuses to start with an answer about another certificate.
+    """
+    if not (options.staple and options.server == "haproxy"):
+        return [], "the server fetches its OCSP response itself" if options.staple else None
+    target = staple_path(Layout(options.directory, options.server).server_cert)
+    try:
+        staple = fetch_staple(chain_pem, options.ocsp_url, service.clock.now())
+    except BadInput as exc:
+        target.unlink(missing_ok=True)
+        return [], f"not stapled yet: {exc.message} (the CRL refresh fetches it again)"
+    return [FileSpec(target.name, staple.der)], f"stapled the OCSP response in {target}"
 
 
 def refuse_other_server(service, options: DeployOptions) -> None:
@@ -117,8 +140,10 @@ def _with_defaults(service, options: DeployOptions) -> DeployOptions:
     ocsp_url = options.ocsp_url
     if ocsp_url is None and service.settings.public_url:
         ocsp_url = service.settings.public_url.rstrip("/") + "/ocsp"   # `mtlskit serve` answers there
+    # Staple when the CA publishes OCSP; nginx's stream module has no stapling.
+    staple = options.staple or (bool(service.settings.public_url) and not (options.tcp and options.server == "nginx"))
     return dataclasses.replace(options, directory=directory, run_user=run_user, run_group=run_group,
-                               ocsp_url=ocsp_url)
+                               ocsp_url=ocsp_url, staple=staple)
 
 
 def _first_user(*names: str) -> tuple[str, str]:
