@@ -91,13 +91,22 @@ def _print(result) -> None:
         console.print("start: " + _STARTS[options.server].format(dir=layout.directory, main=layout.main))
     else:
         include = _STREAM_INCLUDE if options.tcp and options.server == "nginx" else _INCLUDES[options.server]
-        console.print("include: " + include.format(site=layout.site))
+        console.print("include: " + include.format(site=layout.site) + _more_modules(options))
     console.print(f"on CRL changes: {result.reload_command or 'no reload command (give --reload)'}")
     if result.stapling:
         console.print(f"OCSP stapling: {result.stapling}")
     console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
     if result.check is not None:      # a failed check raised CheckFailed before we got here
         console.print("check: ok" if result.check.ran else f"check: {result.check.output}")
+
+
+def _more_modules(options) -> str:
+    """Apache modules the pool and HTTP/2 blocks need beyond the usual ones."""
+    if options.server != "apache":
+        return ""
+    extra = (["mod_proxy_balancer", "mod_slotmem_shm", "mod_lbmethod_byrequests"] if len(options.pool) > 1 else [])
+    extra += ["mod_http2"] if options.http2 else []
+    return f"  (and {', '.join(extra)})" if extra else ""
 
 
 def register(app: typer.Typer) -> None:

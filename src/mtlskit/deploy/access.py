@@ -79,6 +79,9 @@ def startup_files(options: DeployOptions) -> list[Path]:
         files.append(layout.crl)
         if options.server == "haproxy":
             files.append(layout.revoked_serials)
+    staple = layout.server_cert.with_name(layout.server_cert.name + ".ocsp")   # HAProxy's stapled OCSP
+    if options.server == "haproxy" and staple.exists():
+        files.append(staple)
     files.append(layout.main if options.standalone else layout.site)
     return files
 
