@@ -3,8 +3,8 @@
 Nginx and Apache fetch the response themselves from the responder named in their
 configuration. HAProxy 2.6 only staples a file, ``<crt>.ocsp`` (DER), loaded at start
 and replaced at run time through the admin socket (``set ssl ocsp-response``): mtlskit
-fetches it from its own responder at deploy time, and ``refresh_staple`` fetches it again
-whenever the CRLs are refreshed, so the stapled answer stays inside its validity.
+fetches it from its own responder at deploy time; ``refresh_staple`` fetches it again and
+hands it to the running HAProxy, for the CRL refresh to call so the answer stays current.
 """
 
 from __future__ import annotations

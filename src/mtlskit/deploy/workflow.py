@@ -96,7 +96,7 @@ def _haproxy_staple(service, options: DeployOptions, chain_pem: bytes) -> tuple[
     """HAProxy staples ``server.pem.ocsp`` only: fetch it from mtlskit's responder now.
 
     A deploy while the responder is down still succeeds (the server then staples nothing
-    until the next CRL refresh fetches it); a response left from an earlier certificate is
+    until a later deploy or ``stapling.refresh_staple`` fetches it); a response left from an earlier certificate is
     removed, since HAProxy refuses to start with an answer about another certificate.
     """
     if not (options.staple and options.server == "haproxy"):
@@ -106,7 +106,7 @@ def _haproxy_staple(service, options: DeployOptions, chain_pem: bytes) -> tuple[
         staple = fetch_staple(chain_pem, options.ocsp_url, service.clock.now())
     except BadInput as exc:
         target.unlink(missing_ok=True)
-        return [], f"not stapled yet: {exc.message} (the CRL refresh fetches it again)"
+        return [], f"not stapled yet: {exc.message} (deploy again once the responder answers)"
     return [FileSpec(target.name, staple.der)], f"stapled the OCSP response in {target}"
 
 
