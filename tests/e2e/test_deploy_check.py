@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,16 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def pki():
     return build_pki()
+
+
+@pytest.fixture
+def tmp_path(tmp_path_factory):
+    """Like /etc: every parent searchable by the worker user, which --check now verifies
+    (pytest's own base directory is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="mtlskit-check-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _variants():

@@ -23,6 +23,8 @@ _INCLUDES = {
     "haproxy": "haproxy -f /etc/haproxy/haproxy.cfg -f {site}  (set tune.ssl.cachesize 0 in its global section)",
 }
 
+_STREAM_INCLUDE = "include {site};  (in the main context, outside http {{}}; needs libnginx-mod-stream)"
+
 
 def deploy(
     ctx: typer.Context,
@@ -30,7 +32,7 @@ def deploy(
     name: str = typer.Option(..., "--name", help="Server certificate NAME (issued if the inventory has no valid one)."),
     directory: Path = typer.Option(..., "--dir", help="Directory to write keys, bundles and configuration into."),
     listen: str = typer.Option(..., "--listen", help="PORT or HOST:PORT to listen on."),
-    upstream: str = typer.Option("http://127.0.0.1:8000", "--upstream", help="Backend: http(s)://HOST:PORT."),
+    upstream: List[str] = typer.Option(["http://127.0.0.1:8000"], "--upstream", help="Backend: http(s)://HOST:PORT; repeat it for a load-balanced pool."),
     mode: str = typer.Option("required", "--mode", help="required | optional"),
     require_on: List[str] = typer.Option([], "--require-on", help="With --mode optional: a path that demands a certificate (repeatable)."),
     revocation: str = typer.Option("crl", "--revocation", help="crl | ocsp | none"),
@@ -42,16 +44,18 @@ def deploy(
     ip: List[str] = typer.Option([], "--ip", help="IP SAN of the server certificate, if one is issued (repeatable)."),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file (to issue the server certificate)."),
+    http2: bool = typer.Option(False, "--http2", help="Offer HTTP/2 (ALPN h2) to clients, HTTP/1.1 still accepted."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write mTLS configuration for Nginx, Apache or HAProxy, and record the deployment."""
-    from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstream
+    from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstreams
     from mtlskit.deploy.workflow import deploy as deploy_workflow
     from mtlskit.issue.issuer import SanRequest
 
+    pool = parse_upstreams(upstream)
     options = DeployOptions(
         server=server.lower(), name=name, directory=directory, listen=parse_listen(listen),
-        upstream=parse_upstream(upstream), mode=mode, require_on=tuple(check_path(p) for p in require_on),
+        upstream=pool[0], upstreams=pool, http2=http2, mode=mode, require_on=tuple(check_path(p) for p in require_on),
         revocation=revocation, routes=tuple(parse_route(r) for r in route), standalone=standalone,
         reload_command=reload)
     service = open_service(ctx)
@@ -70,7 +74,7 @@ def _as_json(result) -> dict:
             "files": [str(p) for p in result.files], "reload": result.reload_command,
             "check": None if result.check is None else {"ran": result.check.ran, "ok": result.check.ok,
                                                         "output": result.check.output},
-            "headers": list(headers.IDENTITY_HEADERS), **result.options.to_json()}
+            "headers": list(headers.IDENTITY_HEADERS), "stapling": result.stapling, **result.options.to_json()}
 
 
 def _print(result) -> None:
@@ -86,11 +90,23 @@ def _print(result) -> None:
     if options.standalone:
         console.print("start: " + _STARTS[options.server].format(dir=layout.directory, main=layout.main))
     else:
-        console.print("include: " + _INCLUDES[options.server].format(site=layout.site))
+        include = _STREAM_INCLUDE if options.tcp and options.server == "nginx" else _INCLUDES[options.server]
+        console.print("include: " + include.format(site=layout.site) + _more_modules(options))
     console.print(f"on CRL changes: {result.reload_command or 'no reload command (give --reload)'}")
+    if result.stapling:
+        console.print(f"OCSP stapling: {result.stapling}")
     console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
     if result.check is not None:      # a failed check raised CheckFailed before we got here
         console.print("check: ok" if result.check.ran else f"check: {result.check.output}")
+
+
+def _more_modules(options) -> str:
+    """Apache modules the pool and HTTP/2 blocks need beyond the usual ones."""
+    if options.server != "apache":
+        return ""
+    extra = (["mod_proxy_balancer", "mod_slotmem_shm", "mod_lbmethod_byrequests"] if len(options.pool) > 1 else [])
+    extra += ["mod_http2"] if options.http2 else []
+    return f"  (and {', '.join(extra)})" if extra else ""
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,9 @@
 
 ``nginx -t``, ``apache2 -t`` and ``haproxy -c`` are run on a complete configuration:
 the standalone file itself, or, for an include-only site, a scratch wrapper around it
-(pid and logs in a temporary directory, nothing written next to the site).
+(pid and logs in a temporary directory, nothing written next to the site). Then every
+file is checked to be readable by the user that opens it (``access.py``): a config test
+run as root reads everything, the worker that serves requests may not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from mtlskit.deploy.access import unreadable
 from mtlskit.deploy.options import DeployOptions
 from mtlskit.deploy.render import Layout, render_main
 
@@ -27,6 +30,7 @@ class CheckResult:
     ok: bool
     command: tuple[str, ...] = ()
     output: str = ""
+    unreadable: str | None = None     # a file the server's reader cannot open (access.py), one line
 
     @property
     def summary(self) -> str:
@@ -71,5 +75,7 @@ def run_check(options: DeployOptions, verify_depth: int, timeout: float = 60) ->
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return CheckResult(ran=True, ok=False, command=tuple(argv), output=f"{binary} timed out")
-    return CheckResult(ran=True, ok=proc.returncode == 0, command=tuple(argv),
-                       output=(proc.stdout + proc.stderr).strip())
+    output = (proc.stdout + proc.stderr).strip()
+    blocked = unreadable(options)
+    return CheckResult(ran=True, ok=proc.returncode == 0 and blocked is None, command=tuple(argv),
+                       output=output, unreadable=blocked)

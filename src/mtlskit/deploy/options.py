@@ -77,6 +77,19 @@ class DeployOptions:
     ocsp_url: str | None = None
     run_user: str | None = None     # Apache standalone: User/Group it serves as when started as root
     run_group: str | None = None
+    upstreams: tuple[Upstream, ...] = ()   # repeated --upstream: the whole pool, `upstream` first
+    http2: bool = False
+    staple: bool = False            # OCSP-staple the server certificate from ocsp_url (CA has a public URL)
+
+    @property
+    def tcp(self) -> bool:
+        """--upstream tcp://: mTLS in front of a TCP service (nginx stream {}, HAProxy mode tcp)."""
+        return self.upstream.scheme == "tcp"
+
+    @property
+    def pool(self) -> tuple[Upstream, ...]:
+        """Every backend of the default route (one, unless --upstream was repeated)."""
+        return self.upstreams or (self.upstream,)
 
     def to_json(self) -> dict:
         """The flags as recorded in the ``deployments`` table (no secrets)."""
@@ -85,6 +98,7 @@ class DeployOptions:
             "require_on": list(self.require_on), "revocation": self.revocation,
             "routes": [f"{r.kind}={r.value}:{r.upstream.endpoint.hostport}" for r in self.routes],
             "standalone": self.standalone, "ocsp_url": self.ocsp_url,
+            "upstreams": [u.url for u in self.pool], "http2": self.http2, "staple": self.staple,
         }
 
 
@@ -164,9 +178,10 @@ def validate(options: DeployOptions) -> DeployOptions:
             raise UsageError(f"{options.server} cannot route on {route.kind}= (it exposes no such "
                              f"client-certificate field)",
                              f"use one of: {', '.join(ROUTE_SUPPORT[options.server])}")
-    if options.server == "haproxy" and options.upstream.scheme != "http":
+    if options.server == "haproxy" and options.upstream.scheme not in ("http", "tcp"):
         raise UsageError("the haproxy backend is plain HTTP to HOST:PORT",
                          "give --upstream HOST:PORT")
+    check_pool(options)
     return options
 
 
@@ -189,3 +204,62 @@ def _check_host(host: str, whole: str) -> None:
         pass
     if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$", host):
         raise UsageError(f"{whole!r}: {host!r} is not an IP address or a host name")
+
+
+def parse_upstreams(texts: list[str] | tuple[str, ...]) -> tuple[Upstream, ...]:
+    """Every ``--upstream`` given, in order: one backend, or a pool when repeated.
+
+    Raises:
+        UsageError: a malformed upstream, or the same backend twice (a pool never
+            silently drops or doubles a member).
+    """
+    pool = tuple(parse_tcp_upstream(text) if text.lower().startswith("tcp://") else parse_upstream(text)
+                 for text in texts)
+    seen: set[str] = set()
+    for upstream in pool:
+        if upstream.url in seen:
+            raise UsageError(f"--upstream {upstream.url} is given twice", "list each backend of the pool once")
+        seen.add(upstream.url)
+    return pool
+
+
+def check_pool(options: DeployOptions) -> None:
+    """A pool's members all speak the protocol of the first (one proxy_pass / ProxyPass / backend),
+    and a TCP service gets only what a TCP proxy can do."""
+    schemes = {upstream.scheme for upstream in options.pool}
+    if len(schemes) > 1:
+        raise UsageError(f"the --upstream pool mixes {' and '.join(sorted(schemes))} backends",
+                         "give every member of the pool the same scheme")
+    if options.tcp:
+        _check_tcp(options)
+    if options.staple and not options.ocsp_url:
+        raise UsageError("OCSP stapling needs the OCSP responder URL", "set public_url in mtlskit.toml")
+
+
+def parse_tcp_upstream(text: str) -> Upstream:
+    """``tcp://HOST:PORT``: a TCP service put behind mTLS."""
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme.lower() != "tcp" or not parts.hostname or not port or parts.path or parts.query \
+            or parts.fragment or parts.username or parts.password:
+        raise UsageError(f"upstream {text!r} is not tcp://HOST:PORT", "for example --upstream tcp://127.0.0.1:5432")
+    _check_host(parts.hostname, text)
+    return Upstream("tcp", Endpoint(parts.hostname, port))
+
+
+def _check_tcp(options: DeployOptions) -> None:
+    """What a TCP proxy cannot do: HTTP routing, headers, per-path rules, HTTP/2, OCSP."""
+    if options.server == "apache":
+        raise UsageError("apache cannot put mTLS in front of a TCP service",
+                         "use nginx (stream) or haproxy (mode tcp) for --upstream tcp://")
+    refused = [(options.mode != "required", "--mode optional"), (options.require_on, "--require-on"),
+               (options.routes, "--route"), (options.http2, "--http2"),
+               (options.revocation == "ocsp", "--revocation ocsp")]
+    for present, flag in refused:
+        if present:
+            raise UsageError(f"{flag} does not apply to a tcp:// upstream (a TCP proxy sees no HTTP "
+                             "and checks the certificate at the handshake only)",
+                             "a tcp:// upstream takes --mode required and --revocation crl or none")

@@ -30,6 +30,7 @@ TLS13_CIPHERSUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20
 SITE_FILE = {"nginx": "mtls-server.conf", "apache": "mtls-vhost.conf", "haproxy": "mtls.cfg"}
 MAIN_FILE = {"nginx": "nginx.conf", "apache": "httpd.conf", "haproxy": "haproxy.cfg"}
 APACHE_MODULES = "/usr/lib/apache2/modules"   # Debian's module directory
+NGINX_MODULES = "/usr/lib/nginx/modules"      # Debian's; stream is libnginx-mod-stream
 
 DENY_BODY = "client certificate required"
 APACHE_LUA_FILE = "mtls-fingerprint.lua"
@@ -118,7 +119,7 @@ def render(options: DeployOptions, verify_depth: int) -> dict[str, str]:
 def render_site(options: DeployOptions, verify_depth: int) -> str:
     """The include-only part: Nginx ``server {}``, Apache ``<VirtualHost>``, HAProxy frontend/backend."""
     layout = Layout(options.directory, options.server)
-    return _env().get_template(f"{options.server}_site.j2").render(_context(options, layout, verify_depth))
+    return _env().get_template(_template(options, "site")).render(_context(options, layout, verify_depth))
 
 
 def render_main(options: DeployOptions, verify_depth: int, site: str, run_dir: Path,
@@ -130,8 +131,16 @@ def render_main(options: DeployOptions, verify_depth: int, site: str, run_dir: P
     """
     layout = Layout(options.directory, options.server)
     context = _context(options, layout, verify_depth)
-    return _env().get_template(f"{options.server}_main.j2").render(
+    return _env().get_template(_template(options, "main")).render(
         context, site=site, run=str(run_dir), site_path=str(site_path))
+
+
+def _template(options: DeployOptions, part: str) -> str:
+    """``nginx_site.j2``; for a tcp:// upstream ``nginx_stream_site.j2`` / ``haproxy_tcp_site.j2``."""
+    kind = {"nginx": "_stream", "haproxy": "_tcp"}.get(options.server, "") if options.tcp else ""
+    if options.server == "haproxy" and part == "main":
+        kind = ""                 # one global/defaults section; the tcp frontend sets its own mode
+    return f"{options.server}{kind}_{part}.j2"
 
 
 def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
@@ -139,7 +148,7 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
         "o": options, "layout": layout, "depth": verify_depth, "slug": slug(options.name),
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
         "h": headers, "strip": headers.all_spellings(), "deny_body": DENY_BODY,
-        "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE,
+        "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE, "nginx_modules": NGINX_MODULES,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import grp
+import ipaddress
 import pwd
 import shutil
 import tempfile
@@ -20,10 +21,11 @@ from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
-from mtlskit.deploy.install import install
-from mtlskit.deploy.options import DeployOptions, validate
+from mtlskit.deploy.install import FileSpec, install
+from mtlskit.deploy.options import SERVERS, DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
-from mtlskit.deploy.render import Layout, default_reload
+from mtlskit.deploy.stapling import fetch_staple, staple_path
+from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
@@ -44,6 +46,7 @@ class DeployResult:
     files: list[Path]
     reload_command: str | None
     check: CheckResult | None
+    stapling: str | None = None       # what became of OCSP stapling, one line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,18 +71,65 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
             are installed and recorded; the server's message is in the error).
     """
     options = validate(_with_defaults(service, options))
+    refuse_other_server(service, options)
     cas = ca_list(service)
     crls = current_crls(service, cas) if options.revocation == "crl" else []
     options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
-    files = install(options.directory, deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls))
+    staple_files, stapling = _haproxy_staple(service, options, creds.chain_pem)
+    specs = deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls)
+    specs[2:2] = staple_files                      # next to the certificate, before any configuration
+    files = install(options.directory, specs)
     reload_command = options.reload_command or default_reload(options)
     record_deployment(service.inventory, options, reload_command, service.clock.now())
     result = run_check(options, verify_depth(cas)) if check else None
+    if result is not None and result.ran and result.unreadable:
+        raise CheckFailed(result.unreadable, hint="make the path readable by that user (chmod o+x on its "
+                                                  "parent directories), or deploy into another --dir")
     if result is not None and result.ran and not result.ok:
         raise CheckFailed(f"{' '.join(result.command[:2])} refused the configuration: {result.summary}",
                           hint=f"the files are in {options.directory}; fix the flags and deploy again")
-    return DeployResult(options, creds.record, creds.issued, files, reload_command, result)
+    return DeployResult(options, creds.record, creds.issued, files, reload_command, result, stapling)
+
+
+def _haproxy_staple(service, options: DeployOptions, chain_pem: bytes) -> tuple[list[FileSpec], str | None]:
+    """HAProxy staples ``server.pem.ocsp`` only: fetch it from mtlskit's responder now.
+
+    A deploy while the responder is down still succeeds (the server then staples nothing
+    until a later deploy or ``stapling.refresh_staple`` fetches it); a response left from an earlier certificate is
+    removed, since HAProxy refuses to start with an answer about another certificate.
+    """
+    if not (options.staple and options.server == "haproxy"):
+        return [], "the server fetches its OCSP response itself" if options.staple else None
+    target = staple_path(Layout(options.directory, options.server).server_cert)
+    try:
+        staple = fetch_staple(chain_pem, options.ocsp_url, service.clock.now())
+    except BadInput as exc:
+        target.unlink(missing_ok=True)
+        return [], f"not stapled yet: {exc.message} (deploy again once the responder answers)"
+    return [FileSpec(target.name, staple.der)], f"stapled the OCSP response in {target}"
+
+
+def refuse_other_server(service, options: DeployOptions) -> None:
+    """One directory holds one server's deployment: refuse to write a second server type over it.
+
+    Replacing it would leave the first server running on files that are no longer its own
+    (and its reload hook recorded against them); the user picks another --dir instead.
+
+    Raises:
+        UsageError: the directory is recorded for, or holds the configuration of, another server.
+    """
+    for record in list_deployments(service.inventory):
+        if record.directory == options.directory and record.server != options.server:
+            raise UsageError(f"{options.directory} already holds the {record.server} deployment of "
+                             f"{record.name!r}; one directory holds one server",
+                             hint=f"deploy {options.server} into another --dir")
+    for server in SERVERS:
+        names = {SITE_FILE[server], MAIN_FILE[server]}
+        found = sorted(name for name in names if (options.directory / name).exists())
+        if server != options.server and found:
+            raise UsageError(f"{options.directory} already holds a {server} configuration ({found[0]}); "
+                             f"one directory holds one server", hint=f"deploy {options.server} into another --dir")
 
 
 def _with_defaults(service, options: DeployOptions) -> DeployOptions:
@@ -90,8 +140,10 @@ def _with_defaults(service, options: DeployOptions) -> DeployOptions:
     ocsp_url = options.ocsp_url
     if ocsp_url is None and service.settings.public_url:
         ocsp_url = service.settings.public_url.rstrip("/") + "/ocsp"   # `mtlskit serve` answers there
+    # Staple when the CA publishes OCSP; nginx's stream module has no stapling.
+    staple = options.staple or (bool(service.settings.public_url) and not (options.tcp and options.server == "nginx"))
     return dataclasses.replace(options, directory=directory, run_user=run_user, run_group=run_group,
-                               ocsp_url=ocsp_url)
+                               ocsp_url=ocsp_url, staple=staple)
 
 
 def _first_user(*names: str) -> tuple[str, str]:
@@ -186,13 +238,38 @@ def _load_matching(chain_path: Path, key_path: Path, valid: list[CertificateReco
     return None
 
 
+def with_listen_ip(sans: SanRequest, listen: Endpoint) -> SanRequest:
+    """``sans`` plus the ``--listen`` address as an IP SAN when it is one specific IP.
+
+    Clients that connect by that address (``https://10.0.0.5:8443``) verify it against the
+    certificate's IP SANs (RFC 6125 section 1.7.2 / RFC 9525); a wildcard listen names no address.
+    """
+    if listen.host == "*":
+        return sans
+    try:
+        address = ipaddress.ip_address(listen.host)
+    except ValueError:
+        return sans
+    if address.is_unspecified or any(_same_ip(address, ip) for ip in sans.ip):
+        return sans
+    return dataclasses.replace(sans, ip=(*sans.ip, str(address)))
+
+
+def _same_ip(address, text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text.strip()) == address
+    except ValueError:        # refused with its own message when the certificate is built
+        return False
+
+
 def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest) -> _Credentials:
     """Issue the server certificate through the core workflow, in a private scratch directory."""
     authority = service.authority(passphrase_source)
     scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
+    request = IssueRequest(get_profile("server"), options.name, with_listen_ip(sans, options.listen))
     try:
         out = scratch / "server"
-        [record] = issue_batch(service, authority, [IssueRequest(get_profile("server"), options.name, sans)],
+        [record] = issue_batch(service, authority, [request],
                                [out], KeyType.parse("ec-p256"), BundleOptions())
         return _Credentials((out / "fullchain.pem").read_bytes(), (out / "key.pem").read_bytes(),
                             record, issued=True)
