@@ -47,7 +47,7 @@ AMBIGUOUS = [
 ]
 # Public paths: served without a certificate, unchanged.
 PUBLIC = ["/", "/administrator", "/adminx", "/public/admin", "/ops", "/ops/toolsx", "/x;admin",
-          "/hello%20world", "/a?next=/admin"]
+          "/hello%20world", "/a?next=/admin", "/a?next=/../admin&p=%2f"]
 
 
 def _path_of(target: str) -> str:
