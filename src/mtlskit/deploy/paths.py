@@ -5,15 +5,15 @@ Semantics, the same on the three servers (the README states them):
   dot segments resolved), it equals PREFIX or continues it with ``/``, compared
   case-insensitively, with ``;parameters`` of every segment ignored and repeated
   slashes counted as one (``/ADMIN``, ``/admin;x``, ``//admin/``, ``/%61dmin`` are covered);
-- a request whose raw path is ambiguous -- an encoded slash or backslash (``%2F``,
-  ``%5C``), a backslash, or a dot segment (``.``/``..``, percent-encoded or carrying
+- a request whose raw path is ambiguous -- an encoded slash, backslash or NUL (``%2F``,
+  ``%5C``, ``%00``), a backslash, or a dot segment (``.``/``..``, percent-encoded or carrying
   ``;parameters``) -- is refused outright: upstreams disagree on what it means.
 """
 
 from __future__ import annotations
 
 _PARAMS = r"(;[^/]*)?"
-_UNSAFE = r"%2f|%5c|\\"
+_UNSAFE = r"%2f|%5c|%00|\\"
 _DOT_SEGMENT = r"/(\.|%2e){1,2}"
 
 
