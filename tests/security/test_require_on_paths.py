@@ -36,7 +36,7 @@ BYPASSES = [
     "/ADMIN", "/Admin/users", "/admin;x", "/admin;jsessionid=1/users", "/ADMIN;x", "/%61dmin",
     "/%41DMIN/x", "//admin", "///admin/x", "/admin%3bx", "/admin/", "/admin?x=1",
     "/ops/tools", "/OPS/Tools", "/ops;a/tools;b", "/ops//tools", "//ops///tools/x",
-    "https://localhost/ADMIN",
+    "https://localhost/ADMIN", "/;x/admin", "/;/ADMIN/x", "/ops/;a/tools", "/;x//ops;y/;/tools",
 ]
 # Paths whose meaning depends on who decodes or resolves them: refused, whoever asks.
 AMBIGUOUS = [
@@ -176,3 +176,20 @@ def test_public_paths_reach_the_upstream_without_a_certificate(server, work, tar
     received = _received(request(server.port, target, work.ca))
     assert received is not None, target
     assert not could_be_protected(received), (target, received)
+
+
+# What the upstream receives (Python's http.server, the echo upstream, folds a leading "//").
+RECEIVED = {
+    "/%61dmin/x": {"apache": "/admin/x"},
+    "/admin//x": {"apache": "/admin/x"},
+    "/ADMIN;x": {},
+    "/public%3Bx": {"apache": "/public;x"},
+    "/Admin%20x/y": {},
+}
+
+
+@pytest.mark.parametrize("target", RECEIVED)
+def test_what_the_upstream_receives(server, work, target):
+    """Nginx and HAProxy forward the path as sent; Apache forwards its normalised form."""
+    received = _received(request(server.port, target, work.ca, work.alice))
+    assert received == RECEIVED[target].get(server.name, target)
