@@ -10,7 +10,7 @@ from mtlskit.deploy import paths
 
 
 @pytest.mark.parametrize("path", ["/admin", "/ADMIN", "/admin/", "/Admin/users", "/admin;x", "/admin;x/y",
-                                  "//admin", "/admin//x"])
+                                  "//admin", "/admin//x", "/;x/admin", "/;/;a//admin;b"])
 def test_prefix_covers(path):
     assert re.search(paths.prefix_regex("/admin"), path, re.I)
 
@@ -23,6 +23,7 @@ def test_prefix_does_not_cover(path):
 def test_multi_segment_prefix_and_dots_are_literal():
     regex = paths.prefix_regex("/ops/v1.2")
     assert re.search(regex, "/OPS;a//v1.2;b/x", re.I)
+    assert re.search(regex, "/ops/;x/v1.2", re.I)
     assert not re.search(regex, "/ops/v1x2", re.I)
     assert paths.prefix_regex("/") == "^/"
 

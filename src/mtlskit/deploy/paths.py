@@ -4,7 +4,8 @@ Semantics, the same on the three servers (the README states them):
 - a path is covered when, after the server's own URI normalisation (percent-decoding,
   dot segments resolved), it equals PREFIX or continues it with ``/``, compared
   case-insensitively, with ``;parameters`` of every segment ignored and repeated
-  slashes counted as one (``/ADMIN``, ``/admin;x``, ``//admin/``, ``/%61dmin`` are covered);
+  slashes, or segments made of parameters only, counted as one slash (``/ADMIN``,
+  ``/admin;x``, ``//admin/``, ``/;x/admin``, ``/%61dmin`` are covered);
 - a request whose raw path is ambiguous -- an encoded slash, backslash or NUL (``%2F``,
   ``%5C``, ``%00``), a backslash, or a dot segment (``.``/``..``, percent-encoded or carrying
   ``;parameters``) -- is refused outright: upstreams disagree on what it means.
@@ -13,6 +14,7 @@ Semantics, the same on the three servers (the README states them):
 from __future__ import annotations
 
 _PARAMS = r"(;[^/]*)?"
+_GAP = r"(/(;[^/]*)?)*/"          # slashes, and segments made of parameters only (/;x/)
 _UNSAFE = r"%2f|%5c|%00|\\"
 _DOT_SEGMENT = r"/(\.|%2e){1,2}"
 
@@ -22,7 +24,7 @@ def prefix_regex(prefix: str) -> str:
     segments = [s.replace(".", r"\.") for s in prefix.split("/") if s]   # check_path: [A-Za-z0-9._~-]
     if not segments:
         return "^/"
-    return "^" + "".join(f"/+{s}{_PARAMS}" for s in segments) + "(/|$)"
+    return "^" + "".join(f"{_GAP}{s}{_PARAMS}" for s in segments) + "(/|$)"
 
 
 def ambiguous_target_regex() -> str:
