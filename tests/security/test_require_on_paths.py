@@ -37,7 +37,10 @@ BYPASSES = [
     "/%41DMIN/x", "//admin", "///admin/x", "/admin%3bx", "/admin/", "/admin?x=1",
     "/ops/tools", "/OPS/Tools", "/ops;a/tools;b", "/ops//tools", "//ops///tools/x",
     "https://localhost/ADMIN", "/;x/admin", "/;/ADMIN/x", "/ops/;a/tools", "/;x//ops;y/;/tools",
+    "/admin%23x", "/admin%3Fx", "/ops/tools%3f/",
 ]
+# A fragment has no place in a request: Apache and HAProxy answer 400, Nginx cuts it off.
+FRAGMENTS = ["/admin#x", "/ADMIN#/../public"]
 # Paths whose meaning depends on who decodes or resolves them: refused, whoever asks.
 AMBIGUOUS = [
     "/admin%2f", "/admin%2fx", "/admin%2Fusers", "/x%2f..%2fadmin", "/./admin", "/x/../admin",
@@ -53,14 +56,15 @@ PUBLIC = ["/", "/administrator", "/adminx", "/public/admin", "/ops", "/ops/tools
 def _path_of(target: str) -> str:
     if "://" in target:
         target = "/" + target.split("://", 1)[1].partition("/")[2]
-    return target.partition("?")[0]
+    return target.partition("?")[0].partition("#")[0]
 
 
 def _readings(raw: str) -> set[str]:
     """Every path a generous upstream could make of the path in ``raw``."""
     readings = set()
     path = _path_of(raw)
-    for decoded in (path, urllib.parse.unquote(path)):
+    unquoted = urllib.parse.unquote(path)
+    for decoded in (path, unquoted, unquoted.partition("?")[0].partition("#")[0]):   # decode, then split
         for params_first in (True, False):
             text = decoded.replace("\\", "/").split("\x00")[0]   # C strings end at NUL
             segments = text.split("/")
@@ -158,6 +162,12 @@ def test_other_spellings_of_a_protected_path_need_a_certificate(server, work, ta
     received = _received(admitted)
     assert received is not None, (target, admitted)
     assert could_be_protected(received), (target, received)   # the upstream got the protected path
+
+
+@pytest.mark.parametrize("target", FRAGMENTS)
+def test_fragments_of_protected_paths_never_reach_the_upstream_without_a_certificate(server, work, target):
+    outcome = request(server.port, target, work.ca)
+    assert _received(outcome) is None and outcome.status in (400, 403), (target, outcome)
 
 
 @pytest.mark.parametrize("target", AMBIGUOUS)

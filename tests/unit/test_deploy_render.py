@@ -129,7 +129,7 @@ def test_nginx_optional_require_on_and_ocsp(pki):
                        ocsp_url="http://ca.example:8080/ocsp")
     text = render(options, 2)["mtls-server.conf"]
     assert "ssl_verify_client optional;" in text
-    assert 'location ~* "^(/(;[^/]*)?)*/admin(;[^/]*)?(/|$)" {' in text   # case-insensitive, ;params ignored
+    assert 'location ~* "^(/(;[^/]*)?)*/admin(;[^/]*)?([/?#]|$)" {' in text   # case-insensitive, ;params ignored
     assert "if ($request_uri ~* " in text                         # ambiguous raw paths refused
     assert 'if ($ssl_client_verify != SUCCESS) { return 403 "client certificate required\\n"; }' in text
     assert "ssl_ocsp leaf;" in text and "ssl_ocsp_responder http://ca.example:8080/ocsp;" in text

@@ -5,7 +5,9 @@ Semantics, the same on the three servers (the README states them):
   dot segments resolved), it equals PREFIX or continues it with ``/``, compared
   case-insensitively, with ``;parameters`` of every segment ignored and repeated
   slashes, or segments made of parameters only, counted as one slash (``/ADMIN``,
-  ``/admin;x``, ``//admin/``, ``/;x/admin``, ``/%61dmin`` are covered);
+  ``/admin;x``, ``//admin/``, ``/;x/admin``, ``/%61dmin`` are covered); a decoded ``?``
+  or ``#`` (sent as ``%3F``, ``%23``) ends the path, as it would for an upstream that
+  decodes before it splits;
 - a request whose raw path is ambiguous -- an encoded slash, backslash or NUL (``%2F``,
   ``%5C``, ``%00``), a backslash, or a dot segment (``.``/``..``, percent-encoded or carrying
   ``;parameters``) -- is refused outright: upstreams disagree on what it means.
@@ -24,7 +26,7 @@ def prefix_regex(prefix: str) -> str:
     segments = [s.replace(".", r"\.") for s in prefix.split("/") if s]   # check_path: [A-Za-z0-9._~-]
     if not segments:
         return "^/"
-    return "^" + "".join(f"{_GAP}{s}{_PARAMS}" for s in segments) + "(/|$)"
+    return "^" + "".join(f"{_GAP}{s}{_PARAMS}" for s in segments) + "([/?#]|$)"   # ?# once %3F %23
 
 
 def ambiguous_target_regex() -> str:
