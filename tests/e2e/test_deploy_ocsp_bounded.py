@@ -126,3 +126,24 @@ def test_revoked_by_mtlskit_is_refused_without_reload_and_open_connections_end(s
         assert "CERTIFICATE_REVOKED" in (refused.tls_error or ""), refused
     assert get(server.port, "/", world.ca, world.cert("alice")).status == 200
     assert server.process.proc.poll() is None          # the same server, never restarted
+
+
+@pytest.mark.parametrize("name", ["nginx", "apache"])
+def test_an_unreachable_responder_refuses_new_clients(name, world):
+    """Fail closed: with no OCSP cache, no answer means no entry (and no stale "good")."""
+    port, dead = free_port(), free_port()
+    options = validate(DeployOptions(
+        server=name, name="localhost", directory=world.base / f"{name}-dead",
+        listen=parse_listen(f"127.0.0.1:{port}"), upstream=parse_upstream(world.upstream.url),
+        revocation="ocsp", ocsp_url=f"http://127.0.0.1:{dead}/ocsp", standalone=True))
+    server_dir = world.out / "server"
+    cas = [x509.load_pem_x509_certificate((server_dir / f).read_bytes()) for f in ("ca.pem", "chain.pem")]
+    install(options.directory, deployment_files(options, (server_dir / "fullchain.pem").read_bytes(),
+                                                (server_dir / "key.pem").read_bytes(), cas, []))
+    process = ServerProcess(start_command(name, options.directory), port, options.directory / "stdout.log")
+    try:
+        outcome = get(port, "/", world.ca, world.cert("alice"))
+        assert outcome.status != 200, outcome
+        assert outcome.status == 400 if name == "nginx" else outcome.tls_error, outcome
+    finally:
+        process.close()
