@@ -101,7 +101,7 @@ def test_revoked_by_mtlskit_is_refused_without_reload_and_open_connections_end(s
 
     # Poll both: new handshakes (refused once `serve` has seen the revocation) and the
     # connection the client already holds (served until keepalive_time / MaxKeepAliveRequests).
-    while (refused_at is None or held_closed_at is None) and time.monotonic() < revoked_at + 20:
+    while (refused_at is None or held_closed_at is None) and time.monotonic() < revoked_at + 30:
         if held_closed_at is None:
             held_requests += 1
             if _request(held):
@@ -114,9 +114,9 @@ def test_revoked_by_mtlskit_is_refused_without_reload_and_open_connections_end(s
     assert refused_at is not None and held_closed_at is not None, (refused_at, held_closed_at)
     print(f"{server.name}: refused {refused_at - revoked_at:.1f} s after `mtlskit revoke`; the held "
           f"connection served {held_requests} requests over {held_closed_at - opened:.1f} s")
-    assert refused_at - revoked_at <= REFRESH_SECONDS + 2 < BOUND_SECONDS
+    assert refused_at - revoked_at <= REFRESH_SECONDS + 5 < BOUND_SECONDS   # slack for a busy machine
     if server.name == "nginx":
-        assert held_closed_at - opened <= NGINX_KEEPALIVE_TIME + 1
+        assert held_closed_at - opened <= NGINX_KEEPALIVE_TIME + 2
     else:
         assert held_requests == APACHE_MAX_REQUESTS + 1   # the first request is not a keep-alive one
     refused = get(server.port, "/", world.ca, victim)
