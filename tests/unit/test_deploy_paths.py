@@ -43,3 +43,9 @@ def test_plain_targets_are_not_ambiguous(target):
     assert not re.search(paths.ambiguous_target_regex(), target, re.I)
     assert not re.search(paths.ambiguous_request_line_regex(), f"GET {target} HTTP/1.1", re.I)
     assert not re.search(paths.ambiguous_path_regex(), target.split("?")[0], re.I)
+
+
+def test_every_prefix_character_is_literal():
+    regex = paths.prefix_regex("/v1_x-y~z.w")
+    assert re.search(regex, "/V1_X-Y~Z.W/a", re.I)
+    assert not any(re.search(regex, p, re.I) for p in ("/v1_x-y~zaw", "/v1_xay~z.w"))

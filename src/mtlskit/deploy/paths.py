@@ -15,6 +15,8 @@ Semantics, the same on the three servers (the README states them):
 
 from __future__ import annotations
 
+import re
+
 _PARAMS = r"(;[^/]*)?"
 _GAP = r"(/(;[^/]*)?)*/"          # slashes, and segments made of parameters only (/;x/)
 _UNSAFE = r"%2f|%5c|%00|%25(2e|2f|5c|00)|\\"   # %25..: a double-encoded dot, slash, NUL
@@ -23,7 +25,7 @@ _DOT_SEGMENT = r"/(\.|%2e){1,2}"
 
 def prefix_regex(prefix: str) -> str:
     """A PCRE (to be matched case-insensitively) for the normalised paths ``prefix`` covers."""
-    segments = [s.replace(".", r"\.") for s in prefix.split("/") if s]   # check_path: [A-Za-z0-9._~-]
+    segments = [re.sub(r"([^A-Za-z0-9])", r"\\\1", s) for s in prefix.split("/") if s]   # all literal
     if not segments:
         return "^/"
     return "^" + "".join(f"{_GAP}{s}{_PARAMS}" for s in segments) + "([/?#]|$)"   # ?# once %3F %23
