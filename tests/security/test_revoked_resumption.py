@@ -96,7 +96,8 @@ def _revoke(server, world, tmp_path: Path) -> None:
     inventory = Inventory.open(f"sqlite:///{tmp_path / 'inv.sqlite3'}")
     record_deployment(inventory, server.options, default_reload(server.options), SystemClock().now())
     pki = world.pki
-    bundle = crl_bundle(make_crl(pki.root, [], 2), make_crl(pki.intermediate, [pki.clients["revoked"], leaf], 2))
+    bundle = crl_bundle(make_crl(pki.root, [], 2),
+                        make_crl(pki.intermediate, [pki.clients["revoked"], leaf], 2))
     [result] = refresh_deployments(types.SimpleNamespace(inventory=inventory, clock=SystemClock()), bundle)
     assert result.status == "updated", result.message
 

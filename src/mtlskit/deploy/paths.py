@@ -9,7 +9,8 @@ Semantics, the same on the three servers (the README states them):
   or ``#`` (sent as ``%3F``, ``%23``) ends the path, as it would for an upstream that
   decodes before it splits;
 - a request whose raw path is ambiguous -- an encoded slash, backslash or NUL (``%2F``,
-  ``%5C``, ``%00``, or double-encoded: ``%252F``, ``%252E``...), a backslash, or a dot segment (``.``/``..``, percent-encoded or carrying
+  ``%5C``, ``%00``, or double-encoded: ``%252F``, ``%252E``...), a backslash, or a dot
+  segment (``.``/``..``, percent-encoded or carrying
   ``;parameters``) -- is refused outright: upstreams disagree on what it means.
 """
 
