@@ -119,7 +119,7 @@ def test_nginx_required_block(pki):
                  "proxy_set_header X-Client-Verify $ssl_client_verify;",
                  "proxy_set_header X-Client-Cert $ssl_client_escaped_cert;",
                  'proxy_set_header X_Client_Subject_DN "";', "proxy_pass http://127.0.0.1:8000;",
-                 "ssl_session_cache off;", "ssl_session_tickets off;"]:
+                 "ssl_session_cache off;", "ssl_session_tickets off;", "keepalive_time 60s;"]:
         assert line in text, line
     assert "\n    ssl_trusted_certificate" not in text       # only in a comment
 
@@ -129,9 +129,11 @@ def test_nginx_optional_require_on_and_ocsp(pki):
                        ocsp_url="http://ca.example:8080/ocsp")
     text = render(options, 2)["mtls-server.conf"]
     assert "ssl_verify_client optional;" in text
-    assert "location = /admin {" in text and "location /admin/ {" in text
+    assert 'location ~* "^(/(;[^/]*)?)*/admin(;[^/]*)?([/?#]|$)" {' in text   # case-insensitive, ;params ignored
+    assert "if ($request_uri ~* " in text                         # ambiguous raw paths refused
     assert 'if ($ssl_client_verify != SUCCESS) { return 403 "client certificate required\\n"; }' in text
     assert "ssl_ocsp leaf;" in text and "ssl_ocsp_responder http://ca.example:8080/ocsp;" in text
+    assert "ssl_ocsp_cache off;" in text     # a cached "good" would outlive a revocation
     assert "ssl_crl" not in text
 
 
@@ -148,7 +150,8 @@ def test_apache_vhost():
                  "SSLCARevocationFile /etc/mtls/crl.pem", "SSLCARevocationCheck chain",
                  "SSLProtocol -all +TLSv1.2 +TLSv1.3", "RequestHeader unset X_Client_Cert",
                  """Require expr "%{SSL_CLIENT_VERIFY} == 'SUCCESS'\"""",
-                 "LuaHookFixups /etc/mtls/mtls-fingerprint.lua fingerprint"]:
+                 "LuaHookFixups /etc/mtls/mtls-fingerprint.lua fingerprint",
+                 "SSLSessionTickets off", "SSLSessionCacheTimeout 0", "MaxKeepAliveRequests 100"]:
         assert line in text, line
     # every unset comes before the first set: nothing a client sent survives
     assert text.rindex("RequestHeader unset") < text.index("RequestHeader set")

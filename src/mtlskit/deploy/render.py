@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from mtlskit.deploy import headers
+from mtlskit.deploy import headers, keepalive, paths
 from mtlskit.deploy.options import DeployOptions
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -149,6 +149,7 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
         "h": headers, "strip": headers.all_spellings(), "deny_body": DENY_BODY,
         "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE, "nginx_modules": NGINX_MODULES,
+        "paths": paths, "keepalive": keepalive,
     }
 
 
