@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
-from mtlskit.deploy.install import install
+from mtlskit.deploy.install import install, make_directory, remove_created
 from mtlskit.deploy.options import DeployOptions, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
 from mtlskit.deploy.render import Layout, default_reload
@@ -29,6 +29,7 @@ from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
 from mtlskit.issue.profiles import get_profile
 from mtlskit.issue.workflow import issue_batch
+from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType
 from mtlskit.store.inventory import CertificateRecord, Status
 from mtlskit.store.models import CrlState
@@ -68,10 +69,17 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
             are installed and recorded; the server's message is in the error).
     """
     options = validate(_with_defaults(service, options))
+    typed_sans = _typed_sans(sans)
     cas = ca_list(service)
     crls = current_crls(service, cas) if options.revocation == "crl" else []
-    options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
+    created = make_directory(options.directory)        # the first write: refusals leave nothing
+    try:
+        creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
+        if not creds.issued:
+            _check_sans_present(creds, typed_sans)
+    except BaseException:
+        remove_created(created)
+        raise
     files = install(options.directory, deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls))
     reload_command = options.reload_command or default_reload(options)
     record_deployment(service.inventory, options, reload_command, service.clock.now())
@@ -141,7 +149,7 @@ def _server_credentials(service, options: DeployOptions, passphrase_source,
         if found:
             return found
     if cert_dir is not None:
-        raise BadInput(f"{cert_dir} holds no key.pem + fullchain.pem (or server.pem.key + server.pem) "
+        raise BadInput(f"--cert-dir {cert_dir} holds no key.pem + fullchain.pem (or server.pem.key + server.pem) "
                        f"of a valid server certificate named {options.name!r}")
     if valid:
         raise UsageError(
@@ -159,8 +167,9 @@ def _credential_sources(service, options: DeployOptions, cert_dir: Path | None) 
         return [(directory / "fullchain.pem", directory / "key.pem"),
                 (deployed.server_cert, deployed.server_key)]
 
-    sources = both_layouts(cert_dir) if cert_dir else []
-    sources += both_layouts(options.directory)
+    if cert_dir:                      # given: used, or refused; never silently passed over
+        return both_layouts(cert_dir)
+    sources = both_layouts(options.directory)
     for other in list_deployments(service.inventory):
         if other.name == options.name and other.directory != options.directory:
             sources += both_layouts(other.directory)
@@ -186,10 +195,31 @@ def _load_matching(chain_path: Path, key_path: Path, valid: list[CertificateReco
     return None
 
 
+def _typed_sans(sans: SanRequest) -> list[x509.GeneralName]:
+    """--dns and --ip as names, refused here (before anything is written) if malformed."""
+    return [names.dns_name(d) for d in sans.dns] + [names.ip_address(i) for i in sans.ip]
+
+
+def _check_sans_present(creds: _Credentials, typed: list[x509.GeneralName]) -> None:
+    """--dns/--ip only shape a certificate deploy issues: when it reuses one, each must
+    already be in it, or the user would believe in a name the server does not present."""
+    leaf = x509.load_pem_x509_certificates(creds.chain_pem)[0]
+    present = set(names.sans_of(leaf))
+    missing = [names.general_name_text(n) for n in typed if n not in present]
+    if missing:
+        raise UsageError(
+            f"{', '.join(missing)} not in the server certificate {creds.record.name} (serial "
+            f"{creds.record.serial_hex}) that deploy reuses; --dns/--ip only apply to a certificate it issues",
+            hint="drop --dns/--ip, or revoke that certificate so deploy issues a new one with them")
+
+
 def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest) -> _Credentials:
     """Issue the server certificate through the core workflow, in a private scratch directory."""
     authority = service.authority(passphrase_source)
-    scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
+    except OSError as exc:
+        raise BadInput(f"cannot write into --dir {options.directory}: {exc.strerror or exc}") from None
     try:
         out = scratch / "server"
         [record] = issue_batch(service, authority, [IssueRequest(get_profile("server"), options.name, sans)],
