@@ -153,7 +153,7 @@ def validate(options: DeployOptions) -> DeployOptions:
     _one_of("server", options.server, SERVERS)
     _one_of("--mode", options.mode, MODES)
     _one_of("--revocation", options.revocation, REVOCATIONS)
-    _check_values(options)
+    check_values(options)
     if options.require_on and options.mode != "optional":
         raise UsageError("--require-on only makes sense with --mode optional",
                          "with --mode required every path already demands a certificate")
@@ -175,9 +175,14 @@ def validate(options: DeployOptions) -> DeployOptions:
     return options
 
 
-def _check_values(options: DeployOptions) -> None:
+def check_values(options: DeployOptions) -> None:
     """Every value the templates write, checked again whoever built the options (CLI, API,
-    tests): the configuration grammar must not depend on the caller having parsed them."""
+    tests): the configuration grammar must not depend on the caller having parsed them.
+    ``render`` calls it too, so no template ever sees an unchecked value.
+
+    Raises:
+        UsageError, BadInput: naming the option whose value is refused.
+    """
     check_name(options.name, "--name")
     grammar.check_absolute_path(str(options.directory), "--dir")
     if options.listen.host != "*":
