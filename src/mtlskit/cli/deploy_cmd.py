@@ -73,13 +73,13 @@ def deploy(
 def _check_given_files(cert_dir: Optional[Path], passphrase_file: Optional[Path]) -> None:
     """Options naming something to read must name something readable, even when this
     run would not need it (an unused --passphrase-file is still a mistake to report)."""
-    from mtlskit.pki.names import shown
+    from mtlskit.pki.names import PATH_SHOWN, shown
 
     if cert_dir is not None and not _is(stat.S_ISDIR, cert_dir):
-        raise BadInput(f"--cert-dir {shown(str(cert_dir))} is not a directory",
+        raise BadInput(f"--cert-dir {shown(str(cert_dir), PATH_SHOWN)} is not a directory",
                        hint="give the directory `mtlskit issue server` wrote (key.pem + fullchain.pem)")
     if passphrase_file is not None and not _is(stat.S_ISREG, passphrase_file):
-        raise BadInput(f"--passphrase-file {shown(str(passphrase_file))} is not a readable file")
+        raise BadInput(f"--passphrase-file {shown(str(passphrase_file), PATH_SHOWN)} is not a readable file")
 
 
 def _is(kind, path: Path) -> bool:

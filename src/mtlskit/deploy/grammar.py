@@ -14,7 +14,7 @@ import re
 from pathlib import PurePosixPath
 
 from mtlskit.errors import UsageError
-from mtlskit.pki.names import shown
+from mtlskit.pki.names import PATH_SHOWN, shown
 
 # Host names: DNS labels; "_" allowed too (service names of Docker and Compose).
 _DNS_NAME = re.compile(r"\A(?=.{1,253}\Z)(?:(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
@@ -52,7 +52,7 @@ def check_absolute_path(path: str, option: str) -> str:
     """An absolute path of plain characters, without ``.``/``..`` segments or ``//``."""
     parts = path.split("/")[1:]
     if not _ABSOLUTE_PATH.match(path) or any(p in (".", "..") for p in parts) or "//" in path:
-        raise UsageError(f"{option} {shown(path)} must be an absolute path of {PATH_CHARACTERS}",
+        raise UsageError(f"{option} {shown(path, PATH_SHOWN)} must be an absolute path of {PATH_CHARACTERS}",
                          hint="no spaces, quotes, $, %, #, ; or line breaks; no . or .. segments")
     return str(PurePosixPath(path))
 

@@ -52,7 +52,10 @@ def is_valid_name(text: str) -> bool:
     return True
 
 
-def shown(value: object, limit: int = 60) -> str:
+PATH_SHOWN = 300   # paths are shown whole in messages, up to this length
+
+
+def shown(value: object, limit: int = 80) -> str:
     """``repr`` of a refused value for a one-line message: escapes line breaks and control
     characters, and cuts what is too long."""
     text = repr(value)
