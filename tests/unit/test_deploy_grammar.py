@@ -59,7 +59,7 @@ def test_require_on_refuses_hostile_paths(path):
 
 
 @pytest.mark.parametrize("path", ["/srv/a b", "/srv/a;b", "/srv/a$b", "/srv/${X}", "/srv/%{X}", "/srv/a#b",
-                                  "/srv/a\"b", "/srv/a'b", "/srv/a\\b", "/srv/a\nb", "/srv/a/../b", "/srv/\u0430",
+                                  "/srv/a\"b", "/srv/a'b", "/srv/a,b", "/srv/a\\b", "/srv/a\nb", "/srv/a/../b", "/srv/\u0430",
                                   "/srv/" + "a" * 1100, ""])
 def test_dir_refuses_what_a_configuration_would_read_as_syntax(path):
     with pytest.raises(UsageError, match="--dir"):
@@ -69,7 +69,7 @@ def test_dir_refuses_what_a_configuration_would_read_as_syntax(path):
 def test_dir_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert check_directory("deploy") == tmp_path / "deploy"
-    assert check_directory("/srv/mtls/a_b-c.d@e+f,g=h~") == Path("/srv/mtls/a_b-c.d@e+f,g=h~")
+    assert check_directory("/srv/mtls/a_b-c.d@e+g=h~") == Path("/srv/mtls/a_b-c.d@e+g=h~")
 
 
 @pytest.mark.parametrize("command", ["nginx -s reload; rm -rf /", "systemctl reload nginx\n", "a  b", " a",

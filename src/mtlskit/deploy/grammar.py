@@ -20,10 +20,11 @@ from mtlskit.pki.names import PATH_SHOWN, shown
 _DNS_NAME = re.compile(r"\A(?=.{1,253}\Z)(?:(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 _IP_CHARS = re.compile(r"\A[0-9A-Fa-f:.]{2,45}\Z")           # no zone index (%eth0)
 _PORT = re.compile(r"\A[0-9]{1,5}\Z")
-# Absolute paths: letters, digits and . _ ~ @ + , = - between slashes. No space, quote,
+# Absolute paths: letters, digits and . _ ~ @ + = - between slashes. No space, quote,
 # backslash, $, %, #, ;, braces or control character: none can be mistaken for syntax.
-_ABSOLUTE_PATH = re.compile(r"\A/[A-Za-z0-9._~@+,=/-]{0,1022}\Z")
-PATH_CHARACTERS = "letters, digits and . _ ~ @ + , = - /"
+# No "," either: HAProxy reads it as a list of addresses (stats socket, bind).
+_ABSOLUTE_PATH = re.compile(r"\A/[A-Za-z0-9._~@+=/-]{0,1022}\Z")
+PATH_CHARACTERS = "letters, digits and . _ ~ @ + = - /"
 # URL paths (--require-on, and the path of a responder URL).
 _URL_PATH = re.compile(r"\A/[A-Za-z0-9._~/-]{0,255}\Z")
 # The value a route matches in a certificate's CN/OU/SAN: single inner spaces allowed.
