@@ -142,3 +142,13 @@ def test_hostile_value_is_refused_and_nothing_written(home, cert_dir, tmp_path, 
     assert not badly_refused, f"{option}: {badly_refused!r}"
     assert not list(base.iterdir()), sorted(p.name for p in base.iterdir())
     assert _state(home) == before            # no certificate row, no deployment row
+
+
+def test_hostile_server_argument_is_refused(home, tmp_path, cli, passphrase):
+    before = _state(home)
+    for value in _variants("SERVER", "nginx"):
+        argv = _command(home, "nginx", _valid_options("nginx", tmp_path, None, passphrase))
+        argv[argv.index("nginx")] = value
+        result = cli(*argv)
+        assert result.code == 2 and _one_line_error(result.err), (value, result.err)
+    assert not (tmp_path / "target").exists() and _state(home) == before

@@ -78,7 +78,8 @@ def _check_given_files(cert_dir: Optional[Path], passphrase_file: Optional[Path]
     if cert_dir is not None and not _is(stat.S_ISDIR, cert_dir):
         raise BadInput(f"--cert-dir {shown(str(cert_dir), PATH_SHOWN)} is not a directory",
                        hint="give the directory `mtlskit issue server` wrote (key.pem + fullchain.pem)")
-    if passphrase_file is not None and not _is(stat.S_ISREG, passphrase_file):
+    if passphrase_file is not None and not _is(lambda mode: not stat.S_ISDIR(mode), passphrase_file):
+        # not only regular files: `--passphrase-file <(pass show ca)` is a pipe
         raise BadInput(f"--passphrase-file {shown(str(passphrase_file), PATH_SHOWN)} is not a readable file")
 
 
