@@ -97,7 +97,7 @@ def test_revoked_serials_in_haproxy_spelling(pki):
 
 def test_haproxy_checks_revoked_serials_per_request():
     text = render(_options("haproxy"), 2)["mtls.cfg"]
-    assert "acl mtls_revoked ssl_c_serial,hex -m str -f /etc/mtls/revoked-serials.lst" in text
+    assert "acl mtls_revoked ssl_c_serial,hex -m str -f '/etc/mtls/revoked-serials.lst'" in text
     assert "http-request deny deny_status 403 if mtls_cert_used mtls_revoked" in text
     assert "revoked-serials" not in render(_options("haproxy", revocation="none"), 2)["mtls.cfg"]
 
@@ -113,12 +113,12 @@ def test_load_crls(pki):
 
 def test_nginx_required_block(pki):
     text = render(_options("nginx"), 2)["mtls-server.conf"]
-    for line in ["listen 0.0.0.0:443 ssl;", "ssl_verify_client on;", "ssl_verify_depth 2;",
-                 "ssl_client_certificate /etc/mtls/client-ca.pem;", "ssl_crl /etc/mtls/crl.pem;",
+    for line in ['listen "0.0.0.0:443" ssl;', "ssl_verify_client on;", "ssl_verify_depth 2;",
+                 'ssl_client_certificate "/etc/mtls/client-ca.pem";', 'ssl_crl "/etc/mtls/crl.pem";',
                  "ssl_protocols TLSv1.2 TLSv1.3;", f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};",
                  "proxy_set_header X-Client-Verify $ssl_client_verify;",
                  "proxy_set_header X-Client-Cert $ssl_client_escaped_cert;",
-                 'proxy_set_header X_Client_Subject_DN "";', "proxy_pass http://127.0.0.1:8000;",
+                 'proxy_set_header X_Client_Subject_DN "";', 'proxy_pass "http://127.0.0.1:8000";',
                  "ssl_session_cache off;", "ssl_session_tickets off;", "keepalive_time 60s;"]:
         assert line in text, line
     assert "\n    ssl_trusted_certificate" not in text       # only in a comment
@@ -132,25 +132,25 @@ def test_nginx_optional_require_on_and_ocsp(pki):
     assert 'location ~* "^(/(;[^/]*)?)*/admin(;[^/]*)?([/?#]|$)" {' in text   # case-insensitive, ;params ignored
     assert "if ($request_uri ~* " in text                         # ambiguous raw paths refused
     assert 'if ($ssl_client_verify != SUCCESS) { return 403 "client certificate required\\n"; }' in text
-    assert "ssl_ocsp leaf;" in text and "ssl_ocsp_responder http://ca.example:8080/ocsp;" in text
+    assert "ssl_ocsp leaf;" in text and 'ssl_ocsp_responder "http://ca.example:8080/ocsp";' in text
     assert "ssl_ocsp_cache off;" in text     # a cached "good" would outlive a revocation
     assert "ssl_crl" not in text
 
 
 def test_nginx_route_matches_only_verified_identities():
     text = render(_options("nginx", routes=(parse_route("cn=a.b+c:127.0.0.1:8001"),)), 2)["mtls-server.conf"]
-    assert '"~^SUCCESS:(.*[^\\\\\\\\],)?CN=a\\.b\\+c(,|$)" http://127.0.0.1:8001;' in text
+    assert '"~^SUCCESS:(.*[^\\\\\\\\],)?CN=a\\.b\\+c(,|$)" "http://127.0.0.1:8001";' in text
     assert "proxy_pass $mtlskit_upstream_api_example_com;" in text
 
 
 def test_apache_vhost():
     files = render(_options("apache", mode="optional", require_on=("/admin",)), 2)
     text = files["mtls-vhost.conf"]
-    for line in ["<VirtualHost 0.0.0.0:443>", "SSLVerifyClient optional", "SSLVerifyDepth 2",
-                 "SSLCARevocationFile /etc/mtls/crl.pem", "SSLCARevocationCheck chain",
+    for line in ['<VirtualHost "0.0.0.0:443">', "SSLVerifyClient optional", "SSLVerifyDepth 2",
+                 'SSLCARevocationFile "/etc/mtls/crl.pem"', "SSLCARevocationCheck chain",
                  "SSLProtocol -all +TLSv1.2 +TLSv1.3", "RequestHeader unset X_Client_Cert",
                  """Require expr "%{SSL_CLIENT_VERIFY} == 'SUCCESS'\"""",
-                 "LuaHookFixups /etc/mtls/mtls-fingerprint.lua fingerprint",
+                 'LuaHookFixups "/etc/mtls/mtls-fingerprint.lua" fingerprint',
                  "SSLSessionTickets off", "SSLSessionCacheTimeout 0", "MaxKeepAliveRequests 100"]:
         assert line in text, line
     # every unset comes before the first set: nothing a client sent survives
@@ -164,10 +164,10 @@ def test_haproxy_standalone_has_admin_socket_and_default_socket_reload():
     files = render(options, 2)
     assert list(files) == ["haproxy.cfg"]
     text = files["haproxy.cfg"]
-    assert "stats socket /etc/mtls/admin.sock mode 600 level admin" in text
+    assert "stats socket '/etc/mtls/admin.sock' mode 600 level admin" in text
     assert "tune.ssl.cachesize 0" in text          # no resumption past a revocation
-    assert "bind :443 ssl crt /etc/mtls/server.pem ca-file /etc/mtls/client-ca.pem verify required " \
-           "crl-file /etc/mtls/crl.pem ssl-min-ver TLSv1.2" in text
+    assert "bind ':443' ssl crt '/etc/mtls/server.pem' ca-file '/etc/mtls/client-ca.pem' verify required " \
+           "crl-file '/etc/mtls/crl.pem' ssl-min-ver TLSv1.2" in text
     assert text.index("del-header X-Client-Verify") < text.index("set-header X-Client-Verify")
     assert default_reload(options) == "socket:/etc/mtls/admin.sock"
     assert default_reload(_options("haproxy")) is None
@@ -182,8 +182,8 @@ def test_default_reloads():
 
 def test_standalone_nginx_keeps_everything_in_the_directory():
     text = render(_options("nginx", standalone=True), 2)["nginx.conf"]
-    assert "daemon off;" in text and "pid /etc/mtls/nginx.pid;" in text
-    assert "include /etc/mtls/mtls-server.conf;" in text
+    assert "daemon off;" in text and 'pid "/etc/mtls/nginx.pid";' in text
+    assert 'include "/etc/mtls/mtls-server.conf";' in text
     assert "/var/" not in text
 
 

@@ -7,6 +7,7 @@ that turns an exception into an exit code.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from pathlib import Path
@@ -61,13 +62,20 @@ def build_app() -> typer.Typer:
     return app
 
 
+@functools.lru_cache(maxsize=1)
+def _command(modules: tuple[str, ...]):
+    """The click command for ``modules`` (COMMAND_MODULES), built once per process: tests
+    run main() thousands of times in one process."""
+    return typer.main.get_command(build_app())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting (so tests run it in-process)."""
     if argv is None:  # a process of its own (the `mtlskit` script, `python -m mtlskit`)
         short_lived_gc()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    command = typer.main.get_command(build_app())
+    command = _command(tuple(COMMAND_MODULES))
     try:
         # Without standalone mode, click hands back the code of a `typer.Exit` raised
         # inside a command instead of raising it.

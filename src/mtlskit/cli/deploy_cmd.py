@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,6 +11,7 @@ import typer
 
 from mtlskit.cli.common import console, open_service, passphrase_source, print_json
 from mtlskit.deploy import headers
+from mtlskit.errors import BadInput
 
 # Implementation modules are imported inside the commands (see cli/issue_cmd.py).
 
@@ -30,7 +33,7 @@ def deploy(
     ctx: typer.Context,
     server: str = typer.Argument(..., help="nginx | apache | haproxy"),
     name: str = typer.Option(..., "--name", help="Server certificate NAME (issued if the inventory has no valid one)."),
-    directory: Path = typer.Option(..., "--dir", help="Directory to write keys, bundles and configuration into."),
+    directory: str = typer.Option(..., "--dir", help="Directory to write keys, bundles and configuration into."),
     listen: str = typer.Option(..., "--listen", help="PORT or HOST:PORT to listen on."),
     upstream: List[str] = typer.Option(["http://127.0.0.1:8000"], "--upstream", help="Backend: http(s)://HOST:PORT; repeat it for a load-balanced pool."),
     mode: str = typer.Option("required", "--mode", help="required | optional"),
@@ -48,16 +51,20 @@ def deploy(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write mTLS configuration for Nginx, Apache or HAProxy, and record the deployment."""
-    from mtlskit.deploy.options import DeployOptions, check_path, parse_listen, parse_route, parse_upstreams
+    from mtlskit.deploy.options import (DeployOptions, check_directory, check_path, parse_listen,
+                                        parse_route, parse_upstreams)
     from mtlskit.deploy.workflow import deploy as deploy_workflow
     from mtlskit.issue.issuer import SanRequest
+    from mtlskit.pki.names import check_name
 
     pool = parse_upstreams(upstream)
     options = DeployOptions(
-        server=server.lower(), name=name, directory=directory, listen=parse_listen(listen),
-        upstream=pool[0], upstreams=pool, http2=http2, mode=mode, require_on=tuple(check_path(p) for p in require_on),
+        server=server.lower(), name=check_name(name, "--name"), directory=check_directory(directory),
+        listen=parse_listen(listen), upstream=pool[0], upstreams=pool, http2=http2, mode=mode,
+        require_on=tuple(check_path(p) for p in require_on),
         revocation=revocation, routes=tuple(parse_route(r) for r in route), standalone=standalone,
         reload_command=reload)
+    _check_given_files(cert_dir, passphrase_file)
     service = open_service(ctx)
     result = deploy_workflow(service, options, passphrase_source(passphrase_file), cert_dir, check,
                              SanRequest(dns=tuple(dns), ip=tuple(ip)))
@@ -65,6 +72,28 @@ def deploy(
         print_json(_as_json(result))
         return
     _print(result)
+
+
+def _check_given_files(cert_dir: Optional[Path], passphrase_file: Optional[Path]) -> None:
+    """Options naming something to read must name something readable, even when this
+    run would not need it (an unused --passphrase-file is still a mistake to report)."""
+    from mtlskit.pki.names import PATH_SHOWN, shown
+
+    if cert_dir is not None and not _is(stat.S_ISDIR, cert_dir):
+        raise BadInput(f"--cert-dir {shown(str(cert_dir), PATH_SHOWN)} is not a directory",
+                       hint="give the directory `mtlskit issue server` wrote (key.pem + fullchain.pem)")
+    if passphrase_file is not None and not _is(lambda mode: not stat.S_ISDIR(mode), passphrase_file):
+        # not only regular files: `--passphrase-file <(pass show ca)` is a pipe
+        raise BadInput(f"--passphrase-file {shown(str(passphrase_file), PATH_SHOWN)} is not a readable file")
+
+
+def _is(kind, path: Path) -> bool:
+    """``kind(mode)`` of what ``path`` names; False for what cannot be looked at (too long,
+    NUL byte, no permission) rather than an internal error."""
+    try:
+        return kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _as_json(result) -> dict:

@@ -114,6 +114,7 @@ def sign(
     ctx: typer.Context,
     csr_file: Path = typer.Argument(..., help="CSR, PEM or DER."),
     profile: str = typer.Option(..., "--profile", help="server | client | peer"),
+    name: Optional[str] = typer.Option(None, "--name", help="NAME (subject CN, inventory name); default: the CSR's CN if it is a valid NAME."),
     days: Optional[int] = typer.Option(None, "--days"),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here (default: stdout)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
@@ -124,15 +125,18 @@ def sign(
     from mtlskit.fileio import write_atomic
     from mtlskit.issue.csr import sign_csr
     from mtlskit.issue.profiles import get_profile
+    from mtlskit.pki.names import check_name
 
     profile_spec = get_profile(profile)
+    if name is not None:
+        check_name(name, "--name")
     try:
         csr_data = csr_file.read_bytes()
     except OSError as exc:
         raise BadInput(f"cannot read {csr_file}: {exc.strerror}") from None
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
-    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days)
+    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name)
     pem = certificate.public_bytes(serialization.Encoding.PEM)
     if out is None:
         typer.echo(pem.decode(), nl=False)

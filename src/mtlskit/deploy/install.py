@@ -7,6 +7,7 @@ half-written one; private keys are created 0600 from the first byte, never chmod
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -36,6 +37,37 @@ def atomic_write(path: Path, data: bytes, mode: int = PUBLIC_MODE) -> None:
         write_atomic(path, data, mode)
     except OSError as exc:
         raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def make_directory(directory: Path) -> list[Path]:
+    """Create ``directory`` (0755) and its missing parents.
+
+    Returns:
+        the directories created, outermost first (for :func:`remove_created`).
+
+    Raises:
+        BadInput: naming the path, when it cannot be created or is not a directory.
+    """
+    missing = [d for d in (directory, *directory.parents) if not d.exists()][::-1]
+    try:
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create --dir {directory}: {exc.strerror or exc}") from None
+    if not directory.is_dir():
+        raise BadInput(f"--dir {directory} exists and is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        remove_created(missing)
+        raise BadInput(f"cannot write into --dir {directory}: permission denied")
+    return missing
+
+
+def remove_created(created: list[Path]) -> None:
+    """Undo :func:`make_directory` after a refusal: remove what it created, if still empty."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
 
 
 def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:

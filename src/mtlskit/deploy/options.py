@@ -7,12 +7,12 @@ Every refusal here is a ``UsageError`` with one sentence saying what was wrong, 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from mtlskit.deploy import grammar
 from mtlskit.errors import UsageError
+from mtlskit.pki.names import check_name, shown
 
 SERVERS = ("nginx", "apache", "haproxy")
 MODES = ("required", "optional")
@@ -24,8 +24,10 @@ ROUTE_KINDS = ("cn", "ou", "san")
 # Apache's mod_ssl exposes SSL_CLIENT_SAN_DNS_n and SSL_CLIENT_SAN_Email_n.
 ROUTE_SUPPORT = {"nginx": ("cn", "ou"), "apache": ("cn", "ou", "san"), "haproxy": ("cn", "ou")}
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._@*+ -]{1,128}$")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+# Every pattern matches the whole text (\A...\Z): "$" also matches before a trailing newline.
+_LISTEN = re.compile(r"\A(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]*):)?(?P<port>[0-9]+)\Z")
+_HOSTPORT = re.compile(r"\A(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>[0-9]+))?/?\Z")
+UPSTREAM_SCHEMES = {"http": 80, "https": 443}    # scheme -> default port
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,53 +106,55 @@ class DeployOptions:
 
 def parse_listen(text: str) -> Endpoint:
     """``443``, ``:443``, ``0.0.0.0:443``, ``[::]:443`` -> Endpoint (host ``*`` = every address)."""
-    text = text.strip()
-    if text.isdigit():
-        return Endpoint("*", _port(text, text))
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        raise UsageError(f"--listen {text!r} is not PORT or HOST:PORT", "for example --listen 0.0.0.0:443")
-    host = host.strip("[]") or "*"
+    match = _LISTEN.match(text)
+    if not match:
+        raise UsageError(f"--listen {shown(text)} is not PORT or HOST:PORT", "for example --listen 0.0.0.0:443")
+    host = (match["host"] or "*").strip("[]") or "*"
     if host != "*":
-        _check_host(host, text)
-    return Endpoint(host, _port(port, text))
+        grammar.check_host(host, "--listen")
+    return Endpoint(host, grammar.check_port(match["port"], "--listen"))
 
 
-def parse_upstream(text: str) -> Upstream:
-    """``http://HOST:PORT``, ``https://HOST:PORT`` or ``HOST:PORT`` (taken as http)."""
-    if "://" not in text:
-        text = "http://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment:
-        raise UsageError(f"upstream {text!r} is not http(s)://HOST:PORT",
+def parse_upstream(text: str, option: str = "--upstream") -> Upstream:
+    """One upstream: ``http://HOST:PORT``, ``https://HOST:PORT`` or ``HOST:PORT`` (taken as http).
+
+    The port defaults to the scheme's; a trailing ``/`` is allowed, any other path,
+    query, user or fragment is not.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "http", text
+    match = _HOSTPORT.match(rest)
+    if scheme not in UPSTREAM_SCHEMES or not match:
+        raise UsageError(f"{option} {shown(text)} is not http(s)://HOST:PORT",
                          "for example --upstream http://127.0.0.1:8000")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise UsageError(f"upstream {text!r} has an invalid port") from None
-    _check_host(parts.hostname, text)
-    return Upstream(parts.scheme, Endpoint(parts.hostname, port))
+    host = grammar.check_host(match["host"].strip("[]"), option)
+    port = grammar.check_port(match["port"], option) if match["port"] else UPSTREAM_SCHEMES[scheme]
+    return Upstream(scheme, Endpoint(host, port))
 
 
 def parse_route(text: str) -> Route:
     """``cn=admin:127.0.0.1:8001`` -> Route(kind="cn", value="admin", upstream=...)."""
     kind, eq, rest = text.partition("=")
-    kind = kind.strip().lower()
     value, colon, target = rest.partition(":")
-    if not eq or kind not in ROUTE_KINDS or not colon:
-        raise UsageError(f"--route {text!r} is not KIND=VALUE:HOST:PORT with KIND cn, ou or san",
+    if not eq or kind.lower() not in ROUTE_KINDS or not colon:
+        raise UsageError(f"--route {shown(text)} is not KIND=VALUE:HOST:PORT with KIND cn, ou or san",
                          "for example --route cn=admin:127.0.0.1:8001")
-    if not _SAFE_VALUE.match(value):
-        raise UsageError(f"--route value {value!r} must be 1-128 letters, digits or . _ @ * + - space")
-    return Route(kind, value, parse_upstream(target))
+    return Route(kind.lower(), grammar.check_route_value(value), parse_upstream(target, "--route"))
 
 
 def check_path(path: str) -> str:
     """A ``--require-on`` location: absolute, plain characters, no trailing slash."""
-    if not _SAFE_PATH.match(path) or "//" in path or "/../" in path + "/" or "/./" in path + "/":
-        raise UsageError(f"--require-on {path!r} must be an absolute URL path such as /admin")
-    return path.rstrip("/") or "/"
+    return grammar.check_url_path(path, "--require-on").rstrip("/") or "/"
+
+
+def check_directory(directory: str | Path) -> Path:
+    """The deployment directory, made absolute, in the strict path grammar (it is written
+    into every configuration and into the default reload command)."""
+    if not str(directory):
+        raise UsageError("--dir is empty", hint="give the directory to write the deployment into")
+    absolute = Path(directory).expanduser().absolute()
+    return Path(grammar.check_absolute_path(str(absolute), "--dir"))
 
 
 def validate(options: DeployOptions) -> DeployOptions:
@@ -163,6 +167,7 @@ def validate(options: DeployOptions) -> DeployOptions:
     _one_of("server", options.server, SERVERS)
     _one_of("--mode", options.mode, MODES)
     _one_of("--revocation", options.revocation, REVOCATIONS)
+    check_values(options)
     if options.require_on and options.mode != "optional":
         raise UsageError("--require-on only makes sense with --mode optional",
                          "with --mode required every path already demands a certificate")
@@ -185,25 +190,38 @@ def validate(options: DeployOptions) -> DeployOptions:
     return options
 
 
+def check_values(options: DeployOptions) -> None:
+    """Every value the templates write, checked again whoever built the options (CLI, API,
+    tests): the configuration grammar must not depend on the caller having parsed them.
+    ``render`` calls it too, so no template ever sees an unchecked value.
+
+    Raises:
+        UsageError, BadInput: naming the option whose value is refused.
+    """
+    check_name(options.name, "--name")
+    grammar.check_absolute_path(str(options.directory), "--dir")
+    if options.listen.host != "*":
+        grammar.check_host(options.listen.host, "--listen")
+    for upstream in (*options.pool, *(route.upstream for route in options.routes)):
+        grammar.check_host(upstream.endpoint.host, "--upstream")
+        grammar.check_port(str(upstream.endpoint.port), "--upstream")
+        _one_of("upstream scheme", upstream.scheme, (*UPSTREAM_SCHEMES, "tcp"))
+    for route in options.routes:
+        grammar.check_route_value(route.value)
+    for path in options.require_on:
+        grammar.check_url_path(path, "--require-on")
+    if options.reload_command is not None:
+        grammar.check_reload(options.reload_command)
+    if options.ocsp_url is not None:
+        grammar.check_url(options.ocsp_url, "OCSP responder URL (public_url)")
+    for user, what in ((options.run_user, "run user"), (options.run_group, "run group")):
+        if user is not None:
+            grammar.check_user(user, what)
+
+
 def _one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise UsageError(f"{what} {value!r} is not one of: {', '.join(allowed)}")
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise UsageError(f"{whole!r}: port must be a number from 1 to 65535")
-    return int(text)
-
-
-def _check_host(host: str, whole: str) -> None:
-    try:
-        ipaddress.ip_address(host)
-        return
-    except ValueError:
-        pass
-    if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$", host):
-        raise UsageError(f"{whole!r}: {host!r} is not an IP address or a host name")
+        raise UsageError(f"{what} {shown(value)} is not one of: {', '.join(allowed)}")
 
 
 def parse_upstreams(texts: list[str] | tuple[str, ...]) -> tuple[Upstream, ...]:
@@ -238,16 +256,13 @@ def check_pool(options: DeployOptions) -> None:
 
 def parse_tcp_upstream(text: str) -> Upstream:
     """``tcp://HOST:PORT``: a TCP service put behind mTLS."""
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme.lower() != "tcp" or not parts.hostname or not port or parts.path or parts.query \
-            or parts.fragment or parts.username or parts.password:
-        raise UsageError(f"upstream {text!r} is not tcp://HOST:PORT", "for example --upstream tcp://127.0.0.1:5432")
-    _check_host(parts.hostname, text)
-    return Upstream("tcp", Endpoint(parts.hostname, port))
+    scheme, sep, rest = text.partition("://")
+    match = _HOSTPORT.match(rest) if sep and scheme.lower() == "tcp" else None
+    if match is None or not match["port"] or rest.endswith("/"):
+        raise UsageError(f"--upstream {shown(text)} is not tcp://HOST:PORT",
+                         "for example --upstream tcp://127.0.0.1:5432")
+    host = grammar.check_host(match["host"].strip("[]"), "--upstream")
+    return Upstream("tcp", Endpoint(host, grammar.check_port(match["port"], "--upstream")))
 
 
 def _check_tcp(options: DeployOptions) -> None:

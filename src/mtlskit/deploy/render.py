@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jinja2
 
-from mtlskit.deploy import headers, keepalive, paths
-from mtlskit.deploy.options import DeployOptions
+from mtlskit.deploy import headers, keepalive, paths, quoting
+from mtlskit.deploy.options import DeployOptions, check_values
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -144,6 +144,7 @@ def _template(options: DeployOptions, part: str) -> str:
 
 
 def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
+    check_values(options)     # every template renders through here: no unchecked value
     return {
         "o": options, "layout": layout, "depth": verify_depth, "slug": slug(options.name),
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
@@ -169,4 +170,5 @@ def _env() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
     )
     env.filters["pcre"] = _pcre
+    env.filters.update(quoting.FILTERS)     # nginx_q, apache_q, haproxy_q: every value written
     return env

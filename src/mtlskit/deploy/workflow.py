@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
-from mtlskit.deploy.install import FileSpec, install
+from mtlskit.deploy.install import FileSpec, install, make_directory, remove_created
 from mtlskit.deploy.options import SERVERS, DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
 from mtlskit.deploy.stapling import fetch_staple, staple_path
@@ -31,6 +31,7 @@ from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
 from mtlskit.issue.profiles import get_profile
 from mtlskit.issue.workflow import issue_batch
+from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType
 from mtlskit.store.inventory import CertificateRecord, Status
 from mtlskit.store.models import CrlState
@@ -72,10 +73,17 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     """
     options = validate(_with_defaults(service, options))
     refuse_other_server(service, options)
+    typed_sans = _typed_sans(sans)
     cas = ca_list(service)
     crls = current_crls(service, cas) if options.revocation == "crl" else []
-    options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
+    created = make_directory(options.directory)        # the first write: refusals leave nothing
+    try:
+        creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
+        if not creds.issued:
+            _check_sans_present(creds, typed_sans)
+    except BaseException:
+        remove_created(created)
+        raise
     staple_files, stapling = _haproxy_staple(service, options, creds.chain_pem)
     specs = deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls)
     specs[2:2] = staple_files                      # next to the certificate, before any configuration
@@ -193,7 +201,7 @@ def _server_credentials(service, options: DeployOptions, passphrase_source,
         if found:
             return found
     if cert_dir is not None:
-        raise BadInput(f"{cert_dir} holds no key.pem + fullchain.pem (or server.pem.key + server.pem) "
+        raise BadInput(f"--cert-dir {cert_dir} holds no key.pem + fullchain.pem (or server.pem.key + server.pem) "
                        f"of a valid server certificate named {options.name!r}")
     if valid:
         raise UsageError(
@@ -211,8 +219,9 @@ def _credential_sources(service, options: DeployOptions, cert_dir: Path | None) 
         return [(directory / "fullchain.pem", directory / "key.pem"),
                 (deployed.server_cert, deployed.server_key)]
 
-    sources = both_layouts(cert_dir) if cert_dir else []
-    sources += both_layouts(options.directory)
+    if cert_dir:                      # given: used, or refused; never silently passed over
+        return both_layouts(cert_dir)
+    sources = both_layouts(options.directory)
     for other in list_deployments(service.inventory):
         if other.name == options.name and other.directory != options.directory:
             sources += both_layouts(other.directory)
@@ -262,10 +271,31 @@ def _same_ip(address, text: str) -> bool:
         return False
 
 
+def _typed_sans(sans: SanRequest) -> list[x509.GeneralName]:
+    """--dns and --ip as names, refused here (before anything is written) if malformed."""
+    return [names.dns_name(d) for d in sans.dns] + [names.ip_address(i) for i in sans.ip]
+
+
+def _check_sans_present(creds: _Credentials, typed: list[x509.GeneralName]) -> None:
+    """--dns/--ip only shape a certificate deploy issues: when it reuses one, each must
+    already be in it, or the user would believe in a name the server does not present."""
+    leaf = x509.load_pem_x509_certificates(creds.chain_pem)[0]
+    present = set(names.sans_of(leaf))
+    missing = [names.general_name_text(n) for n in typed if n not in present]
+    if missing:
+        raise UsageError(
+            f"{', '.join(missing)} not in the server certificate {creds.record.name} (serial "
+            f"{creds.record.serial_hex}) that deploy reuses; --dns/--ip only apply to a certificate it issues",
+            hint="drop --dns/--ip, or revoke that certificate so deploy issues a new one with them")
+
+
 def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest) -> _Credentials:
     """Issue the server certificate through the core workflow, in a private scratch directory."""
     authority = service.authority(passphrase_source)
-    scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
+    except OSError as exc:
+        raise BadInput(f"cannot write into --dir {options.directory}: {exc.strerror or exc}") from None
     request = IssueRequest(get_profile("server"), options.name, with_listen_ip(sans, options.listen))
     try:
         out = scratch / "server"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 
 from mtlskit.ca.authority import Authority
-from mtlskit.errors import BadInput, PolicyViolation
+from mtlskit.errors import BadInput, UsageError
 from mtlskit.issue.issuer import LeafTemplate, apply_profile_defaults, record_of
 from mtlskit.issue.profiles import Profile
 from mtlskit.pki import names
@@ -14,14 +14,16 @@ from mtlskit.store.inventory import CertificateRecord
 
 
 def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
-             days: int | None) -> tuple[x509.Certificate, CertificateRecord]:
+             days: int | None, name: str | None = None) -> tuple[x509.Certificate, CertificateRecord]:
     """Verify the CSR, apply the profile, sign, record.
 
-    Only the subject CN (or, for servers, the first DNS name) and the SANs of the CSR are
-    used; key usage, EKU and basicConstraints requested in the CSR are ignored.
+    Only the SANs of the CSR are used, and its subject CN (else its first DNS name) as
+    the NAME when ``name`` is not given; key usage, EKU and basicConstraints requested in
+    the CSR are ignored. The certificate's subject is ``CN=NAME``.
 
     Raises:
-        BadInput: not a CSR, or its signature does not verify.
+        BadInput: not a CSR, its signature does not verify, or ``name`` is not a NAME.
+        UsageError: no ``name`` and the CSR's CN is not a valid NAME (or it has none).
         PolicyViolation: weak key, names outside the constraints, lifetime too long.
     """
     csr = load_csr(csr_data)
@@ -29,14 +31,24 @@ def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
         raise BadInput("the CSR's signature does not verify (corrupted, or not signed by its key)")
     template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
     sans = names.sans_of(csr)
-    name = names.common_name_of(csr.subject) or _first_dns(sans)
-    if not name:
-        raise PolicyViolation("the CSR has neither a subject CN nor a DNS name to identify it")
+    name = names.check_name(name, "--name") if name is not None else _name_from(csr, sans)
     sans = apply_profile_defaults(profile, name, sans)
     certificate = template.sign(names.subject_name(name), sans, csr.public_key())
     record = record_of(certificate, template.signer.name, name, profile.name)
     service.inventory.add_certificates([record], service.clock.now(), action="sign")
     return certificate, record
+
+
+def _name_from(csr: x509.CertificateSigningRequest, sans: list[x509.GeneralName]) -> str:
+    """The CSR's CN (else first DNS name) as NAME, only if it is a valid NAME: a CSR is
+    written by someone else, and its NAME ends up in configurations and directories."""
+    proposed = names.common_name_of(csr.subject) or _first_dns(sans)
+    if not proposed:
+        raise UsageError("the CSR has neither a subject CN nor a DNS name to identify it: give --name NAME")
+    if not names.is_valid_name(proposed):
+        raise UsageError(f"the CSR's CN {names.shown(proposed)} is not a valid NAME ({names.NAME_RULE}): "
+                         f"give --name NAME")
+    return proposed
 
 
 def _first_dns(sans: list[x509.GeneralName]) -> str | None:

@@ -213,9 +213,5 @@ def certificate_pem(der_bytes: bytes) -> bytes:
 
 
 def validate_name(name: str) -> str:
-    """A NAME is also a directory name: refuse what cannot safely be one."""
-    cleaned = name.strip()
-    if not cleaned or cleaned in (".", "..") or "/" in cleaned or "\x00" in cleaned \
-            or cleaned.startswith("."):
-        raise BadInput(f"{name!r} cannot be used as a certificate name (it is also a directory name)")
-    return cleaned
+    """A NAME is also a directory name and a configuration value: see ``names.check_name``."""
+    return names.check_name(name)

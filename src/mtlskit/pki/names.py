@@ -10,8 +10,56 @@ from cryptography.x509.oid import NameOID
 
 from mtlskit.errors import BadInput
 
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Anchored with \A and \Z, never ^ and $: "$" also matches before a trailing newline.
+_DNS_LABEL = re.compile(r"\A(?!-)[a-z0-9-]{1,63}(?<!-)\Z", re.IGNORECASE)
+_EMAIL = re.compile(r"\A[!-?A-~]+@[!-?A-~]+\Z")             # printable ASCII, one @
+_URI_SCHEME = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*\Z")
+_URI_REST = re.compile(r"\A[!-~]+\Z")                            # RFC 3986: no space, no control
+_IP_CHARS = re.compile(r"\A[0-9A-Fa-f:.]{2,45}\Z")
+
+# A NAME names a certificate in the inventory, a directory of `mtlskit issue`, and a
+# deployment in server configurations: an identifier, so it is safe in every one of them.
+NAME_MAX = 64                    # X.520 ub-common-name: a NAME is also the subject CN
+NAME_RULE = "1 to 64 letters, digits, '.', '-', '_' or '@', not starting with '.' or '-'"
+_NAME = re.compile(r"\A(?![.-])[A-Za-z0-9._@-]{1,64}\Z")
+_SERIAL_LIKE = re.compile(r"\A[0-9A-Fa-f]{8,}\Z")   # `show`/`revoke` read these as serials
+
+
+def check_name(text: str, what: str = "NAME") -> str:
+    """Return ``text`` if it is a valid NAME, else raise.
+
+    A NAME is written into server configurations, directory names and log lines, so it
+    is an identifier: ASCII letters, digits, ``.``, ``-``, ``_``, ``@``; at most 64
+    characters; not starting with ``.`` (hidden files, ``..``) or ``-`` (an option). A
+    NAME of 8 or more hex digits is refused too: it would read as a serial number.
+
+    Raises:
+        BadInput: anything else (``what`` names the option or source in the message).
+    """
+    if not isinstance(text, str) or not _NAME.match(text):
+        raise BadInput(f"{what} {shown(text)} is not a valid NAME: use {NAME_RULE}")
+    if _SERIAL_LIKE.match(text):
+        raise BadInput(f"{what} {shown(text)} looks like a serial number: a NAME of 8 or more hex "
+                       f"digits is refused", hint="add a letter outside a-f, or a '-' (e.g. host-1234abcd)")
+    return text
+
+
+def is_valid_name(text: str) -> bool:
+    try:
+        check_name(text)
+    except BadInput:
+        return False
+    return True
+
+
+PATH_SHOWN = 300   # paths are shown whole in messages, up to this length
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr`` of a refused value for a one-line message: escapes line breaks and control
+    characters, and cuts what is too long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 5] + "...'"
 
 
 def looks_like_hostname(text: str) -> bool:
@@ -25,35 +73,41 @@ def looks_like_hostname(text: str) -> bool:
 
 
 def dns_name(text: str) -> x509.DNSName:
-    value = text.strip().rstrip(".").lower()
+    """A DNS name as typed (``api.example.com``, ``*.svc.local``); a trailing dot is dropped.
+
+    Raises:
+        BadInput: anything else, surrounding spaces and line breaks included.
+    """
+    value = text.rstrip(".").lower()
     labels = value.split(".")
     if labels and labels[0] == "*":
         labels = labels[1:]
-    if not value or not labels or not all(_DNS_LABEL.match(label) for label in labels):
-        raise BadInput(f"{text!r} is not a valid DNS name")
+    if not value or len(value) > 253 or not labels or not all(_DNS_LABEL.match(label) for label in labels):
+        raise BadInput(f"{shown(text)} is not a valid DNS name")
     return x509.DNSName(value)
 
 
 def ip_address(text: str) -> x509.IPAddress:
+    """An IPv4 or IPv6 address (no zone index: ``%eth0`` names an interface of this host)."""
     try:
-        return x509.IPAddress(ipaddress.ip_address(text.strip()))
+        if not _IP_CHARS.match(text):
+            raise ValueError(text)
+        return x509.IPAddress(ipaddress.ip_address(text))
     except ValueError:
-        raise BadInput(f"{text!r} is not a valid IP address") from None
+        raise BadInput(f"{shown(text)} is not a valid IP address") from None
 
 
 def email_address(text: str) -> x509.RFC822Name:
-    value = text.strip()
-    if not _EMAIL.match(value):
-        raise BadInput(f"{text!r} is not a valid email address")
-    return x509.RFC822Name(value)
+    if not _EMAIL.match(text):
+        raise BadInput(f"{shown(text)} is not a valid email address")
+    return x509.RFC822Name(text)
 
 
 def uri(text: str) -> x509.UniformResourceIdentifier:
-    value = text.strip()
-    scheme, sep, rest = value.partition(":")
-    if not sep or not scheme or not rest or not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*$", scheme):
-        raise BadInput(f"{text!r} is not a valid URI (expected scheme:rest, e.g. spiffe://org/svc)")
-    return x509.UniformResourceIdentifier(value)
+    scheme, sep, rest = text.partition(":")
+    if not sep or not scheme or not rest or not _URI_SCHEME.match(scheme) or not _URI_REST.match(rest):
+        raise BadInput(f"{shown(text)} is not a valid URI (expected scheme:rest, e.g. spiffe://org/svc)")
+    return x509.UniformResourceIdentifier(text)
 
 
 def general_name_text(name: x509.GeneralName) -> str:
