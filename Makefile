@@ -37,6 +37,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py
+	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
 
 clean:
 	rm -rf $(VENV) demo-home demo-out bench/out
