@@ -32,7 +32,12 @@ MAIN_FILE = {"nginx": "nginx.conf", "apache": "httpd.conf", "haproxy": "haproxy.
 APACHE_MODULES = "/usr/lib/apache2/modules"   # Debian's module directory
 
 DENY_BODY = "client certificate required"
-APACHE_LUA_FILE = "mtls-fingerprint.lua"
+APACHE_LUA_FILE = "mtls-identity.lua"    # identity headers (mod_lua), see headers.py
+NGINX_JS_FILE = "mtls-identity.js"       # SHA-256 fingerprint and CN (njs), see headers.py
+NGINX_MODULES = "/usr/lib/nginx/modules"  # Debian's; include-only sites rely on modules-enabled/
+# Include-only deployments log where the server's own logs are (Debian's directories);
+# --standalone ones into the deployment directory.
+SERVER_LOG_DIR = {"nginx": "/var/log/nginx", "apache": "/var/log/apache2"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +109,11 @@ def render(options: DeployOptions, verify_depth: int) -> dict[str, str]:
     layout = Layout(options.directory, options.server)
     site = render_site(options, verify_depth)
     files = {layout.site.name: site}
-    if options.server == "apache":
+    helper = {"apache": (APACHE_LUA_FILE, "apache_identity.lua.j2"),
+              "nginx": (NGINX_JS_FILE, "nginx_identity.js.j2")}.get(options.server)
+    if helper:
         context = _context(options, layout, verify_depth)
-        files = {APACHE_LUA_FILE: _env().get_template("apache_fingerprint.lua.j2").render(context), **files}
+        files = {helper[0]: _env().get_template(helper[1]).render(context), **files}
     if not options.standalone:
         return files
     main = render_main(options, verify_depth, site, run_dir=layout.directory, site_path=layout.site)
@@ -138,9 +145,22 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
     return {
         "o": options, "layout": layout, "depth": verify_depth, "slug": slug(options.name),
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
-        "h": headers, "strip": headers.all_spellings(), "deny_body": DENY_BODY,
+        "h": headers, "deny_body": DENY_BODY,
         "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE,
+        "nginx_modules": NGINX_MODULES, "js_file": NGINX_JS_FILE, "logs": log_files(options),
     }
+
+
+def log_files(options: DeployOptions) -> dict[str, str]:
+    """Per-request ("access") and handshake-refusal ("error") log files of a site.
+
+    HAProxy writes no files: its site logs through the global ``log`` target (standalone:
+    stdout of the foreground process).
+    """
+    if options.standalone or options.server == "haproxy":
+        return {"access": str(options.directory / "access.log"), "error": str(options.directory / "error.log")}
+    base = f"{SERVER_LOG_DIR[options.server]}/mtls-{slug(options.name)}"
+    return {"access": f"{base}-access.log", "error": f"{base}-error.log"}
 
 
 def slug(name: str) -> str:
