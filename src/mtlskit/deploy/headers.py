@@ -60,7 +60,7 @@ FAMILY_PREFIXES: tuple[str, ...] = ("X-Client-", "X-SSL-", "SSL-Client", "X-TLS-
 FAMILY_NAMES: tuple[str, ...] = ("X-Forwarded-Client-Cert",)
 
 # HAProxy (`del-header -m reg`; HTX header names are lower case).
-HAPROXY_FAMILY_REGEX = r"^(?i)(x[-_]client[-_]|x[-_]ssl[-_]|ssl[-_]client|x[-_]tls[-_]|x[-_]forwarded[-_]client[-_]cert$)"
+HAPROXY_FAMILY_REGEX = r"(?i)^(x[-_]client[-_]|x[-_]ssl[-_]|ssl[-_]client|x[-_]tls[-_]|x[-_]forwarded[-_]client[-_]cert$)"
 
 # OpenSSL's short names (XN_FLAG_FN_SN) where cryptography's RFC 4514 names differ.
 _OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress", NameOID.SERIAL_NUMBER: "serialNumber",
