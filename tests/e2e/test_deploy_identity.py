@@ -13,11 +13,17 @@ import shutil
 import ssl
 import types
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlskit.deploy import headers as H
+from mtlskit.deploy.bundle import deployment_files
+from mtlskit.deploy.check import run_check
+from mtlskit.deploy.install import install
+from mtlskit.deploy.options import DeployOptions, parse_listen, parse_upstream, validate
+from mtlskit.deploy.render import log_files
 from tests.support_deploy import EchoUpstream, Outcome, client_context, wait_for
 from tests.support_identity import SERVERS, identity_pki, in_family, start_standalone, work_dir
 
@@ -125,3 +131,22 @@ def test_logs_explain_accepted_and_refused_clients(env, server):
     assert "SUCCESS" in accepted[-1] and "CN=alice,OU=engineering,O=mtlskit tests" in accepted[-1]
     for reason in REASONS[server]:
         assert wait_for(lambda: reason in _log(env, server, 1), times=1), _log(env, server, 1)[-3000:]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_include_only_site_logs_in_the_servers_log_directory_and_check_opens_none(env, tmp_path, server):
+    """--check of an include-only site passes without writing the server's real log files."""
+    name = f"check-{tmp_path.name}".replace("_", "-")[-60:]
+    options = validate(DeployOptions(
+        server=server, name=name, directory=tmp_path / "d", listen=parse_listen("127.0.0.1:8443"),
+        upstream=parse_upstream("http://127.0.0.1:8000")))
+    install(options.directory, deployment_files(
+        options, env.pki.server.pem() + env.pki.intermediate.pem(), env.pki.server.key_pem(),
+        env.pki.ca_certificates, env.pki.crls()))
+    logs = log_files(options)
+    site = next(p for p in options.directory.iterdir() if p.name.startswith("mtls") and "identity" not in p.name)
+    if server != "haproxy":
+        assert logs["access"].startswith("/var/log/") and logs["access"] in site.read_text()
+    result = run_check(options, 2)
+    assert result.ok, result.output
+    assert not any(Path(path).exists() for path in logs.values() if path.startswith("/var/log/"))

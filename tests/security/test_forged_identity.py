@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from mtlskit.deploy import headers as H
-from tests.support_deploy import EchoUpstream, get
+from tests.support_deploy import EchoUpstream, ServerProcess, get, start_command
 from tests.support_identity import FORGED, KEPT, SERVERS, identity_pki, in_family, start_standalone, work_dir
 
 pytestmark = pytest.mark.e2e
@@ -72,3 +72,22 @@ def test_headers_outside_the_family_pass(optional, env):
     outcome = get(optional.port, "/", ca, None, headers={**FORGED, **KEPT})
     for name, value in KEPT.items():
         assert outcome.header(name) == [value]
+
+
+def test_nginx_removes_underscore_spellings_even_when_underscores_are_allowed(env):
+    """underscores_in_headers is taken from the default server of the address, which in
+    an include-only deployment may be the user's: the site must not rely on it."""
+    pki, base, ca, clients, upstream = env
+    srv = start_standalone("nginx", "optional", pki, base / "nginx-underscores", upstream.url)
+    srv.process.close()
+    main = srv.options.directory / "nginx.conf"
+    main.write_text(main.read_text().replace("http {", "http {\n    underscores_in_headers on;", 1))
+    process = ServerProcess(start_command("nginx", srv.options.directory), srv.port, base / "nginx-underscores.log")
+    try:
+        outcome = get(srv.port, "/", ca, clients["alice"], headers={**FORGED, **KEPT, "X_Other_Thing": "kept"})
+        assert outcome.header("X_Other_Thing") == ["kept"]          # underscores do pass here
+        received = _family_received(outcome)
+        assert set(received) == {name.lower() for name in H.IDENTITY_HEADERS}
+        assert all("forged" not in values[0] and len(values) == 1 for values in received.values())
+    finally:
+        process.close()

@@ -163,6 +163,17 @@ def log_files(options: DeployOptions) -> dict[str, str]:
     return {"access": f"{base}-access.log", "error": f"{base}-error.log"}
 
 
+def site_for_check(options: DeployOptions, site: str, run_dir: Path) -> str:
+    """The site text with its log files moved into ``run_dir``.
+
+    ``nginx -t`` opens every log file; an include-only site logs under /var/log/nginx,
+    which the user running ``--check`` may not be able to write.
+    """
+    for kind, path in log_files(options).items():
+        site = site.replace(path, str(run_dir / f"{kind}.log"))
+    return site
+
+
 def slug(name: str) -> str:
     """A configuration identifier made from a certificate name (``api.example.com`` -> ``api_example_com``)."""
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "mtls"
