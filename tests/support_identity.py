@@ -59,6 +59,11 @@ def identity_pki() -> TestPki:
             [(NameOID.ORGANIZATION_NAME, "Société Générale")],
             [(NameOID.ORGANIZATIONAL_UNIT_NAME, "Équipe Ω")],
             [(NameOID.COMMON_NAME, "zoë")])),
+        "no-cn": make_leaf(inter, "", CLIENT, subject=_subject(
+            [(NameOID.ORGANIZATION_NAME, "mtlskit tests")], [(NameOID.ORGANIZATIONAL_UNIT_NAME, "robots")])),
+        "two-cn": make_leaf(inter, "", CLIENT, subject=_subject(
+            [(NameOID.ORGANIZATION_NAME, "mtlskit tests")], [(NameOID.COMMON_NAME, "outer")],
+            [(NameOID.COMMON_NAME, "inner")], [(NameOID.ORGANIZATIONAL_UNIT_NAME, "x\\,CN=fake")])),
         "multi": make_leaf(inter, "", CLIENT, subject=_subject(
             [(NameOID.ORGANIZATION_NAME, "mtlskit tests")],
             [(NameOID.COMMON_NAME, "multi"), (NameOID.USER_ID, "m-1")])),

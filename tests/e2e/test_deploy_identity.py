@@ -29,7 +29,7 @@ from tests.support_identity import SERVERS, identity_pki, in_family, start_stand
 
 pytestmark = pytest.mark.e2e
 
-CLIENTS = ("alice", "bob", "zero-nibble", "escaped", "utf8", "multi")
+CLIENTS = ("alice", "bob", "zero-nibble", "escaped", "utf8", "multi", "no-cn", "two-cn")
 TLS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # Where each server's per-request and refusal logs land for --standalone (HAProxy cannot
 # write files: it logs to stdout in the foreground, which the test sends to haproxy.log).
@@ -111,6 +111,9 @@ def test_reference_values_follow_the_documented_rules(env):
     escaped = H.expected_values(env.pki.clients["escaped"].cert)
     assert escaped[H.CN] == r'\#Doe\, John \+\"q\" \<x\>\; =y\\\ '
     assert H.expected_values(env.pki.clients["multi"].cert)[H.SUBJECT_DN] == "UID=m-1+CN=multi,O=mtlskit tests"
+    assert H.CN not in H.expected_values(env.pki.clients["no-cn"].cert)
+    two = H.expected_values(env.pki.clients["two-cn"].cert)
+    assert two[H.SUBJECT_DN] == r"OU=x\\\,CN=fake,CN=inner,CN=outer,O=mtlskit tests" and two[H.CN] == "inner"
 
 
 def _log(env, server: str, which: int) -> str:
