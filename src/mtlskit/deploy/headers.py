@@ -40,10 +40,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import urllib.parse
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:     # the CLI imports this module for --help: no cryptography import here
+    from cryptography import x509
 
 VERIFY = "X-Client-Verify"
 SUBJECT_DN = "X-Client-Subject-DN"
@@ -63,8 +63,9 @@ FAMILY_NAMES: tuple[str, ...] = ("X-Forwarded-Client-Cert",)
 HAPROXY_FAMILY_REGEX = r"(?i)^(x[-_]client[-_]|x[-_]ssl[-_]|ssl[-_]client|x[-_]tls[-_]|x[-_]forwarded[-_]client[-_]cert$)"
 
 # OpenSSL's short names (XN_FLAG_FN_SN) where cryptography's RFC 4514 names differ.
-_OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress", NameOID.SERIAL_NUMBER: "serialNumber",
-                  NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "title"}
+_OPENSSL_NAMES = {"1.2.840.113549.1.9.1": "emailAddress", "2.5.4.5": "serialNumber",
+                  "2.5.4.42": "GN", "2.5.4.4": "SN", "2.5.4.12": "title"}
+_COMMON_NAME = "2.5.4.3"
 
 
 def in_family(name: str) -> bool:
@@ -101,7 +102,7 @@ def escape_dn_value(value: str) -> str:
 
 
 def _attribute(attribute: x509.NameAttribute) -> str:
-    name = _OPENSSL_NAMES.get(attribute.oid) or attribute.rfc4514_string().split("=", 1)[0]
+    name = _OPENSSL_NAMES.get(attribute.oid.dotted_string) or attribute.rfc4514_string().split("=", 1)[0]
     return f"{name}={escape_dn_value(attribute.value)}"
 
 
@@ -117,7 +118,7 @@ def first_cn(name: x509.Name) -> str | None:
     """The escaped value of the first CN of ``dn_string(name)``."""
     for rdn in reversed(name.rdns):
         for attribute in reversed(list(rdn)):
-            if attribute.oid == NameOID.COMMON_NAME:
+            if attribute.oid.dotted_string == _COMMON_NAME:
                 return escape_dn_value(attribute.value)
     return None
 
@@ -134,6 +135,8 @@ def escape_pem(pem: str) -> str:
 
 def expected_values(cert: x509.Certificate) -> dict[str, str]:
     """The headers a verified ``cert`` gives the upstream, from any of the three servers."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     values = {
         VERIFY: "SUCCESS", SUBJECT_DN: dn_string(cert.subject), ISSUER_DN: dn_string(cert.issuer),
         CN: first_cn(cert.subject), SERIAL: serial_hex(cert.serial_number),
