@@ -23,8 +23,8 @@ from mtlskit.deploy.bundle import deployment_files
 from mtlskit.deploy.check import run_check
 from mtlskit.deploy.install import install
 from mtlskit.deploy.options import DeployOptions, parse_listen, parse_upstream, validate
-from mtlskit.deploy.render import log_files
-from tests.support_deploy import EchoUpstream, Outcome, client_context, wait_for
+from mtlskit.deploy.render import log_files, site_for_check
+from tests.support_deploy import EchoUpstream, Outcome, ServerProcess, client_context, free_port, wait_for
 from tests.support_identity import SERVERS, identity_pki, in_family, start_standalone, work_dir
 
 pytestmark = pytest.mark.e2e
@@ -153,3 +153,37 @@ def test_include_only_site_logs_in_the_servers_log_directory_and_check_opens_non
     result = run_check(options, 2)
     assert result.ok, result.output
     assert not any(Path(path).exists() for path in logs.values() if path.startswith("/var/log/"))
+
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def test_include_only_nginx_site_runs_with_debians_modules_enabled(env, tmp_path):
+    """The site in a Debian-style nginx.conf: its modules come from /etc/nginx/modules-enabled/."""
+    enabled = Path("/etc/nginx/modules-enabled")
+    needed = ("mod-http-js", "mod-http-headers-more-filter")
+    if not all(any(n in p.name for p in enabled.glob("*.conf")) for n in needed):
+        pytest.skip("libnginx-mod-http-js / -headers-more-filter not enabled (scripts/system-deps.sh)")
+    directory = tmp_path / "site"
+    port = free_port()
+    options = validate(DeployOptions(
+        server="nginx", name="localhost", directory=directory, listen=parse_listen(f"127.0.0.1:{port}"),
+        upstream=parse_upstream(env.upstream.url)))
+    install(directory, deployment_files(options, env.pki.server.pem() + env.pki.intermediate.pem(),
+                                        env.pki.server.key_pem(), env.pki.ca_certificates, env.pki.crls()))
+    run = tmp_path / "run"
+    run.mkdir()
+    site = run / "site.conf"      # the written site, its log files moved out of /var/log/nginx
+    site.write_text(site_for_check(options, (directory / "mtls-server.conf").read_text(), run))
+    main = run / "nginx.conf"
+    main.write_text(f"include {enabled}/*.conf;\ndaemon off;\npid {run}/nginx.pid;\nerror_log {run}/main.log;\n"
+                    "events {}\nhttp {\n"
+                    + "".join(f"    {kind}_temp_path {run}/{kind};\n" for kind in TEMP_PATHS)
+                    + f"    include {site};\n}}\n")
+    # Debian's module files name "modules/x.so", relative to its prefix
+    process = ServerProcess(["nginx", "-p", "/usr/share/nginx/", "-c", str(main)], port, run / "stdout.log")
+    try:
+        outcome = _get(port, env, "utf8", "1.2")
+        expected = {name.lower(): [value] for name, value in H.expected_values(env.pki.clients["utf8"].cert).items()}
+        assert _identity(outcome) == expected
+    finally:
+        process.close()
