@@ -35,11 +35,16 @@ TLS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # write files: it logs to stdout in the foreground, which the test sends to haproxy.log).
 LOGS = {"nginx": ("access.log", "error.log"), "apache": ("access.log", "error.log"),
         "haproxy": ("haproxy.log", "haproxy.log")}
-# Each server's words for the two refused clients: expired, and issued by an unknown CA
-# (HAProxy logs OpenSSL's verify error code of the leaf: 10 expired, 20 unknown issuer).
-REASONS = {"nginx": ("(10:certificate has expired)", "(21:unable to verify the first certificate)"),
-           "apache": ("Error (10): certificate has expired", "Error (20): unable to get local issuer certificate"),
-           "haproxy": ("SSL client certificate not trusted ssl_c_err=10", "SSL client certificate not trusted ssl_c_err=20")}
+# Each server's words for the refused clients: expired, issued by an unknown CA, revoked
+# (HAProxy logs OpenSSL's verify error code of the leaf: 10 expired, 20 unknown issuer,
+# 23 revoked).
+REFUSED = ("expired", "other-ca", "revoked")
+REASONS = {"nginx": ("(10:certificate has expired)", "(21:unable to verify the first certificate)",
+                     "(23:certificate revoked)"),
+           "apache": ("Error (10): certificate has expired", "Error (20): unable to get local issuer certificate",
+                      "Error (23): certificate revoked"),
+           "haproxy": ("SSL client certificate not trusted ssl_c_err=10",
+                       "SSL client certificate not trusted ssl_c_err=20", "ssl_c_err=23")}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +130,7 @@ def test_logs_explain_accepted_and_refused_clients(env, server):
     srv = env.servers[server]
     alice = env.pki.clients["alice"].cert
     assert _get(srv.port, env, "alice", "1.3").status == 200
-    for refused in ("expired", "other-ca"):
+    for refused in REFUSED:
         outcome = _get(srv.port, env, refused, "1.3")
         assert outcome.status in (None, 400), outcome
     serial = H.serial_hex(alice.serial_number)
