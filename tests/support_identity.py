@@ -60,7 +60,9 @@ def identity_pki() -> TestPki:
             [(NameOID.ORGANIZATIONAL_UNIT_NAME, "Équipe Ω")],
             [(NameOID.COMMON_NAME, "zoë")])),
         "no-cn": make_leaf(inter, "", CLIENT, subject=_subject(
-            [(NameOID.ORGANIZATION_NAME, "mtlskit tests")], [(NameOID.ORGANIZATIONAL_UNIT_NAME, "robots")])),
+            [(NameOID.COUNTRY_NAME, "DE")], [(NameOID.STATE_OR_PROVINCE_NAME, "Berlin")],
+            [(NameOID.ORGANIZATION_NAME, "mtlskit tests")], [(NameOID.ORGANIZATIONAL_UNIT_NAME, "robots")],
+            [(NameOID.SERIAL_NUMBER, "42")], [(NameOID.EMAIL_ADDRESS, "robot@example.com")])),
         "two-cn": make_leaf(inter, "", CLIENT, subject=_subject(
             [(NameOID.ORGANIZATION_NAME, "mtlskit tests")], [(NameOID.COMMON_NAME, "outer")],
             [(NameOID.COMMON_NAME, "inner")], [(NameOID.ORGANIZATIONAL_UNIT_NAME, "x\\,CN=fake")])),

@@ -116,7 +116,9 @@ def test_reference_values_follow_the_documented_rules(env):
     escaped = H.expected_values(env.pki.clients["escaped"].cert)
     assert escaped[H.CN] == r'\#Doe\, John \+\"q\" \<x\>\; =y\\\ '
     assert H.expected_values(env.pki.clients["multi"].cert)[H.SUBJECT_DN] == "UID=m-1+CN=multi,O=mtlskit tests"
-    assert H.CN not in H.expected_values(env.pki.clients["no-cn"].cert)
+    no_cn = H.expected_values(env.pki.clients["no-cn"].cert)
+    assert H.CN not in no_cn
+    assert no_cn[H.SUBJECT_DN] == "emailAddress=robot@example.com,serialNumber=42,OU=robots,O=mtlskit tests,ST=Berlin,C=DE"
     two = H.expected_values(env.pki.clients["two-cn"].cert)
     assert two[H.SUBJECT_DN] == r"OU=x\\\,CN=fake,CN=inner,CN=outer,O=mtlskit tests" and two[H.CN] == "inner"
 
