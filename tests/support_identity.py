@@ -3,18 +3,20 @@ three servers started side by side from their standalone configurations."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import types
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from mtlskit.deploy.bundle import deployment_files
 from mtlskit.deploy.install import install
 from mtlskit.deploy.options import DeployOptions, parse_listen, parse_upstream, validate
-from tests.support_deploy import CLIENT, ServerProcess, TestPki, build_pki, free_port, make_leaf, start_command
+from tests.support_deploy import CLIENT, Issued, ServerProcess, TestPki, build_pki, free_port, make_leaf, start_command
 
 SERVERS = ("nginx", "apache", "haproxy")
 
@@ -44,6 +46,16 @@ def _subject(*rdns: list[tuple]) -> x509.Name:
                       for rdn in rdns])
 
 
+def _whole_pem_lines(inter: Issued) -> Issued:
+    """A leaf whose base64 fills its last PEM line exactly (DER length a multiple of 48):
+    a server that wraps by hand must not add an empty line."""
+    for pad in itertools.count():
+        leaf = make_leaf(inter, "whole-lines", CLIENT, ou="x" * (1 + pad % 48))
+        if len(leaf.cert.public_bytes(Encoding.DER)) % 48 == 0:
+            return leaf
+    raise AssertionError("unreachable")
+
+
 def identity_pki() -> TestPki:
     """build_pki() plus clients whose serials and names the servers print differently by default."""
     pki = build_pki()
@@ -51,6 +63,7 @@ def identity_pki() -> TestPki:
     zero_nibble = int.from_bytes(b"\x0a" + os.urandom(15), "big")
     pki.clients.update({
         "zero-nibble": make_leaf(inter, "zero-nibble", CLIENT, serial=zero_nibble),
+        "whole-lines": _whole_pem_lines(inter),
         "escaped": make_leaf(inter, "", CLIENT, subject=_subject(
             [(NameOID.ORGANIZATION_NAME, "mtlskit tests")],
             [(NameOID.COMMON_NAME, '#Doe, John +"q" <x>; =y\\ ')])),
