@@ -38,6 +38,9 @@ NGINX_MODULES = "/usr/lib/nginx/modules"  # Debian's; include-only sites rely on
 # Include-only deployments log where the server's own logs are (Debian's directories);
 # --standalone ones into the deployment directory.
 SERVER_LOG_DIR = {"nginx": "/var/log/nginx", "apache": "/var/log/apache2"}
+# The script each site loads for its identity headers: file name -> template.
+IDENTITY_HELPER = {"apache": (APACHE_LUA_FILE, "apache_identity.lua.j2"),
+                   "nginx": (NGINX_JS_FILE, "nginx_identity.js.j2")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,11 +112,9 @@ def render(options: DeployOptions, verify_depth: int) -> dict[str, str]:
     layout = Layout(options.directory, options.server)
     site = render_site(options, verify_depth)
     files = {layout.site.name: site}
-    helper = {"apache": (APACHE_LUA_FILE, "apache_identity.lua.j2"),
-              "nginx": (NGINX_JS_FILE, "nginx_identity.js.j2")}.get(options.server)
-    if helper:
-        context = _context(options, layout, verify_depth)
-        files = {helper[0]: _env().get_template(helper[1]).render(context), **files}
+    if options.server in IDENTITY_HELPER:
+        helper, template = IDENTITY_HELPER[options.server]
+        files = {helper: _env().get_template(template).render(_context(options, layout, verify_depth)), **files}
     if not options.standalone:
         return files
     main = render_main(options, verify_depth, site, run_dir=layout.directory, site_path=layout.site)
@@ -154,10 +155,12 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
 def log_files(options: DeployOptions) -> dict[str, str]:
     """Per-request ("access") and handshake-refusal ("error") log files of a site.
 
-    HAProxy writes no files: its site logs through the global ``log`` target (standalone:
-    stdout of the foreground process).
+    Empty for HAProxy, which writes no files: its site logs through the global ``log``
+    target (standalone: stdout of the foreground process).
     """
-    if options.standalone or options.server == "haproxy":
+    if options.server == "haproxy":
+        return {}
+    if options.standalone:
         return {"access": str(options.directory / "access.log"), "error": str(options.directory / "error.log")}
     base = f"{SERVER_LOG_DIR[options.server]}/mtls-{slug(options.name)}"
     return {"access": f"{base}-access.log", "error": f"{base}-error.log"}
