@@ -159,7 +159,7 @@ def test_apache_vhost():
     text = files["mtls-vhost.conf"]
     for line in ["<VirtualHost 0.0.0.0:443>", "SSLVerifyClient optional", "SSLVerifyDepth 2",
                  "SSLCARevocationFile /etc/mtls/crl.pem", "SSLCARevocationCheck chain",
-                 "SSLProtocol -all +TLSv1.2 +TLSv1.3", "LogLevel warn ssl:info",
+                 "SSLProtocol -all +TLSv1.2 +TLSv1.3", "LogLevel ssl:info",
                  "ErrorLog /var/log/apache2/mtls-api_example_com-error.log",
                  """Require expr "%{SSL_CLIENT_VERIFY} == 'SUCCESS'\"""",
                  "LuaHookFixups /etc/mtls/mtls-identity.lua identity"]:
