@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
-# haproxy, keytool, curl, iproute2, ab for the OCSP benchmark), only when something is
-# missing. Needs root or sudo.
+# haproxy, keytool, curl, iproute2, ab for the OCSP benchmark, and the two nginx modules
+# the generated identity headers need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
 declare -A PACKAGE_OF=(
@@ -16,6 +16,15 @@ for tool in "${!PACKAGE_OF[@]}"; do
 done
 # Debian builds nginx's stream module (deploy --upstream tcp://) as a separate package.
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+# nginx modules (files, not commands): njs computes the SHA-256 fingerprint and CN,
+# headers-more removes the client-sent identity-header family.
+declare -A PACKAGE_OF_MODULE=(
+  [ngx_http_js_module.so]=libnginx-mod-http-js
+  [ngx_http_headers_more_filter_module.so]=libnginx-mod-http-headers-more-filter
+)
+for module in "${!PACKAGE_OF_MODULE[@]}"; do
+  [ -e "/usr/lib/nginx/modules/$module" ] || missing+=("${PACKAGE_OF_MODULE[$module]}")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

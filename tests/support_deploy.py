@@ -73,10 +73,11 @@ def make_ca(cn: str, parent: Issued | None = None, path_length: int | None = Non
 
 
 def make_leaf(ca: Issued, cn: str, eku: list, sans: list | None = None, ou: str | None = None,
-              not_after: dt.datetime | None = None, serial: int | None = None) -> Issued:
+              not_after: dt.datetime | None = None, serial: int | None = None,
+              subject: x509.Name | None = None) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     not_after = not_after or NOW + dt.timedelta(days=365)
-    builder = (x509.CertificateBuilder().subject_name(_name(cn, ou)).issuer_name(ca.cert.subject)
+    builder = (x509.CertificateBuilder().subject_name(subject or _name(cn, ou)).issuer_name(ca.cert.subject)
                .public_key(key.public_key()).serial_number(serial or _serial())
                .not_valid_before(min(NOW - dt.timedelta(days=1), not_after - dt.timedelta(days=2)))
                .not_valid_after(not_after)

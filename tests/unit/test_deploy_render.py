@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -118,10 +121,20 @@ def test_nginx_required_block(pki):
                  "ssl_protocols TLSv1.2 TLSv1.3;", f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};",
                  "proxy_set_header X-Client-Verify $ssl_client_verify;",
                  "proxy_set_header X-Client-Cert $ssl_client_escaped_cert;",
-                 'proxy_set_header X_Client_Subject_DN "";', 'proxy_pass "http://127.0.0.1:8000";',
+                 "proxy_set_header X-Client-Fingerprint-SHA256 $mtlskit_client_fingerprint;",
+                 "proxy_set_header X-Client-CN $mtlskit_client_cn;",
+                 'js_import mtlskit_identity from "/etc/mtls/mtls-identity.js";',
+                 'access_log "/var/log/nginx/mtls-api_example_com-access.log" mtlskit_api_example_com;',
+                 'error_log "/var/log/nginx/mtls-api_example_com-error.log" info;',
+                 'proxy_pass "http://127.0.0.1:8000";',
                  "ssl_session_cache off;", "ssl_session_tickets off;", "keepalive_time 60s;"]:
         assert line in text, line
     assert "\n    ssl_trusted_certificate" not in text       # only in a comment
+    clear = next(line for line in text.splitlines() if line.strip().startswith("more_clear_input_headers"))
+    for pattern in ("X-Client-*", "X_Client_*", "X-SSL_*", "SSL_Client*", "X_TLS-*", "X_Forwarded-Client_Cert"):
+        assert f" {pattern}" in clear, pattern
+    # every client copy is cleared before the request is proxied with ours
+    assert text.index("more_clear_input_headers") < text.index("proxy_set_header X-Client-Verify")
 
 
 def test_nginx_optional_require_on_and_ocsp(pki):
@@ -148,14 +161,19 @@ def test_apache_vhost():
     text = files["mtls-vhost.conf"]
     for line in ['<VirtualHost "0.0.0.0:443">', "SSLVerifyClient optional", "SSLVerifyDepth 2",
                  'SSLCARevocationFile "/etc/mtls/crl.pem"', "SSLCARevocationCheck chain",
-                 "SSLProtocol -all +TLSv1.2 +TLSv1.3", "RequestHeader unset X_Client_Cert",
+                 "SSLProtocol -all +TLSv1.2 +TLSv1.3", "LogLevel ssl:info",
+                 'ErrorLog "/var/log/apache2/mtls-api_example_com-error.log"',
                  """Require expr "%{SSL_CLIENT_VERIFY} == 'SUCCESS'\"""",
-                 'LuaHookFixups "/etc/mtls/mtls-fingerprint.lua" fingerprint',
+                 'LuaHookFixups "/etc/mtls/mtls-identity.lua" identity',
                  "SSLSessionTickets off", "SSLSessionCacheTimeout 0", "MaxKeepAliveRequests 100"]:
         assert line in text, line
-    # every unset comes before the first set: nothing a client sent survives
-    assert text.rindex("RequestHeader unset") < text.index("RequestHeader set")
-    assert "function fingerprint(r)" in files["mtls-fingerprint.lua"]
+    assert 'CustomLog "/var/log/apache2/mtls-api_example_com-access.log" "' in text
+    assert "RequestHeader set X-Client" not in text and "RequestHeader unset" not in text
+    lua = files["mtls-identity.lua"]
+    assert "function identity(r)" in lua
+    assert 'local FAMILY_PREFIXES = { "x-client-", "x-ssl-", "ssl-client", "x-tls-", }' in lua
+    # the family is removed before the first identity header is set
+    assert lua.index("r.headers_in[name] = nil") < lua.index('r.headers_in["X-Client-Verify"]')
     assert "SSLVerifyClient require" in render(_options("apache"), 2)["mtls-vhost.conf"]
 
 
@@ -168,7 +186,8 @@ def test_haproxy_standalone_has_admin_socket_and_default_socket_reload():
     assert "tune.ssl.cachesize 0" in text          # no resumption past a revocation
     assert "bind ':443' ssl crt '/etc/mtls/server.pem' ca-file '/etc/mtls/client-ca.pem' verify required " \
            "crl-file '/etc/mtls/crl.pem' ssl-min-ver TLSv1.2" in text
-    assert text.index("del-header X-Client-Verify") < text.index("set-header X-Client-Verify")
+    assert text.index("del-header '(?i)^(x[-_]client[-_]|") < text.index("set-header X-Client-Verify")
+    assert "log stdout format raw local0 info" in text and "log global" in text
     assert default_reload(options) == "socket:/etc/mtls/admin.sock"
     assert default_reload(_options("haproxy")) is None
 
@@ -184,7 +203,11 @@ def test_standalone_nginx_keeps_everything_in_the_directory():
     text = render(_options("nginx", standalone=True), 2)["nginx.conf"]
     assert "daemon off;" in text and 'pid "/etc/mtls/nginx.pid";' in text
     assert 'include "/etc/mtls/mtls-server.conf";' in text
+    assert "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;" in text
     assert "/var/" not in text
+    site = render(_options("nginx", standalone=True), 2)["mtls-server.conf"]
+    assert 'access_log "/etc/mtls/access.log" mtlskit_api_example_com;' in site
+    assert 'error_log "/etc/mtls/error.log" info;' in site
 
 
 def test_revocation_none_says_so_in_every_server():
@@ -195,11 +218,52 @@ def test_revocation_none_says_so_in_every_server():
 
 
 def test_header_names_are_documented_once():
-    assert H.IDENTITY_HEADERS == ("X-Client-Verify", "X-Client-Subject-DN", "X-Client-Issuer-DN",
+    assert H.IDENTITY_HEADERS == ("X-Client-Verify", "X-Client-Subject-DN", "X-Client-Issuer-DN", "X-Client-CN",
                                   "X-Client-Serial", "X-Client-Fingerprint-SHA256", "X-Client-Cert")
     for name in H.IDENTITY_HEADERS:
         assert f"``{name}``" in H.__doc__
-    assert "X_Client_Serial" in H.all_spellings()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in H.IDENTITY_HEADERS:
+        assert f"`{name}`" in readme, name
+
+
+@pytest.mark.parametrize("name, removed", [
+    ("X-Client-Verify", True), ("x_client-subject-dn", True), ("X_Client_Role", True), ("X-SSL-Client-DN", True),
+    ("ssl_client_verify", True), ("SSL-ClientCert", True), ("X-TLS-Verified", True), ("x_tls_anything", True),
+    ("X-Forwarded-Client-Cert", True), ("x_forwarded_client_cert", True), ("X-Forwarded-Client-Certs", False),
+    ("X-Clientele", False), ("X-SSLx", False), ("SSL-Clien", False), ("X-Forwarded-For", False),
+])
+def test_identity_family(name, removed):
+    assert H.in_family(name) is removed
+    # the HAProxy regex and the nginx patterns agree with the rule
+    assert bool(re.match(H.HAPROXY_FAMILY_REGEX, name.lower())) is removed
+    assert any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in H.nginx_clear_patterns()) is removed
+
+
+def test_spellings_cover_every_separator():
+    assert sorted(H.spellings("X-TLS-")) == ["X-TLS-", "X-TLS_", "X_TLS-", "X_TLS_"]
+    assert len(H.spellings("X-Forwarded-Client-Cert")) == 8
+
+
+@pytest.mark.parametrize("value, printed", [
+    ("alice", "alice"), ("Doe, John", "Doe\\, John"), ("#1", "\\#1"), (" a ", "\\ a\\ "),
+    ("a+b=c", "a\\+b=c"), ('"<;>\\', '\\"\\<\\;\\>\\\\'), ("é", "\\C3\\A9"), ("a\nb", "a\\0Ab"),
+])
+def test_dn_values_are_escaped_as_openssl_prints_them(value, printed):
+    assert H.escape_dn_value(value) == printed
+
+
+def test_serial_hex_has_two_digits_per_byte_and_one_case():
+    assert H.serial_hex(0x0A1B) == "0A1B"
+    assert H.serial_hex(0xFF01) == "FF01"
+    assert H.serial_hex(0) == "00"
+
+
+def test_escaped_pem_survives_a_form_decoder():
+    pem = "-----BEGIN CERTIFICATE-----\nab+/cd==\n-----END CERTIFICATE-----\n"
+    escaped = H.escape_pem(pem)
+    assert escaped == "-----BEGIN%20CERTIFICATE-----%0Aab%2B%2Fcd%3D%3D%0A-----END%20CERTIFICATE-----%0A"
+    assert urllib.parse.unquote_plus(escaped) == pem
 
 
 def test_slug():

@@ -18,10 +18,11 @@ from mtlskit.errors import BadInput
 _STARTS = {
     "nginx": "nginx -p {dir} -c {main}",
     "apache": "apache2 -f {main} -DFOREGROUND",
-    "haproxy": "haproxy -f {main} -db",
+    "haproxy": "haproxy -f {main} -db >>{dir}/haproxy.log 2>&1",
 }
 _INCLUDES = {
-    "nginx": "include {site};  (in the http {{}} context, e.g. from /etc/nginx/conf.d/)",
+    "nginx": "include {site};  (in the http {{}} context, e.g. from /etc/nginx/conf.d/; "
+             "needs libnginx-mod-http-js and libnginx-mod-http-headers-more-filter)",
     "apache": "Include {site}  (needs mod_ssl, mod_headers, mod_lua, mod_proxy_http)",
     "haproxy": "haproxy -f /etc/haproxy/haproxy.cfg -f {site}  (set tune.ssl.cachesize 0 in its global section)",
 }
@@ -124,6 +125,7 @@ def _print(result) -> None:
     console.print(f"on CRL changes: {result.reload_command or 'no reload command (give --reload)'}")
     if result.stapling:
         console.print(f"OCSP stapling: {result.stapling}")
+    console.print("logs: " + _logs(options))
     console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
     if result.check is not None:      # a failed check raised CheckFailed before we got here
         console.print("check: ok" if result.check.ran else f"check: {result.check.output}")
@@ -136,6 +138,16 @@ def _more_modules(options) -> str:
     extra = (["mod_proxy_balancer", "mod_slotmem_shm", "mod_lbmethod_byrequests"] if len(options.pool) > 1 else [])
     extra += ["mod_http2"] if options.http2 else []
     return f"  (and {', '.join(extra)})" if extra else ""
+
+
+def _logs(options) -> str:
+    from mtlskit.deploy.render import log_files
+
+    if options.server == "haproxy":
+        return ("stdout of the foreground process" if options.standalone
+                else "the log target of your global section (log global)")
+    files = log_files(options)
+    return f"{files['access']} (requests), {files['error']} (refused handshakes)"
 
 
 def register(app: typer.Typer) -> None:

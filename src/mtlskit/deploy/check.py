@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mtlskit.deploy.access import unreadable
 from mtlskit.deploy.options import DeployOptions
-from mtlskit.deploy.render import Layout, render_main
+from mtlskit.deploy.render import Layout, render_main, site_for_check
 
 BINARIES = {"nginx": "nginx", "apache": "apache2", "haproxy": "haproxy"}
 
@@ -69,7 +69,11 @@ def run_check(options: DeployOptions, verify_depth: int, timeout: float = 60) ->
         else:
             config = run_dir / layout.main.name
             site = layout.site.read_text()
-            config.write_text(render_main(options, verify_depth, site, run_dir, layout.site))
+            site_path = layout.site
+            if options.server == "nginx":             # nginx -t opens the site's log files
+                site_path = run_dir / layout.site.name
+                site_path.write_text(site_for_check(options, site, run_dir))
+            config.write_text(render_main(options, verify_depth, site, run_dir, site_path))
         argv = check_command(options.server, config, run_dir)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

@@ -30,10 +30,17 @@ TLS13_CIPHERSUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20
 SITE_FILE = {"nginx": "mtls-server.conf", "apache": "mtls-vhost.conf", "haproxy": "mtls.cfg"}
 MAIN_FILE = {"nginx": "nginx.conf", "apache": "httpd.conf", "haproxy": "haproxy.cfg"}
 APACHE_MODULES = "/usr/lib/apache2/modules"   # Debian's module directory
-NGINX_MODULES = "/usr/lib/nginx/modules"      # Debian's; stream is libnginx-mod-stream
+NGINX_MODULES = "/usr/lib/nginx/modules"  # Debian's; include-only sites rely on modules-enabled/
 
 DENY_BODY = "client certificate required"
-APACHE_LUA_FILE = "mtls-fingerprint.lua"
+APACHE_LUA_FILE = "mtls-identity.lua"    # identity headers (mod_lua), see headers.py
+NGINX_JS_FILE = "mtls-identity.js"       # SHA-256 fingerprint and CN (njs), see headers.py
+# Include-only deployments log where the server's own logs are (Debian's directories);
+# --standalone ones into the deployment directory.
+SERVER_LOG_DIR = {"nginx": "/var/log/nginx", "apache": "/var/log/apache2"}
+# The script each site loads for its identity headers: file name -> template.
+IDENTITY_HELPER = {"apache": (APACHE_LUA_FILE, "apache_identity.lua.j2"),
+                   "nginx": (NGINX_JS_FILE, "nginx_identity.js.j2")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +112,9 @@ def render(options: DeployOptions, verify_depth: int) -> dict[str, str]:
     layout = Layout(options.directory, options.server)
     site = render_site(options, verify_depth)
     files = {layout.site.name: site}
-    if options.server == "apache":
-        context = _context(options, layout, verify_depth)
-        files = {APACHE_LUA_FILE: _env().get_template("apache_fingerprint.lua.j2").render(context), **files}
+    if options.server in IDENTITY_HELPER:
+        helper, template = IDENTITY_HELPER[options.server]
+        files = {helper: _env().get_template(template).render(_context(options, layout, verify_depth)), **files}
     if not options.standalone:
         return files
     main = render_main(options, verify_depth, site, run_dir=layout.directory, site_path=layout.site)
@@ -148,10 +155,36 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
     return {
         "o": options, "layout": layout, "depth": verify_depth, "slug": slug(options.name),
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
-        "h": headers, "strip": headers.all_spellings(), "deny_body": DENY_BODY,
-        "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE, "nginx_modules": NGINX_MODULES,
+        "h": headers, "deny_body": DENY_BODY,
+        "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE,
+        "nginx_modules": NGINX_MODULES, "js_file": NGINX_JS_FILE, "logs": log_files(options),
         "paths": paths, "keepalive": keepalive,
     }
+
+
+def log_files(options: DeployOptions) -> dict[str, str]:
+    """Per-request ("access") and handshake-refusal ("error") log files of a site.
+
+    Empty for HAProxy, which writes no files: its site logs through the global ``log``
+    target (standalone: stdout of the foreground process).
+    """
+    if options.server == "haproxy":
+        return {}
+    if options.standalone:
+        return {"access": str(options.directory / "access.log"), "error": str(options.directory / "error.log")}
+    base = f"{SERVER_LOG_DIR[options.server]}/mtls-{slug(options.name)}"
+    return {"access": f"{base}-access.log", "error": f"{base}-error.log"}
+
+
+def site_for_check(options: DeployOptions, site: str, run_dir: Path) -> str:
+    """The site text with its log files moved into ``run_dir``.
+
+    ``nginx -t`` opens every log file; an include-only site logs under /var/log/nginx,
+    which the user running ``--check`` may not be able to write.
+    """
+    for kind, path in log_files(options).items():
+        site = site.replace(path, str(run_dir / f"{kind}.log"))
+    return site
 
 
 def slug(name: str) -> str:
