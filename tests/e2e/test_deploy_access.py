@@ -114,6 +114,6 @@ def test_cli_check_fails_in_one_line(fresh_home, world, cli):
         world.locked.chmod(0o755)
     assert result.code == 1
     first, hint = result.err.splitlines()
-    assert first == (f"error: the apache worker user www-data cannot read {world.locked}/cli/mtls-fingerprint.lua: "
+    assert first == (f"error: the apache worker user www-data cannot read {world.locked}/cli/mtls-identity.lua: "
                      f"{world.locked} is mode 0700 owned by root:root")
     assert hint.startswith("hint: make the path readable")

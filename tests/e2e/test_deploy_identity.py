@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import shutil
 import ssl
+import tempfile
 import types
 import urllib.parse
 from pathlib import Path
@@ -147,8 +148,10 @@ def test_logs_explain_accepted_and_refused_clients(env, server):
 def test_include_only_site_logs_in_the_servers_log_directory_and_check_opens_none(env, tmp_path, server):
     """--check of an include-only site passes without writing the server's real log files."""
     name = f"check-{tmp_path.name}".replace("_", "-")[-60:]
+    readable = Path(tempfile.mkdtemp(prefix="mtlskit-identity-"))   # pytest's own tmp is 0700: the
+    readable.chmod(0o755)                                         # worker must reach the Lua hook
     options = validate(DeployOptions(
-        server=server, name=name, directory=tmp_path / "d", listen=parse_listen("127.0.0.1:8443"),
+        server=server, name=name, directory=readable / "d", listen=parse_listen("127.0.0.1:8443"),
         upstream=parse_upstream("http://127.0.0.1:8000")))
     install(options.directory, deployment_files(
         options, env.pki.server.pem() + env.pki.intermediate.pem(), env.pki.server.key_pem(),

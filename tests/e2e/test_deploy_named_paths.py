@@ -24,7 +24,8 @@ PATH = re.compile(r"(?<![\w.:/%<-])(/[A-Za-z0-9._/-]+)")
 SHARED_MEMORY = ("ssl_scache",)
 # `haproxy -db` (the documented foreground start) writes no pidfile; the pidfile line and
 # the start command belong to the reload/revocation work of issue 10 (reported there).
-NOT_YET = {"haproxy": {"haproxy.pid"}}
+# haproxy.log is where the printed start line sends HAProxy's stdout (its shell creates it).
+NOT_YET = {"haproxy": {"haproxy.pid", "haproxy.log"}}
 
 
 def named_paths(text: str) -> set[Path]:
