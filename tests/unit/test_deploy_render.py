@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 import urllib.parse
 from pathlib import Path
@@ -153,7 +154,8 @@ def test_nginx_optional_require_on_and_ocsp(pki):
 def test_nginx_route_matches_only_verified_identities():
     text = render(_options("nginx", routes=(parse_route("cn=a.b+c:127.0.0.1:8001"),)), 2)["mtls-server.conf"]
     assert '"~^SUCCESS:(.*[^\\\\\\\\],)?CN=a\\.b\\+c(,|$)" "http://127.0.0.1:8001";' in text
-    assert "proxy_pass $mtlskit_upstream_api_example_com;" in text
+    variable = "$mtlskit_up_" + hashlib.sha256(b"api.example.com").hexdigest()[:12]
+    assert f"proxy_pass {variable};" in text and f"map \"$ssl_client_verify:$ssl_client_s_dn\" {variable} {{" in text
 
 
 def test_apache_vhost():

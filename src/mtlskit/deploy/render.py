@@ -7,6 +7,7 @@ directory; nothing here touches the disk. The templates comment every mTLS line.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from pathlib import Path
 
@@ -154,6 +155,7 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
     check_values(options)     # every template renders through here: no unchecked value
     return {
         "o": options, "layout": layout, "depth": verify_depth, "slug": slug(options.name),
+        "short_id": hashlib.sha256(options.name.encode()).hexdigest()[:12],
         "ciphers": MOZILLA_INTERMEDIATE_CIPHERS, "tls13": TLS13_CIPHERSUITES,
         "h": headers, "deny_body": DENY_BODY,
         "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE,

@@ -25,7 +25,7 @@ from mtlskit.deploy.install import FileSpec, install, make_directory, remove_cre
 from mtlskit.deploy.options import SERVERS, DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
 from mtlskit.deploy.stapling import fetch_staple, staple_path
-from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload
+from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload, slug
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
@@ -132,6 +132,12 @@ def refuse_other_server(service, options: DeployOptions) -> None:
             raise UsageError(f"{options.directory} already holds the {record.server} deployment of "
                              f"{record.name!r}; one directory holds one server",
                              hint=f"deploy {options.server} into another --dir")
+        if record.server == options.server and record.name != options.name and slug(record.name) == slug(options.name):
+            # The slug names log files, log formats and upstream blocks of the server: two
+            # deployments sharing one would write into each other's logs.
+            raise UsageError(f"--name {options.name!r} and the deployed {record.name!r} ({record.directory}) "
+                             f"give the same configuration identifier {slug(options.name)!r}",
+                             hint="pick a NAME that differs in more than punctuation or case")
     for server in SERVERS:
         names = {SITE_FILE[server], MAIN_FILE[server]}
         found = sorted(name for name in names if (options.directory / name).exists())
