@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from mtlskit.deploy.options import DeployOptions
+from mtlskit.deploy.reload import child_environment
 from mtlskit.deploy.render import Layout, render_main
 
 BINARIES = {"nginx": "nginx", "apache": "apache2", "haproxy": "haproxy"}
@@ -68,7 +69,8 @@ def run_check(options: DeployOptions, verify_depth: int, timeout: float = 60) ->
             config.write_text(render_main(options, verify_depth, site, run_dir, layout.site))
         argv = check_command(options.server, config, run_dir)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                  env=child_environment(), stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return CheckResult(ran=True, ok=False, command=tuple(argv), output=f"{binary} timed out")
     return CheckResult(ran=True, ok=proc.returncode == 0, command=tuple(argv),
