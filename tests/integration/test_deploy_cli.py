@@ -8,6 +8,7 @@ import stat
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mtlskit.config import load_settings
 from mtlskit.deploy.records import list_deployments
@@ -78,13 +79,32 @@ def test_valid_certificate_whose_key_is_elsewhere_is_refused(fresh_home, tmp_pat
     assert (tmp_path / "d" / "server.pem.key").read_bytes() == (tmp_path / "issued" / "key.pem").read_bytes()
 
 
-def test_crl_mode_without_published_crls_is_refused_before_writing(fresh_home, tmp_path, cli):
+def test_deploy_on_a_fresh_ca_publishes_the_crls_it_needs_and_says_how_they_stay_fresh(fresh_home, tmp_path, cli):
+    """Issue 10, door 7: the first deploy on a new CA failed until `mtlskit crl` was run,
+    and nothing said that the CRL goes stale in 7 days."""
     result = cli("--home", fresh_home, "deploy", "apache", "--name", "a.example.com", "--dir", tmp_path / "x",
                  "--listen", "443")
-    assert result.code == 2
-    assert result.err.startswith("error: the CRL bundle has no CRL from")
-    assert "hint: run `mtlskit crl` first" in result.err
-    assert not (tmp_path / "x").exists()
+    assert result.code == 0, result.err
+    assert "published the CRL of intermediate, root" in result.out
+    assert (tmp_path / "x" / "crl.pem").read_bytes().count(b"BEGIN X509 CRL") == 2
+    published = {crl.public_bytes(serialization.Encoding.DER) for crl in load_crls((fresh_home / "crl" / "bundle.pem").read_bytes())}
+    assert {crl.public_bytes(serialization.Encoding.DER) for crl in load_crls((tmp_path / "x" / "crl.pem").read_bytes())} == published
+    assert "CRL: valid until " in result.out
+    assert f"`mtlskit --home {fresh_home} serve`" in result.out
+    assert f"`0 3 * * * mtlskit --home {fresh_home} crl >/dev/null`" in result.out
+    assert "agent" not in result.out                        # no command that does not exist
+    again = cli("--home", fresh_home, "deploy", "apache", "--name", "a.example.com", "--dir", tmp_path / "x",
+                "--listen", "443")
+    assert again.code == 0 and "published the CRL" not in again.out
+    assert "reload: unchanged" in again.out
+
+
+def test_deploy_without_crl_checking_says_nothing_about_crls(fresh_home, tmp_path, cli):
+    result = cli("--home", fresh_home, "deploy", "nginx", "--name", "a.example.com", "--dir", tmp_path / "x",
+                 "--listen", "443", "--revocation", "none")
+    assert result.code == 0, result.err
+    assert "CRL: valid until" not in result.out and "published the CRL" not in result.out
+    assert not (fresh_home / "crl" / "bundle.pem").exists()
 
 
 @pytest.mark.parametrize("server,extra,message", [
@@ -174,6 +194,7 @@ def test_refresh_refuses_a_bundle_missing_a_ca(fresh_home, tmp_path, cli):
     _crl(cli, fresh_home)
     marker = tmp_path / "reloaded"
     _deploy(cli, fresh_home, tmp_path / "d", f"touch {marker}")
+    marker.unlink()                                     # deploy reloaded what it wrote
     before = (tmp_path / "d" / "crl.pem").read_bytes()
     only_one = before[before.index(b"-----BEGIN X509 CRL", 1):]
     [result] = refresh_deployments(_service(fresh_home), only_one)

@@ -20,11 +20,13 @@ from cryptography import x509
 from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
 from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
-from mtlskit.deploy.reload import ReloadResult, run_reload
+from mtlskit.deploy.reload import ReloadResult, is_running, run_reload
 from mtlskit.errors import MtlskitError
 
 #: statuses that print as a ``warning:`` line
 WARNINGS = ("failed", "reload-failed")
+#: the files a CRL change rewrites (an admin socket can apply these without a reload)
+CRL_FILES = frozenset({"crl.pem", "revoked-serials.lst"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +35,8 @@ class RefreshResult:
 
     ``status``: updated (written and applied), not-running (written; no server to
     reload), written (no reload command), reload-failed (written; the reload failed),
-    failed (not written), skipped (not a CRL deployment). ``written`` is False only
+    failed (not written), skipped (not a CRL deployment), unchanged (`deploy` wrote the
+    same files again: no reload). ``written`` is False only
     when the new CRL could not be written there (the publication stays pending).
     """
 
@@ -80,6 +83,32 @@ def applied(deployment: DeploymentRecord, outcome: ReloadResult) -> RefreshResul
     if not outcome.ok:
         status = "reload-failed"
     return RefreshResult(deployment.server, deployment.name, deployment.directory, status, outcome.message)
+
+
+def apply_change(deployment: DeploymentRecord, changed: set[str], config_test) -> RefreshResult:
+    """After `deploy` rewrote ``deployment``: reload its running server when a file changed.
+
+    Args:
+        changed: the names of the files whose content changed (empty: no reload).
+        config_test: () -> CheckResult, run before signalling a running server (Apache
+            exits on a graceful restart into a configuration it cannot load).
+    """
+    def result(status: str, message: str) -> RefreshResult:
+        return RefreshResult(deployment.server, deployment.name, deployment.directory, status, message)
+
+    command = deployment.reload_command
+    if not changed:
+        return result("unchanged", "no file changed; nothing to reload")
+    if not command:
+        return result("written", "no reload command recorded; restart the server to apply the new files")
+    if is_running(command) is not False:
+        check = config_test()
+        if check.ran and not check.ok:
+            return result("reload-failed", f"not reloaded, the configuration test failed: {check.summary}")
+    crl = deployment.crl_path.read_bytes() if deployment.crl_path.is_file() else b""
+    serial_list = _serial_list(deployment, crl) if crl else None
+    return applied(deployment, run_reload(command, deployment.crl_path, crl, serial_list=serial_list,
+                                          config_changed=bool(changed - CRL_FILES)))
 
 
 def _refresh_one(deployment: DeploymentRecord, pem: bytes) -> RefreshResult:

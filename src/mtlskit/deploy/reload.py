@@ -70,6 +70,16 @@ def run_reload(command: str, crl_path: Path, crl_pem: bytes, timeout: float = 30
     return _run_command(command, timeout)
 
 
+def is_running(command: str) -> bool | None:
+    """Whether the server a recorded reload applies to runs (None: a user command, unknown)."""
+    if command.startswith(SIGNAL_PREFIX):
+        parts = command[len(SIGNAL_PREFIX):].split(":", 2)
+        return len(parts) == 3 and running_pid(Path(parts[2]), parts[1]) is not None
+    if command.startswith(SOCKET_PREFIX):
+        return _answers(Path(command[len(SOCKET_PREFIX):]), timeout=5)
+    return None
+
+
 def _signal(spec: str) -> ReloadResult:
     try:
         signame, program, pidfile = spec.split(":", 2)
@@ -127,7 +137,10 @@ def _through_socket(admin_socket: Path, crl_path: Path, crl_pem: bytes, timeout:
     if not _answers(admin_socket, timeout):
         return ReloadResult(True, f"nothing answers on {admin_socket}; the new files apply when HAProxy starts",
                             running=False)
-    outcome = haproxy_update_crl(admin_socket, crl_path, crl_pem, timeout)
+    if not crl_pem:               # a deployment without a CRL (revocation ocsp or none)
+        outcome = ReloadResult(True, f"HAProxy answers on {admin_socket}")
+    else:
+        outcome = haproxy_update_crl(admin_socket, crl_path, crl_pem, timeout)
     if outcome.ok and serial_list is not None:
         listed = haproxy_replace_acl(admin_socket, serial_list[0], serial_list[1], timeout)
         joint = "; " if listed.ok else "; but "

@@ -1,13 +1,16 @@
 """The `mtlskit deploy` workflow: server credentials, CA and CRL bundles, files, record, check.
 
-    validate options -> CA certificates -> current CRLs (crl mode) -> server certificate
-    (reuse a valid one whose key we hold, else issue) -> render -> install atomically
-    -> record in `deployments` + audit -> optional config test
+    validate options -> CA certificates -> current CRLs (crl mode; a CA without one, or
+    with an expired one, gets it published first) -> server certificate (reuse a valid
+    one whose key we hold, else issue) -> render -> install atomically -> record in
+    `deployments` + audit -> optional config test -> reload the running server when a
+    file changed
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import grp
 import pwd
 import shutil
@@ -20,9 +23,10 @@ from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
-from mtlskit.deploy.install import install
+from mtlskit.deploy.install import FileSpec, install
 from mtlskit.deploy.options import DeployOptions, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
+from mtlskit.deploy.refresh import RefreshResult, apply_change
 from mtlskit.deploy.render import Layout, default_reload
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
@@ -30,6 +34,7 @@ from mtlskit.issue.issuer import IssueRequest, SanRequest
 from mtlskit.issue.profiles import get_profile
 from mtlskit.issue.workflow import issue_batch
 from mtlskit.pki.keys import KeyType
+from mtlskit.publish import crls as crl_publishing
 from mtlskit.store.inventory import CertificateRecord, Status
 from mtlskit.store.models import CrlState
 
@@ -44,6 +49,9 @@ class DeployResult:
     files: list[Path]
     reload_command: str | None
     check: CheckResult | None
+    reload: RefreshResult | None = None          # what re-running deploy did to the running server
+    crl_next_update: dt.datetime | None = None   # the first of the deployed CRLs to go stale
+    published_crls: tuple[str, ...] = ()         # CAs whose CRL deploy had to publish first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,17 +77,46 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     """
     options = validate(_with_defaults(service, options))
     cas = ca_list(service)
+    published = _publish_missing_crls(service, passphrase_source) if options.revocation == "crl" else []
     crls = current_crls(service, cas) if options.revocation == "crl" else []
     options.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     creds = _server_credentials(service, options, passphrase_source, cert_dir, sans)
-    files = install(options.directory, deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls))
+    specs = deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls)
+    changed = _changed_files(options.directory, specs)
+    files = install(options.directory, specs)
     reload_command = options.reload_command or default_reload(options)
-    record_deployment(service.inventory, options, reload_command, service.clock.now())
+    record = record_deployment(service.inventory, options, reload_command, service.clock.now())
     result = run_check(options, verify_depth(cas)) if check else None
     if result is not None and result.ran and not result.ok:
         raise CheckFailed(f"{' '.join(result.command[:2])} refused the configuration: {result.summary}",
                           hint=f"the files are in {options.directory}; fix the flags and deploy again")
-    return DeployResult(options, creds.record, creds.issued, files, reload_command, result)
+    reload = apply_change(record, changed, lambda: result or run_check(options, verify_depth(cas)))
+    next_update = min((crl.next_update_utc for crl in crls if crl.next_update_utc), default=None)
+    return DeployResult(options, creds.record, creds.issued, files, reload_command, result, reload,
+                        next_update, tuple(published))
+
+
+def _publish_missing_crls(service, passphrase_source) -> list[str]:
+    """Publish the CRL of each CA that has none yet, or only an expired one: a fresh CA
+    has none, and a bundle without one makes every server refuse every client."""
+    missing = crl_publishing.due_for_refresh(service, margin=dt.timedelta(0))
+    if missing:
+        crl_publishing.publish(service, service.authority(passphrase_source), missing)
+    return missing
+
+
+def _changed_files(directory: Path, specs: list[FileSpec]) -> set[str]:
+    """The names of ``specs`` whose content differs from what ``directory`` holds now."""
+    changed = set()
+    for spec in specs:
+        path = directory / spec.name
+        try:
+            same = path.is_file() and path.read_bytes() == spec.data
+        except OSError:
+            same = False
+        if not same:
+            changed.add(spec.name)
+    return changed
 
 
 def _with_defaults(service, options: DeployOptions) -> DeployOptions:
