@@ -6,6 +6,7 @@ config test) sees a MTLSKIT_* variable."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,12 +87,22 @@ def test_crl_publishes_the_pending_revocation(unpublished, cli):
     assert _revoked_in(home / "crl" / "bundle.pem", serial)
 
 
-def test_serve_start_publishes_the_pending_revocation(unpublished):
+def test_the_refresher_publishes_the_pending_revocation(unpublished):
     home, serial, _ = unpublished
     service = Service.open(load_settings(home))
     published = CrlRefresher(service, service.authority(lambda: None)).publish_due()
     assert "intermediate" in published
     assert _revoked_in(home / "crl" / "bundle.pem", serial)
+
+
+def test_serve_start_publishes_the_pending_revocation(unpublished, cli):
+    home, serial, _ = unpublished
+    with socket.socket() as busy:          # serve publishes before it listens: a busy port stops it there
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        assert cli("--home", home, "serve", "--port", busy.getsockname()[1]).code == 2
+    assert _revoked_in(home / "crl" / "bundle.pem", serial)
+    assert _revoked_in(home / "crl" / "intermediate.pem", serial)
 
 
 def test_the_deployments_get_the_crl_even_when_home_crl_is_unwritable(fresh_home, tmp_path, cli):

@@ -32,7 +32,9 @@ class CrlRefresher:
         due = crls.due_for_refresh(self.service)
         if due:
             crls.publish(self.service, self.authority, due)   # stages the pending ones too
-        pending, _ = publish_pending(self.service, crls.refresh_deployments)
+        pending, delivery = publish_pending(self.service, crls.refresh_deployments)
+        if delivery is not None and delivery.error is not None:
+            log.error("the CRL of %s is still pending: %s", ", ".join(pending), delivery.error)
         return sorted(set(due) | set(pending))
 
     def tick(self) -> threading.Thread | None:
