@@ -94,11 +94,11 @@ def _print_reload(reload) -> None:
     """What deploy did to the running server (a failed reload is a warning on stderr)."""
     if reload is None:
         return
-    line = f"reload: {reload.status.replace('-', ' ')} ({reload.message})"
     if reload.ok:
-        console.print(line, markup=False)
+        console.print(f"reload: {reload.status.replace('-', ' ')} ({reload.message})", markup=False)
     else:
-        err_console.print(f"warning: {line}", markup=False)
+        err_console.print(f"warning: {reload.server} {reload.directory}: not reloaded ({reload.message})",
+                          markup=False)
 
 
 def _print(result) -> None:

@@ -104,7 +104,7 @@ def apply_change(deployment: DeploymentRecord, changed: set[str], config_test) -
     if is_running(command) is not False:
         check = config_test()
         if check.ran and not check.ok:
-            return result("reload-failed", f"not reloaded, the configuration test failed: {check.summary}")
+            return result("reload-failed", f"the configuration test failed: {check.summary}")
     crl = deployment.crl_path.read_bytes() if deployment.crl_path.is_file() else b""
     serial_list = _serial_list(deployment, crl) if crl else None
     return applied(deployment, run_reload(command, deployment.crl_path, crl, serial_list=serial_list,
