@@ -19,7 +19,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
@@ -36,7 +35,7 @@ from mtlskit.issue.workflow import issue_batch
 from mtlskit.pki.keys import KeyType
 from mtlskit.publish import crls as crl_publishing
 from mtlskit.store.inventory import CertificateRecord, Status
-from mtlskit.store.models import CrlState
+from mtlskit.store.publication import stored_crls
 
 SERVER_PROFILES = ("server", "peer")
 
@@ -153,9 +152,7 @@ def current_crls(service, cas: list[x509.Certificate]) -> list[x509.CertificateR
     Raises:
         BadInput: a CA has no published CRL yet.
     """
-    with service.inventory.transaction() as tx:
-        ders = [row.der for row in tx.scalars(select(CrlState)).all() if row.der]
-    crls = [x509.load_der_x509_crl(der) for der in ders]
+    crls = [x509.load_der_x509_crl(der) for der in stored_crls(service.inventory).values()]
     try:
         check_crl_coverage(cas, crls)
     except BadInput as exc:

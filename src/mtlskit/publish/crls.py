@@ -47,7 +47,8 @@ from mtlskit.publish.delivery import deliver
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.inventory import audit_row
-from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState, Deployment
+from mtlskit.store.deployments import any_deployment
+from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
 from mtlskit.store.publication import pending_crls
 
 REVOKED = "revoked"
@@ -322,9 +323,8 @@ def refresh_deployments(service, bundle_pem: bytes):
     """
     if importlib.util.find_spec("mtlskit.deploy.refresh") is None:
         return None
-    with Session(service.inventory.engine) as session:
-        if session.scalar(select(Deployment.id).limit(1)) is None:
-            return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
+    if not any_deployment(service.inventory):
+        return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
     refresh = importlib.import_module("mtlskit.deploy.refresh")
     return refresh.refresh_deployments(service, bundle_pem)
 

@@ -22,6 +22,12 @@ def pending_crls(inventory: Inventory) -> dict[str, bytes]:
         return dict(rows.all())
 
 
+def stored_crls(inventory: Inventory) -> dict[str, bytes]:
+    """The last CRL stored for each CA that has one (DER), by CA name."""
+    with inventory.transaction() as tx:
+        return dict(tx.execute(select(CrlState.issuer, CrlState.der).where(CrlState.der.is_not(None))).all())
+
+
 def mark_published(inventory: Inventory, numbers: dict[str, int | None]) -> None:
     """Record that CRL number ``numbers[ca]`` of each CA reached every place it goes
     (never moves backwards: a slower publisher of an older CRL changes nothing)."""
