@@ -37,7 +37,7 @@ def deploy(
     route: List[str] = typer.Option([], "--route", help="cn=VALUE:HOST:PORT (also ou=, san=): a verified identity to its own backend (repeatable)."),
     standalone: bool = typer.Option(False, "--standalone", help="Write a complete configuration that runs on its own in the foreground."),
     check: bool = typer.Option(False, "--check", help="Run the server's own config test on the result."),
-    reload: Optional[str] = typer.Option(None, "--reload", help="Command run after every CRL change (socket:PATH = HAProxy admin socket)."),
+    reload: Optional[str] = typer.Option(None, "--reload", help="Command run after every CRL change instead of signalling the running server (default; never starts one). socket:PATH = HAProxy admin socket."),
     dns: List[str] = typer.Option([], "--dns", help="DNS SAN of the server certificate, if one is issued (repeatable)."),
     ip: List[str] = typer.Option([], "--ip", help="IP SAN of the server certificate, if one is issued (repeatable)."),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
