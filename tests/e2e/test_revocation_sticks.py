@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import tempfile
 import types
 from pathlib import Path
@@ -16,7 +17,8 @@ from cryptography import x509
 
 from mtlskit.cli.app import main
 from mtlskit.deploy.bundle import load_crls
-from tests.support_deploy import EchoUpstream, ServerProcess, free_port, get, start_command, wait_for
+from tests.support_deploy import (EchoUpstream, ServerProcess, client_context, free_port, get, resume_get,
+                                  start_command, wait_for)
 
 pytestmark = pytest.mark.e2e
 
@@ -70,6 +72,14 @@ def _refused(site, name: str) -> bool:
     return get(site.port, "/", site.ca, site.cert(name)).status != 200
 
 
+def _status_at(site, name: str, version: ssl.TLSVersion) -> int | None:
+    """GET / with ``name``'s certificate at exactly one TLS version; None when refused in TLS."""
+    ctx = client_context(site.ca, site.cert(name))
+    ctx.minimum_version = ctx.maximum_version = version
+    outcome, _, _ = resume_get(site.port, ctx)
+    return outcome.status
+
+
 def test_a_revocation_made_while_the_server_is_stopped_sticks(site, capsys):
     process = site.start()
     try:
@@ -89,7 +99,9 @@ def test_a_revocation_made_while_the_server_is_stopped_sticks(site, capsys):
     process = site.start()
     try:
         assert wait_for(lambda: _refused(site, "victim"))
-        assert get(site.port, "/", site.ca, site.cert("alice")).status == 200
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            assert _status_at(site, "victim", version) != 200, version
+            assert _status_at(site, "alice", version) == 200, version
     finally:
         process.close()
 

@@ -70,6 +70,16 @@ def test_an_unpublished_revocation_is_reported_not_silent(unpublished):
     assert not _revoked_in(home / "crl" / "bundle.pem", serial)
 
 
+def test_crl_that_cannot_write_home_crl_says_so_and_keeps_it_pending(unpublished, cli):
+    home, serial, _ = unpublished
+    failed = _with_read_only_crl_dir(home, "crl", "--bundle")
+    assert failed.returncode == 5 and "BEGIN X509 CRL" in failed.stdout     # the bundle still comes out
+    assert "error: cannot write the CRL files in" in failed.stderr and "pending" in failed.stderr
+    assert not _revoked_in(home / "crl" / "bundle.pem", serial)
+    assert cli("--home", home, "crl").code == 0
+    assert _revoked_in(home / "crl" / "bundle.pem", serial)
+
+
 def test_revoke_again_publishes_the_pending_revocation(unpublished, cli):
     home, serial, _ = unpublished
     again = cli("--home", home, "revoke", "victim")
