@@ -156,10 +156,10 @@ class CrlExport:
             return bundle
 
     def _staged_paths(self) -> set[Path]:
-        """The temporary files this export wrote (never "abandoned", whatever the clocks say)."""
+        """The temporary files this export wrote (never "abandoned", whatever the clocks
+        say); waits for its writers (``exception()`` blocks until a job is done)."""
         jobs = [job for pair in self._per_ca.values() for job in pair] + [self._bundle] * bool(self._bundle)
-        return {job.result().path for job in jobs
-                if job.done() and job.exception() is None and job.result() is not None}
+        return {job.result().path for job in jobs if job.exception() is None and job.result() is not None}
 
     def _place(self, staged: _Staged, file_name: str) -> None:
         os.replace(staged.path, self.crl_dir / file_name)
