@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
-# haproxy, keytool, curl, iproute2, ab for the OCSP benchmark, and the two nginx modules
-# the generated identity headers need), only when something is missing. Needs root or sudo.
+# haproxy, keytool, curl, iproute2, mount, ab for the OCSP benchmark, and the nginx modules
+# the generated configurations need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
 declare -A PACKAGE_OF=(
   [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
-  [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux
+  [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux [mount]=mount
   [ab]=apache2-utils
 )
 export PATH="$PATH:/usr/sbin:/sbin"

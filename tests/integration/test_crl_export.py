@@ -78,14 +78,17 @@ def test_the_bundle_is_staged_with_the_stored_crls_of_the_other_cas(home, monkey
     assert set(files) == {"intermediate.crl", "intermediate.pem", "root.crl", "root.pem", "bundle.pem"}
 
 
-def test_a_failed_write_is_raised_and_cleaned_up(home):
+def test_a_failed_write_is_reported_kept_pending_and_cleaned_up(home):
+    from mtlskit.store.publication import pending_crls
+
     service = open_service(home)
     authority = service.authority(no_passphrase)
     revoke(service, authority, ["alice"])
     (home / "crl" / "intermediate.pem").unlink()
     (home / "crl" / "intermediate.pem").mkdir()  # os.replace onto a directory fails
-    with pytest.raises(OSError):
-        revoke(service, authority, ["bob"])
+    result = revoke(service, authority, ["bob"])
+    assert result.error == f"cannot write the CRL files in {home / 'crl'}: Is a directory"
+    assert set(pending_crls(service.inventory)) == {"intermediate"}
     assert not [p for p in (home / "crl").iterdir() if p.name.endswith(".tmp")]
     crl = x509.load_der_x509_crl(crls.current_crl_der(service, "intermediate"))
     assert crl.get_revoked_certificate_by_serial_number(service.inventory.find_one("bob")[0].serial)  # committed
@@ -117,3 +120,26 @@ def test_temporary_files_of_a_crashed_publisher_are_removed_later(home):
     revoke(service, authority, ["bob"])
     assert not old.exists() and fresh.exists()
 
+
+
+def test_a_process_clock_ahead_of_the_file_system_keeps_the_staged_files(home, monkeypatch):
+    """Issue 10: with the process clock an hour and more ahead of the file system (an NFS
+    home, a host with a wrong clock), the staged files looked abandoned and were removed
+    after the commit, so the committed CRL was never put in place."""
+    import datetime as dt
+    import time
+
+    from mtlskit.clock import FixedClock
+    from mtlskit.store.publication import pending_crls
+
+    ahead = 2 * crl_files.ABANDONED_AFTER
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + ahead)
+    clock = FixedClock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=ahead))
+    service = open_service(home, clock)
+    result = revoke(service, service.authority(no_passphrase), ["alice"])
+    serial = result.revoked[0].serial
+    published = x509.load_pem_x509_crl((home / "crl" / "intermediate.pem").read_bytes())
+    assert published.get_revoked_certificate_by_serial_number(serial) is not None
+    assert pending_crls(service.inventory) == {}
+    assert not list((home / "crl").glob(".*.tmp"))

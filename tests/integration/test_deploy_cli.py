@@ -8,6 +8,7 @@ import stat
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mtlskit.config import load_settings
 from mtlskit.deploy.records import list_deployments
@@ -46,7 +47,7 @@ def test_deploy_issues_server_certificate_writes_safe_files_and_records(fresh_ho
     assert "ssl_verify_depth 2;" in conf and "ssl_verify_client on;" in conf
     [deployment] = list_deployments(_service(fresh_home).inventory)
     assert (deployment.server, deployment.name, deployment.directory) == ("nginx", "api.example.com", target)
-    assert deployment.reload_command == "nginx -s reload"
+    assert deployment.reload_command == "signal:HUP:nginx:/run/nginx.pid"
     listed = cli("--home", fresh_home, "show", "api.example.com")
     assert listed.code == 0 and "server" in listed.out
     events = [e["action"] for e in _service(fresh_home).inventory.events()]
@@ -78,13 +79,32 @@ def test_valid_certificate_whose_key_is_elsewhere_is_refused(fresh_home, tmp_pat
     assert (tmp_path / "d" / "server.pem.key").read_bytes() == (tmp_path / "issued" / "key.pem").read_bytes()
 
 
-def test_crl_mode_without_published_crls_is_refused_before_writing(fresh_home, tmp_path, cli):
+def test_deploy_on_a_fresh_ca_publishes_the_crls_it_needs_and_says_how_they_stay_fresh(fresh_home, tmp_path, cli):
+    """Issue 10, door 7: the first deploy on a new CA failed until `mtlskit crl` was run,
+    and nothing said that the CRL goes stale in 7 days."""
     result = cli("--home", fresh_home, "deploy", "apache", "--name", "a.example.com", "--dir", tmp_path / "x",
                  "--listen", "443")
-    assert result.code == 2
-    assert result.err.startswith("error: the CRL bundle has no CRL from")
-    assert "hint: run `mtlskit crl` first" in result.err
-    assert not (tmp_path / "x").exists()
+    assert result.code == 0, result.err
+    assert "published the CRL of intermediate, root" in result.out
+    assert (tmp_path / "x" / "crl.pem").read_bytes().count(b"BEGIN X509 CRL") == 2
+    published = {crl.public_bytes(serialization.Encoding.DER) for crl in load_crls((fresh_home / "crl" / "bundle.pem").read_bytes())}
+    assert {crl.public_bytes(serialization.Encoding.DER) for crl in load_crls((tmp_path / "x" / "crl.pem").read_bytes())} == published
+    assert "CRL: valid until " in result.out
+    assert f"`mtlskit --home {fresh_home} serve`" in result.out
+    assert f"`0 3 * * * mtlskit --home {fresh_home} crl >/dev/null`" in result.out
+    assert "agent" not in result.out                        # no command that does not exist
+    again = cli("--home", fresh_home, "deploy", "apache", "--name", "a.example.com", "--dir", tmp_path / "x",
+                "--listen", "443")
+    assert again.code == 0 and "published the CRL" not in again.out
+    assert "reload: unchanged" in again.out
+
+
+def test_deploy_without_crl_checking_says_nothing_about_crls(fresh_home, tmp_path, cli):
+    result = cli("--home", fresh_home, "deploy", "nginx", "--name", "a.example.com", "--dir", tmp_path / "x",
+                 "--listen", "443", "--revocation", "none")
+    assert result.code == 0, result.err
+    assert "CRL: valid until" not in result.out and "published the CRL" not in result.out
+    assert not (fresh_home / "crl" / "bundle.pem").exists()
 
 
 @pytest.mark.parametrize("server,extra,message", [
@@ -160,22 +180,21 @@ def test_crl_refresh_reaches_the_deployments_too(fresh_home, tmp_path, cli):
     assert (tmp_path / "d" / "crl.pem").read_bytes() == bundle
 
 
-def test_failed_reload_is_reported_and_previous_crl_restored(fresh_home, tmp_path, cli):
+def test_failed_reload_is_reported_and_the_new_crl_stays(fresh_home, tmp_path, cli):
     _crl(cli, fresh_home)
     _deploy(cli, fresh_home, tmp_path / "d", "false")
-    before = (tmp_path / "d" / "crl.pem").read_bytes()
     serial, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
     assert revoked.code == 0                                       # the revocation itself stands
-    assert f"warning: deployment nginx {tmp_path / 'd'}: failed ('false' exited with 1" in revoked.err
-    assert "previous CRL restored" in revoked.err
-    assert (tmp_path / "d" / "crl.pem").read_bytes() == before
-    assert not _revoked_in(tmp_path / "d" / "crl.pem", serial)
+    assert f"warning: deployment nginx {tmp_path / 'd'}: reload failed ('false' exited with 1" in revoked.err
+    assert "restored" not in revoked.err
+    assert _revoked_in(tmp_path / "d" / "crl.pem", serial)
 
 
 def test_refresh_refuses_a_bundle_missing_a_ca(fresh_home, tmp_path, cli):
     _crl(cli, fresh_home)
     marker = tmp_path / "reloaded"
     _deploy(cli, fresh_home, tmp_path / "d", f"touch {marker}")
+    marker.unlink()                                     # deploy reloaded what it wrote
     before = (tmp_path / "d" / "crl.pem").read_bytes()
     only_one = before[before.index(b"-----BEGIN X509 CRL", 1):]
     [result] = refresh_deployments(_service(fresh_home), only_one)
@@ -183,17 +202,17 @@ def test_refresh_refuses_a_bundle_missing_a_ca(fresh_home, tmp_path, cli):
     assert (tmp_path / "d" / "crl.pem").read_bytes() == before and not marker.exists()
 
 
-def test_revoke_with_an_unreachable_haproxy_socket_keeps_the_files(fresh_home, tmp_path, cli):
+def test_revoke_with_an_haproxy_that_is_not_running_writes_the_files(fresh_home, tmp_path, cli):
     _crl(cli, fresh_home)
     result = cli("--home", fresh_home, "deploy", "haproxy", "--name", "h.example.com", "--dir", tmp_path / "h",
                  "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8000", "--standalone")
     assert result.code == 0, result.err
-    before = (tmp_path / "h" / "crl.pem").read_bytes()
     assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
-    _, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
-    assert revoked.code == 0 and "admin socket" in revoked.err and "previous CRL kept" in revoked.err
-    assert (tmp_path / "h" / "crl.pem").read_bytes() == before
-    assert (tmp_path / "h" / "revoked-serials.lst").read_bytes() == b""
+    serial, revoked = _revoke_new_client(cli, fresh_home, tmp_path, "eve")
+    assert revoked.code == 0 and "warning" not in revoked.err
+    assert f"deployment haproxy {tmp_path / 'h'}: not running (nothing answers on" in revoked.out
+    assert _revoked_in(tmp_path / "h" / "crl.pem", serial)
+    assert format(serial, "X") in (tmp_path / "h" / "revoked-serials.lst").read_text().upper()
 
 
 def test_haproxy_revoke_with_a_command_rewrites_the_serial_list(fresh_home, tmp_path, cli):

@@ -49,7 +49,53 @@ def test_reload_success(tmp_path):
 def test_haproxy_socket_that_is_not_there(tmp_path):
     result = haproxy_update_crl(tmp_path / "admin.sock", tmp_path / "crl.pem", b"x", timeout=2)
     assert not result.ok and "admin socket" in result.message
-    assert run_reload(f"socket:{tmp_path / 'admin.sock'}", tmp_path / "crl.pem", b"x").ok is False
+    not_running = run_reload(f"socket:{tmp_path / 'admin.sock'}", tmp_path / "crl.pem", b"x")
+    assert not_running.ok and not not_running.running and "nothing answers on" in not_running.message
+
+
+def test_signal_reload_of_a_server_that_is_not_running(tmp_path):
+    pidfile = tmp_path / "nginx.pid"
+    absent = run_reload(f"signal:HUP:nginx:{pidfile}", tmp_path / "crl.pem", b"")
+    assert absent.ok and not absent.running and f"no live nginx in {pidfile}" in absent.message
+    pidfile.write_text("999999999\n")                       # a PID that does not exist
+    assert not run_reload(f"signal:HUP:nginx:{pidfile}", tmp_path / "crl.pem", b"").running
+
+
+def test_signal_reload_never_signals_another_program_under_a_recycled_pid(tmp_path):
+    import subprocess
+
+    bystander = subprocess.Popen(["sleep", "30"])             # HUP would kill it
+    try:
+        pidfile = tmp_path / "nginx.pid"
+        pidfile.write_text(f"{bystander.pid}\n")
+        result = run_reload(f"signal:HUP:nginx:{pidfile}", tmp_path / "crl.pem", b"")
+        assert result.ok and not result.running
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_signal_reload_sends_the_signal_to_the_live_program(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import signal, sys, time; signal.signal(signal.SIGHUP, lambda *_: sys.exit(7)); "
+              "print('ready', flush=True); time.sleep(30)")
+    program = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert program.stdout.readline().strip() == "ready"
+        name = open(f"/proc/{program.pid}/comm").read().strip()
+        pidfile = tmp_path / "server.pid"
+        pidfile.write_text(str(program.pid))
+        result = run_reload(f"signal:HUP:{name}:{pidfile}", tmp_path / "crl.pem", b"")
+        assert result.ok and result.running and f"sent SIGHUP to {name} (pid {program.pid}" in result.message
+        assert program.wait(10) == 7
+    finally:
+        if program.poll() is None:
+            program.send_signal(signal.SIGKILL)
+            program.wait()
 
 
 def test_check_without_the_server_binary_is_skipped_not_failed(tmp_path, monkeypatch):

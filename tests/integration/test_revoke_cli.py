@@ -174,7 +174,7 @@ def test_a_failed_deployment_refresh_is_a_warning_not_a_failure(pki, tmp_path, c
     capsys.readouterr()
     assert cli(home, "revoke", "alice") == 0  # the revocation and the CRL stand
     err = capsys.readouterr().err
-    assert f"warning: deployment nginx {site}: failed" in err
+    assert f"warning: deployment nginx {site}: reload failed ('false' exited with 1" in err
     crl = x509.load_der_x509_crl((home / "crl" / "intermediate.crl").read_bytes())
     assert alice in {entry.serial_number for entry in crl}
 

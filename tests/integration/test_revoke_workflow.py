@@ -262,7 +262,8 @@ def test_deployments_are_refreshed_when_the_deploy_module_exists(pki, monkeypatc
     calls = []
     module = types.ModuleType("mtlskit.deploy.refresh")
     module.__spec__ = importlib.machinery.ModuleSpec("mtlskit.deploy.refresh", None)
-    module.refresh_deployments = lambda service, bundle: calls.append(bundle) or "refreshed"
+    refreshed = [types.SimpleNamespace(written=True)]
+    module.refresh_deployments = lambda service, bundle: calls.append(bundle) or refreshed
     monkeypatch.setitem(sys.modules, "mtlskit.deploy.refresh", module)
     service = _service(pki.home)
     assert revoke(service, _authority(service), ["carol"]).deployments is None  # none recorded yet
@@ -271,7 +272,7 @@ def test_deployments_are_refreshed_when_the_deploy_module_exists(pki, monkeypatc
         tx.add(Deployment(server="nginx", name="www", directory=str(pki.home / "deployed"),
                           revocation="crl", options="{}", created_at=now, updated_at=now))
     result = revoke(service, _authority(service), ["alice"])
-    assert result.deployments == "refreshed"
+    assert result.deployments is refreshed
     assert calls == [(pki.home / "crl" / "bundle.pem").read_bytes()]
     crls.publish_crls(service, _authority(service))
     assert len(calls) == 2

@@ -191,14 +191,18 @@ def test_haproxy_standalone_has_admin_socket_and_default_socket_reload():
     assert text.index("del-header '(?i)^(x[-_]client[-_]|") < text.index("set-header X-Client-Verify")
     assert "log stdout format raw local0 info" in text and "log global" in text
     assert default_reload(options) == "socket:/etc/mtls/admin.sock"
-    assert default_reload(_options("haproxy")) is None
+    assert default_reload(_options("haproxy")) == "socket:/run/haproxy/admin.sock"   # Debian's haproxy.cfg
 
 
-def test_default_reloads():
-    assert default_reload(_options("nginx")) == "nginx -s reload"
-    assert default_reload(_options("nginx", standalone=True)) == \
-        "nginx -p /etc/mtls -c /etc/mtls/nginx.conf -s reload"
-    assert default_reload(_options("apache", standalone=True)) == "apache2 -f /etc/mtls/httpd.conf -k graceful"
+def test_default_reloads_signal_the_pid_of_the_pidfile_and_never_start_a_server():
+    assert default_reload(_options("nginx")) == "signal:HUP:nginx:/run/nginx.pid"
+    assert default_reload(_options("nginx", standalone=True)) == "signal:HUP:nginx:/etc/mtls/nginx.pid"
+    assert default_reload(_options("apache")) == "signal:USR1:apache2:/run/apache2/apache2.pid"
+    assert default_reload(_options("apache", standalone=True)) == "signal:USR1:apache2:/etc/mtls/apache.pid"
+    for server in ("nginx", "apache"):     # the pidfile default_reload reads is the one the config writes
+        options = _options(server, standalone=True)
+        main = render(options, 2)[{"nginx": "nginx.conf", "apache": "httpd.conf"}[server]]
+        assert default_reload(options).rsplit(":", 1)[1] in main
 
 
 def test_standalone_nginx_keeps_everything_in_the_directory():

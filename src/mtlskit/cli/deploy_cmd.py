@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from mtlskit.cli.common import console, open_service, passphrase_source, print_json
+from mtlskit.cli.common import console, err_console, open_service, passphrase_source, print_json
 from mtlskit.deploy import headers
 from mtlskit.errors import BadInput
 
@@ -43,7 +43,7 @@ def deploy(
     route: List[str] = typer.Option([], "--route", help="cn=VALUE:HOST:PORT (also ou=, san=): a verified identity to its own backend (repeatable)."),
     standalone: bool = typer.Option(False, "--standalone", help="Write a complete configuration that runs on its own in the foreground."),
     check: bool = typer.Option(False, "--check", help="Run the server's own config test on the result."),
-    reload: Optional[str] = typer.Option(None, "--reload", help="Command run after every CRL change (socket:PATH = HAProxy admin socket)."),
+    reload: Optional[str] = typer.Option(None, "--reload", help="Command run after every CRL change instead of signalling the running server (default; never starts one). socket:PATH = HAProxy admin socket."),
     dns: List[str] = typer.Option([], "--dns", help="DNS SAN of the server certificate, if one is issued (repeatable)."),
     ip: List[str] = typer.Option([], "--ip", help="IP SAN of the server certificate, if one is issued (repeatable)."),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
@@ -73,6 +73,8 @@ def deploy(
         print_json(_as_json(result))
         return
     _print(result)
+    _print_crl_freshness(result, service.settings.home)
+    _print_reload(result.reload)
 
 
 def _check_given_files(cert_dir: Optional[Path], passphrase_file: Optional[Path]) -> None:
@@ -104,7 +106,33 @@ def _as_json(result) -> dict:
             "files": [str(p) for p in result.files], "reload": result.reload_command,
             "check": None if result.check is None else {"ran": result.check.ran, "ok": result.check.ok,
                                                         "output": result.check.output},
-            "headers": list(headers.IDENTITY_HEADERS), "stapling": result.stapling, **result.options.to_json()}
+            "headers": list(headers.IDENTITY_HEADERS), "stapling": result.stapling, **result.options.to_json(),
+            "published_crls": list(result.published_crls), "crl_next_update": result.crl_next_update,
+            "reload_result": None if result.reload is None else {"status": result.reload.status,
+                                                                 "message": result.reload.message}}
+
+
+def _print_crl_freshness(result, home: Path) -> None:
+    """How the deployed CRL stays fresh: past its nextUpdate every client is refused."""
+    if result.published_crls:
+        console.print(f"published the CRL of {', '.join(result.published_crls)} (none was current)", markup=False)
+    if result.crl_next_update is None:
+        return
+    console.print(f"CRL: valid until {result.crl_next_update:%Y-%m-%d %H:%M}Z; after that the server refuses "
+                  f"every client unless it is re-signed.", markup=False)
+    console.print(f"  keep it fresh: run `mtlskit --home {home} serve` (re-signs it at half its life), "
+                  f"or from cron, daily: `0 3 * * * mtlskit --home {home} crl >/dev/null`", markup=False)
+
+
+def _print_reload(reload) -> None:
+    """What deploy did to the running server (a failed reload is a warning on stderr)."""
+    if reload is None:
+        return
+    if reload.ok:
+        console.print(f"reload: {reload.status.replace('-', ' ')} ({reload.message})", markup=False)
+    else:
+        err_console.print(f"warning: {reload.server} {reload.directory}: not reloaded ({reload.message})",
+                          markup=False)
 
 
 def _print(result) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
                                 print_json)
-from mtlskit.errors import BadInput, NotFound, UsageError
+from mtlskit.errors import BadInput, InternalError, NotFound, UsageError
 from mtlskit.fileio import write_atomic
 from mtlskit.revoke.reasons import RevocationReason
 
@@ -59,27 +59,45 @@ def revoke(
     if json_out:
         print_json({"revoked": [{"serial": r.serial_hex, "name": r.name, "issuer": r.issuer}
                                 for r in result.revoked],
+                    "republished": [{"serial": r.serial_hex, "name": r.name, "issuer": r.issuer}
+                                    for r in result.republished],
                     "reason": result.reason.value, "revoked_at": result.at,
-                    "crls": summary, "marker": result.marker,
+                    "crls": summary, "marker": result.marker, "publication_error": result.error,
                     "deployments": [{"server": d.server, "directory": str(d.directory), "status": d.status,
                                      "message": d.message} for d in result.deployments or []]})
-        return
+    else:
+        _print_revoked(service, result, summary)
+    _raise_if_unpublished(result.error)
+
+
+def _print_revoked(service, result, summary: dict) -> None:
     for record in result.revoked:
         console.print(f"revoked {record.serial_hex} ({record.name}, {record.issuer}): "
                       f"{result.reason.value} at {result.at:%Y-%m-%dT%H:%M:%SZ}", markup=False)
+    for record in result.republished:
+        done = "published it now" if result.error is None else "publishing it failed again"
+        console.print(f"{record.serial_hex} ({record.name}, {record.issuer}) was already revoked, "
+                      f"but its CRL had not been published: {done}", markup=False)
     for name, info in summary.items():
         _print_crl(service, name, info)
     _print_deployments(result.deployments, console)
 
 
+def _raise_if_unpublished(error: str | None) -> None:
+    """A revocation recorded but not written to HOME/crl/: say so, and exit non-zero."""
+    if error is not None:
+        raise InternalError(f"{error}; the revocation is recorded and its CRL is pending",
+                            hint="fix that, then run `mtlskit crl` (or revoke again) to publish it")
+
+
 def _print_deployments(results, stream) -> None:
-    """One line per refreshed deployment (mtlskit.deploy.refresh.RefreshResult)."""
+    """One line per refreshed deployment (mtlskit.deploy.refresh.RefreshResult); a
+    deployment not reached, or whose reload failed, is a ``warning:`` line on stderr."""
     for item in results or []:
-        line = f"deployment {item.server} {item.directory}: {item.status}"
+        line = f"deployment {item.server} {item.directory}: {item.status.replace('-', ' ')}"
         if item.message:
             line += f" ({item.message})"
-        (err_console if item.status == "failed" else stream).print(
-            ("warning: " if item.status == "failed" else "") + line, markup=False)
+        (stream if item.ok else err_console).print(("" if item.ok else "warning: ") + line, markup=False)
 
 
 def _print_crl(service, name: str, info: dict, stream=None) -> None:
@@ -139,6 +157,7 @@ def crl(
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    _raise_if_unpublished(result.error)
 
 
 def register(app: typer.Typer) -> None:

@@ -59,7 +59,8 @@ def serve(
     token_file = ensure_token(settings.home) if api else None
     token = load_token(token_file) if token_file else None
     build_worker(service, authority)  # create or renew the responders once, before forking
-    published = CrlRefresher(service, authority).publish_due()  # no CA without a current CRL
+    # no CA without a current CRL, and none committed but never published (a failed write)
+    published = CrlRefresher(service, authority).publish_due()
     try:
         sock = server.listen(host, port)
     except OSError as exc:
@@ -69,7 +70,7 @@ def serve(
     for line in _banner(base, service.ca_certificates(), workers, token_file):
         console.print(line, markup=False)
     if published:
-        console.print(f"  published the CRL of {', '.join(published)} (missing or past half its life)", markup=False)
+        console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
     sys.stdout.flush()
     server.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token), workers)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mtlskit.deploy.access import unreadable
 from mtlskit.deploy.options import DeployOptions
+from mtlskit.deploy.reload import child_environment
 from mtlskit.deploy.render import Layout, render_main, site_for_check
 
 BINARIES = {"nginx": "nginx", "apache": "apache2", "haproxy": "haproxy"}
@@ -76,7 +77,8 @@ def run_check(options: DeployOptions, verify_depth: int, timeout: float = 60) ->
             config.write_text(render_main(options, verify_depth, site, run_dir, site_path))
         argv = check_command(options.server, config, run_dir)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                  env=child_environment(), stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return CheckResult(ran=True, ok=False, command=tuple(argv), output=f"{binary} timed out")
     output = (proc.stdout + proc.stderr).strip()

@@ -7,11 +7,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from sqlalchemy import select
-
 from mtlskit.deploy.options import DeployOptions
+from mtlskit.store.deployments import DeploymentRow, all_deployments, save_deployment
 from mtlskit.store.inventory import Inventory
-from mtlskit.store.models import Deployment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,25 +37,14 @@ class DeploymentRecord:
 def record_deployment(inventory: Inventory, options: DeployOptions, reload_command: str | None,
                       at: dt.datetime) -> DeploymentRecord:
     """Insert or update the deployment of ``options.directory`` and audit it, in one transaction."""
-    directory = str(options.directory)
-    with inventory.transaction() as tx:
-        row = tx.scalars(select(Deployment).where(Deployment.directory == directory)).one_or_none()
-        if row is None:
-            row = Deployment(directory=directory, created_at=at)
-            tx.add(row)
-        row.server, row.name, row.revocation = options.server, options.name, options.revocation
-        row.reload_command = reload_command
-        row.options = json.dumps(options.to_json(), sort_keys=True)
-        row.updated_at = at
-        inventory.record_event("deploy", at, session=tx, server=options.server, name=options.name,
-                               directory=directory, revocation=options.revocation)
+    save_deployment(inventory, DeploymentRow(options.server, options.name, str(options.directory),
+                                             options.revocation, reload_command,
+                                             json.dumps(options.to_json(), sort_keys=True)), at)
     return DeploymentRecord(options.server, options.name, options.directory, options.revocation,
                             reload_command, options.to_json())
 
 
 def list_deployments(inventory: Inventory) -> list[DeploymentRecord]:
     """Every recorded deployment, oldest first."""
-    with inventory.transaction() as tx:
-        rows = tx.scalars(select(Deployment).order_by(Deployment.id)).all()
-        return [DeploymentRecord(r.server, r.name, Path(r.directory), r.revocation, r.reload_command,
-                                 json.loads(r.options or "{}")) for r in rows]
+    return [DeploymentRecord(r.server, r.name, Path(r.directory), r.revocation, r.reload_command,
+                             json.loads(r.options)) for r in all_deployments(inventory)]

@@ -1,9 +1,11 @@
 """Refresh every recorded deployment after a CRL change (called by revoke and crl).
 
-For each deployment that checks revocation by CRL: validate the new bundle against
-the CAs that deployment trusts, replace its ``crl.pem`` atomically, and apply it with
-the deployment's reload command. A failed reload puts the previous file back and is
-reported; it never stops the other deployments from being refreshed. HAProxy
+For each deployment that checks revocation by CRL: validate the new bundle against the
+CAs that deployment trusts, replace its ``crl.pem`` atomically, whether or not its server
+runs, then apply it to the running server (``mtlskit.deploy.reload``: a signal to the
+live process of its pidfile, HAProxy's admin socket, or the user's command). A server
+that is not running gets its files and no reload; that is not a failure. A reload that
+fails is reported, and the new CRL stays: a revocation is never rolled back. HAProxy
 deployments also get their per-request list of revoked serials (``revoked-serials.lst``),
 since HAProxy keeps serving keep-alive connections opened before the new CRL.
 """
@@ -18,27 +20,40 @@ from cryptography import x509
 from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
 from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
-from mtlskit.deploy.reload import SOCKET_PREFIX, run_reload
+from mtlskit.deploy.reload import ReloadResult, is_running, run_reload
 from mtlskit.errors import MtlskitError
+
+#: statuses that print as a ``warning:`` line
+WARNINGS = ("failed", "reload-failed")
+#: the files a CRL change rewrites (an admin socket can apply these without a reload)
+CRL_FILES = frozenset({"crl.pem", "revoked-serials.lst"})
 
 
 @dataclasses.dataclass(frozen=True)
 class RefreshResult:
-    """What happened to one deployment: ``status`` is updated, failed or skipped."""
+    """What happened to one deployment.
+
+    ``status``: updated (written and applied), not-running (written; no server to
+    reload), written (no reload command), reload-failed (written; the reload failed),
+    failed (not written), skipped (not a CRL deployment), unchanged (`deploy` wrote the
+    same files again: no reload). ``written`` is False only
+    when the new CRL could not be written there (the publication stays pending).
+    """
 
     server: str
     name: str
     directory: Path
     status: str
     message: str
+    written: bool = True
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed"
+        return self.status not in WARNINGS
 
 
 def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
-    """Rewrite each CRL-checking deployment's CRL bundle and run its reload command.
+    """Rewrite each CRL-checking deployment's CRL bundle and apply it to its running server.
 
     Args:
         service: anything with ``.inventory`` and ``.clock`` (the composition root).
@@ -53,7 +68,8 @@ def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
             result = _refresh_one(deployment, crl_bundle_pem)
         except (MtlskitError, OSError) as exc:   # one broken deployment never stops the others
             message = exc.message if isinstance(exc, MtlskitError) else f"{exc.strerror or exc}"
-            result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed", message)
+            result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
+                                   message, written=False)
         results.append(result)
         service.inventory.record_event("deploy-refresh", service.clock.now(), server=deployment.server,
                                        directory=str(deployment.directory), status=result.status,
@@ -61,38 +77,58 @@ def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
     return results
 
 
-def _refresh_one(deployment: DeploymentRecord, pem: bytes) -> RefreshResult:
+def applied(deployment: DeploymentRecord, outcome: ReloadResult) -> RefreshResult:
+    """The RefreshResult of files written into ``deployment`` and then ``outcome``."""
+    status = "updated" if outcome.running else "not-running"
+    if not outcome.ok:
+        status = "reload-failed"
+    return RefreshResult(deployment.server, deployment.name, deployment.directory, status, outcome.message)
+
+
+def apply_change(deployment: DeploymentRecord, changed: set[str], config_test) -> RefreshResult:
+    """After `deploy` rewrote ``deployment``: reload its running server when a file changed.
+
+    Args:
+        changed: the names of the files whose content changed (empty: no reload).
+        config_test: () -> CheckResult, run before signalling a running server (Apache
+            exits on a graceful restart into a configuration it cannot load).
+    """
     def result(status: str, message: str) -> RefreshResult:
         return RefreshResult(deployment.server, deployment.name, deployment.directory, status, message)
 
+    command = deployment.reload_command
+    if not changed:
+        return result("unchanged", "no file changed; nothing to reload")
+    if not command:
+        return result("written", "no reload command recorded; restart the server to apply the new files")
+    if is_running(command) is not False:
+        check = config_test()
+        if check.ran and not check.ok:
+            return result("reload-failed", f"the configuration test failed: {check.summary}")
+    crl = deployment.crl_path.read_bytes() if deployment.crl_path.is_file() else b""
+    serial_list = _serial_list(deployment, crl) if crl else None
+    return applied(deployment, run_reload(command, deployment.crl_path, crl, serial_list=serial_list,
+                                          config_changed=bool(changed - CRL_FILES)))
+
+
+def _refresh_one(deployment: DeploymentRecord, pem: bytes) -> RefreshResult:
+    def result(status: str, message: str, written: bool = True) -> RefreshResult:
+        return RefreshResult(deployment.server, deployment.name, deployment.directory, status, message, written)
+
     if deployment.revocation != "crl":
         return result("skipped", f"revocation is {deployment.revocation}, not crl")
-    if not deployment.directory.is_dir():
+    if not deployment.directory.is_dir():   # nothing left to deliver to
         return result("failed", f"{deployment.directory} no longer exists; deploy again to recreate it")
     try:
         _check_bundle(deployment, pem)
     except MtlskitError as exc:
-        return result("failed", exc.message)
-    files = _new_files(deployment, pem)
-    previous = {path: path.read_bytes() for path in files if path.exists()}
+        return result("failed", exc.message, written=False)
+    _write(_new_files(deployment, pem))      # first, and for good: whatever the reload does
     command = deployment.reload_command
-    serial_list = _serial_list(deployment, pem)
-    if command and command.startswith(SOCKET_PREFIX):
-        # HAProxy: push through the socket first; the files follow only on success, so a
-        # later restart loads what the running process already uses.
-        outcome = run_reload(command, deployment.crl_path, pem, serial_list=serial_list)
-        if outcome.ok:
-            _write(files)
-            return result("updated", outcome.message)
-        return result("failed", outcome.message + "; previous CRL kept")
-    _write(files)
     if not command:
-        return result("updated", "CRL rewritten; no reload command recorded, restart the server to apply it")
-    outcome = run_reload(command, deployment.crl_path, pem)
-    if outcome.ok:
-        return result("updated", outcome.message)
-    _write(previous)
-    return result("failed", outcome.message + "; previous CRL restored")
+        return result("written", "CRL rewritten; no reload command recorded, restart the server to apply it")
+    return applied(deployment, run_reload(command, deployment.crl_path, pem,
+                                          serial_list=_serial_list(deployment, pem)))
 
 
 def _serial_list(deployment: DeploymentRecord, pem: bytes) -> tuple[Path, list[str]] | None:

@@ -1,44 +1,170 @@
-"""Apply a new CRL to a running server: a reload command, or HAProxy's admin socket.
+"""Apply new files to a running server, and never start one.
 
-A deployment's reload command is either an argv line (``nginx -s reload``,
-``apache2ctl graceful``; run without a shell) or ``socket:PATH``: push the CRL bundle
-through HAProxy's admin socket (``set ssl crl-file`` then ``commit ssl crl-file``,
-HAProxy >= 2.5), which applies it to new handshakes without a reload.
+A deployment's reload command is one of:
+
+- ``signal:SIG:PROGRAM:PIDFILE`` (what ``deploy`` records): send SIG to the server whose
+  PID is in PIDFILE, when that process is alive and is PROGRAM. Nginx re-reads its
+  configuration and CRL on HUP; Apache does a graceful restart on USR1 (the signal
+  ``apache2 -k graceful`` sends, without its habit of starting an Apache that is not
+  running). No live process: nothing to reload, which is not a failure.
+- ``socket:PATH``: push the CRL bundle through HAProxy's admin socket (``set ssl
+  crl-file`` then ``commit ssl crl-file``, HAProxy >= 2.5), applied to new handshakes
+  without a reload; when nothing answers on PATH, HAProxy is not running.
+- anything else: the user's ``--reload`` command, an argv line run without a shell.
+
+Every child gets the environment without any ``MTLSKIT_*`` variable (the CA passphrase
+must never reach a reload or config-test command).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import shlex
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
 SOCKET_PREFIX = "socket:"
+SIGNAL_PREFIX = "signal:"
+#: the names a server's processes carry in /proc/PID/comm
+PROGRAMS = {"nginx": ("nginx",), "apache2": ("apache2", "httpd"), "haproxy": ("haproxy",)}
+PIDFILE_LIMIT = 64
 
 
 @dataclasses.dataclass(frozen=True)
 class ReloadResult:
+    """``running`` is False when no server was running: the files wait for its start."""
+
     ok: bool
     message: str
+    running: bool = True
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without any ``MTLSKIT_*`` variable (secrets live there)."""
+    return {name: value for name, value in os.environ.items() if not name.upper().startswith("MTLSKIT_")}
+
+
+def signal_command(signame: str, program: str, pidfile: Path) -> str:
+    """The recorded form of "send SIGNAME to the live PROGRAM whose PID is in PIDFILE"."""
+    return f"{SIGNAL_PREFIX}{signame}:{program}:{pidfile}"
 
 
 def run_reload(command: str, crl_path: Path, crl_pem: bytes, timeout: float = 30,
-               serial_list: tuple[Path, list[str]] | None = None) -> ReloadResult:
-    """Run a deployment's reload command after its CRL file changed.
+               serial_list: tuple[Path, list[str]] | None = None,
+               config_changed: bool = False) -> ReloadResult:
+    """Apply a deployment's new files to its running server (see the module docstring).
 
     ``serial_list`` (HAProxy): the revoked-serials ACL file and its new patterns, replaced
-    through the socket after the CRL.
+    through the socket after the CRL. ``config_changed``: more than the CRL changed (an
+    admin socket cannot apply that).
     """
+    if command.startswith(SIGNAL_PREFIX):
+        return _signal(command[len(SIGNAL_PREFIX):])
     if command.startswith(SOCKET_PREFIX):
-        admin_socket = Path(command[len(SOCKET_PREFIX):])
+        return _through_socket(Path(command[len(SOCKET_PREFIX):]), crl_path, crl_pem, timeout,
+                               serial_list, config_changed)
+    return _run_command(command, timeout)
+
+
+def is_running(command: str) -> bool | None:
+    """Whether the server a recorded reload applies to runs (None: a user command, unknown)."""
+    if command.startswith(SIGNAL_PREFIX):
+        parts = command[len(SIGNAL_PREFIX):].split(":", 2)
+        return len(parts) == 3 and running_pid(Path(parts[2]), parts[1]) is not None
+    if command.startswith(SOCKET_PREFIX):
+        return _answers(Path(command[len(SOCKET_PREFIX):]), timeout=5)
+    return None
+
+
+def _signal(spec: str) -> ReloadResult:
+    try:
+        signame, program, pidfile = spec.split(":", 2)
+        signum = signal.Signals[f"SIG{signame}"]
+    except (ValueError, KeyError):
+        return ReloadResult(False, f"reload 'signal:{spec}' is not signal:SIG:PROGRAM:PIDFILE")
+    pid = running_pid(Path(pidfile), program)
+    if pid is None:
+        return ReloadResult(True, f"no live {program} in {pidfile}; the new files apply when it starts",
+                            running=False)
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return ReloadResult(True, f"{program} {pid} just exited; the new files apply when it starts",
+                            running=False)
+    except PermissionError:
+        return ReloadResult(False, f"cannot signal {program} (pid {pid} from {pidfile}): permission denied")
+    return ReloadResult(True, f"sent {signum.name} to {program} (pid {pid} from {pidfile})")
+
+
+def running_pid(pidfile: Path, program: str) -> int | None:
+    """The PID in ``pidfile`` when that process is alive and is ``program``; else None.
+
+    A pidfile outlives a server that crashed, and its PID may since belong to another
+    process: that one must not get the signal (HUP or USR1 kill most programs).
+    """
+    try:
+        with open(pidfile, "rb") as handle:
+            text = handle.read(PIDFILE_LIMIT).strip()
+    except OSError:
+        return None
+    if not text.isdigit() or int(text) <= 1:
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass                       # alive, someone else's: the signal will say so
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():              # Linux: a zombie, or another program under a recycled PID
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            name = (proc / "comm").read_text().strip()
+        except (OSError, IndexError):
+            return None
+        if state == "Z" or name not in PROGRAMS.get(program, (program,)):
+            return None
+    return pid
+
+
+def _through_socket(admin_socket: Path, crl_path: Path, crl_pem: bytes, timeout: float,
+                    serial_list: tuple[Path, list[str]] | None, config_changed: bool) -> ReloadResult:
+    if not _answers(admin_socket, timeout):
+        return ReloadResult(True, f"nothing answers on {admin_socket}; the new files apply when HAProxy starts",
+                            running=False)
+    if not crl_pem:               # a deployment without a CRL (revocation ocsp or none)
+        outcome = ReloadResult(True, f"HAProxy answers on {admin_socket}")
+    else:
         outcome = haproxy_update_crl(admin_socket, crl_path, crl_pem, timeout)
-        if not outcome.ok or serial_list is None:
-            return outcome
+    if outcome.ok and serial_list is not None:
         listed = haproxy_replace_acl(admin_socket, serial_list[0], serial_list[1], timeout)
-        if not listed.ok:
-            return ReloadResult(True, f"{outcome.message}; but {listed.message}")
-        return ReloadResult(True, f"{outcome.message}; {listed.message}")
+        joint = "; " if listed.ok else "; but "
+        outcome = ReloadResult(True, f"{outcome.message}{joint}{listed.message}")
+    if config_changed:
+        return ReloadResult(False, f"{outcome.message}; HAProxy cannot reload its configuration "
+                                   f"through the admin socket: restart it to apply the new configuration")
+    return outcome
+
+
+def _answers(admin_socket: Path, timeout: float) -> bool:
+    """Whether a process listens on ``admin_socket`` (absent or refused: none does)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(admin_socket))
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
+                return False
+            return True            # something is there; the command will report what fails
+    return True
+
+
+def _run_command(command: str, timeout: float) -> ReloadResult:
     try:
         argv = shlex.split(command)
     except ValueError as exc:
@@ -46,7 +172,8 @@ def run_reload(command: str, crl_path: Path, crl_pem: bytes, timeout: float = 30
     if not argv:
         return ReloadResult(False, "empty reload command")
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env=child_environment(), stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return ReloadResult(False, f"{argv[0]}: command not found")
     except subprocess.TimeoutExpired:

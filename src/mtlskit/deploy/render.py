@@ -15,6 +15,7 @@ import jinja2
 
 from mtlskit.deploy import headers, keepalive, paths, quoting
 from mtlskit.deploy.options import DeployOptions, check_values
+from mtlskit.deploy.reload import SOCKET_PREFIX, signal_command
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -83,19 +84,28 @@ class Layout:
     def admin_socket(self) -> Path:
         return self.directory / "admin.sock"
 
+    @property
+    def pidfile(self) -> Path:   # standalone: the ``pid``/``PidFile``/``pidfile`` of *_main.j2
+        return self.directory / {"nginx": "nginx.pid", "apache": "apache.pid", "haproxy": "haproxy.pid"}[self.server]
 
-def default_reload(options: DeployOptions) -> str | None:
-    """The reload command recorded when the user gives no ``--reload``.
 
-    ``socket:PATH`` means: update HAProxy's CRL through its admin socket, no restart.
-    """
+#: Where the system's own servers (Debian's packages) keep their PID or admin socket, for
+#: include-only deployments: nginx.conf's ``pid``, apache2's envvars APACHE_PID_FILE, and
+#: the ``stats socket`` of Debian's haproxy.cfg. Another layout: give ``--reload``.
+SYSTEM_PIDFILES = {"nginx": Path("/run/nginx.pid"), "apache": Path("/run/apache2/apache2.pid")}
+SYSTEM_HAPROXY_SOCKET = Path("/run/haproxy/admin.sock")
+RELOAD_SIGNALS = {"nginx": ("HUP", "nginx"), "apache": ("USR1", "apache2")}   # USR1: graceful
+
+
+def default_reload(options: DeployOptions) -> str:
+    """The reload recorded when the user gives no ``--reload``: signal the running server
+    (``signal:SIG:PROGRAM:PIDFILE``), or HAProxy's admin socket (``socket:PATH``).
+    Neither ever starts a server (``mtlskit.deploy.reload``)."""
     layout = Layout(options.directory, options.server)
-    if options.server == "nginx":
-        return (f"nginx -p {layout.directory} -c {layout.main} -s reload" if options.standalone
-                else "nginx -s reload")
-    if options.server == "apache":
-        return f"apache2 -f {layout.main} -k graceful" if options.standalone else "apache2ctl graceful"
-    return f"socket:{layout.admin_socket}" if options.standalone else None
+    if options.server == "haproxy":
+        return f"{SOCKET_PREFIX}{layout.admin_socket if options.standalone else SYSTEM_HAPROXY_SOCKET}"
+    pidfile = layout.pidfile if options.standalone else SYSTEM_PIDFILES[options.server]
+    return signal_command(*RELOAD_SIGNALS[options.server], pidfile)
 
 
 def render(options: DeployOptions, verify_depth: int) -> dict[str, str]:

@@ -1,13 +1,16 @@
 """The `mtlskit deploy` workflow: server credentials, CA and CRL bundles, files, record, check.
 
-    validate options -> CA certificates -> current CRLs (crl mode) -> server certificate
-    (reuse a valid one whose key we hold, else issue) -> render -> install atomically
-    -> record in `deployments` + audit -> optional config test
+    validate options -> CA certificates -> current CRLs (crl mode; a CA without one, or
+    with an expired one, gets it published first) -> server certificate (reuse a valid
+    one whose key we hold, else issue) -> render -> install atomically -> record in
+    `deployments` + audit -> optional config test -> reload the running server when a
+    file changed
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import grp
 import ipaddress
 import pwd
@@ -17,15 +20,15 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
 
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
 from mtlskit.deploy.install import FileSpec, install, make_directory, remove_created
 from mtlskit.deploy.options import SERVERS, DeployOptions, Endpoint, validate
 from mtlskit.deploy.records import list_deployments, record_deployment
-from mtlskit.deploy.stapling import fetch_staple, staple_path
+from mtlskit.deploy.refresh import RefreshResult, apply_change
 from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload, slug
+from mtlskit.deploy.stapling import fetch_staple, staple_path
 from mtlskit.errors import BadInput, CheckFailed, UsageError
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
@@ -33,8 +36,9 @@ from mtlskit.issue.profiles import get_profile
 from mtlskit.issue.workflow import issue_batch
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType
+from mtlskit.publish import crls as crl_publishing
 from mtlskit.store.inventory import CertificateRecord, Status
-from mtlskit.store.models import CrlState
+from mtlskit.store.publication import stored_crls
 
 SERVER_PROFILES = ("server", "peer")
 
@@ -47,7 +51,10 @@ class DeployResult:
     files: list[Path]
     reload_command: str | None
     check: CheckResult | None
-    stapling: str | None = None       # what became of OCSP stapling, one line
+    reload: RefreshResult | None = None          # what re-running deploy did to the running server
+    crl_next_update: dt.datetime | None = None   # the first of the deployed CRLs to go stale
+    published_crls: tuple[str, ...] = ()         # CAs whose CRL deploy had to publish first
+    stapling: str | None = None                  # what became of OCSP stapling, one line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +82,7 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     refuse_other_server(service, options)
     typed_sans = _typed_sans(sans)
     cas = ca_list(service)
+    published = _publish_missing_crls(service, passphrase_source) if options.revocation == "crl" else []
     crls = current_crls(service, cas) if options.revocation == "crl" else []
     created = make_directory(options.directory)        # the first write: refusals leave nothing
     try:
@@ -87,9 +95,10 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     staple_files, stapling = _haproxy_staple(service, options, creds.chain_pem)
     specs = deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls)
     specs[2:2] = staple_files                      # next to the certificate, before any configuration
+    changed = _changed_files(options.directory, specs)
     files = install(options.directory, specs)
     reload_command = options.reload_command or default_reload(options)
-    record_deployment(service.inventory, options, reload_command, service.clock.now())
+    record = record_deployment(service.inventory, options, reload_command, service.clock.now())
     result = run_check(options, verify_depth(cas)) if check else None
     if result is not None and result.ran and result.unreadable:
         raise CheckFailed(result.unreadable, hint="make the path readable by that user (chmod o+x on its "
@@ -97,7 +106,10 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     if result is not None and result.ran and not result.ok:
         raise CheckFailed(f"{' '.join(result.command[:2])} refused the configuration: {result.summary}",
                           hint=f"the files are in {options.directory}; fix the flags and deploy again")
-    return DeployResult(options, creds.record, creds.issued, files, reload_command, result, stapling)
+    reload = apply_change(record, changed, lambda: result or run_check(options, verify_depth(cas)))
+    next_update = min((crl.next_update_utc for crl in crls if crl.next_update_utc), default=None)
+    return DeployResult(options, creds.record, creds.issued, files, reload_command, result, reload=reload,
+                        crl_next_update=next_update, published_crls=tuple(published), stapling=stapling)
 
 
 def _haproxy_staple(service, options: DeployOptions, chain_pem: bytes) -> tuple[list[FileSpec], str | None]:
@@ -146,6 +158,29 @@ def refuse_other_server(service, options: DeployOptions) -> None:
                              f"one directory holds one server", hint=f"deploy {options.server} into another --dir")
 
 
+def _publish_missing_crls(service, passphrase_source) -> list[str]:
+    """Publish the CRL of each CA that has none yet, or only an expired one: a fresh CA
+    has none, and a bundle without one makes every server refuse every client."""
+    missing = crl_publishing.due_for_refresh(service, margin=dt.timedelta(0))
+    if missing:
+        crl_publishing.publish(service, service.authority(passphrase_source), missing)
+    return missing
+
+
+def _changed_files(directory: Path, specs: list[FileSpec]) -> set[str]:
+    """The names of ``specs`` whose content differs from what ``directory`` holds now."""
+    changed = set()
+    for spec in specs:
+        path = directory / spec.name
+        try:
+            same = path.is_file() and path.read_bytes() == spec.data
+        except OSError:
+            same = False
+        if not same:
+            changed.add(spec.name)
+    return changed
+
+
 def _with_defaults(service, options: DeployOptions) -> DeployOptions:
     directory = options.directory.expanduser().absolute()
     run_user, run_group = options.run_user, options.run_group
@@ -182,9 +217,7 @@ def current_crls(service, cas: list[x509.Certificate]) -> list[x509.CertificateR
     Raises:
         BadInput: a CA has no published CRL yet.
     """
-    with service.inventory.transaction() as tx:
-        ders = [row.der for row in tx.scalars(select(CrlState)).all() if row.der]
-    crls = [x509.load_der_x509_crl(der) for der in ders]
+    crls = [x509.load_der_x509_crl(der) for der in stored_crls(service.inventory).values()]
     try:
         check_crl_coverage(cas, crls)
     except BadInput as exc:

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -88,6 +87,8 @@ class CrlExport:
         self._per_ca: dict[str, tuple[Future, Future]] = {}
         self._bundle: Future | None = None
         self._placed: set[Path] = set()
+        #: the CRL number of each CA in the bundle ``publish()`` put in place
+        self.published: dict[str, int | None] = {}
 
     def stage(self, ders: dict[str, bytes]) -> None:
         """Start writing ``ders`` (DER by CA name) and the chain's bundle to temporary files."""
@@ -125,30 +126,40 @@ class CrlExport:
         the newest in the inventory; when a newer one was committed meanwhile, its
         publisher writes it (and the bundle is made again of the newest CRLs).
         """
-        with _export_lock(self.crl_dir):
-            _remove_abandoned(self.crl_dir)
+        with _export_lock(self.crl_dir) as file_system_now:
+            _remove_abandoned(self.crl_dir, file_system_now, keep=self._staged_paths())
             newest = _crl_numbers(self.service)
 
             def current(staged: _Staged) -> bool:
                 return all(newest.get(name) == number for name, number in staged.numbers.items())
 
-            pems = {}
+            pems, numbers = {}, {}
             for name, (der_job, pem_job) in self._per_ca.items():
                 der_file, pem_file = der_job.result(), pem_job.result()
                 if current(der_file):
                     self._place(der_file, f"{name}.crl")
                     self._place(pem_file, f"{name}.pem")
                     pems[name] = pem_file.data
+                    numbers.update(der_file.numbers)
             staged_bundle = self._bundle.result() if self._bundle is not None else None
             if staged_bundle is not None and current(staged_bundle):
                 self._place(staged_bundle, BUNDLE_FILE)
+                self.published = dict(staged_bundle.numbers)
                 return staged_bundle.data
             try:
-                bundle = crl_bundle_pem(self.service, pems)
+                parts, stored_numbers = _chain_pems(self.service, pems)
             except NotFound:
                 return None
+            bundle = b"".join(parts)
             write_atomic(self.crl_dir / BUNDLE_FILE, bundle)
+            self.published = {**numbers, **stored_numbers}
             return bundle
+
+    def _staged_paths(self) -> set[Path]:
+        """The temporary files this export wrote (never "abandoned", whatever the clocks
+        say); waits for its writers (``exception()`` blocks until a job is done)."""
+        jobs = [job for pair in self._per_ca.values() for job in pair] + [self._bundle] * bool(self._bundle)
+        return {job.result().path for job in jobs if job.exception() is None and job.result() is not None}
 
     def _place(self, staged: _Staged, file_name: str) -> None:
         os.replace(staged.path, self.crl_dir / file_name)
@@ -169,21 +180,29 @@ class CrlExport:
 ABANDONED_AFTER = 3600
 
 
-def _remove_abandoned(crl_dir: Path) -> None:
-    """Remove the temporary files of publishers that crashed between staging and publishing."""
-    limit = time.time() - ABANDONED_AFTER
+def _remove_abandoned(crl_dir: Path, file_system_now: float, keep: set[Path]) -> None:
+    """Remove the temporary files of publishers that crashed between staging and publishing.
+
+    Ages are measured on the file system's own clock (``file_system_now``, the mtime it
+    just gave the lock file), not the process's: on a home whose file server runs behind
+    (or a host whose clock runs ahead), a file written a second ago looked an hour old.
+    """
+    limit = file_system_now - ABANDONED_AFTER
     for path in crl_dir.glob(".*.tmp"):
         with contextlib.suppress(OSError):
-            if path.stat().st_mtime < limit:
+            if path not in keep and path.stat().st_mtime < limit:
                 remove_quietly(path)
 
 
 @contextlib.contextmanager
 def _export_lock(crl_dir: Path):
-    with open(crl_dir / ".lock", "a+b") as handle:
+    """Hold HOME/crl/.lock; yields the file system's "now" (the mtime it gives the lock)."""
+    lock = crl_dir / ".lock"
+    with open(lock, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            os.utime(handle.fileno())
+            yield os.fstat(handle.fileno()).st_mtime
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -43,10 +43,13 @@ from mtlskit.errors import BadInput, NotFound
 from mtlskit.publish.crl import build_crl, encode_entry, entry_extensions, revoked_entries_content
 from mtlskit.publish.crl_files import (BUNDLE_FILE, chain_names, crl_bundle_pem,  # noqa: F401 (public here)
                                        export_crls, pem_crl, staged_export)
+from mtlskit.publish.delivery import deliver
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.inventory import audit_row
-from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState, Deployment
+from mtlskit.store.deployments import any_deployment
+from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
+from mtlskit.store.publication import pending_crls
 
 REVOKED = "revoked"
 
@@ -272,6 +275,7 @@ class PublishResult:
     ders: dict[str, bytes]
     bundle: bytes | None
     deployments: object = None
+    error: str | None = None   # why HOME/crl/ was not written (the CRLs stay pending)
 
 
 def publish(service, authority, names: Iterable[str] | None = None) -> PublishResult:
@@ -288,6 +292,7 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
         raise NotFound(f"no CA named {unknown[0]!r} in this home",
                        hint=f"CAs here: {', '.join(signers)}")
     now = service.clock.now()
+    pending = {name: der for name, der in pending_crls(service.inventory).items() if name not in wanted}
     with staged_export(service) as export:
         with service.inventory.transaction() as session:
             # Write first, read after: the transaction takes the write lock before it reads
@@ -297,10 +302,9 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
                             .values(crl_number=CrlState.crl_number))
             ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
                     for name in wanted}
-            export.stage(ders)  # written while the transaction commits, in place after it
-        bundle = export.publish()
-    deployments = refresh_deployments(service, bundle) if bundle is not None else None
-    return PublishResult(ders, bundle, deployments)
+            export.stage({**pending, **ders})  # written while the transaction commits, in place after it
+        delivery = deliver(service, export, refresh_deployments)
+    return PublishResult(ders, delivery.bundle, delivery.deployments, delivery.error)
 
 
 def publish_crls(service, authority, names: Iterable[str] | None = None
@@ -319,9 +323,8 @@ def refresh_deployments(service, bundle_pem: bytes):
     """
     if importlib.util.find_spec("mtlskit.deploy.refresh") is None:
         return None
-    with Session(service.inventory.engine) as session:
-        if session.scalar(select(Deployment.id).limit(1)) is None:
-            return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
+    if not any_deployment(service.inventory):
+        return None  # nothing deployed: skip importing the deploy package (Jinja2 & co.)
     refresh = importlib.import_module("mtlskit.deploy.refresh")
     return refresh.refresh_deployments(service, bundle_pem)
 

@@ -13,6 +13,7 @@ import logging
 import threading
 
 from mtlskit.publish import crls
+from mtlskit.publish.delivery import publish_pending
 
 log = logging.getLogger("mtlskit.serve")
 CHECK_EVERY = dt.timedelta(minutes=10)
@@ -26,11 +27,15 @@ class CrlRefresher:
         self._busy = threading.Lock()
 
     def publish_due(self) -> list[str]:
-        """Publish the CRLs that are missing or past half their lifetime; return their CA names."""
+        """Publish the CRLs that are missing or past half their lifetime, and those
+        committed but never published (a failed write); return their CA names."""
         due = crls.due_for_refresh(self.service)
         if due:
-            crls.publish(self.service, self.authority, due)
-        return due
+            crls.publish(self.service, self.authority, due)   # stages the pending ones too
+        pending, delivery = publish_pending(self.service, crls.refresh_deployments)
+        if delivery is not None and delivery.error is not None:
+            log.error("the CRL of %s is still pending: %s", ", ".join(pending), delivery.error)
+        return sorted(set(due) | set(pending))
 
     def tick(self) -> threading.Thread | None:
         """Called periodically: at most once per `check_every`, publish in the background."""

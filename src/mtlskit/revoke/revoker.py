@@ -16,9 +16,11 @@ from sqlalchemy import insert, update
 
 from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
+from mtlskit.publish.delivery import Delivery, deliver, publish_pending
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.inventory import CertificateRecord, Status, audit_row, parse_serial
 from mtlskit.store.models import AuditEvent, CertificateRow
+from mtlskit.store.publication import pending_crls
 
 #: How far in the future --at may lie: clock skew between hosts, nothing more.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -35,6 +37,10 @@ class RevokeResult:
         marker: ``mtlskit.publish.crls.revocation_marker`` after the change.
         deployments: what ``mtlskit.deploy.refresh.refresh_deployments`` returned
             (None while the deploy module is not there).
+        republished: certificates named that were already revoked but whose CRL had
+            not been published; this call published it.
+        error: why the CRL files could not be written to HOME/crl/ (None when they
+            were); the revocation is recorded and its CRL stays pending.
     """
 
     revoked: tuple[CertificateRecord, ...]
@@ -43,6 +49,8 @@ class RevokeResult:
     crl_ders: dict[str, bytes]
     marker: int
     deployments: object = None
+    republished: tuple[CertificateRecord, ...] = ()
+    error: str | None = None
 
     @property
     def crls(self) -> dict[str, x509.CertificateRevocationList]:
@@ -97,8 +105,33 @@ def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]
 def _already_revoked(records: Sequence[CertificateRecord]) -> AlreadyRevoked:
     serials = ", ".join(r.serial_hex for r in records)
     verb = "certificate is" if len(records) == 1 else "certificates are"
-    return AlreadyRevoked(f"{serials}: {verb} already revoked.",
-                          hint="`mtlskit show SERIAL` tells when and why")
+    error = AlreadyRevoked(f"{serials}: {verb} already revoked.",
+                           hint="`mtlskit show SERIAL` tells when and why")
+    error.records = tuple(records)
+    return error
+
+
+def _resolve_all(inventory, targets: Sequence[str], now: dt.datetime, pending: set[str]
+                 ) -> tuple[dict[tuple[str, int], CertificateRecord], list[CertificateRecord]]:
+    """Resolve every target: (certificates to revoke, already revoked ones whose issuer's
+    CRL is still pending, which are published instead of refused).
+
+    Raises:
+        see ``resolve``; AlreadyRevoked only for revocations already published.
+    """
+    records: dict[tuple[str, int], CertificateRecord] = {}
+    unpublished: list[CertificateRecord] = []
+    for target in targets:
+        try:
+            found = resolve(inventory, target, now)
+        except AlreadyRevoked as exc:
+            if not all(r.issuer in pending for r in exc.records):
+                raise
+            unpublished.extend(exc.records)
+            continue
+        for record in found:
+            records.setdefault((record.issuer, record.serial), record)
+    return records, unpublished
 
 
 def check_revocation_time(at: dt.datetime, now: dt.datetime) -> dt.datetime:
@@ -125,7 +158,9 @@ def revoke(service, authority, targets: Sequence[str], reason: RevocationReason 
     batch. Then, in one transaction: the status of each certificate, one "revoke" audit
     event each, their encoded CRL entries, and the next CRL of each affected issuer (plus
     any CA of the chain that has no CRL yet, so the bundle is always complete). After the
-    commit the CRL files are exported and deployed bundles refreshed.
+    commit the CRL files are exported and deployed bundles refreshed; when that fails the
+    CRL stays pending (``result.error`` says why) and the next publication delivers it. A
+    target already revoked whose CRL is still pending is published, not refused.
 
     Args:
         service: the composition root (``inventory``, ``clock``, ``settings``).
@@ -143,25 +178,30 @@ def revoke(service, authority, targets: Sequence[str], reason: RevocationReason 
     at = check_revocation_time(at if at is not None else now, now)
     if not targets:
         raise BadInput("nothing to revoke", hint="give a SERIAL or NAME, or --from FILE")
-    records: dict[tuple[str, int], CertificateRecord] = {}
-    for target in targets:
-        for record in resolve(service.inventory, target, now):
-            records.setdefault((record.issuer, record.serial), record)
+    pending = pending_crls(service.inventory)
+    records, unpublished = _resolve_all(service.inventory, targets, now, set(pending))
     for record in records.values():
         if record.issuer not in authority.signers:
             raise NotFound(f"{record.serial_hex}: its issuer {record.issuer!r} is not a CA of this home")
+    if not records:
+        delivery = publish_pending(service, crls.refresh_deployments)[1] or Delivery(None, None)
+        return RevokeResult(revoked=(), reason=reason, at=at, crl_ders={}, marker=crls.revocation_marker(service),
+                            deployments=delivery.deployments, republished=tuple(unpublished),
+                            error=delivery.error)
 
     stored = crls.published(service)
     with crls.staged_export(service) as export:
         with service.inventory.transaction() as session:
             ders = _record(session, service, authority, list(records.values()), reason, at, now, stored)
-            export.stage(ders)  # the CRL files are written while the transaction commits...
-        bundle = export.publish()  # ...and put in place once it has
-    deployments = crls.refresh_deployments(service, bundle) if bundle is not None else None
+            # written while the transaction commits, put in place once it has (with any
+            # CRL still pending from an earlier publication that failed)
+            export.stage({**{n: d for n, d in pending.items() if n not in ders}, **ders})
+        delivery = deliver(service, export, crls.refresh_deployments)
     revoked = tuple(dataclasses.replace(r, status=Status.REVOKED.value, revoked_at=at,
                                         revocation_reason=reason.value) for r in records.values())
     return RevokeResult(revoked=revoked, reason=reason, at=at, crl_ders=ders,
-                        marker=crls.revocation_marker(service), deployments=deployments)
+                        marker=crls.revocation_marker(service), deployments=delivery.deployments,
+                        republished=tuple(unpublished), error=delivery.error)
 
 
 def _record(session, service, authority, records: Sequence[CertificateRecord], reason: RevocationReason,

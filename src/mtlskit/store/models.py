@@ -67,6 +67,8 @@ class CrlState(Base):
     next_update: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     entry_count: Mapped[int | None] = mapped_column(Integer, nullable=True)  # revoked entries in der (0002_crl)
+    # the crl_number last written to HOME/crl/ and every deployment; smaller: pending (0003)
+    published_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Deployment(Base):
