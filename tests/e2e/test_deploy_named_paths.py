@@ -22,10 +22,8 @@ pytestmark = pytest.mark.e2e
 PATH = re.compile(r"(?<![\w.:/%<-])(/[A-Za-z0-9._/-]+)")
 # Names a server creates only in shared memory, never on disk (Apache's shmcb session cache).
 SHARED_MEMORY = ("ssl_scache",)
-# `haproxy -db` (the documented foreground start) writes no pidfile; the pidfile line and
-# the start command belong to the reload/revocation work of issue 10 (reported there).
 # haproxy.log is where the printed start line sends HAProxy's stdout (its shell creates it).
-NOT_YET = {"haproxy": {"haproxy.pid", "haproxy.log"}}
+MADE_BY_THE_START_LINE = {"haproxy": {"haproxy.log"}}
 
 
 def named_paths(text: str) -> set[Path]:
@@ -55,7 +53,7 @@ def test_every_path_a_standalone_configuration_names_exists(server, revocation):
             assert get(port, "/", ca, alice).status == 200
             configs = [options.directory / f.name for f in files if f.name.endswith((".conf", ".cfg"))]
             named = set().union(*(named_paths(p.read_text()) for p in configs))
-            missing = sorted(str(p) for p in named if not p.exists() and p.name not in NOT_YET.get(server, ()))
+            missing = sorted(str(p) for p in named if not p.exists() and p.name not in MADE_BY_THE_START_LINE.get(server, ()))
         finally:
             process.close()
         assert Layout(options.directory, server).main in configs

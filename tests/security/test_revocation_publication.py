@@ -139,8 +139,11 @@ def test_a_failed_reload_is_a_warning_and_never_rolls_the_crl_back(fresh_home, t
 
 def test_no_child_process_sees_a_mtlskit_variable(fresh_home, tmp_path, cli, monkeypatch):
     dump = tmp_path / "env.txt"
+    script = tmp_path / "dump-env.sh"       # --reload takes plain words: a script does the rest
+    script.write_text(f"#!/bin/sh\nenv > {dump}\n")
+    script.chmod(0o755)
     assert cli("--home", fresh_home, "crl").code == 0
-    _deploy(cli, fresh_home, tmp_path / "d", f"sh -c 'env > {dump}'")
+    _deploy(cli, fresh_home, tmp_path / "d", str(script))
     monkeypatch.setenv("MTLSKIT_CA_PASSPHRASE", "correct horse battery staple")
     monkeypatch.setenv("MTLSKIT_API_TOKEN_SECRET", "s3cret")
     _issue(cli, fresh_home, tmp_path, "eve")

@@ -86,7 +86,7 @@ class Layout:
 
     @property
     def pidfile(self) -> Path:   # standalone: the ``pid``/``PidFile``/``pidfile`` of *_main.j2
-        return self.directory / {"nginx": "nginx.pid", "apache": "apache.pid", "haproxy": "haproxy.pid"}[self.server]
+        return self.directory / {"nginx": "nginx.pid", "apache": "apache.pid"}[self.server]  # HAProxy: its admin socket
 
 
 #: Where the system's own servers (Debian's packages) keep their PID or admin socket, for
