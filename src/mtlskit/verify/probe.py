@@ -125,13 +125,25 @@ def probe(request: ProbeRequest) -> ProbeReport:
         report.findings.append(error("client-auth-not-requested", "the server does not ask for a client "
                                      "certificate, so anyone can connect", diagnose.not_requested_hint(kind)))
     if request.cert is None:
-        if report.client_auth == "required":
-            report.findings.append(error("client-cert-missing", "the server requires a client certificate and "
-                                         "none was sent", "pass --cert and --key to probe with one"))
+        report.findings += _without_certificate(request, report, base)
         report.server = kind.value
         return _finish(report, with_cert=False)
     _with_certificate(request, report, base)
     return _finish(report, with_cert=True)
+
+
+def _without_certificate(request: ProbeRequest, report: ProbeReport, base: Attempt) -> list[Finding]:
+    if report.client_auth == "required":
+        return [error("client-cert-missing", "the server requires a client certificate and none was sent",
+                      "pass --cert and --key to probe with one")]
+    if diagnose.denied_on_path(base):
+        # TLS let us in, but the path is protected (mtlskit deploy --mode optional --require-on).
+        report.client_auth = "required"
+        return [error("client-cert-required", f"the server requires a client certificate for "
+                      f"{request.target.path} (HTTP 403 \"{diagnose.DENY_BODY}\") and none was sent",
+                      "pass --cert and --key to probe with one; paths outside the server's protected "
+                      "prefixes (--require-on) do not need one")]
+    return []
 
 
 def _finish(report: ProbeReport, with_cert: bool) -> ProbeReport:
