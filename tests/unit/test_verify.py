@@ -41,7 +41,22 @@ def test_expired_leaf_is_explained_without_blaming_the_chain(pki):
     leaf = make_leaf("old", pki[1], not_before=NOW - 400 * ONE_DAY, not_after=NOW - ONE_DAY)
     report = verify(request(pki, leaf))
     assert codes(report, Level.ERROR) == ["cert-expired"]
-    assert "renew" in report.findings[0].hint
+    assert "mtlskit issue" in report.findings[0].hint
+
+
+def test_expired_leaf_older_than_its_ca_certificate_does_not_blame_the_chain(pki):
+    """Issue 11: the leaf was issued before the CA certificate was (re)issued, so no time
+    exists at which the whole path is valid; the expiry is still the one cause."""
+    leaf = make_leaf("old", pki[1], not_before=NOW - 800 * ONE_DAY, not_after=NOW - 370 * ONE_DAY)
+    report = verify(request(pki, leaf))
+    assert codes(report, Level.ERROR) == ["cert-expired"], report.findings
+
+
+def test_expired_leaf_of_a_foreign_ca_is_still_untrusted(pki):
+    stranger = make_ca("Stranger Intermediate", make_ca("Stranger Root"))
+    leaf = make_leaf("old", stranger, not_before=NOW - 800 * ONE_DAY, not_after=NOW - 370 * ONE_DAY)
+    report = verify(request(pki, leaf, chain=[stranger.cert]))
+    assert codes(report, Level.ERROR) == ["cert-expired", "chain-untrusted"]
 
 
 def test_not_yet_valid_leaf(pki):

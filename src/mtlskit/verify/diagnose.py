@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from mtlskit.verify.checks import describe, is_self_issued
+from mtlskit.verify.checks import describe, is_self_issued, reissue_hint
 from mtlskit.verify.findings import Finding, error, has_error
 from mtlskit.verify.session import Attempt
 
@@ -145,7 +145,7 @@ def local_findings(client: ClientIdentity, ca_names: list[x509.Name], at: dt.dat
     if at > leaf.not_valid_after_utc:
         found.append(error("client-cert-expired", f"the client certificate {name} expired on "
                            f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-                           "renew it (mtlskit renew) and install the new certificate and key on the client"))
+                           reissue_hint("client")))
     elif at < leaf.not_valid_before_utc:
         found.append(error("client-cert-not-yet-valid", f"the client certificate {name} is valid only from "
                            f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
@@ -231,7 +231,7 @@ def explain_refusal(attempt: Attempt, local: list[Finding], kind: ServerKind) ->
 
 def _from_server(code: str, attempt: Attempt) -> Finding:
     messages = {
-        "client-cert-expired": ("the server says the client certificate has expired", "renew it (mtlskit renew)"),
+        "client-cert-expired": ("the server says the client certificate has expired", reissue_hint("client")),
         "client-cert-revoked": ("the server says the client certificate is revoked", "issue a new certificate"),
         "client-cert-wrong-purpose": ("the server says the certificate is not usable for client authentication",
                                       "issue a client certificate (clientAuth extended key usage)"),
