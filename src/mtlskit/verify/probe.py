@@ -200,9 +200,11 @@ def system_anchors() -> list[x509.Certificate]:
     for candidate in (paths.cafile, paths.openssl_cafile):
         if candidate and Path(candidate).is_file():
             try:
-                return x509.load_pem_x509_certificates(Path(candidate).read_bytes())
-            except ValueError:
+                found = files.parse_trust_bundle(Path(candidate).read_bytes())
+            except OSError:
                 continue
+            if found:
+                return found
     return []
 
 
