@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from cryptography import x509
@@ -145,6 +146,28 @@ def test_unusable_crl_is_an_error(pki, crl_kwargs, code):
     root, inter = pki
     report = verify(request(pki, make_leaf("alice", inter), crls=[make_crl(inter, **crl_kwargs), make_crl(root)]))
     assert codes(report, Level.ERROR) == [code]
+
+
+@pytest.mark.parametrize("left, flagged", [
+    (dt.timedelta(hours=23), True), (dt.timedelta(days=1), True), (dt.timedelta(minutes=1), True),
+    (dt.timedelta(days=1, seconds=1), False), (dt.timedelta(days=6), False)])
+def test_a_crl_expiring_within_a_day_is_a_warning_with_a_way_to_keep_it_fresh(pki, left, flagged):
+    root, inter = pki
+    crls = [make_crl(inter, next_=NOW + left), make_crl(root)]
+    report = verify(request(pki, make_leaf("alice", inter), crls=crls))
+    assert report.ok  # still usable: a warning, not an error
+    expiring = [f for f in report.findings if f.code == "crl-expiring"]
+    assert bool(expiring) is flagged
+    if flagged:
+        assert expiring[0].level is Level.WARNING and "Unit Intermediate" in expiring[0].message
+        assert "mtlskit serve" in expiring[0].hint and "mtlskit crl" in expiring[0].hint
+
+
+def test_only_the_newest_crl_of_a_ca_is_judged_for_freshness(pki):
+    root, inter = pki
+    crls = [make_crl(inter, next_=NOW + dt.timedelta(hours=2), last=NOW - 2 * ONE_DAY),
+            make_crl(inter, next_=NOW + 6 * ONE_DAY), make_crl(root)]
+    assert "crl-expiring" not in codes(verify(request(pki, make_leaf("alice", inter), crls=crls)))
 
 
 def test_a_stale_crl_beside_a_fresh_one_is_ignored(pki):

@@ -242,9 +242,12 @@ def _with_certificate(request: ProbeRequest, report: ProbeReport, base: Attempt)
     local = diagnose.local_findings(client, base.ca_names, request.at, kind)
     if diagnose.refused_with_cert(attempt):
         refusal = diagnose.explain_refusal(attempt, local, kind)
-        if [f.code for f in refusal] == ["client-cert-rejected"]:
-            # no local reason: an expired CRL of the deployment refuses every client
-            refusal = [f for f in report.findings if f.code == "crl-expired"] + refusal
+        if not has_error(local):
+            # Nothing wrong with the client: a deployment whose CRL expired refuses every client
+            # (OpenSSL's X509_V_ERR_CRL_HAS_EXPIRED, sent as a certificate_expired alert).
+            stale = [f for f in report.findings if f.code in ("crl-expired", "crl-not-yet-valid")]
+            report.findings = [f for f in report.findings if f not in stale]
+            refusal = stale + refusal
         slot = _first_client_slot(report)
         report.findings[slot:slot] = refusal
     else:
