@@ -134,3 +134,23 @@ def test_a_closed_port_is_a_fetch_error():
         port = sock.getsockname()[1]
     with pytest.raises(FetchError, match="could not be fetched"):
         http_get(f"http://127.0.0.1:{port}/crl", limit=100, timeout=1)
+
+
+def test_a_name_that_does_not_resolve_is_a_fetch_error():
+    with pytest.raises(FetchError, match="could not be resolved"):
+        http_get("http://no-such-host.invalid/crl", limit=100, timeout=2)
+
+
+def test_a_resolver_that_hangs_is_cut_at_the_deadline(monkeypatch):
+    import mtlskit.verify.fetch as fetch
+    release = threading.Event()
+
+    def hanging(*args, **kwargs):
+        release.wait(10)
+        raise OSError("released")
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", hanging)
+    try:
+        with pytest.raises(FetchError, match="could not be resolved in time"):
+            http_get("http://crl.example/crl", limit=100, timeout=0.2)
+    finally:
+        release.set()

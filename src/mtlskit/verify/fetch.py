@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 from urllib.parse import urlsplit
 
 MAX_CRL_BYTES = 10 * 1024 * 1024    # a private CA's CRL with ~200,000 entries
@@ -51,16 +52,51 @@ def _split(url: str) -> tuple[str, int, str]:
     return parts.hostname, port, path
 
 
+class _Connection(http.client.HTTPConnection):
+    """An HTTPConnection to an address resolved beforehand (with a deadline); the Host
+    header still names the host of the URL."""
+
+    def __init__(self, host: str, port: int, address: tuple, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection(self.address[:2], self.timeout)
+
+
+def _resolve(host: str, port: int, timeout: float) -> tuple:
+    """getaddrinfo ignores socket timeouts and may block for long on a dead resolver, so it
+    runs in a daemon thread that is abandoned at the deadline."""
+    answer: dict = {}
+
+    def lookup() -> None:
+        try:
+            answer["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            answer["error"] = exc
+    worker = threading.Thread(target=lookup, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise FetchError(f"the name {host!r} could not be resolved in time")
+    if "error" in answer or not answer.get("addresses"):
+        raise FetchError(f"the name {host!r} could not be resolved: {_reason(answer.get('error') or OSError())}")
+    return answer["addresses"][0][4]
+
+
 def _exchange(method: str, url: str, body: bytes | None, headers: dict, limit: int, timeout: float) -> bytes:
     host, port, path = _split(url)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    started = time.monotonic()
+    address = _resolve(host, port, timeout)
+    left = max(0.001, timeout - (time.monotonic() - started))
+    conn = _Connection(host, port, address, left)
     expired = threading.Event()
     timer = None
     try:
         conn.connect()
         # One deadline for the whole exchange: a server that trickles its header or body a
         # byte at a time never trips a per-read timeout, so the socket is cut when it expires.
-        timer = threading.Timer(timeout, _cut, (conn.sock, expired))
+        timer = threading.Timer(max(0.001, timeout - (time.monotonic() - started)), _cut, (conn.sock, expired))
         timer.daemon = True
         timer.start()
         conn.request(method, path, body=body, headers={"User-Agent": "mtlskit-verify", "Connection": "close",
