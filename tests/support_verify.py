@@ -366,7 +366,7 @@ def make_ca(name: str, issuer: Issued | None = None, *, key_usage: bool = True,
 
 def make_leaf(name: str, issuer: Issued, *, eku=("client",), dns: tuple[str, ...] = (),
               not_before: dt.datetime = NOW - 30 * ONE_DAY, not_after: dt.datetime = NOW + 300 * ONE_DAY,
-              ocsp_url: str | None = None) -> Issued:
+              ocsp_url: str | None = None, crl_urls: tuple[str, ...] = ()) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     oids = {"client": x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, "server": x509.oid.ExtendedKeyUsageOID.SERVER_AUTH}
     builder = (x509.CertificateBuilder()
@@ -388,6 +388,9 @@ def make_leaf(name: str, issuer: Issued, *, eku=("client",), dns: tuple[str, ...
     if ocsp_url:
         builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
             x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), False)
+    if crl_urls:
+        builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier(u) for u in crl_urls], None, None, None)]), False)
     return Issued(builder.sign(issuer.key, hashes.SHA256()), key)
 
 

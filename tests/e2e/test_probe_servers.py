@@ -102,6 +102,18 @@ def test_probe_as_a_subprocess(server, pki):
     assert proc.stderr.startswith("error: mutual TLS with") and "Traceback" not in proc.stderr
 
 
+def test_probe_without_ca_prints_no_library_warning(server, pki):
+    """Issue 11: the system CA store holds roots cryptography warns about; stderr must stay clean."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.run([sys.executable, "-m", "mtlskit", "--home", str(pki.home), "probe", server.url],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "server-cert-untrusted" in proc.stdout  # the lab CA is not in the system store
+    assert "Warning" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: mutual TLS with") and proc.stderr.count("\n") <= 2, proc.stderr
+
+
 def test_server_without_crl_accepts_a_revoked_certificate_and_probe_warns(server, pki, capsys):
     rc, report = probe_json(capsys, pki, f"https://127.0.0.1:{server.nocrl_port}/", pki.cases["revoked"])
     assert (rc, report["ok"], report["http_status"]) == (0, True, 200)

@@ -144,6 +144,9 @@ def test_nothing_listening_is_connection_failed(capsys):
     (["http://example.com/"], "cannot probe 'http://example.com/'"),
     (["localhost:99999"], "bad port"),
     (["localhost:443", "--key", "k.pem"], "--key needs --cert"),
+    (["localhost:443", "--timeout", "0"], "--timeout 0.0 is out of range"),
+    (["localhost:443", "--timeout", "301"], "--timeout 301.0 is out of range"),
+    (["localhost:443", "--timeout", "nan"], "--timeout nan is out of range"),
 ])
 def test_bad_arguments_exit_2(capsys, args, message):
     rc, _, err = probe(capsys, *args)

@@ -85,6 +85,27 @@ def test_revoked_in_the_inventory(lab, capsys):
     assert rc == 1 and "revoked in the inventory" in out
 
 
+def test_the_home_crls_expiring_within_a_day_are_flagged_and_expired_ones_fail(capsys, tmp_path):
+    home = tmp_path / "home"
+    run_cli("--home", home, "init", "--no-passphrase", "--name", "Short CRL Lab")
+    with open(home / "mtlskit.toml", "a") as settings:
+        settings.write("crl_days = 1\n")
+    run_cli("--home", home, "issue", "client", "alice", "--out", tmp_path / "alice")
+    cert = tmp_path / "alice/fullchain.pem"
+    rc, out, _ = run(capsys, "--home", home, "verify", cert, "--json")
+    data = json.loads(out)
+    assert rc == 0 and "crl-expiring" not in out, data  # nothing published yet: nothing to date
+    run_cli("--home", home, "crl")
+    rc, out, _ = run(capsys, "--home", home, "verify", cert, "--json")
+    expiring = [f for f in json.loads(out)["findings"] if f["code"] == "crl-expiring"]
+    assert rc == 0 and len(expiring) == 2 and all(f["level"] == "warning" for f in expiring)
+    assert "published by this CA home" in expiring[0]["message"] and "mtlskit crl" in expiring[0]["hint"]
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rc, out, _ = run(capsys, "--home", home, "verify", cert, "--at", later, "--json")
+    errors = [f["code"] for f in json.loads(out)["findings"] if f["level"] == "error"]
+    assert rc == 1 and errors == ["crl-expired", "crl-expired"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["verify", "missing.pem", "--ca", "missing.pem"], "error: certificate file missing.pem does not exist"),
     (["verify", "{cert}", "--ca", "{cert}", "--purpose", "both"], "error: unknown purpose 'both'"),

@@ -84,3 +84,50 @@ def test_a_dropped_connection_is_a_refusal_but_silence_is_not(error, refused):
     attempt = Attempt(handshake_ok=True, cert_requested=True, error=error)
     assert diagnose.refused_without_cert(attempt) is refused
     assert diagnose.refused_with_cert(attempt) is refused
+
+
+def test_deny_body_is_the_one_mtlskit_deploy_writes():
+    from mtlskit.deploy.render import DENY_BODY
+    assert diagnose.DENY_BODY == DENY_BODY
+
+
+DENIED = Attempt(handshake_ok=True, http_status=403, http_body="client certificate required\n")
+
+
+def test_a_403_client_certificate_required_with_a_certificate_is_a_refusal():
+    assert diagnose.denied_on_path(DENIED) and diagnose.refused_with_cert(DENIED)
+    assert not diagnose.denied_on_path(Attempt(handshake_ok=True, http_status=403, http_body="forbidden"))
+    found = diagnose.explain_refusal(DENIED, [], diagnose.ServerKind.UNKNOWN)
+    assert [f.code for f in found] == ["client-cert-required"] and found[0].hint
+
+
+def test_a_403_client_certificate_required_defers_to_a_local_cause():
+    leaf = make_leaf("old", INTER, not_before=NOW - 9 * ONE_DAY, not_after=NOW - ONE_DAY)
+    found = diagnose.explain_refusal(DENIED, local(leaf, sent=[INTER]), diagnose.ServerKind.UNKNOWN)
+    assert [f.code for f in found] == ["client-cert-expired"]
+
+
+def _with_negative_serial(cert) -> bytes:
+    """The DER of ``cert`` with its serial's first octet set to 0xFF (a negative INTEGER)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    der = bytearray(cert.public_bytes(Encoding.DER))
+    serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 8) // 8, "big")
+    at = der.index(b"\x02" + bytes([len(serial)]) + serial) + 2
+    der[at] = 0xFF
+    return bytes(der)
+
+
+def test_a_system_bundle_with_a_negative_serial_root_loads_the_rest_without_a_warning():
+    """Issue 11: probe without --ca leaked a CryptographyDeprecationWarning on stderr."""
+    import base64
+    import warnings
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from mtlskit.verify.files import parse_trust_bundle
+
+    bad = _with_negative_serial(ROOT.cert)
+    bad_pem = (b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(bad) + b"-----END CERTIFICATE-----\n")
+    bundle = INTER.cert.public_bytes(Encoding.PEM) + bad_pem + ROOT.cert.public_bytes(Encoding.PEM)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_trust_bundle(bundle) == [INTER.cert, ROOT.cert]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from cryptography import x509
@@ -41,7 +42,22 @@ def test_expired_leaf_is_explained_without_blaming_the_chain(pki):
     leaf = make_leaf("old", pki[1], not_before=NOW - 400 * ONE_DAY, not_after=NOW - ONE_DAY)
     report = verify(request(pki, leaf))
     assert codes(report, Level.ERROR) == ["cert-expired"]
-    assert "renew" in report.findings[0].hint
+    assert "mtlskit issue" in report.findings[0].hint
+
+
+def test_expired_leaf_older_than_its_ca_certificate_does_not_blame_the_chain(pki):
+    """Issue 11: the leaf was issued before the CA certificate was (re)issued, so no time
+    exists at which the whole path is valid; the expiry is still the one cause."""
+    leaf = make_leaf("old", pki[1], not_before=NOW - 800 * ONE_DAY, not_after=NOW - 370 * ONE_DAY)
+    report = verify(request(pki, leaf))
+    assert codes(report, Level.ERROR) == ["cert-expired"], report.findings
+
+
+def test_expired_leaf_of_a_foreign_ca_is_still_untrusted(pki):
+    stranger = make_ca("Stranger Intermediate", make_ca("Stranger Root"))
+    leaf = make_leaf("old", stranger, not_before=NOW - 800 * ONE_DAY, not_after=NOW - 370 * ONE_DAY)
+    report = verify(request(pki, leaf, chain=[stranger.cert]))
+    assert codes(report, Level.ERROR) == ["cert-expired", "chain-untrusted"]
 
 
 def test_not_yet_valid_leaf(pki):
@@ -130,6 +146,28 @@ def test_unusable_crl_is_an_error(pki, crl_kwargs, code):
     root, inter = pki
     report = verify(request(pki, make_leaf("alice", inter), crls=[make_crl(inter, **crl_kwargs), make_crl(root)]))
     assert codes(report, Level.ERROR) == [code]
+
+
+@pytest.mark.parametrize("left, flagged", [
+    (dt.timedelta(hours=23), True), (dt.timedelta(days=1), True), (dt.timedelta(minutes=1), True),
+    (dt.timedelta(days=1, seconds=1), False), (dt.timedelta(days=6), False)])
+def test_a_crl_expiring_within_a_day_is_a_warning_with_a_way_to_keep_it_fresh(pki, left, flagged):
+    root, inter = pki
+    crls = [make_crl(inter, next_=NOW + left), make_crl(root)]
+    report = verify(request(pki, make_leaf("alice", inter), crls=crls))
+    assert report.ok  # still usable: a warning, not an error
+    expiring = [f for f in report.findings if f.code == "crl-expiring"]
+    assert bool(expiring) is flagged
+    if flagged:
+        assert expiring[0].level is Level.WARNING and "Unit Intermediate" in expiring[0].message
+        assert "mtlskit serve" in expiring[0].hint and "mtlskit crl" in expiring[0].hint
+
+
+def test_only_the_newest_crl_of_a_ca_is_judged_for_freshness(pki):
+    root, inter = pki
+    crls = [make_crl(inter, next_=NOW + dt.timedelta(hours=2), last=NOW - 2 * ONE_DAY),
+            make_crl(inter, next_=NOW + 6 * ONE_DAY), make_crl(root)]
+    assert "crl-expiring" not in codes(verify(request(pki, make_leaf("alice", inter), crls=crls)))
 
 
 def test_a_stale_crl_beside_a_fresh_one_is_ignored(pki):

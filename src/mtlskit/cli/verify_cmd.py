@@ -36,6 +36,39 @@ def _our_ca(ctx: typer.Context):
         return None
 
 
+def _inventory_source(service):
+    """Revocation as the home's inventory knows it, and the dates of the CRLs it publishes."""
+    from mtlskit.errors import NotFound
+    from mtlskit.publish.crls import current_crl_der
+    from mtlskit.verify.inventory import InventorySource
+
+    def stored_crl(ca_name: str) -> bytes | None:
+        try:
+            return current_crl_der(service, ca_name)
+        except NotFound:
+            return None
+    return InventorySource(service.ca_certificates(), service.inventory.get, stored_crl)
+
+
+def _deployed_crl(service, target):
+    """The CRL file of the deployment this home recorded at ``target``'s port, if any."""
+    from mtlskit.deploy.records import list_deployments
+    from mtlskit.verify import files
+    from mtlskit.verify.probe import DeployedCrl
+
+    for record in list_deployments(service.inventory):
+        host, _, port = str(record.options.get("listen", "")).rpartition(":")
+        host = host.strip("[]")
+        if port != str(target.port) or host not in ("*", "0.0.0.0", "::", target.host):
+            continue
+        if record.crl_path.is_file():
+            try:
+                return DeployedCrl(record.name, record.crl_path, files.load_crls(record.crl_path))
+            except MtlskitError:
+                return None
+    return None
+
+
 def verify(
     ctx: typer.Context,
     cert: Path = typer.Argument(..., help="Certificate to check (PEM or DER; a fullchain.pem also gives the chain)."),
@@ -45,15 +78,17 @@ def verify(
     ca: Optional[Path] = typer.Option(None, "--ca", help="Trusted CA certificate(s) (default: this home's root)."),
     crl: List[Path] = typer.Option([], "--crl", help="CRL file (repeatable)."),
     use_ocsp: bool = typer.Option(False, "--ocsp", help="Also ask the OCSP responder named in the certificates."),
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="Never fetch the CRL a certificate names "
+                                  "(done when neither --crl nor this home's inventory covers it)."),
     at: Optional[str] = typer.Option(None, "--at", help="Validate at this time (ISO 8601) instead of now."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check a certificate offline: chain, validity, purpose, revocation, chain file."""
+    """Check a certificate: chain, validity, purpose, revocation, chain file."""
     from mtlskit.verify import files
     from mtlskit.verify.checks import Purpose
     from mtlskit.verify.findings import Level
-    from mtlskit.verify.inventory import InventorySource
     from mtlskit.verify.ocsp import OcspSource
+    from mtlskit.verify.remote import Fallback, NamedUrlsSource
     from mtlskit.verify.verifier import VerifyRequest, verify as run_verify
 
     try:
@@ -74,12 +109,10 @@ def verify(
             chain_certs = [ours["intermediate"]]
     else:
         raise UsageError("no trusted CA given", hint="pass the CA certificate with --ca, or --home of the CA")
-    sources = []
-    if service is not None:
-        source = InventorySource(service.ca_certificates(), service.inventory.get)
-        sources.append(source)
-    if use_ocsp:
-        sources.append(OcspSource())
+    inventory = [_inventory_source(service)] if service is not None else []
+    sources = inventory + ([OcspSource()] if use_ocsp else [])
+    if not crl and not no_fetch:
+        sources.append(Fallback(NamedUrlsSource(crl=True, ocsp=False), before=inventory))
     request = VerifyRequest(
         leaf=certs[0], anchors=anchors, chain=chain_certs, chain_given=bool(chain) or len(certs) > 1,
         crls=[c for path in crl for c in files.load_crls(path)], purpose=wanted, host=host,
@@ -101,29 +134,35 @@ def probe(
     key: Optional[Path] = typer.Option(None, "--key", help="Its private key (unencrypted PEM)."),
     ca: Optional[Path] = typer.Option(None, "--ca", help="CA to verify the server with (default: the system store)."),
     servername: Optional[str] = typer.Option(None, "--servername", help="SNI and name to check (default: the URL's host)."),
-    timeout: float = typer.Option(5.0, "--timeout", help="Seconds per connection."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds per connection (and per CRL/OCSP fetch)."),
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="Never fetch the CRL/OCSP the client certificate "
+                                  "names (done when this home's inventory does not know it)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Connect to a live endpoint and explain why mutual TLS fails (or that it works)."""
     from mtlskit.verify import files
     from mtlskit.verify.findings import Level
-    from mtlskit.verify.inventory import InventorySource
     from mtlskit.verify.probe import ProbeRequest, parse_target, probe as run_probe
+    from mtlskit.verify.remote import NamedUrlsSource
 
     if key is not None and cert is None:
         raise UsageError("--key needs --cert")
     if cert is not None and key is None:
         key = cert  # a PEM holding both, as curl --cert accepts
     parsed, url = parse_target(target, servername)
+    if not 0 < timeout <= 300:
+        raise UsageError(f"--timeout {timeout} is out of range", hint="give seconds between 0 and 300")
     service = _our_ca(ctx)
-    known, revocation = [], None
+    known, revocation, deployed = [], [], None
     if service is not None:
-        ours = service.ca_certificates()
-        known = list(ours.values())
-        revocation = InventorySource(ours, service.inventory.get)
+        known = list(service.ca_certificates().values())
+        revocation.append(_inventory_source(service))
+        deployed = _deployed_crl(service, parsed)
+    if not no_fetch:
+        revocation.append(NamedUrlsSource(timeout, crl=True, ocsp=True))
     request = ProbeRequest(target=parsed, url=url, at=SystemClock().now(), cert=cert, key=key,
                            anchors=files.load_certificates(ca, "CA certificate") if ca else None,
-                           known_cas=known, revocation=revocation, timeout=timeout)
+                           known_cas=known, revocation=revocation, deployed_crl=deployed, timeout=timeout)
     report = run_probe(request)
     if json_out:
         print_json(report.to_dict())

@@ -37,6 +37,12 @@ def describe(cert: x509.Certificate) -> str:
     return f"'{cert.subject.rfc4514_string() or 'empty subject'}'"
 
 
+def reissue_hint(profile: str) -> str:
+    """How to replace an expired certificate with the commands that exist today."""
+    return (f"issue a new one under the same name (mtlskit issue {profile} NAME --out NEW_DIR) and install "
+            "its cert.pem, chain and key.pem in place of the old ones")
+
+
 def reason_note(reason: x509.ReasonFlags | None) -> str:
     """" (reason: key-compromise)" for a revocation reason, in the words `mtlskit revoke
     --reason` takes; "" when there is none."""
@@ -73,8 +79,9 @@ def check_parseable(cert: x509.Certificate, what: str = "certificate") -> list[F
     return []
 
 
-def check_validity(cert: x509.Certificate, at: dt.datetime, *, what: str = "certificate") -> list[Finding]:
-    """Expired or not yet valid at ``at`` (RFC 5280 4.1.2.5)."""
+def check_validity(cert: x509.Certificate, at: dt.datetime, *, what: str = "certificate",
+                   purpose: "Purpose | None" = None) -> list[Finding]:
+    """Expired or not yet valid at ``at`` (RFC 5280 4.1.2.5); ``purpose`` picks the hint's profile."""
     name = describe(cert)
     # Validity is encoded in whole seconds; compare at that granularity (limbo
     # rfc5280::validity::notafter-fractional, Mozilla bug 1715455).
@@ -82,7 +89,7 @@ def check_validity(cert: x509.Certificate, at: dt.datetime, *, what: str = "cert
     if at > cert.not_valid_after_utc:
         return [error("cert-expired",
                       f"the {what} {name} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-                      "renew it (mtlskit renew) and install the new certificate")]
+                      reissue_hint(purpose.value if purpose else "client|server"))]
     if at < cert.not_valid_before_utc:
         return [error("cert-not-yet-valid",
                       f"the {what} {name} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",

@@ -21,6 +21,11 @@ from mtlskit.verify.checks import describe, is_ca, reason_note
 from mtlskit.verify.findings import Finding, error, warning
 
 _FIX_CRL = "publish a fresh CRL (mtlskit crl) and install it where the server reads it"
+# Servers refuse every client once their CRL is past nextUpdate; a day's notice leaves
+# time to act (issue 10, "no silent lockout").
+EXPIRING_WITHIN = dt.timedelta(days=1)
+KEEP_FRESH = ("keep it fresh: run `mtlskit serve` (it re-signs each CRL at half its lifetime), or run "
+              "`mtlskit crl` daily from cron (it also rewrites the CRL of every deployment made by `mtlskit deploy`)")
 
 
 def check_path_crls(path: list[x509.Certificate], crls: list[x509.CertificateRevocationList],
@@ -44,6 +49,8 @@ def check_path_crls(path: list[x509.Certificate], crls: list[x509.CertificateRev
             found += max(judged, key=lambda pair: pair[0].last_update_utc)[1]
         for crl in usable:
             found += _lookup(crl, cert, at)
+        if usable:
+            found += check_freshness(max(usable, key=lambda c: c.last_update_utc), describe(issuer), at)
     return found
 
 
@@ -92,6 +99,28 @@ def _check_time(crl: x509.CertificateRevocationList, who: str, at: dt.datetime) 
         return [error("crl-expired", f"the CRL for {who} expired on {crl.next_update_utc:%Y-%m-%d %H:%M} UTC",
                       _FIX_CRL)]
     return []
+
+
+def check_published(crl: x509.CertificateRevocationList, who: str, at: dt.datetime, where: str) -> list[Finding]:
+    """Dates of a CRL that servers read (a deployment's crl.pem, the CA home's current CRL):
+    expired or not yet valid (errors: servers refuse every client), or expiring soon."""
+    return _check_time(crl, f"{who}{where}", at) or check_freshness(crl, who, at, where)
+
+
+def check_freshness(crl: x509.CertificateRevocationList, who: str, at: dt.datetime,
+                    where: str = "") -> list[Finding]:
+    """A warning when a CRL still valid at ``at`` expires within :data:`EXPIRING_WITHIN`.
+
+    ``who`` names the CA; ``where`` the copy (" in /etc/nginx/mtls/crl.pem") when it matters.
+    """
+    next_update = crl.next_update_utc
+    if next_update is None or next_update < at or next_update - at > EXPIRING_WITHIN:
+        return []
+    left = next_update - at
+    hours = int(left.total_seconds() // 3600)
+    return [warning("crl-expiring", f"the CRL for {who}{where} expires on "
+                    f"{next_update:%Y-%m-%d %H:%M} UTC, in {hours} h {int(left.total_seconds() // 60) % 60} min; "
+                    "after that servers that check it refuse every client", KEEP_FRESH)]
 
 
 def _in_scope(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:

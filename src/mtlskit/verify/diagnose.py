@@ -21,12 +21,16 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from mtlskit.verify.checks import describe, is_self_issued
-from mtlskit.verify.findings import Finding, error
+from mtlskit.verify.checks import describe, is_self_issued, reissue_hint
+from mtlskit.verify.findings import Finding, error, has_error
 from mtlskit.verify.session import Attempt
 
 NGINX_NO_CERT = "No required SSL certificate was sent"
 NGINX_CERT_ERROR = "The SSL certificate error"
+# What mtlskit's `--mode optional --require-on PREFIX` configurations answer, with HTTP
+# 403, on a protected path without a verified certificate (deploy/render.py DENY_BODY;
+# a unit test keeps the two equal without making verify import deploy).
+DENY_BODY = "client certificate required"
 
 ALERT_CODES = {
     45: "client-cert-expired", 44: "client-cert-revoked", 43: "client-cert-wrong-purpose",
@@ -59,6 +63,11 @@ def _cut_off(attempt: Attempt) -> bool:
     return attempt.http_status is None and attempt.error not in (None, "timed out")
 
 
+def denied_on_path(attempt: Attempt) -> bool:
+    """Did the server answer the path with 403 "client certificate required"?"""
+    return attempt.http_status == 403 and DENY_BODY in attempt.http_body.lower()
+
+
 def refused_without_cert(attempt: Attempt) -> bool:
     """Did the server refuse a connection that sent no client certificate?"""
     if attempt.alert in (116, 40) or NGINX_NO_CERT in attempt.http_body:
@@ -69,6 +78,8 @@ def refused_without_cert(attempt: Attempt) -> bool:
 def refused_with_cert(attempt: Attempt) -> bool:
     """Did the server refuse the connection in which we presented a certificate?"""
     if not attempt.handshake_ok or attempt.alert not in (None, 0) or _cut_off(attempt):
+        return True
+    if denied_on_path(attempt):
         return True
     return attempt.http_status == 400 and (NGINX_CERT_ERROR in attempt.http_body or NGINX_NO_CERT in attempt.http_body)
 
@@ -134,7 +145,7 @@ def local_findings(client: ClientIdentity, ca_names: list[x509.Name], at: dt.dat
     if at > leaf.not_valid_after_utc:
         found.append(error("client-cert-expired", f"the client certificate {name} expired on "
                            f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-                           "renew it (mtlskit renew) and install the new certificate and key on the client"))
+                           reissue_hint("client")))
     elif at < leaf.not_valid_before_utc:
         found.append(error("client-cert-not-yet-valid", f"the client certificate {name} is valid only from "
                            f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
@@ -199,6 +210,10 @@ def explain_refusal(attempt: Attempt, local: list[Finding], kind: ServerKind) ->
     said = ALERT_CODES.get(attempt.alert or -1)
     if attempt.http_status == 400 and NGINX_NO_CERT in attempt.http_body:
         said = "client-cert-missing"
+    if denied_on_path(attempt) and has_error(local):
+        said = None  # the 403 says only "not verified"; the local checks say why
+    elif denied_on_path(attempt):
+        said = "client-cert-required"
     codes = [f.code for f in local]
     if said == "client-cert-untrusted" and "client-chain-incomplete" in codes:
         said = "client-chain-incomplete"
@@ -216,7 +231,7 @@ def explain_refusal(attempt: Attempt, local: list[Finding], kind: ServerKind) ->
 
 def _from_server(code: str, attempt: Attempt) -> Finding:
     messages = {
-        "client-cert-expired": ("the server says the client certificate has expired", "renew it (mtlskit renew)"),
+        "client-cert-expired": ("the server says the client certificate has expired", reissue_hint("client")),
         "client-cert-revoked": ("the server says the client certificate is revoked", "issue a new certificate"),
         "client-cert-wrong-purpose": ("the server says the certificate is not usable for client authentication",
                                       "issue a client certificate (clientAuth extended key usage)"),
@@ -224,6 +239,10 @@ def _from_server(code: str, attempt: Attempt) -> Finding:
                                   "use a certificate from a CA the server trusts, and send its intermediates"),
         "client-cert-missing": ("the server says no client certificate was sent",
                                 "pass --cert and --key; check that the certificate's CA is one the server names"),
+        "client-cert-required": ("the server answered HTTP 403 \"client certificate required\" although a "
+                                 "certificate was sent, so it did not accept it as verified",
+                                 "read the server's error log; check that the certificate's CA is one the "
+                                 "server trusts and that the server verifies certificates on this path"),
     }
     message, hint = messages[code]
     source = f" (TLS alert {attempt.alert_name})" if attempt.alert else ""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 
 from mtlskit.errors import BadInput
 
@@ -49,3 +52,27 @@ def load_crls(path: Path) -> list[x509.CertificateRevocationList]:
     except ValueError:
         raise BadInput(f"{path} does not hold a CRL in PEM or DER",
                        hint="pass the file published by the CA (mtlskit crl writes one)") from None
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def parse_trust_bundle(data: bytes) -> list[x509.Certificate]:
+    """The certificates of a system CA bundle that cryptography accepts without complaint.
+
+    System bundles carry a few old roots that RFC 5280 forbids (a negative serial): the
+    cryptography library warns on them today and will refuse them tomorrow. They are
+    skipped one by one, so neither a warning reaches the user nor one bad root loses
+    the whole store.
+    """
+    found = []
+    for block in _PEM_CERTIFICATE.findall(data):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            try:
+                cert = x509.load_pem_x509_certificate(block)
+                cert.serial_number  # parsed lazily; the warning is raised here
+            except (ValueError, CryptographyDeprecationWarning):
+                continue
+        found.append(cert)
+    return found

@@ -8,8 +8,6 @@ is :func:`post_ocsp`, injected so tests can point it at a local responder.
 from __future__ import annotations
 
 import datetime as dt
-import urllib.error
-import urllib.request
 from typing import Callable
 
 from cryptography import x509
@@ -19,18 +17,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
+from mtlskit.verify import fetch
 from mtlskit.verify.checks import describe, reason_note
 from mtlskit.verify.findings import Finding, error, info, warning
 
 Fetch = Callable[[str, bytes], bytes]
 
 
-def post_ocsp(url: str, request_der: bytes, timeout: float = 10.0) -> bytes:
-    """POST an OCSP request (RFC 6960 A.1) and return the response body."""
-    req = urllib.request.Request(url, data=request_der, method="POST",
-                                 headers={"Content-Type": "application/ocsp-request"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL from the certificate
-        return resp.read()
+def post_ocsp(url: str, request_der: bytes, timeout: float = fetch.DEFAULT_TIMEOUT) -> bytes:
+    """POST an OCSP request (RFC 6960 A.1) and return the response body (bounded: fetch.py)."""
+    return fetch.http_post(url, request_der, "application/ocsp-request", fetch.MAX_OCSP_BYTES, timeout)
 
 
 def ocsp_urls(cert: x509.Certificate) -> list[str]:
@@ -64,7 +60,7 @@ class OcspSource:
         try:
             body = self.fetch(urls[0], request.public_bytes(serialization.Encoding.DER))
             response = ocsp.load_der_ocsp_response(body)
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, fetch.FetchError, ValueError) as exc:
             return [warning("ocsp-unavailable", f"the OCSP responder {urls[0]} did not answer usably: {exc}",
                             "check that the responder (mtlskit serve) is running and reachable")]
         return judge_response(response, cert, issuer, at)

@@ -16,6 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.verification import (
     Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError,
 )
@@ -106,6 +107,27 @@ def build_path(leaf: x509.Certificate, intermediates: list[x509.Certificate],
     except (VerificationError, ValueError) as exc:
         return PathResult(None, [_explain(exc, leaf, anchors + intermediates, host)])
     return PathResult(list(chain), notes)
+
+
+def signed_by_trusted(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+                      anchors: list[x509.Certificate], max_steps: int = 8) -> bool:
+    """Do signatures alone (no dates, no policy) lead from ``leaf`` to one of ``anchors``?"""
+    current = leaf
+    for _ in range(max_steps):
+        if any(_issued(current, anchor) for anchor in anchors):
+            return True
+        current = next((c for c in intermediates if c != current and _issued(current, c)), None)
+        if current is None:
+            return False
+    return False
+
+
+def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _explain(exc: Exception, leaf: x509.Certificate, known: list[x509.Certificate], host: str | None) -> Finding:

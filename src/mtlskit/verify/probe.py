@@ -22,13 +22,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mtlskit.errors import BadInput, UsageError
+from mtlskit.verify import crl as crlmod
 from mtlskit.verify import diagnose, files
 from mtlskit.verify.checks import Purpose, describe
 from mtlskit.verify.findings import Finding, Level, error, has_error, info, warning
 from mtlskit.verify.session import Attempt, Target, connect
 from mtlskit.verify.verifier import VerifyRequest, verify
 
-RevokedLookup = Callable[[list[x509.Certificate], dt.datetime], list[Finding]]
+RevocationSource = Callable[[list[x509.Certificate], dt.datetime], list[Finding]]
+
+
+@dataclass(frozen=True)
+class DeployedCrl:
+    """The CRL file a deployment recorded in the CA home serves from (for its dates)."""
+
+    name: str
+    path: Path
+    crls: list[x509.CertificateRevocationList]
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,10 @@ class ProbeRequest:
         anchors: CAs to verify the server with; None means the system store.
         known_cas: CA certificates we know (the home's CA), to tell a missing
             intermediate from a foreign CA.
-        revocation: looks the client certificate's path up in the inventory.
+        revocation: revocation sources, in order: each that covers the client's path is
+            asked, until one that is ``authoritative`` (the inventory) has answered; the
+            others fetch the CRL/OCSP the certificate names (remote.py).
+        deployed_crl: the CRL file of the deployment at this address, when the home knows it.
         at: the time the checks assume (now, except in tests).
     """
 
@@ -53,7 +66,8 @@ class ProbeRequest:
     key: Path | None = None
     anchors: list[x509.Certificate] | None = None
     known_cas: list[x509.Certificate] = field(default_factory=list)
-    revocation: RevokedLookup | None = None
+    revocation: list[RevocationSource] = field(default_factory=list)
+    deployed_crl: DeployedCrl | None = None
     timeout: float = 5.0
 
 
@@ -119,19 +133,32 @@ def probe(request: ProbeRequest) -> ProbeReport:
     report.http_status = base.http_status
     report.acceptable_cas = [n.rfc4514_string() for n in base.ca_names]
     report.findings += _server_findings(request, base)
+    report.findings += _deployed_crl_findings(request)
     kind = diagnose.server_kind(base)
     report.client_auth = _client_auth(base)
     if report.client_auth == "none":
         report.findings.append(error("client-auth-not-requested", "the server does not ask for a client "
                                      "certificate, so anyone can connect", diagnose.not_requested_hint(kind)))
     if request.cert is None:
-        if report.client_auth == "required":
-            report.findings.append(error("client-cert-missing", "the server requires a client certificate and "
-                                         "none was sent", "pass --cert and --key to probe with one"))
+        report.findings += _without_certificate(request, report, base)
         report.server = kind.value
         return _finish(report, with_cert=False)
     _with_certificate(request, report, base)
     return _finish(report, with_cert=True)
+
+
+def _without_certificate(request: ProbeRequest, report: ProbeReport, base: Attempt) -> list[Finding]:
+    if report.client_auth == "required":
+        return [error("client-cert-missing", "the server requires a client certificate and none was sent",
+                      "pass --cert and --key to probe with one")]
+    if diagnose.denied_on_path(base):
+        # TLS let us in, but the path is protected (mtlskit deploy --mode optional --require-on).
+        report.client_auth = "required"
+        return [error("client-cert-required", f"the server requires a client certificate for "
+                      f"{request.target.path} (HTTP 403 \"{diagnose.DENY_BODY}\") and none was sent",
+                      "pass --cert and --key to probe with one; paths outside the server's protected "
+                      "prefixes (--require-on) do not need one")]
+    return []
 
 
 def _finish(report: ProbeReport, with_cert: bool) -> ProbeReport:
@@ -188,9 +215,11 @@ def system_anchors() -> list[x509.Certificate]:
     for candidate in (paths.cafile, paths.openssl_cafile):
         if candidate and Path(candidate).is_file():
             try:
-                return x509.load_pem_x509_certificates(Path(candidate).read_bytes())
-            except ValueError:
+                found = files.parse_trust_bundle(Path(candidate).read_bytes())
+            except OSError:
                 continue
+            if found:
+                return found
     return []
 
 
@@ -208,15 +237,24 @@ def _with_certificate(request: ProbeRequest, report: ProbeReport, base: Attempt)
     report.server = kind.value
     report.tls_version = attempt.tls_version or report.tls_version
     report.http_status = attempt.http_status
-    client = diagnose.ClientIdentity(certs[0], certs[1:], request.known_cas, _revoked(request, certs))
+    revoked, notes = _revocation(request, certs)
+    client = diagnose.ClientIdentity(certs[0], certs[1:], request.known_cas, revoked)
     local = diagnose.local_findings(client, base.ca_names, request.at, kind)
     if diagnose.refused_with_cert(attempt):
-        report.findings[_first_client_slot(report):_first_client_slot(report)] = \
-            diagnose.explain_refusal(attempt, local, kind)
-        return
-    for f in local:  # accepted although something is wrong: the server does not check it
-        report.findings.append(warning(f.code, f"the server accepted the certificate, but {f.message}",
-                                       diagnose.accepted_anyway_hint(f.code, kind)))
+        refusal = diagnose.explain_refusal(attempt, local, kind)
+        if not has_error(local):
+            # Nothing wrong with the client: a deployment whose CRL expired refuses every client
+            # (OpenSSL's X509_V_ERR_CRL_HAS_EXPIRED, sent as a certificate_expired alert).
+            stale = [f for f in report.findings if f.code in ("crl-expired", "crl-not-yet-valid")]
+            report.findings = [f for f in report.findings if f not in stale]
+            refusal = stale + refusal
+        slot = _first_client_slot(report)
+        report.findings[slot:slot] = refusal
+    else:
+        for f in local:  # accepted although something is wrong: the server does not check it
+            report.findings.append(warning(f.code, f"the server accepted the certificate, but {f.message}",
+                                           diagnose.accepted_anyway_hint(f.code, kind)))
+    report.findings += notes
 
 
 def _first_client_slot(report: ProbeReport) -> int:
@@ -224,14 +262,39 @@ def _first_client_slot(report: ProbeReport) -> int:
     return len([f for f in report.findings if f.code.startswith("server-")])
 
 
-def _revoked(request: ProbeRequest, certs: list[x509.Certificate]) -> Finding | None:
-    if request.revocation is None:
-        return None
-    pool = certs[1:] + request.known_cas
-    for f in request.revocation(_path_to_known(certs[0], pool), request.at):
-        if f.code == "revoked":
-            return error("client-cert-revoked", f.message, f.hint)
-    return None
+def _revocation(request: ProbeRequest, certs: list[x509.Certificate]) -> tuple[Finding | None, list[Finding]]:
+    """(the client's revocation as an error, or None; the other notes of the sources as warnings).
+
+    The notes (a CRL that could not be fetched, one about to expire, an OCSP "good") are
+    about the client's CA, not the handshake: they never make the probe fail by themselves.
+    """
+    path = _path_to_known(certs[0], certs[1:] + request.known_cas)
+    found: list[Finding] = []
+    for source in request.revocation:
+        if not getattr(source, "covers", lambda _: True)(path):
+            continue
+        found += source(path, request.at)
+        if getattr(source, "authoritative", False):
+            break
+    revoked = next((error("client-cert-revoked", f.message, f.hint) for f in found if f.code == "revoked"), None)
+    notes = [f if f.level is not Level.ERROR else warning(f.code, f.message, f.hint)
+             for f in found if f.code != "revoked"]
+    return revoked, notes
+
+
+def _deployed_crl_findings(request: ProbeRequest) -> list[Finding]:
+    """Dates of the CRL file the deployment at this address serves from (expired: every
+    client is refused; expiring within a day: a warning saying how to keep it fresh)."""
+    deployed = request.deployed_crl
+    if deployed is None:
+        return []
+    where = f" in {deployed.path} (deployment {deployed.name})"
+    found: list[Finding] = []
+    for crl in deployed.crls:
+        issuer = next((c for c in request.known_cas if c.subject == crl.issuer), None)
+        who = describe(issuer) if issuer is not None else f"'{crl.issuer.rfc4514_string()}'"
+        found += crlmod.check_published(crl, who, request.at, where)
+    return found
 
 
 def _path_to_known(leaf: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Certificate]:

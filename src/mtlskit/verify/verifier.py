@@ -77,7 +77,7 @@ def verify(request: VerifyRequest, revocation: list[RevocationSource] = ()) -> V
     found = checks.check_parseable(leaf)
     if found:
         return VerifyReport(found, None)
-    found = checks.check_validity(leaf, request.at) + checks.check_purpose(leaf, request.purpose)
+    found = checks.check_validity(leaf, request.at, purpose=request.purpose) + checks.check_purpose(leaf, request.purpose)
     found += checks.check_key(leaf)
     if request.purpose is Purpose.SERVER:
         found += checks.check_common_name(leaf)
@@ -130,5 +130,10 @@ def _explained(request: VerifyRequest, found: list[Finding]) -> bool:
         retry = replace(retry, purpose=Purpose.SERVER if request.purpose is Purpose.CLIENT else Purpose.CLIENT)
     if retry is request:
         return False
-    return pathmod.build_path(leaf, retry.chain, retry.anchors, purpose=retry.purpose, at=retry.at,
-                              host=None, max_depth=retry.max_depth).path is not None
+    if pathmod.build_path(leaf, retry.chain, retry.anchors, purpose=retry.purpose, at=retry.at,
+                          host=None, max_depth=retry.max_depth).path is not None:
+        return True
+    # A leaf older than its CA certificate (the CA was re-issued since) has no moment at
+    # which the whole path is valid; when its signatures still lead to a trusted CA, the
+    # leaf's own dates are the cause and "no valid chain" would send the user to --ca.
+    return "wrong-purpose" not in codes and pathmod.signed_by_trusted(leaf, request.chain, request.anchors)
