@@ -92,6 +92,27 @@ def test_haproxy_staple_file_comes_from_the_responder_and_is_refreshed(site, wor
     assert _stapled_good(s_client_status(site.port, world), site.leaf)
 
 
+def test_haproxy_staple_is_renewed_by_the_crl_refresh_and_by_serve_when_old(site, world, capsys):
+    if site.server != "haproxy":
+        pytest.skip("nginx and apache fetch their own OCSP responses")
+    import os
+
+    from mtlskit.config import load_settings
+    from mtlskit.deploy.refresh import refresh_staples
+    from mtlskit.service import Service
+
+    path = staple_path(site.directory / "server.pem")
+    os.utime(path, (0, 0))                       # as if fetched long ago
+    _mtlskit(capsys, world.home, "crl")          # a CRL change refreshes every deployment
+    assert path.stat().st_mtime > 0              # ... the staple with it
+    service = Service.open(load_settings(world.home))
+    assert refresh_staples(service) == []       # fresh: nothing to do
+    os.utime(path, (0, 0))
+    [line] = refresh_staples(service)            # serve's periodic pass: too old, fetched again
+    assert "stapled a fresh OCSP response through" in line and str(site.directory) in line
+    assert _stapled_good(s_client_status(site.port, world), site.leaf)
+
+
 def test_deploy_says_what_became_of_stapling(world, tmp_path, capsys):
     report = json.loads(_mtlskit(capsys, world.home, "deploy", "haproxy", "--name", "localhost",
                                  "--dir", world.base / "json", "--listen", "127.0.0.1:9", "--json"))

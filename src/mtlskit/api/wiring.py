@@ -8,6 +8,7 @@ from __future__ import annotations
 from mtlskit.api.app import ServiceView, create_app
 from mtlskit.api.rest import RestApi
 from mtlskit.api.server import Worker
+from mtlskit.deploy.refresh import refresh_staples
 from mtlskit.publish.ocsp_source import OcspSource, ServedCa
 from mtlskit.publish.ocsp_status import InventoryStatusLookup
 from mtlskit.publish.refresher import CrlRefresher
@@ -38,7 +39,7 @@ def build_worker(service, authority, api_token: str | None = None) -> Worker:
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
 
-    refresher = CrlRefresher(service, authority)
+    refresher = CrlRefresher(service, authority, refresh_staples=refresh_staples)
 
     def upkeep() -> None:
         # Renew responders at 2/3 of their life, or pick up the one another worker renewed.

@@ -13,6 +13,7 @@ since HAProxy keeps serving keep-alive connections opened before the new CRL.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 
 from cryptography import x509
@@ -20,13 +21,17 @@ from cryptography import x509
 from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
 from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
-from mtlskit.deploy.reload import ReloadResult, is_running, run_reload
+from mtlskit.deploy import stapling
+from mtlskit.deploy.reload import SOCKET_PREFIX, ReloadResult, is_running, run_reload
+from mtlskit.deploy.render import Layout
 from mtlskit.errors import MtlskitError
 
 #: statuses that print as a ``warning:`` line
 WARNINGS = ("failed", "reload-failed")
 #: the files a CRL change rewrites (an admin socket can apply these without a reload)
 CRL_FILES = frozenset({"crl.pem", "revoked-serials.lst"})
+#: a HAProxy OCSP staple older than this is fetched again (mtlskit's responses live an hour)
+STAPLE_REFRESH_AFTER = dt.timedelta(minutes=20)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +70,7 @@ def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
     results = []
     for deployment in list_deployments(service.inventory):
         try:
-            result = _refresh_one(deployment, crl_bundle_pem)
+            result = _with_staple(_refresh_one(deployment, crl_bundle_pem), deployment, service.clock.now())
         except (MtlskitError, OSError) as exc:   # one broken deployment never stops the others
             message = exc.message if isinstance(exc, MtlskitError) else f"{exc.strerror or exc}"
             result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
@@ -75,6 +80,51 @@ def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
                                        directory=str(deployment.directory), status=result.status,
                                        message=result.message)
     return results
+
+
+def refresh_staples(service, older_than: dt.timedelta = STAPLE_REFRESH_AFTER) -> list[str]:
+    """Fetch a fresh OCSP response for every stapling HAProxy deployment whose ``.ocsp``
+    file is older than ``older_than`` (HAProxy, unlike Nginx and Apache, never asks the
+    responder itself). Called by `mtlskit serve` on its CRL-refresh pass.
+
+    Returns:
+        one line per deployment refreshed or that could not be (the old file stays).
+    """
+    lines = []
+    now = service.clock.now()
+    for deployment in list_deployments(service.inventory):
+        if not _staples(deployment):
+            continue
+        staple = stapling.staple_path(Layout(deployment.directory, deployment.server).server_cert)
+        try:
+            age = now.timestamp() - staple.stat().st_mtime
+        except OSError:
+            age = None
+        if age is None or age >= older_than.total_seconds():
+            lines.append(f"{deployment.server} {deployment.directory}: {_staple_line(deployment, now)}")
+    return lines
+
+
+def _staples(deployment: DeploymentRecord) -> bool:
+    return deployment.server == "haproxy" and bool(deployment.options.get("staple")) \
+        and bool(deployment.options.get("ocsp_url")) and deployment.directory.is_dir()
+
+
+def _staple_line(deployment: DeploymentRecord, now: dt.datetime) -> str:
+    command = deployment.reload_command or ""
+    admin_socket = Path(command[len(SOCKET_PREFIX):]) if command.startswith(SOCKET_PREFIX) else None
+    try:
+        return stapling.refresh_staple(Layout(deployment.directory, deployment.server).server_cert,
+                                       deployment.options["ocsp_url"], now, admin_socket)
+    except MtlskitError as exc:
+        return f"OCSP staple not refreshed: {exc.message}"
+
+
+def _with_staple(result: RefreshResult, deployment: DeploymentRecord, now: dt.datetime) -> RefreshResult:
+    """A CRL refresh of a stapling HAProxy deployment also renews its OCSP staple."""
+    if not _staples(deployment):
+        return result
+    return dataclasses.replace(result, message=f"{result.message}; {_staple_line(deployment, now)}")
 
 
 def applied(deployment: DeploymentRecord, outcome: ReloadResult) -> RefreshResult:

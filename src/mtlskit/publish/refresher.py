@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from typing import Callable
 
 from mtlskit.publish import crls
 from mtlskit.publish.delivery import publish_pending
@@ -20,8 +21,10 @@ CHECK_EVERY = dt.timedelta(minutes=10)
 
 
 class CrlRefresher:
-    def __init__(self, service, authority, check_every: dt.timedelta = CHECK_EVERY) -> None:
+    def __init__(self, service, authority, check_every: dt.timedelta = CHECK_EVERY,
+                 refresh_staples: Callable[[object], list[str]] | None = None) -> None:
         self.service, self.authority = service, authority
+        self._refresh_staples = refresh_staples   # deploy.refresh.refresh_staples, wired by the composition root
         self.check_every = check_every
         self._last_check: dt.datetime | None = None
         self._busy = threading.Lock()
@@ -54,6 +57,8 @@ class CrlRefresher:
             published = self.publish_due()
             if published:
                 log.warning("re-published the CRL of %s before it went stale", ", ".join(published))
+            for line in self._refresh_staples(self.service) if self._refresh_staples else []:
+                log.warning("%s", line)
         except Exception as exc:  # keep serving; say why the CRLs were not refreshed
             log.error("could not refresh the CRLs: %s", getattr(exc, "message", type(exc).__name__))
         finally:
