@@ -144,3 +144,14 @@ def stat_is_fifo(path) -> bool:
     import stat
 
     return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def test_deploy_directories_are_never_world_writable_under_umask_000(tmp_path):
+    from mtlskit.deploy.install import make_directory
+
+    old = os.umask(0)
+    try:
+        created = make_directory(tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    assert created and all(os.stat(d).st_mode & 0o777 == 0o755 for d in created)
