@@ -48,10 +48,15 @@ def decoy(tmp_path):
     return home, victim, mallory
 
 
-def test_bare_serial_that_is_also_a_name_is_refused_and_revokes_nothing(decoy, capsys):
-    home, victim, mallory = decoy
+@pytest.mark.parametrize("spelling", [str.lower, str.upper, lambda hex_: "00" + hex_])
+def test_bare_serial_that_is_also_a_name_is_refused_and_revokes_nothing(tmp_path, capsys, spelling):
+    home = make_home(tmp_path)
+    victim = serial_of(issue(home, "client", "victim", tmp_path / "out"))
+    mallory = serial_of(issue(home, "client", "mallory", tmp_path / "out"))
+    decoy_name = spelling(format(victim, "x"))
+    plant_decoy_name(home, mallory, decoy_name)
     capsys.readouterr()
-    assert cli(home, "revoke", format(victim, "x")) == 2
+    assert cli(home, "revoke", decoy_name) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[0].startswith("error: ") and "ambiguous" in lines[0]
@@ -60,6 +65,16 @@ def test_bare_serial_that_is_also_a_name_is_refused_and_revokes_nothing(decoy, c
     assert revoked_serials(home) == set()
     shown = Service.open(load_settings(home)).inventory.by_serial(victim)
     assert [r.status for r in shown] == ["valid"]
+
+
+def test_one_ambiguous_target_refuses_the_whole_batch(decoy, tmp_path, capsys):
+    home, victim, _ = decoy
+    listing = tmp_path / "leavers.txt"
+    listing.write_text(f"victim\n{victim:x}\n")
+    assert cli(home, "revoke", "--from", str(listing)) == 2
+    assert cli(home, "revoke", "victim", f"{victim:x}") == 2
+    assert "ambiguous" in capsys.readouterr().err
+    assert revoked_serials(home) == set()
 
 
 @pytest.mark.parametrize("spelling", [
