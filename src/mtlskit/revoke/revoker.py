@@ -12,14 +12,11 @@ import datetime as dt
 from typing import Sequence
 
 from cryptography import x509
-from sqlalchemy import insert, update
-
 from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.publish.delivery import Delivery, deliver, publish_pending
 from mtlskit.revoke.reasons import RevocationReason
-from mtlskit.store.inventory import CertificateRecord, Status, audit_row, describe
-from mtlskit.store.models import AuditEvent, CertificateRow
+from mtlskit.store.inventory import CertificateRecord, Status, describe
 from mtlskit.store.publication import pending_crls
 
 #: How far in the future --at may lie: clock skew between hosts, nothing more.
@@ -211,18 +208,9 @@ def _record(session, service, authority, records: Sequence[CertificateRecord], r
     """Inside the transaction: the status changes, audit events and CRL entries of
     ``records``, and the next CRL of each affected issuer (plus any CA of the chain
     without a CRL yet, ``stored`` being those with one). Returns the new CRLs (DER)."""
-    table = CertificateRow.__table__
-    for record in records:
-        changed = session.execute(
-            update(table)
-            .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
-                   table.c.status != Status.REVOKED.value)
-            .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason.value))
-        if changed.rowcount != 1:  # revoked by another process since we resolved it
-            raise _already_revoked([record])
-    session.execute(insert(AuditEvent), [
-        audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason.value,
-                  revoked_at=at.isoformat()) for r in records])
+    already = service.inventory.mark_revoked(session, records, at, reason.value, now)
+    if already:  # revoked by another process since we resolved them
+        raise _already_revoked(already)
     added: dict[str, list[tuple[int, bytes]]] = {}
     for r in records:
         added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))

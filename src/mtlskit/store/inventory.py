@@ -13,7 +13,7 @@ import enum
 import json
 from typing import Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -165,6 +165,27 @@ class Inventory:
                      serial: int | None = None, session: Session | None = None, **detail) -> None:
         with self._session(session) as tx:
             tx.execute(insert(AuditEvent), [audit_row(action, at, issuer, serial, **detail)])
+
+    def mark_revoked(self, session: Session, records: Sequence[CertificateRecord], at: dt.datetime,
+                     reason: str, now: dt.datetime) -> list[CertificateRecord]:
+        """Inside ``session``: set each certificate revoked (``at``, ``reason``) and record one
+        "revoke" audit event each. Returns those that were revoked already (by another
+        process since they were read): the caller refuses, rolling everything back."""
+        table = CertificateRow.__table__
+        already = []
+        for record in records:
+            changed = session.execute(
+                update(table)
+                .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
+                       table.c.status != Status.REVOKED.value)
+                .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason))
+            if changed.rowcount != 1:
+                already.append(record)
+        if not already:
+            session.execute(insert(AuditEvent), [
+                audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason,
+                          revoked_at=at.isoformat()) for r in records])
+        return already
 
     @contextlib.contextmanager
     def _session(self, session: Session | None) -> Iterator[Session]:
