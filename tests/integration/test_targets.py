@@ -101,3 +101,9 @@ def test_api_prefixes_and_refusals(tmp_path):
     response = pki.revoke({"targets": ["name:alice", f"serial:{bob:X}"]})
     assert response.status_code == 201, response.text
     assert {r["serial"] for r in response.json()["revoked"]} == {f"{alice:x}", f"{bob:x}"}
+
+
+def test_a_target_with_a_line_break_stays_on_one_line(tmp_path):
+    pki = Pki(tmp_path)
+    body = assert_problem(pki.revoke({"targets": ["nobody\nerror: forged"]}), 404, "not-found")
+    assert "\n" not in body["detail"] and body["detail"].startswith("'nobody\\nerror: forged': no certificate")

@@ -74,8 +74,8 @@ def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]
     """
     found = inventory.locate(target)
     if found.kind == "name":
-        return _resolve_name(found.target.text, list(found.records), now)
-    return _resolve_serial(found.target.text, list(found.records))
+        return _resolve_name(found.target.shown, list(found.records), now)
+    return _resolve_serial(found.target.shown, list(found.records))
 
 
 def _resolve_name(target: str, by_name: list[CertificateRecord], now: dt.datetime) -> list[CertificateRecord]:

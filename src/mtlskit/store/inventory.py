@@ -240,7 +240,7 @@ class Inventory:
                 f"{describe(numbered)}",
                 hint=f"say name:{wanted.text} or serial:{wanted.text}")
         if not (named or numbered):
-            raise NotFound(f"{wanted.text}: no certificate with this {wanted.kinds} in the inventory",
+            raise NotFound(f"{wanted.shown}: no certificate with this {wanted.kinds} in the inventory",
                            hint="run `mtlskit list` to see what was issued")
         return Located(wanted, "name" if named else "serial", tuple(named or numbered))
 
@@ -301,6 +301,13 @@ class Target:
     text: str
     name: str | None
     serial: int | None
+
+    @property
+    def shown(self) -> str:
+        """The argument for a one-line message: as typed when it is plain, else quoted
+        with its escapes (a line break in an API target must not start a new log line)."""
+        plain = len(self.text) <= 80 and all("!" <= c <= "~" for c in self.text)
+        return self.text if plain else repr(self.text[:80])
 
     @property
     def kinds(self) -> str:
