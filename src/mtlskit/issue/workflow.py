@@ -100,7 +100,7 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
 def _prepare(template: LeafTemplate, request: IssueRequest, final: Path | str, cwd: str) -> _Prepared:
     name = validate_name(request.name)
     sans = resolve_sans(request)
-    template.check_names(sans)
+    template.check_names(sans, name)
     location = os.path.normpath(os.path.join(cwd, final))  # os.path.abspath with one getcwd
     names.check_subject(name, request.org_unit)
     return _Prepared(name, request.org_unit, sans, final, location)
