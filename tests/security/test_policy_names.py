@@ -144,9 +144,9 @@ def test_issue_refuses_101_sans(ca_home, tmp_path, cli):
     (x509.RFC822Name("*@example.com"), 2, "no wildcard"),
     (x509.UniformResourceIdentifier("spiffe://*/svc"), 2, "no wildcard"),
     (x509.RFC822Name("a" * 250 + "@example.com"), 2, "at most 254"),
-    (x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])), 2, "form mtlskit does not sign"),
-    (x509.OtherName(ObjectIdentifier("1.3.6.1.4.1.311.20.2.3"), b"\x0c\x01x"), 2, "form mtlskit does not sign"),
-    (x509.RegisteredID(ObjectIdentifier("1.2.3.4")), 2, "form mtlskit does not sign"),
+    (x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])), 2, "form this CA does not sign"),
+    (x509.OtherName(ObjectIdentifier("1.3.6.1.4.1.311.20.2.3"), b"\x0c\x01x"), 2, "form this CA does not sign"),
+    (x509.RegisteredID(ObjectIdentifier("1.2.3.4")), 2, "form this CA does not sign"),
     (x509.IPAddress(ipaddress.ip_network("10.0.0.0/8")), 2, "is a network"),
 ])
 def test_sign_refuses_malformed_or_hostile_sans(ca_home, tmp_path, cli, san, code, message):

@@ -137,7 +137,7 @@ def requested_san(name: x509.GeneralName) -> x509.GeneralName:
         return email_address(name.value)
     if isinstance(name, x509.UniformResourceIdentifier):
         return uri(name.value)
-    raise BadInput(f"the subjectAltName {shown(general_name_text(name))} is of a form mtlskit does not sign",
+    raise BadInput(f"the subjectAltName {shown(general_name_text(name))} is of a form this CA does not sign",
                    hint="request only DNS, IP, email and URI names")
 
 
