@@ -177,3 +177,32 @@ def test_a_server_wildcard_is_signed_and_issued(fresh_home, tmp_path, cli):
         x509.DNSName) == ["*.svc.example.com"]
     assert cli("--home", fresh_home, "issue", "server", "web2", "--dns", "*.svc.example.com",
                "--out", tmp_path / "w2").code == 0
+
+
+# -- CSRs whose extensions do not decode --------------------------------------------------
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    length = bytes([size]) if size < 128 else bytes([0x80 | len(octets)]) + octets
+    return bytes([tag]) + length + body
+
+
+def _crafted_csr(san_body: bytes, copies: int = 1) -> bytes:
+    """A validly signed CSR whose SAN extension holds what cryptography's builder refuses."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "host.example.com")]).public_bytes()
+    spki = KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    extension = _tlv(0x30, _tlv(0x06, bytes.fromhex("551d11")) + _tlv(0x04, _tlv(0x30, san_body)))
+    request = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a864886f70d01090e")) + _tlv(0x31, _tlv(0x30, extension * copies)))
+    info = _tlv(0x30, _tlv(0x02, b"\x00") + name + spki + _tlv(0xA0, request))
+    signature = KEY.sign(info, ec.ECDSA(hashes.SHA256()))
+    return _tlv(0x30, info + _tlv(0x30, _tlv(0x06, bytes.fromhex("2a8648ce3d040302"))) + _tlv(0x03, b"\x00" + signature))
+
+
+@pytest.mark.parametrize("san_body,copies", [
+    (_tlv(0x87, b"\x01\x02\x03\x04\x05"), 1),       # an IP address of 5 bytes
+    (_tlv(0x82, b"host.example.com"), 2),           # two SAN extensions
+    (_tlv(0xA3, b"\x30\x00"), 1),                   # an x400Address
+])
+def test_sign_refuses_undecodable_san_extensions(ca_home, tmp_path, cli, san_body, copies):
+    _sign(cli, ca_home, tmp_path, _crafted_csr(san_body, copies), "server", 2, "cannot be decoded")

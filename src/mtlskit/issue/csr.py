@@ -34,7 +34,7 @@ def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
     if not csr.is_signature_valid:
         raise BadInput("the CSR's signature does not verify (corrupted, or not signed by its key)")
     template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
-    requested = names.sans_of(csr)
+    requested = _requested_sans(csr)
     policy.check_san_count(requested)   # before any work per name
     sans = [names.requested_san(n) for n in requested]
     name = names.check_name(name, "--name") if name is not None else _name_from(csr, sans)
@@ -43,6 +43,14 @@ def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
     record = record_of(certificate, template.signer.name, name, profile.name)
     service.inventory.add_certificates([record], service.clock.now(), action="sign")
     return certificate, record
+
+
+def _requested_sans(csr: x509.CertificateSigningRequest) -> list[x509.GeneralName]:
+    try:
+        return names.sans_of(csr)
+    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise BadInput(f"the CSR's extensions cannot be decoded ({type(exc).__name__})",
+                       hint="request one subjectAltName extension of DNS, IP, email and URI names") from None
 
 
 def _name_from(csr: x509.CertificateSigningRequest, sans: list[x509.GeneralName]) -> str:
