@@ -10,6 +10,7 @@ refuse the client.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import subprocess
 
@@ -35,7 +36,7 @@ CASES = {
     "cn-outside-uri-san": ([(NameOID.COMMON_NAME, "evil.attacker.org")],
                            [x509.UniformResourceIdentifier("https://mtlskit.invalid/client/x")], False),
     "cn-outside-ip-san": ([(NameOID.COMMON_NAME, "evil.attacker.org")],
-                          [x509.IPAddress(__import__("ipaddress").ip_address("10.0.0.1"))], False),
+                          [x509.IPAddress(ipaddress.ip_address("10.0.0.1"))], False),
     "cn-excluded": ([(NameOID.COMMON_NAME, "db.bad.example.com")], [], False),
     "cn-underscore-outside": ([(NameOID.COMMON_NAME, "a_b.evil.org")], [], False),
     "cn-suffix-not-label": ([(NameOID.COMMON_NAME, "notexample.com")], [], False),
@@ -58,7 +59,7 @@ def _constrained_root() -> Issued:
     key = plain.key
     constraints = x509.NameConstraints(
         permitted_subtrees=[x509.DNSName("example.com"), x509.RFC822Name("example.com"),
-                            x509.IPAddress(__import__("ipaddress").ip_network("10.0.0.0/8"))],
+                            x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))],
         excluded_subtrees=[x509.DNSName("bad.example.com")])
     builder = (x509.CertificateBuilder().subject_name(plain.cert.subject).issuer_name(plain.cert.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())

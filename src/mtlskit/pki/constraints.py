@@ -14,6 +14,8 @@ import re
 
 from cryptography import x509
 
+from mtlskit.pki.names import general_name_text
+
 # OpenSSL's cn2dnsid: letters, digits, '_' and internal '-'/'.'; no '..', '.-', '-.';
 # at least two labels ("CN=sometld" is not a DNS name for the constraints).
 _CN_LABEL = re.compile(r"\A[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\Z")
@@ -121,5 +123,4 @@ def _dn_within(name: x509.Name, base: x509.Name) -> bool:
 
 def describe(constraints: x509.NameConstraints) -> str:
     """`DNS:example.com, IP:10.0.0.0/8` for a message; 'none' when nothing is permitted."""
-    from mtlskit.pki.names import general_name_text
     return ", ".join(general_name_text(n) for n in constraints.permitted_subtrees or []) or "none"
