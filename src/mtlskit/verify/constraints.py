@@ -41,7 +41,8 @@ def check_subject_constraints(path: list[x509.Certificate]) -> list[Finding]:
 
 def _subject_names(cert: x509.Certificate, leaf: bool) -> list[x509.GeneralName]:
     found: list[x509.GeneralName] = [
-        x509.RFC822Name(str(a.value)) for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
+        x509.RFC822Name(str(a.value)) for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+        if str(a.value).isascii()]   # not an IA5String: not a mailbox (OpenSSL refuses it outright)
     if leaf and not any(isinstance(n, x509.DNSName) for n in _sans(cert)):
         for attribute in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
             host = constraints.cn_dns_id(str(attribute.value))
