@@ -59,7 +59,7 @@ def write_temp(path: Path, data: bytes, mode: int = PUBLIC) -> Path:
     caller removes it instead when it decides not to). Nothing is left behind on failure.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -95,9 +95,34 @@ def write_new(path: Path | str, data: bytes, mode: int = PUBLIC, dir_fd: int | N
         os.close(fd)
 
 
+PUBLIC_DIR = 0o755
+PRIVATE_DIR = 0o700
+
+
+def make_dirs(path: Path | str, mode: int = PUBLIC_DIR) -> None:
+    """Create ``path`` and its missing parents, each with ``mode`` whatever the umask
+    (under umask 000, ``mkdir -p`` makes world-writable directories). Directories that
+    exist already are left as they are."""
+    missing = []
+    current = Path(path)
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue   # made meanwhile by someone else: theirs
+        os.chmod(directory, mode)   # mkdir's mode went through the umask
+
+
 def make_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """``path`` with mode 0700 (made or tightened); missing parents are made 0755."""
+    make_dirs(Path(path).parent)
+    path.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+    os.chmod(path, PRIVATE_DIR)
 
 
 MAX_INPUT = 4 * 1024 * 1024   # a certificate bundle, CSR, key, CRL excerpt or PKCS#12

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 
 from mtlskit.ca.authority import Authority, CaRequest, create_authority
 from mtlskit.ca.home import CaFiles
 from mtlskit.clock import Clock
 from mtlskit.config import Settings, write_settings_file
 from mtlskit.errors import AlreadyExists, BadInput
+from mtlskit.fileio import make_private_dir
 from mtlskit.issue.issuer import record_of
 from mtlskit.pki.names import looks_like_hostname
 from mtlskit.store.inventory import Inventory
@@ -36,8 +36,7 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
         raise BadInput(f"the CA passphrase must be at least {MIN_PASSPHRASE} characters")
     authority = create_authority(request, clock.now())
-    settings.home.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.home, 0o700)
+    make_private_dir(settings.home)   # 0700, its missing parents 0755, whatever the umask
     inventory = Inventory.open(settings.database_url)
     ca_records = [record_of(authority.root.certificate, "root", authority.root.name, "root-ca")]
     if authority.issuing is not authority.root:

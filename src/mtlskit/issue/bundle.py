@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlskit.fileio import PRIVATE, PUBLIC, write_new
+from mtlskit.fileio import PRIVATE, PUBLIC, PUBLIC_DIR, write_new
 from mtlskit.pki.keys import private_key_pem
 from mtlskit.pki.pkcs12 import P12Profile, build_pkcs12
 
@@ -84,9 +84,10 @@ def write_bundle(directory: Path | str, name: str, private_key, cert_pem: bytes,
     With `parent_fd`, `directory` is a name inside that open directory (batch issuance
     opens the output directory once instead of resolving its path for every bundle).
     """
-    os.mkdir(directory, 0o755, dir_fd=parent_fd)
+    os.mkdir(directory, PUBLIC_DIR, dir_fd=parent_fd)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
     try:
+        os.fchmod(dir_fd, PUBLIC_DIR)   # whatever the umask
         write_new("key.pem", private_key_pem(private_key, options.key_password), PRIVATE, dir_fd)
         write_new("cert.pem", cert_pem, PUBLIC, dir_fd)
         chain.place(dir_fd, "chain.pem", chain.chain)

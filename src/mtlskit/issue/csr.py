@@ -6,6 +6,7 @@ from cryptography import x509
 
 from mtlskit.ca.authority import Authority
 from mtlskit.errors import BadInput, UsageError
+from mtlskit.issue import policy
 from mtlskit.issue.issuer import LeafTemplate, apply_profile_defaults, record_of
 from mtlskit.issue.profiles import Profile
 from mtlskit.pki import names
@@ -22,21 +23,34 @@ def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
     the CSR are ignored. The certificate's subject is ``CN=NAME``.
 
     Raises:
-        BadInput: not a CSR, its signature does not verify, or ``name`` is not a NAME.
+        BadInput: not a CSR, its signature does not verify, ``name`` is not a NAME, more
+            than ``policy.MAX_SANS`` SANs, or a SAN outside the grammar of ``--dns``,
+            ``--ip``, ``--email``, ``--uri`` (a malformed wildcard included).
         UsageError: no ``name`` and the CSR's CN is not a valid NAME (or it has none).
-        PolicyViolation: weak key, names outside the constraints, lifetime too long.
+        PolicyViolation: weak key, names (the SANs, or the CN when it reads as a DNS
+            name) outside the constraints, a wildcard the profile refuses, lifetime too long.
     """
     csr = load_csr(csr_data)
     if not csr.is_signature_valid:
         raise BadInput("the CSR's signature does not verify (corrupted, or not signed by its key)")
     template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
-    sans = names.sans_of(csr)
+    requested = _requested_sans(csr)
+    policy.check_san_count(requested)   # before any work per name
+    sans = [names.requested_san(n) for n in requested]
     name = names.check_name(name, "--name") if name is not None else _name_from(csr, sans)
     sans = apply_profile_defaults(profile, name, sans)
     certificate = template.sign(names.subject_name(name), sans, csr.public_key())
     record = record_of(certificate, template.signer.name, name, profile.name)
     service.inventory.add_certificates([record], service.clock.now(), action="sign")
     return certificate, record
+
+
+def _requested_sans(csr: x509.CertificateSigningRequest) -> list[x509.GeneralName]:
+    try:
+        return names.sans_of(csr)
+    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise BadInput(f"the CSR's extensions cannot be decoded ({type(exc).__name__})",
+                       hint="request one subjectAltName extension of DNS, IP, email and URI names") from None
 
 
 def _name_from(csr: x509.CertificateSigningRequest, sans: list[x509.GeneralName]) -> str:

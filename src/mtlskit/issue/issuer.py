@@ -140,9 +140,13 @@ class LeafTemplate:
         """(notBefore, notAfter) as they appear in the certificates: whole seconds."""
         return self.not_before.replace(microsecond=0), self.not_after.replace(microsecond=0)
 
-    def check_names(self, sans: list[x509.GeneralName]) -> None:
+    def check_names(self, sans: list[x509.GeneralName], common_name: str | None = None) -> None:
+        """SAN count, required SANs, wildcards, and name constraints on the SANs and on the
+        subject CN (when it reads as a DNS name)."""
+        policy.check_san_count(sans)
         policy.check_required_sans(self.profile, sans)
-        policy.check_names_within(self.name_constraints, sans)
+        policy.check_wildcards(self.profile, sans)
+        policy.check_names_within(self.name_constraints, sans, common_name)
 
     def sign(self, subject: x509.Name, sans: list[x509.GeneralName], public_key) -> x509.Certificate:
         """Stages: check key, SANs and name constraints, build, sign."""
@@ -151,7 +155,7 @@ class LeafTemplate:
     def sign_der(self, subject: x509.Name, sans: list[x509.GeneralName], public_key, serial: int) -> bytes:
         """Like :meth:`sign` with the serial given, returning the DER certificate."""
         check_key_strength(public_key)
-        self.check_names(sans)
+        self.check_names(sans, names.common_name_of(subject) if self.name_constraints else None)
         if self._layout is None:
             return self.build(subject, sans, public_key, serial).public_bytes(serialization.Encoding.DER)
         spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

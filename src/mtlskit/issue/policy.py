@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-
 from cryptography import x509
 
-from mtlskit.errors import PolicyViolation
+from mtlskit.errors import BadInput, PolicyViolation
 from mtlskit.issue.profiles import Profile
-from mtlskit.pki.names import general_name_text
+from mtlskit.pki import constraints, names
 
 
 def check_lifetime(profile: Profile, days: int) -> None:
@@ -36,64 +34,54 @@ def check_required_sans(profile: Profile, sans: list[x509.GeneralName]) -> None:
 
 def name_constraints_of(ca_certificates: list[x509.Certificate]) -> list[x509.NameConstraints]:
     """The name constraints of every CA on the path that has some."""
-    found = []
-    for ca in ca_certificates:
-        try:
-            found.append(ca.extensions.get_extension_for_class(x509.NameConstraints).value)
-        except x509.ExtensionNotFound:
-            continue
-    return found
+    return constraints.constraints_of(ca_certificates)
 
 
 def check_name_constraints(ca_certificates: list[x509.Certificate],
-                           sans: list[x509.GeneralName]) -> None:
-    """Refuse SANs outside the permitted subtrees of any CA on the path (RFC 5280 4.2.1.10)."""
-    check_names_within(name_constraints_of(ca_certificates), sans)
+                           sans: list[x509.GeneralName], common_name: str | None = None) -> None:
+    """Refuse names outside the permitted subtrees of any CA on the path (RFC 5280 4.2.1.10)."""
+    check_names_within(name_constraints_of(ca_certificates), sans, common_name)
 
 
-def check_names_within(constraints: list[x509.NameConstraints], sans: list[x509.GeneralName]) -> None:
-    for constraint in constraints:
+def check_names_within(found: list[x509.NameConstraints], sans: list[x509.GeneralName],
+                       common_name: str | None = None) -> None:
+    """Every SAN, and the subject CN when it reads as a DNS name (OpenSSL reads it so
+    when a certificate has no DNS SAN; the CA refuses it whatever the SANs), must be
+    inside every CA's constraints."""
+    host = constraints.cn_dns_id(common_name) if common_name and found else None
+    for constraint in found:
         for name in sans:
-            if not _permitted(name, constraint):
+            if not constraints.permits(constraint, name):
                 raise PolicyViolation(
-                    f"{general_name_text(name)} is outside the CA's name constraints "
-                    f"(permitted: {_describe(constraint)})",
+                    f"{names.general_name_text(name)} is outside the CA's name constraints "
+                    f"(permitted: {constraints.describe(constraint)})",
                     hint="issue only names under the permitted domains, networks and mail domains")
+        if host is not None and not constraints.permits(constraint, x509.DNSName(host)):
+            raise PolicyViolation(
+                f"the subject CN {names.shown(common_name)} is a DNS name outside the CA's name "
+                f"constraints (permitted: {constraints.describe(constraint)})",
+                hint="use a NAME under the permitted domains, or one that is not a DNS name (no dot)")
 
 
-def _permitted(name: x509.GeneralName, constraints: x509.NameConstraints) -> bool:
-    same_kind = [c for c in (constraints.permitted_subtrees or []) if type(c) is type(name)]
-    excluded = [c for c in (constraints.excluded_subtrees or []) if type(c) is type(name)]
-    if any(_matches(name, c) for c in excluded):
-        return False
-    if not constraints.permitted_subtrees or not same_kind:
-        # No permitted subtree of this name form: the form is unconstrained, except that a
-        # URI's host is not checked here (constraints on URIs need a uniformResourceIdentifier
-        # subtree, which mtlskit never writes).
-        return True
-    return any(_matches(name, c) for c in same_kind)
+MAX_SANS = 100   # subjectAltNames per certificate, whatever the source (flags or a CSR)
 
 
-def _matches(name: x509.GeneralName, subtree: x509.GeneralName) -> bool:
-    if isinstance(name, x509.DNSName):
-        return _dns_within(name.value.lower().lstrip("*."), subtree.value.lower())
-    if isinstance(name, x509.IPAddress):
-        return isinstance(subtree.value, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and \
-            name.value.version == subtree.value.version and name.value in subtree.value
-    if isinstance(name, x509.RFC822Name):
-        domain = subtree.value.lower()
-        mailbox = name.value.lower()
-        if "@" in domain:
-            return mailbox == domain
-        host = mailbox.rsplit("@", 1)[-1]
-        return host == domain.lstrip(".") if not domain.startswith(".") else host.endswith(domain)
-    return True
+def check_san_count(sans: list[x509.GeneralName]) -> None:
+    if len(sans) > MAX_SANS:
+        raise BadInput(f"{len(sans)} subjectAltNames refused: a certificate holds at most {MAX_SANS}",
+                       hint="split the names over several certificates")
 
 
-def _dns_within(host: str, domain: str) -> bool:
-    domain = domain.lstrip(".")
-    return host == domain or host.endswith("." + domain)
-
-
-def _describe(constraints: x509.NameConstraints) -> str:
-    return ", ".join(general_name_text(n) for n in constraints.permitted_subtrees or []) or "none"
+def check_wildcards(profile: Profile, sans: list[x509.GeneralName]) -> None:
+    """A wildcard is a whole left-most label over at least two labels (the grammar of
+    ``names.dns_name``), and only a server certificate may hold one: a client or peer
+    certificate names one identity, never a family of them."""
+    for name in sans:
+        if isinstance(name, x509.DNSName) and name.value.startswith("*."):
+            if not profile.wildcard_dns:
+                raise PolicyViolation(f"the wildcard DNS:{name.value} is refused in a {profile.name} "
+                                      f"certificate: only server certificates may hold wildcards",
+                                      hint="name each host with its own --dns")
+            if name.value.count(".") < 2:
+                raise PolicyViolation(f"the wildcard DNS:{name.value} covers a whole top-level domain",
+                                      hint="use *.NAME.TLD or deeper (e.g. *.svc.example.com)")

@@ -24,6 +24,8 @@ class Profile:
     key_encipherment_for_rsa: bool = False
     # RFC 6960 4.2.2.2.1: a delegated responder's certificate needs no revocation check.
     ocsp_nocheck: bool = False
+    # A wildcard DNS SAN (*.example.com): servers only, see issue.policy.check_wildcards.
+    wildcard_dns: bool = False
 
     @property
     def is_client(self) -> bool:
@@ -35,7 +37,7 @@ class Profile:
 
 
 SERVER = Profile("server", (ExtendedKeyUsageOID.SERVER_AUTH,), default_days=90, max_days=397,
-                 requires_san=True, key_encipherment_for_rsa=True)
+                 requires_san=True, key_encipherment_for_rsa=True, wildcard_dns=True)
 CLIENT = Profile("client", (ExtendedKeyUsageOID.CLIENT_AUTH,), default_days=365, max_days=825,
                  requires_san=True)
 PEER = Profile("peer", (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),

@@ -25,6 +25,7 @@ from cryptography import x509
 
 from mtlskit.ca.authority import Authority, random_serial
 from mtlskit.errors import AlreadyExists, BadInput
+from mtlskit.fileio import make_dirs
 from mtlskit.issue.bundle import (BundleOptions, ChainPems, discard_staged, publish_staged,
                                   staging_dir, staging_name, write_bundle)
 from mtlskit.issue.issuer import (IssueRequest, LeafTemplate, certificate_pem, resolve_sans,
@@ -100,7 +101,7 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
 def _prepare(template: LeafTemplate, request: IssueRequest, final: Path | str, cwd: str) -> _Prepared:
     name = validate_name(request.name)
     sans = resolve_sans(request)
-    template.check_names(sans)
+    template.check_names(sans, name)
     location = os.path.normpath(os.path.join(cwd, final))  # os.path.abspath with one getcwd
     names.check_subject(name, request.org_unit)
     return _Prepared(name, request.org_unit, sans, final, location)
@@ -124,7 +125,7 @@ def _check_directories(jobs: list[_Prepared]) -> list[str]:
         if listings[parent]:
             _check_free(job)
     for parent in listings:  # only once nothing was refused
-        os.makedirs(parent, exist_ok=True)
+        make_dirs(parent)  # 0755 whatever the umask
     return list(listings)
 
 

@@ -97,17 +97,48 @@ def ip_address(text: str) -> x509.IPAddress:
         raise BadInput(f"{shown(text)} is not a valid IP address") from None
 
 
+EMAIL_MAX = 254    # RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets
+URI_MAX = 2048     # the SPIFFE ID limit; generous for any identity URI
+
+
 def email_address(text: str) -> x509.RFC822Name:
-    if not _EMAIL.match(text):
-        raise BadInput(f"{shown(text)} is not a valid email address")
+    """A mailbox (``alice@example.com``): printable ASCII, one ``@``, no wildcard."""
+    if not isinstance(text, str) or len(text) > EMAIL_MAX or not _EMAIL.match(text) or "*" in text:
+        raise BadInput(f"{shown(text)} is not a valid email address (at most {EMAIL_MAX} characters, "
+                       f"no wildcard)")
     return x509.RFC822Name(text)
 
 
 def uri(text: str) -> x509.UniformResourceIdentifier:
-    scheme, sep, rest = text.partition(":")
-    if not sep or not scheme or not rest or not _URI_SCHEME.match(scheme) or not _URI_REST.match(rest):
-        raise BadInput(f"{shown(text)} is not a valid URI (expected scheme:rest, e.g. spiffe://org/svc)")
+    """An identity URI (``spiffe://org/svc``): scheme:rest, printable ASCII, no wildcard."""
+    scheme, sep, rest = text.partition(":") if isinstance(text, str) else ("", "", "")
+    if (not sep or not scheme or not rest or len(text) > URI_MAX or "*" in text
+            or not _URI_SCHEME.match(scheme) or not _URI_REST.match(rest)):
+        raise BadInput(f"{shown(text)} is not a valid URI (expected scheme:rest, e.g. spiffe://org/svc, "
+                       f"at most {URI_MAX} characters, no wildcard)")
     return x509.UniformResourceIdentifier(text)
+
+
+def requested_san(name: x509.GeneralName) -> x509.GeneralName:
+    """A subjectAltName written by someone else (a CSR), through the grammar of the
+    options that type them: DNS (normalised as ``dns_name`` does), IP address, email, URI.
+
+    Raises:
+        BadInput: another form (directoryName, otherName, registeredID), an IP network,
+            or a value outside its grammar (a malformed wildcard included).
+    """
+    if isinstance(name, x509.DNSName):
+        return dns_name(name.value)
+    if isinstance(name, x509.IPAddress):
+        if isinstance(name.value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            return name
+        raise BadInput(f"IP:{name.value} is a network, not an address")
+    if isinstance(name, x509.RFC822Name):
+        return email_address(name.value)
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return uri(name.value)
+    raise BadInput(f"the subjectAltName {shown(general_name_text(name))} is of a form this CA does not sign",
+                   hint="request only DNS, IP, email and URI names")
 
 
 def general_name_text(name: x509.GeneralName) -> str:

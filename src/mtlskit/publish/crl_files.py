@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import NotFound
-from mtlskit.fileio import remove_quietly, write_atomic, write_temp
+from mtlskit.fileio import PUBLIC_DIR, make_dirs, remove_quietly, write_atomic, write_temp
 from mtlskit.pki import der as der_codec
 from mtlskit.publish.crl import crl_number_of
 from mtlskit.store.models import CrlState
@@ -92,7 +92,7 @@ class CrlExport:
 
     def stage(self, ders: dict[str, bytes]) -> None:
         """Start writing ``ders`` (DER by CA name) and the chain's bundle to temporary files."""
-        self.crl_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.crl_dir, PUBLIC_DIR)   # public files; HOME itself is 0700
         for name, der in ders.items():
             numbers = {name: crl_number_of(der)}
             self._per_ca[name] = (
@@ -198,7 +198,7 @@ def _remove_abandoned(crl_dir: Path, file_system_now: float, keep: set[Path]) ->
 def _export_lock(crl_dir: Path):
     """Hold HOME/crl/.lock; yields the file system's "now" (the mtime it gives the lock)."""
     lock = crl_dir / ".lock"
-    with open(lock, "a+b") as handle:
+    with os.fdopen(os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             os.utime(handle.fileno())

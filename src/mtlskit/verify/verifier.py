@@ -4,7 +4,8 @@ Order of the checks (the first error is the most specific cause):
   1. the leaf alone: validity at the time, purpose (EKU / key usage), key strength,
      and for servers the CN/SAN consistency;
   2. the path, built and validated by cryptography (see path.py);
-  3. on the validated path: structure rules cryptography leaves out (checks.py),
+  3. on the validated path: structure rules cryptography leaves out (checks.py), name
+     constraints on the subject CN and emailAddress, as OpenSSL applies them (constraints.py),
      revocation by CRL (crl.py), by the inventory and by OCSP when asked (ocsp.py);
   4. the chain file: is it complete, ordered, free of strangers (chainfile.py).
 The x509-limbo harness calls :func:`verify` exactly as the CLI does.
@@ -20,6 +21,7 @@ from cryptography import x509
 
 from mtlskit.verify import checks, crl, path as pathmod
 from mtlskit.verify.chainfile import check_chain_file
+from mtlskit.verify.constraints import check_subject_constraints
 from mtlskit.verify.checks import Purpose, describe
 from mtlskit.verify.findings import Finding, has_error, info
 
@@ -88,7 +90,7 @@ def verify(request: VerifyRequest, revocation: list[RevocationSource] = ()) -> V
     if result.path is None:
         return VerifyReport(found, None)
     path = result.path
-    found += result.findings + checks.check_structure(path)
+    found += result.findings + checks.check_structure(path) + check_subject_constraints(path)
     for cert in path[1:]:
         found += checks.check_key(cert)
     found += _revocation(request, path, revocation)
