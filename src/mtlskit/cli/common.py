@@ -140,7 +140,19 @@ def open_service(ctx: typer.Context, at: dt.datetime | None = None) -> "Service"
     from mtlskit.service import Service
 
     clock = FixedClock(at) if at else SystemClock()
-    return Service.open(settings_of(ctx), clock)
+    service = Service.open(settings_of(ctx), clock)
+    _sweep_interrupted_batches(service)
+    return service
+
+
+def _sweep_interrupted_batches(service: "Service") -> None:
+    """Publish or destroy what a killed `issue` batch left staged (issue/journal.py)."""
+    from mtlskit.issue.journal import JOURNAL_DIR, sweep
+
+    if (service.settings.home / JOURNAL_DIR).is_dir():  # one stat on the usual path
+        handled = sweep(service.settings.home, service.inventory)
+        if handled:
+            err_console.print(f"note: settled {handled} bundle(s) left staged by an interrupted batch")
 
 
 def read_input_file(path: Path, what: str = "input") -> bytes:
