@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import mtlskit
-from mtlskit.issue.journal import JOURNAL_DIR
+from mtlskit.issue.journal import JOURNAL_DIR, Journal
 
 SRC = str(Path(mtlskit.__file__).resolve().parents[1])
 BATCH = 1500
@@ -152,3 +152,49 @@ def test_a_signal_stops_the_batch_cleanly_and_says_how_many(home, tmp_path, cli,
     assert len(message) == 1 and message[0].startswith("error: interrupted by " + signal.Signals(signum).name)
     assert f"{issued} of {BATCH} certificates issued and recorded" in message[0]
     assert f"the other {BATCH - issued} were not issued" in message[0]
+
+
+def _journal_of_a_dead_batch(home: Path, entries: list[tuple[Path, Path]]) -> Journal:
+    journal = Journal(home, [(str(s), str(f)) for s, f in entries])
+    os.close(journal.fd)  # the lock goes with the batch: killed
+    return journal
+
+
+def test_the_sweep_publishes_what_was_recorded_and_destroys_the_rest(fresh_home, tmp_path, cli):
+    out = tmp_path / "out"
+    assert cli("--home", fresh_home, "issue", "client", "recorded", "--out", out / "recorded").code == 0
+    os.rename(out / "recorded", out / ".recorded.partial")  # killed between the commit and the rename
+    other = tmp_path / "other-home"  # its certificates are not in fresh_home's inventory
+    assert cli("--home", other, "init", "--name", "Other", "--no-passphrase").code == 0
+    stranger = tmp_path / "stranger"
+    assert cli("--home", other, "issue", "client", "stranger", "--out", stranger).code == 0
+    os.mkdir(out / ".unrecorded.partial")  # signed, never recorded
+    for file_name in ("key.pem", "cert.pem"):
+        (out / ".unrecorded.partial" / file_name).write_bytes((stranger / file_name).read_bytes())
+    os.mkdir(out / ".keyonly.partial")  # killed before cert.pem was written
+    (out / ".keyonly.partial" / "key.pem").write_bytes((stranger / "key.pem").read_bytes())
+    (tmp_path / "bystander").mkdir()  # named in a journal, but not a staging directory
+    _journal_of_a_dead_batch(fresh_home, [
+        (out / f".{n}.partial", out / n) for n in ("recorded", "unrecorded", "keyonly", "never-staged")]
+        + [(tmp_path / "bystander", tmp_path / "x")])
+
+    result = cli("--home", fresh_home, "list", "--json")
+
+    assert result.code == 0 and "settled 3 bundle(s)" in result.err
+    assert sorted(os.listdir(out)) == ["recorded"]
+    assert (tmp_path / "bystander").is_dir()
+    assert not os.listdir(fresh_home / JOURNAL_DIR)
+    listed = json.loads(result.out)
+    assert [r["name"] for r in listed if r["profile"] == "client"] == ["recorded"]
+
+
+def test_the_sweep_leaves_a_running_batch_alone(fresh_home, tmp_path, cli):
+    staged = tmp_path / ".running.partial"
+    staged.mkdir()
+    (staged / "key.pem").write_text("in the making")
+    journal = Journal(fresh_home, [(str(staged), str(tmp_path / "running"))])
+    try:
+        assert cli("--home", fresh_home, "list").code == 0
+        assert (staged / "key.pem").exists() and journal.path.exists()
+    finally:
+        journal.close()
