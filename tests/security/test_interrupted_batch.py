@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 import mtlskit
 from mtlskit.issue.journal import JOURNAL_DIR, Journal
+from mtlskit.store.inventory import Inventory
 
 SRC = str(Path(mtlskit.__file__).resolve().parents[1])
 BATCH = 1500
@@ -180,12 +181,14 @@ def test_the_sweep_publishes_what_was_recorded_and_destroys_the_rest(fresh_home,
 
     result = cli("--home", fresh_home, "list", "--json")
 
-    assert result.code == 0 and "settled 3 bundle(s)" in result.err
+    assert result.code == 0 and "1 recorded one(s) moved into place, 2 unrecorded one(s) destroyed" in result.err
     assert sorted(os.listdir(out)) == ["recorded"]
     assert (tmp_path / "bystander").is_dir()
     assert not os.listdir(fresh_home / JOURNAL_DIR)
     listed = json.loads(result.out)
     assert [r["name"] for r in listed if r["profile"] == "client"] == ["recorded"]
+    events = [e for e in Inventory.open(f"sqlite:///{fresh_home / 'inventory.db'}").events() if e["action"] == "batch-swept"]
+    assert len(events) == 1 and (events[0]["detail"]["published"], events[0]["detail"]["destroyed"]) == (1, 2)
 
 
 def test_the_sweep_leaves_a_running_batch_alone(fresh_home, tmp_path, cli):

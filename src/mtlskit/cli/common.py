@@ -150,9 +150,10 @@ def _sweep_interrupted_batches(service: "Service") -> None:
     from mtlskit.issue.journal import JOURNAL_DIR, sweep
 
     if (service.settings.home / JOURNAL_DIR).is_dir():  # one stat on the usual path
-        handled = sweep(service.settings.home, service.inventory)
-        if handled:
-            err_console.print(f"note: settled {handled} bundle(s) left staged by an interrupted batch")
+        published, destroyed = sweep(service.settings.home, service.inventory, service.clock.now())
+        if published or destroyed:
+            err_console.print(f"note: an interrupted batch left bundles staged: {published} recorded "
+                              f"one(s) moved into place, {destroyed} unrecorded one(s) destroyed with their keys")
 
 
 def read_input_file(path: Path, what: str = "input") -> bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 JOURNAL_DIR = "journal"
 SUFFIX = ".journal"
@@ -61,38 +62,54 @@ class Journal:
         os.close(self.fd)
 
 
-def sweep(home: Path, inventory) -> int:
-    """Finish or undo the batches that died in `home`; returns the staging directories handled."""
+def sweep(home: Path, inventory, at) -> tuple[int, int]:
+    """Finish or undo the batches that died in `home`.
+
+    Returns:
+        (bundles published, bundles destroyed); each journal settled is an audit event.
+    """
     directory = home / JOURNAL_DIR
     try:
         names = os.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
-        return 0
-    handled = 0
+        return 0, 0
+    published = destroyed = 0
     for name in names:
         if name.endswith(SUFFIX):
-            handled += _sweep_one(directory / name, inventory)
+            done, undone = _sweep_one(directory / name, inventory, at)
+            published, destroyed = published + done, destroyed + undone
         elif name.endswith(".tmp"):
             _drop_unfinished(directory / name)
-    return handled
+    return published, destroyed
 
 
-def _sweep_one(path: Path, inventory) -> int:
+def _sweep_one(path: Path, inventory, at) -> tuple[int, int]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return 0
+        return 0, 0
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return 0  # a batch that is still running
+            return 0, 0  # a batch that is still running
         if os.fstat(fd).st_nlink == 0:
-            return 0  # finished (or swept) while we waited for the lock
-        entries = _read_entries(fd)
-        handled = sum(_settle(staged, final, inventory) for staged, final in entries)
+            return 0, 0  # finished (or swept) while we waited for the lock
+        left = [(staged, final) for staged, final in _read_entries(fd)
+                if _is_ours(os.path.basename(staged)) and os.path.lexists(staged)]
+        fingerprints = {staged: _fingerprint(staged) for staged, final in left if final}
+        recorded = inventory.recorded_fingerprints([f for f in fingerprints.values() if f])
+        published = sum(_publish(staged, final) for staged, final in left
+                        if fingerprints.get(staged) in recorded)
+        for staged, final in left:
+            if fingerprints.get(staged) not in recorded:
+                _destroy(staged)
+        destroyed = sum(1 for staged, final in left if final) - published
+        if published or destroyed:
+            inventory.record_event("batch-swept", at, journal=path.name,
+                                   published=published, destroyed=destroyed)
         _unlink(path)  # only once everything listed is settled: a killed sweep is redone
-        return handled
+        return published, destroyed
     finally:
         os.close(fd)
 
@@ -120,20 +137,20 @@ def _read_entries(fd: int) -> list[tuple[str, str]]:
     return [(os.fsdecode(fields[i]), os.fsdecode(fields[i + 1])) for i in range(0, len(fields) - 1, 2)]
 
 
-def _settle(staged: str, final: str, inventory) -> int:
-    if not _is_ours(os.path.basename(staged)) or not os.path.lexists(staged):
-        return 0
-    if final and _is_recorded(staged, inventory):
-        try:
-            os.rename(staged, final)  # the batch recorded it and died before this rename
-        except OSError:
-            pass  # the place was taken since: the bundle stays where it is, recorded
-        return 1
+def _publish(staged: str, final: str) -> bool:
+    """Recorded, killed before its rename: put it where the batch would have."""
+    try:
+        os.rename(staged, final)
+    except OSError:
+        pass  # the place was taken since: the bundle stays where it is, recorded
+    return True
+
+
+def _destroy(staged: str) -> None:
     if os.path.isdir(staged) and not os.path.islink(staged):
         shutil.rmtree(staged, ignore_errors=True)
     else:
         _unlink(staged)
-    return 1
 
 
 def _is_ours(name: str) -> bool:
@@ -141,16 +158,14 @@ def _is_ours(name: str) -> bool:
     return (name.startswith(".") and name.endswith(".partial")) or name.startswith(CHAIN_PREFIX)
 
 
-def _is_recorded(staged: str, inventory) -> bool:
+def _fingerprint(staged: str) -> str | None:
+    """SHA-256 of the staged certificate; None when cert.pem is missing or cut short."""
     try:
         with open(os.path.join(staged, "cert.pem"), "rb") as handle:
             certificate = x509.load_pem_x509_certificate(handle.read(64 * 1024))
     except (OSError, ValueError):
-        return False  # not written yet, or cut short: never recorded
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
-    return inventory.by_fingerprint(fingerprint) is not None
+        return None
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
 def _unlink(path: Path | str) -> None:
