@@ -126,7 +126,9 @@ def test_kill_9_at_a_random_point_leaves_only_known_certificates(home, tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", range(6))
-def test_kill_9_during_a_20000_batch(home, tmp_path, cli, run):
+def test_kill_9_during_a_20000_batch(home, tmp_path, cli, run, request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("20,000-line batches, minutes: run with -m slow")
     rng = random.Random(100 + run)
     prefix = f"big{run}"
     process, out = _start_batch(home, tmp_path, prefix, 20_000)
