@@ -147,9 +147,9 @@ def open_service(ctx: typer.Context, at: dt.datetime | None = None) -> "Service"
 
 def _sweep_interrupted_batches(service: "Service") -> None:
     """Publish or destroy what a killed `issue` batch left staged (issue/journal.py)."""
-    from mtlskit.issue.journal import JOURNAL_DIR, sweep
+    from mtlskit.issue.journal import has_journals, sweep
 
-    if (service.settings.home / JOURNAL_DIR).is_dir():  # one stat on the usual path
+    if has_journals(service.settings.home):  # one directory read on the usual path
         published, destroyed = sweep(service.settings.home, service.inventory, service.clock.now())
         if published or destroyed:
             err_console.print(f"note: an interrupted batch left bundles staged: {published} recorded "

@@ -62,6 +62,15 @@ class Journal:
         os.close(self.fd)
 
 
+def has_journals(home: Path) -> bool:
+    """Cheap: is there anything for :func:`sweep` to look at (without opening the inventory)?"""
+    try:
+        with os.scandir(home / JOURNAL_DIR) as entries:
+            return next(entries, None) is not None
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def sweep(home: Path, inventory, at) -> tuple[int, int]:
     """Finish or undo the batches that died in `home`.
 
