@@ -11,6 +11,7 @@
     │   └── Ambiguous            ambiguous       4
     │       └── AmbiguousTarget  ambiguous-target 2  a bare SERIAL|NAME that is both
     ├── CheckFailed              check-failed    1   verify/probe found a problem
+    ├── Interrupted              interrupted     130 a batch stopped on request (SIGINT, SIGTERM)
     └── InternalError            internal        5
 
 Domain code raises these; only ``cli/`` maps them to exit codes and only ``api/`` to
@@ -87,6 +88,19 @@ class AmbiguousTarget(Ambiguous):
 class CheckFailed(MtlskitError):
     code = "check-failed"
     exit_code = 1
+
+
+class Interrupted(MtlskitError):
+    """A batch stopped on request; `records` were issued (recorded and in place), the
+    other `total - len(records)` were not (nothing of them is left)."""
+
+    code = "interrupted"
+    exit_code = 130
+
+    def __init__(self, message: str, records: list, total: int) -> None:
+        super().__init__(message)
+        self.records = records
+        self.total = total
 
 
 class InternalError(MtlskitError):

@@ -140,7 +140,20 @@ def open_service(ctx: typer.Context, at: dt.datetime | None = None) -> "Service"
     from mtlskit.service import Service
 
     clock = FixedClock(at) if at else SystemClock()
-    return Service.open(settings_of(ctx), clock)
+    service = Service.open(settings_of(ctx), clock)
+    _sweep_interrupted_batches(service)
+    return service
+
+
+def _sweep_interrupted_batches(service: "Service") -> None:
+    """Publish or destroy what a killed `issue` batch left staged (issue/journal.py)."""
+    from mtlskit.issue.journal import has_journals, sweep
+
+    if has_journals(service.settings.home):  # one directory read on the usual path
+        published, destroyed = sweep(service.settings.home, service.inventory, service.clock.now())
+        if published or destroyed:
+            err_console.print(f"note: an interrupted batch left bundles staged: {published} recorded "
+                              f"one(s) moved into place, {destroyed} unrecorded one(s) destroyed with their keys")
 
 
 def read_input_file(path: Path, what: str = "input") -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,7 +10,7 @@ import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, passphrase_source, print_json,
                                 read_secret_file)
-from mtlskit.errors import BadInput, UsageError
+from mtlskit.errors import BadInput, Interrupted, UsageError
 
 # The implementation modules are imported inside the commands: every CLI run imports
 # every command module (for --help and parsing), and should pay only for the one it runs.
@@ -70,9 +71,15 @@ def issue(
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
     requests = [IssueRequest(profile_spec, n, sans, org_unit, days) for n in all_names]
-    with _progress(len(all_names), json_out) as advance:
-        records = issue_batch(service, authority, requests, directories, KeyType.parse(key_type),
-                              options, advance)
+    with _progress(len(all_names), json_out) as advance, _StopOnSignal() as stop:
+        try:
+            records = issue_batch(service, authority, requests, directories, KeyType.parse(key_type),
+                                  options, advance, stop.requested)
+        except Interrupted as exc:
+            err_console.print(f"error: interrupted by {stop.signal_name}: {len(exc.records)} of {exc.total} "
+                              f"certificates issued and recorded under {base}/; the other "
+                              f"{exc.total - len(exc.records)} were not issued")
+            raise typer.Exit(128 + stop.signum) from None
     if json_out:
         print_json([{"name": r.name, "serial": r.serial_hex, "not_after": r.not_after,
                      "directory": str(d)} for r, d in zip(records, directories)])
@@ -84,6 +91,39 @@ def issue(
         console.print(f"... and {len(records) - 10} more ({len(records)} in all) under {base}/")
     if p12 and not p12_password_file:
         console.print("PKCS#12 passwords were generated: see bundle.pass (mode 0600) beside each bundle.p12")
+
+
+class _StopOnSignal:
+    """While a batch runs, SIGINT and SIGTERM ask it to stop (it records and publishes what
+    is signed, discards the rest) instead of killing the process part-way."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.previous: dict = {}
+
+    def requested(self) -> bool:
+        return self.signum != 0
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+
+    def __enter__(self) -> "_StopOnSignal":
+        for signum in self.SIGNALS:
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (an embedding caller): leave them be
+                break
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 class _progress:

@@ -7,16 +7,22 @@ failure part-way leaves every certificate either recorded with its files, or abs
 
 Workers take ranges of the batch and send back only what the parent cannot know (serial,
 fingerprint, PEM, the names as text); the parent inserts the rows and renames.
+
+Before anything is staged the batch writes a journal in the home (issue/journal.py) and
+holds its lock: if the batch is killed, the next command publishes what was recorded and
+destroys, key and all, what was not. A stop request (SIGTERM, SIGINT: see cli/issue_cmd.py)
+is honoured between results: what is signed so far is recorded and published, the rest
+is discarded, and :class:`Interrupted` says how many were issued.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -24,10 +30,11 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 from cryptography import x509
 
 from mtlskit.ca.authority import Authority, random_serial
-from mtlskit.errors import AlreadyExists, BadInput
+from mtlskit.errors import AlreadyExists, BadInput, Interrupted
 from mtlskit.fileio import make_dirs
 from mtlskit.issue.bundle import (BundleOptions, ChainPems, discard_staged, publish_staged,
                                   staging_dir, staging_name, write_bundle)
+from mtlskit.issue.journal import CHAIN_PREFIX, Journal
 from mtlskit.issue.issuer import (IssueRequest, LeafTemplate, certificate_pem, resolve_sans,
                                   validate_name)
 from mtlskit.pki import names
@@ -35,6 +42,8 @@ from mtlskit.pki.keys import KeyType, generate_private_key
 from mtlskit.store.inventory import CertificateRecord
 
 Progress = Callable[[int], None]
+StopRequested = Callable[[], bool]
+POLL_SECONDS = 0.1  # how often the parent looks at a stop request while it waits for workers
 CHUNK_SIZE = 1000
 PARALLEL_THRESHOLD = 64
 TASK_SIZE = 100  # certificates per worker task: few round trips, little imbalance at the end
@@ -56,6 +65,7 @@ class _Batch:
     chain: ChainPems
     options: BundleOptions
     parent_fd: int | None = None  # the one output directory, when every bundle goes there
+    parent_pid: int | None = None  # the process that records, seen from forked workers
 
     def staged(self, job: _Prepared) -> str:
         """Where a bundle is written: a name in parent_fd, or a path."""
@@ -71,11 +81,14 @@ _batch: _Batch | None = None  # set in the parent before forking; workers read t
 
 def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
                 directories: Sequence[Path], key_type: KeyType, options: BundleOptions,
-                progress: Progress | None = None) -> list[CertificateRecord]:
+                progress: Progress | None = None,
+                stop_requested: StopRequested | None = None) -> list[CertificateRecord]:
     """Issue one certificate per request into its directory and record them all.
 
     Raises:
         BadInput, PolicyViolation, AlreadyExists: before anything is signed or written.
+        Interrupted: `stop_requested` said so; its `records` were issued, recorded and
+            published, and nothing else is left on disk.
     """
     if not requests:
         raise BadInput("no names to issue")
@@ -86,16 +99,27 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
     parents = _check_directories(jobs)
     chain, shared_dir = _shared_chain(ChainPems.of(authority.chain, authority.root.certificate), jobs, parents)
     parent_fd = None
+    journal = None
     try:
+        journal = Journal(service.settings.home, _staging_entries(jobs),
+                          [str(shared_dir)] if shared_dir is not None else [])
         if len(parents) == 1:
             parent_fd = os.open(parents[0], os.O_RDONLY | os.O_DIRECTORY)
         batch = _Batch(template, jobs, key_type, chain, options, parent_fd)
-        return _run(service, batch, progress or (lambda n: None))
+        return _run(service, batch, progress or (lambda n: None), stop_requested or (lambda: False))
     finally:
         if parent_fd is not None:
             os.close(parent_fd)
         if shared_dir is not None:
             shutil.rmtree(shared_dir, ignore_errors=True)  # the bundles keep their links
+        if journal is not None:
+            journal.close()  # last: every staging directory is published or discarded
+
+
+def _staging_entries(jobs: list[_Prepared]) -> Iterator[tuple[str, str]]:
+    for job in jobs:
+        parent, name = os.path.split(job.location)
+        yield os.path.join(parent, staging_name(name)), job.location
 
 
 def _prepare(template: LeafTemplate, request: IssueRequest, final: Path | str, cwd: str) -> _Prepared:
@@ -155,13 +179,15 @@ def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared],
     """For a large batch into one directory, one copy of chain.pem and ca.pem to link to."""
     if len(jobs) < PARALLEL_THRESHOLD or len(parents) != 1:
         return batch_chain, None
-    shared = Path(tempfile.mkdtemp(prefix=".mtlskit-chain-", dir=parents[0]))
+    shared = Path(tempfile.mkdtemp(prefix=CHAIN_PREFIX, dir=parents[0]))
     return batch_chain.shared_in(shared), shared
 
 
 def _issue_range(bounds: tuple[int, int]) -> list[tuple]:
     """Worker: issue jobs[start:stop] (see :func:`_issue_one`)."""
     batch = _batch
+    if batch.parent_pid is not None and os.getppid() != batch.parent_pid:
+        os._exit(1)  # the parent is gone (where PR_SET_PDEATHSIG is missing): nobody records
     return [_issue_one(batch, batch.jobs[index]) for index in range(*bounds)]
 
 
@@ -182,33 +208,83 @@ def _ranges(count: int, size: int) -> Iterator[tuple[int, int]]:
     return ((start, min(start + size, count)) for start in range(0, count, size))
 
 
-def _run(service, batch: _Batch, progress: Progress) -> list[CertificateRecord]:
+def _start_worker(parent_pid: int) -> None:
+    """Pool initializer: the parent alone decides when to stop (SIGINT and SIGTERM sent to
+    the process group are its to handle), and a worker never outlives a killed parent (it
+    holds the journal's lock, and would keep staging bundles nobody records)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass  # elsewhere: _issue_range checks the parent before each task
+
+
+def _results(pool, tasks: Iterator[tuple[int, int]], stop_requested: StopRequested) -> Iterator[tuple]:
+    """The workers' results in order; stops early (without waiting for a worker) on a stop
+    request."""
+    if pool is None:
+        for task in tasks:
+            if stop_requested():
+                return
+            yield from _issue_range(task)
+        return
+    pending = pool.imap(_issue_range, tasks)
+    while not stop_requested():
+        try:
+            yield from pending.next(POLL_SECONDS)
+        except multiprocessing.TimeoutError:
+            continue
+        except StopIteration:
+            return
+
+
+def _run(service, batch: _Batch, progress: Progress, stop_requested: StopRequested) -> list[CertificateRecord]:
     global _batch
     _batch = batch
     count = len(batch.jobs)
     workers = min(os.cpu_count() or 1, max(1, count // PARALLEL_THRESHOLD))
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        batch = _batch = dataclasses.replace(batch, parent_pid=os.getpid())
+        pool = multiprocessing.get_context("fork").Pool(workers, _start_worker, (os.getpid(),))
     issuer, profile, key_type = batch.template.signer.name, batch.template.profile.name, batch.key_type.value
     not_before, not_after = batch.template.validity
     done: list[CertificateRecord] = []
+
+    def record(pending: list[CertificateRecord]) -> None:
+        first = len(done)
+        service.inventory.add_certificates(pending, service.clock.now())
+        done.extend(pending)  # recorded: from here on its files are kept, whatever happens
+        for recorded in batch.jobs[first:len(done)]:
+            publish_staged(batch.staged(recorded), batch.final(recorded), batch.parent_fd)
+        progress(len(pending))
+
     try:
         tasks = _ranges(count, max(1, min(TASK_SIZE, count // (workers * 8))))  # a few tasks each at least
-        results = itertools.chain.from_iterable(pool.imap(_issue_range, tasks) if pool else map(_issue_range, tasks))
         pending: list[CertificateRecord] = []
-        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, results, strict=True):
+        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, _results(pool, tasks, stop_requested)):
             pending.append(CertificateRecord(issuer, serial, job.name, subject, sans, profile, key_type,
                                              not_before, not_after, fingerprint, pem))
             if len(pending) >= CHUNK_SIZE or len(done) + len(pending) == count:
-                first = len(done)
-                service.inventory.add_certificates(pending, service.clock.now())
-                done += pending  # recorded: from here on its files are kept, whatever happens
-                for recorded in batch.jobs[first:len(done)]:
-                    publish_staged(batch.staged(recorded), batch.final(recorded), batch.parent_fd)
-                progress(len(pending))
+                record(pending)
                 pending = []
+        if pending:  # stopped part-way: what is signed is kept
+            record(pending)
+        if len(done) < count:
+            raise Interrupted(f"stopped after {len(done)} of {count} certificates", done, count)
     except BaseException:
         if pool:
-            pool.terminate()
+            pool.terminate()  # and joined: no worker writes after this
         for job in batch.jobs[len(done):]:
             discard_staged(batch.staged(job), batch.parent_fd)
         raise

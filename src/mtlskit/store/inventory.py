@@ -220,6 +220,15 @@ class Inventory:
                 CertificateRow.fingerprint_sha256 == fingerprint_sha256.lower())).first()
             return record_from_row(row) if row else None
 
+    def recorded_fingerprints(self, fingerprints: Sequence[str]) -> set[str]:
+        """Which of these SHA-256 fingerprints (lower-case hex) the inventory holds."""
+        found: set[str] = set()
+        column = CertificateRow.fingerprint_sha256
+        with Session(self.engine) as s:
+            for start in range(0, len(fingerprints), 500):  # under SQLite's bound-variable limit
+                found.update(s.scalars(select(column).where(column.in_(fingerprints[start:start + 500]))))
+        return found
+
     def locate(self, target: str) -> Located:
         """The certificates one SERIAL|NAME argument designates (see ``parse_target``).
 
