@@ -187,16 +187,26 @@ def passphrase_source(passphrase_file: Path | None, confirm: bool = False):
     return source
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw]?)\s*", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
+MAX_DURATION = dt.timedelta(days=36525)  # a century: longer than any CA here lives
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """`30d`, `12h`, `2w`, `90` (days)."""
-    match = _DURATION.match(text.lower())
+def parse_duration(text: str, limit: dt.timedelta = MAX_DURATION) -> dt.timedelta:
+    """`30d`, `12h`, `2w`, `90` (days): ASCII digits and a unit, at most ``limit``.
+
+    Raises:
+        BadInput: not a duration, or longer than ``limit`` (which a datetime could
+            not even hold past year 9999).
+    """
+    match = _DURATION.fullmatch(text.lower())
     if not match:
-        raise BadInput(f"{text!r} is not a duration", hint="use e.g. 30d, 12h, 2w")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        raise BadInput(f"{text[:40]!r} is not a duration", hint="use e.g. 30d, 12h, 2w")
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) * _UNITS[match.group(2)] > limit.total_seconds():
+        raise BadInput(f"{text[:40]!r} is too long a duration: at most {limit.days} days",
+                       hint="use e.g. 30d, 12h, 2w")
+    return dt.timedelta(seconds=int(digits) * _UNITS[match.group(2)])
 
 
 def parse_time(text: str) -> dt.datetime:

@@ -18,7 +18,7 @@ from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.publish.delivery import Delivery, deliver, publish_pending
 from mtlskit.revoke.reasons import RevocationReason
-from mtlskit.store.inventory import CertificateRecord, Status, audit_row, parse_serial
+from mtlskit.store.inventory import LIVE, CertificateRecord, Status, audit_row, parse_serial
 from mtlskit.store.models import AuditEvent, CertificateRow
 from mtlskit.store.publication import pending_crls
 
@@ -78,7 +78,7 @@ def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]
     target = target.strip()
     by_name = inventory.by_name(target) if target else []
     if by_name:
-        live = [r for r in by_name if r.status_at(now) is Status.VALID]
+        live = [r for r in by_name if r.status_at(now) in LIVE]
         if len(live) == 1:
             return live
         if len(live) > 1:
