@@ -112,7 +112,7 @@ def crl(
     ca: Optional[str] = typer.Option(None, "--ca", help="root | intermediate (default: the issuing CA)."),
     fmt: str = typer.Option("pem", "--format", help="pem | der"),
     bundle: bool = typer.Option(False, "--bundle", help="The PEM CRLs of every CA in the chain, in one file."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write here (default: stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write here; - or none: stdout."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
 ) -> None:
     """Publish a fresh full CRL for every CA and output one of them (or the bundle).
@@ -123,6 +123,7 @@ def crl(
     from mtlskit.publish import crls
 
     fmt = fmt.lower()
+    out = None if out is not None and str(out) == "-" else out
     if fmt not in ("pem", "der"):
         raise BadInput(f"unknown format {fmt!r}", hint="choose pem or der")
     if bundle and fmt == "der":
