@@ -143,14 +143,29 @@ def open_service(ctx: typer.Context, at: dt.datetime | None = None) -> "Service"
     return Service.open(settings_of(ctx), clock)
 
 
-def read_input_file(path: Path, what: str = "input") -> bytes:
-    """A regular input file of at most ``fileio.MAX_INPUT`` bytes (see ``fileio.read_input``)."""
-    from mtlskit.fileio import InputRefused, read_input
+MAX_LIST = 16 * 1024 * 1024  # a NAME or SERIAL per line: room for 250,000 of them
+
+
+def read_input_file(path: Path, what: str = "input", limit: int | None = None) -> bytes:
+    """A regular input file of at most ``limit`` bytes (default ``fileio.MAX_INPUT``, 4 MiB;
+    see ``fileio.read_input``): a FIFO, a device or a larger file is refused at once."""
+    from mtlskit.fileio import MAX_INPUT, InputRefused, read_input
 
     try:
-        return read_input(path)
+        return read_input(path, limit or MAX_INPUT)
     except InputRefused as exc:
         raise BadInput(f"cannot read {what} file {path}: {exc}") from None
+
+
+def read_list_file(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 list file (at most ``MAX_LIST`` bytes), stripped, without blank
+    lines and ``#`` comments: ``issue --from``, ``revoke --from``."""
+    data = read_input_file(path, what, MAX_LIST)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"cannot read {what} file {path}: not UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def read_secret_file(path: Path, what: str) -> bytes:
