@@ -213,3 +213,31 @@ def test_crl_der_to_a_terminal_is_refused_with_dash_too(fresh_home, tmp_path, cl
     refused = cli("--home", fresh_home, "crl", "--out", "-", "--format", "der")
     assert refused.code == 2 and "terminal" in refused.err
     assert not (tmp_path / "-").exists()
+
+
+# --- sign --out -, issue --out - ------------------------------------------------------
+
+def test_sign_out_dash_is_stdout(ca_home, tmp_path, cli, monkeypatch):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dash-client")]))
+           .sign(key, hashes.SHA256()))
+    (tmp_path / "req.csr").write_bytes(csr.public_bytes(Encoding.PEM))
+    monkeypatch.chdir(tmp_path)
+    result = cli("--home", ca_home, "sign", "req.csr", "--profile", "client", "--out", "-")
+    assert result.code == 0, result.err
+    assert x509.load_pem_x509_certificate(result.out.encode()).public_key() == key.public_key()
+    assert not (tmp_path / "-").exists()
+
+
+def test_issue_out_dash_is_refused(ca_home, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("--home", ca_home, "issue", "client", "dash-dir", "--out", "-")
+    assert result.code == 2 and "--out" in result.err and "directory" in result.err, result
+    assert not (tmp_path / "-").exists()
+    assert "dash-dir" not in cli("--home", ca_home, "list").out

@@ -46,6 +46,9 @@ def issue(
     from mtlskit.pki.pkcs12 import P12Profile
 
     profile_spec = get_profile(profile)
+    if out is not None and str(out) == "-":
+        raise UsageError("--out is a directory (a key, a certificate and a chain); - (stdout) cannot hold it",
+                         hint="give a directory, or use `mtlskit sign CSR --out -` for a certificate alone")
     all_names = list(names or []) + (read_list_file(from_file, "name list") if from_file else [])
     if not all_names:
         raise UsageError("give at least one NAME, or --from FILE")
@@ -108,7 +111,7 @@ def sign(
     profile: str = typer.Option(..., "--profile", help="server | client | peer"),
     name: Optional[str] = typer.Option(None, "--name", help="NAME (subject CN, inventory name); default: the CSR's CN if it is a valid NAME."),
     days: Optional[int] = typer.Option(None, "--days"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here (default: stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here; - or none: stdout."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
 ) -> None:
     """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag."""
@@ -127,7 +130,7 @@ def sign(
     authority = service.authority(passphrase_source(passphrase_file))
     certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name)
     pem = certificate.public_bytes(serialization.Encoding.PEM)
-    if out is None:
+    if out is None or str(out) == "-":
         typer.echo(pem.decode(), nl=False)
         return
     write_atomic(out, pem)
