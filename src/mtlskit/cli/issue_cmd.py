@@ -9,7 +9,7 @@ import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, passphrase_source, print_json,
                                 read_input_file, read_list_file, read_secret_file)
-from mtlskit.errors import BadInput, UsageError
+from mtlskit.errors import UsageError
 
 # The implementation modules are imported inside the commands: every CLI run imports
 # every command module (for --help and parsing), and should pay only for the one it runs.
