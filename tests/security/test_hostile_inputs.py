@@ -203,3 +203,15 @@ def test_a_list_file_that_is_not_utf8_is_refused(tmp_path, fresh_home, cli):
     names.write_bytes(b"caf\xe9\n")
     result = cli("--home", fresh_home, "issue", "client", "--from", names, "--out", tmp_path / "x")
     assert result.code == 2 and "not UTF-8" in result.err
+
+
+def test_deploy_cert_dir_files_are_bounded(tmp_path, fresh_home, cli):
+    cert_dir = tmp_path / "issued"
+    assert cli("--home", fresh_home, "issue", "server", "big.example.com", "--out", cert_dir).code == 0
+    with open(cert_dir / "fullchain.pem", "ab") as handle:
+        handle.truncate(MAX_INPUT + 1)
+    result = _no_hang(lambda: cli("--home", fresh_home, "deploy", "nginx", "--name", "big.example.com",
+                                  "--dir", tmp_path / "d", "--listen", "443", "--revocation", "none",
+                                  "--cert-dir", cert_dir))
+    assert result.code == 2 and "larger than" in result.err, result
+    assert not (tmp_path / "d").exists()
