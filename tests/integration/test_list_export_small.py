@@ -241,3 +241,21 @@ def test_issue_out_dash_is_refused(ca_home, tmp_path, cli, monkeypatch):
     assert result.code == 2 and "--out" in result.err and "directory" in result.err, result
     assert not (tmp_path / "-").exists()
     assert "dash-dir" not in cli("--home", ca_home, "list").out
+
+
+def test_export_without_hard_links_still_writes_and_never_overwrites(issued, tmp_path, cli, monkeypatch):
+    import errno
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "a.p12"
+    result = _export(cli, issued, out)
+    assert result.code == 0, result.err
+    password = (tmp_path / "a.p12.pass").read_bytes().strip()
+    assert pkcs12.load_pkcs12(out.read_bytes(), password).key is not None
+    again = _export(cli, issued, out)
+    assert again.code == 2 and "already exists" in again.err
+    assert (tmp_path / "a.p12.pass").read_bytes().strip() == password
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temporary left

@@ -87,18 +87,27 @@ def _write_outputs(files: dict[Path, bytes], force: bool) -> None:
     written = []
     try:
         for path, data in files.items():
-            temporary = write_temp(path, data, PRIVATE)
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                raise BadInput(f"{path} already exists", hint="add --force to replace it") from None
-            finally:
-                remove_quietly(temporary)
+            _publish_new(write_temp(path, data, PRIVATE), path)
             written.append(path)
     except BaseException:
         for path in written:
             remove_quietly(path)
         raise
+
+
+def _publish_new(temporary: Path, path: Path) -> None:
+    """Give the complete ``temporary`` the name ``path`` only if nothing has it."""
+    try:
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise BadInput(f"{path} already exists", hint="add --force to replace it") from None
+        except OSError:  # a file system without hard links: check, then rename
+            if os.path.lexists(path):
+                raise BadInput(f"{path} already exists", hint="add --force to replace it") from None
+            os.replace(temporary, path)
+    finally:
+        remove_quietly(temporary)
 
 
 def register(app: typer.Typer) -> None:
