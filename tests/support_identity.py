@@ -56,6 +56,16 @@ def _whole_pem_lines(inter: Issued) -> Issued:
     raise AssertionError("unreachable")
 
 
+def _trailing_zero(inter: Issued) -> Issued:
+    """A leaf whose DER ends with a zero octet (its signature's last byte): mod_lua's
+    r:base64_decode drops a trailing NUL, which once gave Apache a wrong fingerprint."""
+    for attempt in itertools.count():
+        leaf = make_leaf(inter, f"trailing-zero-{attempt}", CLIENT)
+        if leaf.cert.public_bytes(Encoding.DER)[-1] == 0:
+            return leaf
+    raise AssertionError("unreachable")
+
+
 def identity_pki() -> TestPki:
     """build_pki() plus clients whose serials and names the servers print differently by default."""
     pki = build_pki()
@@ -64,6 +74,7 @@ def identity_pki() -> TestPki:
     pki.clients.update({
         "zero-nibble": make_leaf(inter, "zero-nibble", CLIENT, serial=zero_nibble),
         "whole-lines": _whole_pem_lines(inter),
+        "trailing-zero": _trailing_zero(inter),
         "escaped": make_leaf(inter, "", CLIENT, subject=_subject(
             [(NameOID.ORGANIZATION_NAME, "mtlskit tests")],
             [(NameOID.COMMON_NAME, '#Doe, John +"q" <x>; =y\\ ')])),

@@ -9,6 +9,7 @@
     │   ├── AlreadyExists        already-exists  4
     │   ├── AlreadyRevoked       already-revoked 4
     │   └── Ambiguous            ambiguous       4
+    │       └── AmbiguousTarget  ambiguous-target 2  a bare SERIAL|NAME that is both
     ├── CheckFailed              check-failed    1   verify/probe found a problem
     └── InternalError            internal        5
 
@@ -73,6 +74,14 @@ class AlreadyRevoked(PolicyViolation):
 
 class Ambiguous(PolicyViolation):
     code = "ambiguous"
+
+
+class AmbiguousTarget(Ambiguous):
+    """A bare argument that is both a NAME and the serial of another certificate: a
+    usage error (say ``name:`` or ``serial:``), not a policy refusal."""
+
+    code = "ambiguous-target"
+    exit_code = 2
 
 
 class CheckFailed(MtlskitError):

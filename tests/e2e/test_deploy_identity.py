@@ -30,7 +30,7 @@ from tests.support_identity import SERVERS, identity_pki, in_family, start_stand
 
 pytestmark = pytest.mark.e2e
 
-CLIENTS = ("alice", "bob", "zero-nibble", "whole-lines", "escaped", "utf8", "multi", "no-cn", "two-cn")
+CLIENTS = ("alice", "bob", "zero-nibble", "whole-lines", "trailing-zero", "escaped", "utf8", "multi", "no-cn", "two-cn")
 TLS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # Where each server's per-request and refusal logs land for --standalone (HAProxy cannot
 # write files: it logs to stdout in the foreground, which the test sends to haproxy.log).

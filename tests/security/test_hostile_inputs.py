@@ -215,3 +215,14 @@ def test_deploy_cert_dir_files_are_bounded(tmp_path, fresh_home, cli):
                                   "--cert-dir", cert_dir))
     assert result.code == 2 and "larger than" in result.err, result
     assert not (tmp_path / "d").exists()
+
+
+def test_deploy_directories_are_never_world_writable_under_umask_000(tmp_path):
+    from mtlskit.deploy.install import make_directory
+
+    old = os.umask(0)
+    try:
+        created = make_directory(tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    assert created and all(os.stat(d).st_mode & 0o777 == 0o755 for d in created)

@@ -53,7 +53,8 @@ class RevokeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     targets: list[str] = Field(min_length=1, max_length=MAX_TARGETS,
-                               description="SERIAL (hex) or NAME of each certificate; one transaction for all")
+                               description="SERIAL (hex) or NAME of each certificate, or serial:HEX / "
+                                           "name:NAME (a bare one that is both is refused); one transaction for all")
     reason: str = Field(RevocationReason.UNSPECIFIED.value,
                         description=f"one of: {', '.join(r.value for r in RevocationReason)}")
     at: Optional[dt.datetime] = Field(None, description="revocation date, ISO 8601 (default: now; naive is UTC)")
@@ -97,10 +98,11 @@ def router(api: RestApi, source) -> APIRouter:
     @routes.post("/revocations", status_code=201, response_model=RevokeResponse,
                  openapi_extra={"requestBody": {"required": True, "content": {
                      "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
-                 responses={400: {"description": "bad JSON, reason or date"},
+                 responses={400: {"description": "bad JSON, reason, date or target"},
                             401: {"description": "missing or wrong bearer token"},
                             404: {"description": "no such certificate"},
-                            409: {"description": "already revoked, or a name with several valid certificates"},
+                            409: {"description": "already revoked, a name with several valid certificates, "
+                                                 "or a bare target that is both a NAME and a serial"},
                             415: {"description": "the body is not application/json"}})
     async def create_revocation(request: Request) -> JSONResponse:
         """Revoke certificates (one transaction), re-sign their CRLs, answer OCSP "revoked" at once."""
@@ -111,10 +113,13 @@ def router(api: RestApi, source) -> APIRouter:
         return JSONResponse(revoke_response(result).model_dump(mode="json"), status_code=201)
 
     @routes.get("/certificates/{serial_or_name}",
-                responses={401: {"description": "missing or wrong bearer token"},
-                           404: {"description": "no such certificate"}})
+                responses={400: {"description": "serial: followed by something not hex"},
+                           401: {"description": "missing or wrong bearer token"},
+                           404: {"description": "no such certificate"},
+                           409: {"description": "a bare target that is both a NAME and a serial"}})
     async def certificate(serial_or_name: str) -> JSONResponse:
-        """The inventory records of a NAME or SERIAL, as `mtlskit show --json` prints them."""
+        """The inventory records of a NAME or SERIAL (or name:NAME, serial:HEX), as
+        `mtlskit show --json` prints them."""
         records = await run_in_threadpool(api.service.inventory.find_one, serial_or_name)
         now = api.service.clock.now()
         return JSONResponse([certificate_json(r, now) for r in records])

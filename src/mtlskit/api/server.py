@@ -15,7 +15,7 @@ one-shot /ocsp request without creating a transport at all and gives every other
 connection to this protocol. On a kept-alive connection, a whole unremarkable /ocsp
 request arriving between requests is recognised the same way and answered without the
 parser's callbacks (at c=1 with ab -k, 7,200 -> 8,400 requests/s for pre-signed replies).
-With ``--workers N`` the listening socket is shared by N forked processes.
+With ``--workers N`` the listening socket is shared by N forked processes (:mod:`mtlskit.api.workers`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ import collections
 import dataclasses
 import gc
 import logging
-import os
 import signal
 import socket
-import time
 from typing import Awaitable, Callable
 
 import httptools
@@ -455,117 +453,3 @@ class _Finish(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         transport.write(self._pending)
         transport.close()
-
-
-@dataclasses.dataclass
-class Worker:
-    """What one serving process needs; built after fork, so nothing is shared by accident."""
-
-    app: AsgiApp
-    source: object
-    clock: Clock
-    periodic: Callable[[], None] | None = None
-
-
-def run(sock: socket.socket, make_worker: Callable[[], Worker], workers: int = 1, period: float = 30.0) -> int:
-    """Serve with ``workers`` processes sharing ``sock``; each builds its own app and source.
-
-    With several workers the parent forwards SIGTERM/SIGINT, reaps its children, and
-    replaces one that dies (saying so) unless they keep dying (see _Supervisor).
-    """
-    if workers <= 1:
-        _serve(sock, make_worker, period)
-        return 0
-    return _Supervisor(lambda: _fork_worker(sock, make_worker, period), workers).run()
-
-
-def _serve(sock: socket.socket, make_worker: Callable[[], Worker], period: float) -> None:
-    worker = make_worker()
-    _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
-
-
-def _fork_worker(sock: socket.socket, make_worker: Callable[[], Worker], period: float) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _serve(sock, make_worker, period)
-    except BaseException:
-        log.exception("worker %d failed", os.getpid())
-        code = 1
-    finally:
-        logging.shutdown()
-        os._exit(code)
-
-
-class _Supervisor:
-    """The parent of several workers: forwards stop signals, replaces a worker that dies.
-
-    A worker that exits while the server is not stopping is reported on stderr and
-    replaced; more than MAX_RESTARTS deaths within RESTART_WINDOW seconds stop the server
-    (exit 1), so a worker that cannot start does not spin.
-    """
-
-    MAX_RESTARTS = 5
-    RESTART_WINDOW = 60.0
-
-    def __init__(self, spawn: Callable[[], int], workers: int) -> None:
-        self._spawn = spawn
-        self._children = {spawn() for _ in range(workers)}
-        self._stopping = False
-        self._deaths: collections.deque[float] = collections.deque()
-
-    def _forward(self, signum, _frame) -> None:
-        self._stopping = True
-        for pid in self._children:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._forward)
-        signal.signal(signal.SIGINT, self._forward)
-        code = 0
-        while self._children:
-            try:
-                pid, status = os.wait()
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                break
-            self._children.discard(pid)
-            exit_code = os.waitstatus_to_exitcode(status)
-            if self._stopping:
-                code = code or max(exit_code, 0)
-                continue
-            code = self._replace(pid, exit_code) or code
-        return code
-
-    def _replace(self, pid: int, exit_code: int) -> int:
-        how = f"was killed by {signal.Signals(-exit_code).name}" if exit_code < 0 else f"exited with {exit_code}"
-        now = time.monotonic()
-        self._deaths.append(now)
-        while self._deaths and self._deaths[0] < now - self.RESTART_WINDOW:
-            self._deaths.popleft()
-        if len(self._deaths) > self.MAX_RESTARTS:
-            log.error("worker %d %s; %d workers died within %gs, stopping", pid, how, len(self._deaths),
-                      self.RESTART_WINDOW)
-            self._forward(signal.SIGTERM, None)
-            return 1
-        replacement = self._spawn()
-        self._children.add(replacement)
-        log.error("worker %d %s; replaced by worker %d", pid, how, replacement)
-        return 0
-
-
-def _run_loop(coroutine) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        asyncio.run(coroutine)
-    else:
-        uvloop.run(coroutine)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from mtlskit.api.app import ServiceView, create_app
 from mtlskit.api.rest import RestApi
-from mtlskit.api.server import Worker
+from mtlskit.api.workers import Worker
 from mtlskit.deploy.refresh import refresh_staples
 from mtlskit.publish.ocsp_source import OcspSource, ServedCa
 from mtlskit.publish.ocsp_status import InventoryStatusLookup

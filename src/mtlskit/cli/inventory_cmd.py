@@ -63,11 +63,16 @@ def _inventory_profiles() -> tuple[str, ...]:
 
 def show(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="SERIAL or NAME"),
+    target: str = typer.Argument(..., help="SERIAL or NAME; serial:HEX or name:NAME when it could be both.",
+                                 metavar="SERIAL|NAME"),
     pem: bool = typer.Option(False, "--pem", help="Print the certificate(s) in PEM."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show what the inventory knows about a certificate (every one of that name)."""
+    """Show what the inventory knows about a certificate (every one of that name).
+
+    A bare argument that is both a NAME and the serial of another certificate is
+    refused: say serial:HEX or name:NAME.
+    """
     service = open_service(ctx)
     now = service.clock.now()
     records = service.inventory.find_one(target)

@@ -21,9 +21,10 @@ REASON_WORDS = ", ".join(r.value for r in RevocationReason)
 
 def revoke(
     ctx: typer.Context,
-    targets: List[str] = typer.Argument(None, help="SERIAL or NAME of each certificate to revoke.",
+    targets: List[str] = typer.Argument(None, help="SERIAL or NAME of each certificate to revoke "
+                                        "(serial:HEX or name:NAME when it could be both).",
                                         metavar="SERIAL|NAME..."),
-    from_file: Optional[Path] = typer.Option(None, "--from", help="File with one SERIAL or NAME per line."),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="File with one SERIAL, NAME, serial:HEX or name:NAME per line."),
     reason: str = typer.Option("unspecified", "--reason", help=f"One of: {REASON_WORDS}."),
     at: Optional[str] = typer.Option(None, "--at", help="Revocation date, ISO 8601 (default: now)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
@@ -32,7 +33,9 @@ def revoke(
     """Revoke certificates (one transaction) and publish the new CRL of their issuer.
 
     A NAME means that name's certificate that is neither revoked nor expired; when
-    several match, nothing is revoked and their serials are listed.
+    several match, nothing is revoked and their serials are listed. A SERIAL is hex, any
+    case, colons optional. An argument that is both a NAME and the serial of another
+    certificate is refused: say serial:HEX or name:NAME.
     """
     from mtlskit.publish import crls
     from mtlskit.revoke.revoker import revoke as revoke_certificates

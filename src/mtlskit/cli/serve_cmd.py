@@ -19,13 +19,13 @@ def serve(
     port: int = typer.Option(8080, "--port", help="TCP port (0 picks a free one)."),
     workers: int = typer.Option(
         1, "--workers",
-        help="Serving processes sharing the port. 1 (the default) answers a revocation made through --api "
-             "on the very next request and serves cached OCSP and one request per connection as fast as 2 "
-             "on a 2-core host; use up to one per core for heavy nonce (signed per request) traffic; the "
-             "other workers then see an --api revocation within --ocsp-refresh-seconds."),
+        help="Serving processes sharing the port. 1 (the default) serves cached OCSP and one request per "
+             "connection as fast as 2 on a 2-core host; use up to one per core for heavy nonce (signed per "
+             "request) traffic. On SQLite every worker answers any revocation on its next request."),
     refresh: Optional[int] = typer.Option(
         None, "--ocsp-refresh-seconds",
-        help="Longest time before a revocation made by another process is answered (default 5)."),
+        help="On databases other than SQLite: longest time before a revocation made by another process "
+             "is answered (default 5). SQLite answers it on the next request."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
     api: bool = typer.Option(
         False, "--api",
@@ -39,7 +39,7 @@ def serve(
     renewed automatically); creating it needs the CA passphrase once, at start.
     With --api, revocations can be made through the running service (no CLI start-up).
     """
-    from mtlskit.api import server
+    from mtlskit.api import server, workers as serving
     from mtlskit.api.token import ensure_token, load_token
     from mtlskit.api.wiring import build_worker
     from mtlskit.publish.refresher import CrlRefresher
@@ -72,7 +72,7 @@ def serve(
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
     sys.stdout.flush()
-    server.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token), workers)
+    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token), workers)
 
 
 def _base_url(host: str, port: int) -> str:

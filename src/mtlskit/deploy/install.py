@@ -51,6 +51,8 @@ def make_directory(directory: Path) -> list[Path]:
     missing = [d for d in (directory, *directory.parents) if not d.exists()][::-1]
     try:
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for created in missing:   # parents get 0777 & ~umask from mkdir: never world-writable
+            os.chmod(created, 0o755)
     except OSError as exc:
         raise BadInput(f"cannot create --dir {directory}: {exc.strerror or exc}") from None
     if not directory.is_dir():

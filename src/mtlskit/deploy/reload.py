@@ -194,10 +194,10 @@ def haproxy_update_crl(admin_socket: Path, crl_path: Path, crl_pem: bytes,
     """
     payload = b"\n".join(line for line in crl_pem.splitlines() if line.strip())
     try:
-        answer = _admin(admin_socket, b"set ssl crl-file %s <<\n%s\n\n" % (str(crl_path).encode(), payload), timeout)
+        answer = haproxy_admin(admin_socket, b"set ssl crl-file %s <<\n%s\n\n" % (str(crl_path).encode(), payload), timeout)
         if "transaction" not in answer.lower() or "error" in answer.lower():
             return ReloadResult(False, f"haproxy refused the CRL: {answer.strip()}")
-        answer = _admin(admin_socket, b"commit ssl crl-file %s\n" % str(crl_path).encode(), timeout)
+        answer = haproxy_admin(admin_socket, b"commit ssl crl-file %s\n" % str(crl_path).encode(), timeout)
     except OSError as exc:
         return ReloadResult(False, f"haproxy admin socket {admin_socket}: {exc.strerror or exc}")
     if "Success" not in answer:
@@ -212,16 +212,16 @@ def haproxy_replace_acl(admin_socket: Path, acl_path: Path, patterns: list[str],
     ``prepare acl`` gives a new version, ``add acl @VER`` fills it, ``commit acl @VER`` swaps it in."""
     name = str(acl_path)
     try:
-        answer = _admin(admin_socket, f"prepare acl {name}\n".encode(), timeout)
+        answer = haproxy_admin(admin_socket, f"prepare acl {name}\n".encode(), timeout)
         version = answer.split(":")[-1].strip() if "New version created" in answer else None
         if not version or not version.isdigit():
             return ReloadResult(False, f"haproxy did not prepare the ACL {name}: {answer.strip()}")
         for start in range(0, len(patterns), batch):
             chunk = ";".join(f"add acl @{version} {name} {p}" for p in patterns[start:start + batch])
-            answer = _admin(admin_socket, (chunk + "\n").encode(), timeout)
+            answer = haproxy_admin(admin_socket, (chunk + "\n").encode(), timeout)
             if answer.strip():
                 return ReloadResult(False, f"haproxy refused a revoked serial: {answer.strip()[:200]}")
-        answer = _admin(admin_socket, f"commit acl @{version} {name}\n".encode(), timeout)
+        answer = haproxy_admin(admin_socket, f"commit acl @{version} {name}\n".encode(), timeout)
     except OSError as exc:
         return ReloadResult(False, f"haproxy admin socket {admin_socket}: {exc.strerror or exc}")
     if answer.strip():
@@ -229,7 +229,7 @@ def haproxy_replace_acl(admin_socket: Path, acl_path: Path, patterns: list[str],
     return ReloadResult(True, f"{len(patterns)} revoked serial(s) checked per request")
 
 
-def _admin(path: Path, command: bytes, timeout: float) -> str:
+def haproxy_admin(path: Path, command: bytes, timeout: float) -> str:
     """Send one command on a fresh connection (non-interactive mode) and read the answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -243,6 +243,6 @@ def _admin(path: Path, command: bytes, timeout: float) -> str:
 
 def _admin_quiet(path: Path, command: bytes, timeout: float) -> None:
     try:
-        _admin(path, command, timeout)
+        haproxy_admin(path, command, timeout)
     except OSError:
         pass

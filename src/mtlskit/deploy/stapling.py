@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mtlskit.deploy.install import atomic_write
+from mtlskit.deploy.reload import haproxy_admin
 from mtlskit.errors import BadInput
 
 MAX_RESPONSE = 64 * 1024
@@ -141,21 +141,11 @@ def refresh_staple(server_cert: Path, ocsp_url: str, now: dt.datetime, admin_soc
     if admin_socket is None or not admin_socket.exists():
         return f"wrote {staple_path(server_cert)}{until}"
     payload = base64.b64encode(staple.der)
-    answer = _admin(admin_socket, b"set ssl ocsp-response " + payload + b"\n", timeout)
+    try:
+        answer = haproxy_admin(admin_socket, b"set ssl ocsp-response " + payload + b"\n", timeout)
+    except OSError as exc:
+        raise BadInput(f"haproxy admin socket {admin_socket}: {exc.strerror or exc}") from None
     if "OCSP Response updated" not in answer:
         raise BadInput(f"haproxy refused the OCSP response: {answer.strip() or 'no answer'}")
     return f"stapled a fresh OCSP response through {admin_socket}{until}"
 
-
-def _admin(path: Path, command: bytes, timeout: float) -> str:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall(command)
-            chunks = []
-            while chunk := sock.recv(4096):
-                chunks.append(chunk)
-    except OSError as exc:
-        raise BadInput(f"haproxy admin socket {path}: {exc.strerror or exc}") from None
-    return b"".join(chunks).decode(errors="replace")

@@ -12,14 +12,11 @@ import datetime as dt
 from typing import Sequence
 
 from cryptography import x509
-from sqlalchemy import insert, update
-
 from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.publish.delivery import Delivery, deliver, publish_pending
 from mtlskit.revoke.reasons import RevocationReason
-from mtlskit.store.inventory import LIVE, CertificateRecord, Status, audit_row, parse_serial
-from mtlskit.store.models import AuditEvent, CertificateRow
+from mtlskit.store.inventory import LIVE, CertificateRecord, Status, describe
 from mtlskit.store.publication import pending_crls
 
 #: How far in the future --at may lie: clock skew between hosts, nothing more.
@@ -59,44 +56,46 @@ class RevokeResult:
         return {name: x509.load_der_x509_crl(der) for name, der in self.crl_ders.items()}
 
 
-def _describe(records: Sequence[CertificateRecord]) -> str:
-    return ", ".join(f"{r.serial_hex} ({r.issuer}, expires {r.not_after:%Y-%m-%d})" for r in records)
-
-
 def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]:
     """The certificate(s) one SERIAL|NAME argument designates.
 
-    A NAME designates its certificates that are neither revoked nor expired, and must
-    designate exactly one. A serial (hex, optional ``0x``/colons) designates that
-    certificate even when expired. A name wins over a serial spelled the same.
+    ``serial:HEX`` and ``name:NAME`` say which one is meant; a bare argument that is
+    both a NAME and the serial of a certificate is refused (``Inventory.locate``). A
+    NAME designates its certificates that are neither revoked nor expired, and must
+    designate exactly one. A serial (hex, any case, colons optional) designates that
+    certificate even when expired.
 
     Raises:
+        BadInput: an empty target, or ``serial:`` with something not hex (exit 2).
+        AmbiguousTarget: a bare argument that is a NAME and a serial (exit 2).
         NotFound: nothing of that name or serial (exit 3).
         Ambiguous: a name with several live certificates, or a serial of two CAs (exit 4).
         AlreadyRevoked: the certificate designated is already revoked (exit 4).
     """
-    target = target.strip()
-    by_name = inventory.by_name(target) if target else []
-    if by_name:
-        live = [r for r in by_name if r.status_at(now) in LIVE]
-        if len(live) == 1:
-            return live
-        if len(live) > 1:
-            raise Ambiguous(f"{target}: {len(live)} valid certificates have this name: {_describe(live)}",
-                            hint="revoke the one you mean by serial (or list every serial)")
-        revoked = [r for r in by_name if r.status == Status.REVOKED.value]
-        if len(revoked) == len(by_name):
-            raise _already_revoked(revoked)
-        raise NotFound(f"{target}: no certificate of this name is still valid "
-                       f"({len(revoked)} revoked, {len(by_name) - len(revoked)} expired)",
-                       hint="to revoke an expired certificate, give its serial")
-    serial = parse_serial(target)
-    found = inventory.by_serial(serial) if serial is not None else []
-    if not found:
-        raise NotFound(f"{target}: no certificate with this name or serial in the inventory",
-                       hint="run `mtlskit list` to see what was issued")
+    found = inventory.locate(target)
+    if found.kind == "name":
+        return _resolve_name(found.target.shown, list(found.records), now)
+    return _resolve_serial(found.target.shown, list(found.records))
+
+
+def _resolve_name(target: str, by_name: list[CertificateRecord], now: dt.datetime) -> list[CertificateRecord]:
+    live = [r for r in by_name if r.status_at(now) in LIVE]  # not yet valid is live too
+    if len(live) == 1:
+        return live
+    if len(live) > 1:
+        raise Ambiguous(f"{target}: {len(live)} valid certificates have this name: {describe(live)}",
+                        hint="revoke the one you mean by serial:HEX (or list every serial)")
+    revoked = [r for r in by_name if r.status == Status.REVOKED.value]
+    if len(revoked) == len(by_name):
+        raise _already_revoked(revoked)
+    raise NotFound(f"{target}: no certificate of this name is still valid "
+                   f"({len(revoked)} revoked, {len(by_name) - len(revoked)} expired)",
+                   hint="to revoke an expired certificate, give serial:HEX")
+
+
+def _resolve_serial(target: str, found: list[CertificateRecord]) -> list[CertificateRecord]:
     if len(found) > 1:
-        raise Ambiguous(f"{target}: this serial was issued by several CAs: {_describe(found)}")
+        raise Ambiguous(f"{target}: this serial was issued by several CAs: {describe(found)}")
     if found[0].status == Status.REVOKED.value:
         raise _already_revoked(found)
     return found
@@ -106,7 +105,7 @@ def _already_revoked(records: Sequence[CertificateRecord]) -> AlreadyRevoked:
     serials = ", ".join(r.serial_hex for r in records)
     verb = "certificate is" if len(records) == 1 else "certificates are"
     error = AlreadyRevoked(f"{serials}: {verb} already revoked.",
-                           hint="`mtlskit show SERIAL` tells when and why")
+                           hint="`mtlskit show serial:HEX` tells when and why")
     error.records = tuple(records)
     return error
 
@@ -209,18 +208,9 @@ def _record(session, service, authority, records: Sequence[CertificateRecord], r
     """Inside the transaction: the status changes, audit events and CRL entries of
     ``records``, and the next CRL of each affected issuer (plus any CA of the chain
     without a CRL yet, ``stored`` being those with one). Returns the new CRLs (DER)."""
-    table = CertificateRow.__table__
-    for record in records:
-        changed = session.execute(
-            update(table)
-            .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
-                   table.c.status != Status.REVOKED.value)
-            .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason.value))
-        if changed.rowcount != 1:  # revoked by another process since we resolved it
-            raise _already_revoked([record])
-    session.execute(insert(AuditEvent), [
-        audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason.value,
-                  revoked_at=at.isoformat()) for r in records])
+    already = service.inventory.mark_revoked(session, records, at, reason.value, now)
+    if already:  # revoked by another process since we resolved them
+        raise _already_revoked(already)
     added: dict[str, list[tuple[int, bytes]]] = {}
     for r in records:
         added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))

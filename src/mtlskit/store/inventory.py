@@ -13,11 +13,11 @@ import enum
 import json
 from typing import Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mtlskit.errors import AlreadyExists, NotFound
+from mtlskit.errors import AlreadyExists, AmbiguousTarget, BadInput, NotFound
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.db import make_engine, migrate
 from mtlskit.store.models import AuditEvent, CertificateRow
@@ -176,6 +176,27 @@ class Inventory:
         with self._session(session) as tx:
             tx.execute(insert(AuditEvent), [audit_row(action, at, issuer, serial, **detail)])
 
+    def mark_revoked(self, session: Session, records: Sequence[CertificateRecord], at: dt.datetime,
+                     reason: str, now: dt.datetime) -> list[CertificateRecord]:
+        """Inside ``session``: set each certificate revoked (``at``, ``reason``) and record one
+        "revoke" audit event each. Returns those that were revoked already (by another
+        process since they were read): the caller refuses, rolling everything back."""
+        table = CertificateRow.__table__
+        already = []
+        for record in records:
+            changed = session.execute(
+                update(table)
+                .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
+                       table.c.status != Status.REVOKED.value)
+                .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason))
+            if changed.rowcount != 1:
+                already.append(record)
+        if not already:
+            session.execute(insert(AuditEvent), [
+                audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason,
+                          revoked_at=at.isoformat()) for r in records])
+        return already
+
     @contextlib.contextmanager
     def _session(self, session: Session | None) -> Iterator[Session]:
         if session is not None:
@@ -209,21 +230,35 @@ class Inventory:
                 CertificateRow.fingerprint_sha256 == fingerprint_sha256.lower())).first()
             return record_from_row(row) if row else None
 
-    def find(self, serial_or_name: str) -> list[CertificateRecord]:
-        """Certificates whose NAME is the argument, or whose serial it is (hex, optional colons/0x)."""
-        found = self.by_name(serial_or_name)
-        serial = parse_serial(serial_or_name)
-        if serial is not None:
-            seen = {(r.issuer, r.serial) for r in found}
-            found += [r for r in self.by_serial(serial) if (r.issuer, r.serial) not in seen]
-        return found
+    def locate(self, target: str) -> Located:
+        """The certificates one SERIAL|NAME argument designates (see ``parse_target``).
 
-    def find_one(self, serial_or_name: str) -> list[CertificateRecord]:
-        found = self.find(serial_or_name)
-        if not found:
-            raise NotFound(f"{serial_or_name}: no certificate with this name or serial in the inventory",
+        ``serial:HEX`` looks up serials only, ``name:NAME`` names only; a bare argument
+        both, and must not find both a NAME and the serial of a certificate.
+
+        Raises:
+            BadInput: an empty target, or ``serial:`` followed by something not hex.
+            AmbiguousTarget: a bare argument that is a NAME and an existing serial (exit 2).
+            NotFound: nothing of that name or serial (exit 3).
+        """
+        wanted = parse_target(target)
+        named = self.by_name(wanted.name) if wanted.name is not None else []
+        numbered = self.by_serial(wanted.serial) if wanted.serial is not None else []
+        if named and numbered:
+            raise AmbiguousTarget(
+                f"{wanted.text}: ambiguous: it is the NAME of {describe(named)} and the serial of "
+                f"{describe(numbered)}",
+                hint=f"say name:{wanted.text} or serial:{wanted.text}")
+        if not (named or numbered):
+            raise NotFound(f"{wanted.shown}: no certificate with this {wanted.kinds} in the inventory",
                            hint="run `mtlskit list` to see what was issued")
-        return found
+        return Located(wanted, "name" if named else "serial", tuple(named or numbered))
+
+    def find(self, target: str) -> list[CertificateRecord]:
+        """Every certificate ``target`` designates: all of a NAME's, or one serial's."""
+        return list(self.locate(target).records)
+
+    find_one = find  # the name callers used when NotFound was the point
 
     def query(self, now: dt.datetime, status: Status | None = None,
               expiring_before: dt.datetime | None = None, profile: str | None = None,
@@ -268,9 +303,76 @@ class Inventory:
                      "serial": e.serial, "detail": json.loads(e.detail)} for e in rows]
 
 
+SERIAL_PREFIX, NAME_PREFIX = "serial:", "name:"   # a NAME never holds a ':'
+SERIAL_HEX_DIGITS = 40                              # RFC 5280: at most 20 octets
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One SERIAL|NAME argument, parsed: what to look up as a NAME and as a serial."""
+
+    text: str
+    name: str | None
+    serial: int | None
+
+    @property
+    def shown(self) -> str:
+        """The argument for a one-line message: as typed when it is plain, else quoted
+        with its escapes (a line break in an API target must not start a new log line)."""
+        plain = len(self.text) <= 80 and all("!" <= c <= "~" for c in self.text)
+        return self.text if plain else repr(self.text[:80])
+
+    @property
+    def kinds(self) -> str:
+        """What was looked for, for messages: a bare argument is always "name or serial"."""
+        if self.name is None:
+            return "serial"
+        return "name" if self.text.lower().startswith(NAME_PREFIX) else "name or serial"
+
+
+@dataclasses.dataclass(frozen=True)
+class Located:
+    """What ``Inventory.locate`` found: by ``name`` or by ``serial``, never both."""
+
+    target: Target
+    kind: str
+    records: tuple[CertificateRecord, ...]
+
+
+def parse_target(text: str) -> Target:
+    """``serial:HEX``, ``name:NAME`` or a bare argument (a NAME, and a serial if it is hex).
+
+    Raises:
+        BadInput: empty, or ``serial:`` followed by something that is not a serial.
+    """
+    text = text.strip()
+    lowered = text.lower()
+    if lowered.startswith(SERIAL_PREFIX):
+        serial = parse_serial(text[len(SERIAL_PREFIX):])
+        if serial is None:
+            raise BadInput(f"{text[:80]!r} is not a serial",
+                           hint=f"give at most {SERIAL_HEX_DIGITS} hex digits, with or without colons")
+        return Target(text, None, serial)
+    if lowered.startswith(NAME_PREFIX):
+        name = text[len(NAME_PREFIX):].strip()
+        if not name:
+            raise BadInput(f"{text[:80]!r} names no certificate", hint="give name:NAME")
+        return Target(text, name, None)
+    if not text:
+        raise BadInput("an empty SERIAL or NAME", hint="give a SERIAL, a NAME, serial:HEX or name:NAME")
+    return Target(text, text, parse_serial(text))
+
+
 def parse_serial(text: str) -> int | None:
-    """A serial as users paste it: hex with optional ``0x`` or colons; None if not hex."""
+    """A serial as users paste it: hex, any case, with or without colons or ``0x``,
+    leading zeros ignored; None if not that."""
     cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
-    if not cleaned or len(cleaned) > 40 or any(c not in "0123456789abcdef" for c in cleaned):
+    digits = cleaned.lstrip("0") or cleaned[:1]
+    if not digits or len(digits) > SERIAL_HEX_DIGITS or any(c not in "0123456789abcdef" for c in digits):
         return None
-    return int(cleaned, 16)
+    return int(digits, 16)
+
+
+def describe(records: Sequence[CertificateRecord]) -> str:
+    """Certificates for a one-line message: serial, NAME, issuer and expiry of each."""
+    return ", ".join(f"{r.serial_hex} ({r.name}, {r.issuer}, expires {r.not_after:%Y-%m-%d})" for r in records)
