@@ -55,7 +55,7 @@ def test_revoke_from_file(pki, tmp_path):
     (["revoke", "alice", "--at", "yesterday"], 2, "error: 'yesterday' is not a time"),
     (["revoke", "alice", "--at", "2999-01-01"], 2, "is in the future"),
     (["revoke"], 2, "error: nothing to revoke"),
-    (["revoke", "--from", "/nonexistent/list.txt"], 2, "error: cannot read /nonexistent/list.txt"),
+    (["revoke", "--from", "/nonexistent/list.txt"], 2, "error: cannot read target list file /nonexistent/list.txt"),
     (["crl", "--bundle", "--format", "der"], 2, "error: --bundle is PEM only"),
     (["crl", "--bundle", "--ca", "root"], 2, "error: --bundle and --ca cannot be used together"),
     (["crl", "--format", "xml"], 2, "error: unknown format 'xml'"),

@@ -146,6 +146,77 @@ def stat_is_fifo(path) -> bool:
     return stat.S_ISFIFO(os.stat(path).st_mode)
 
 
+def _sparse(path, size: int):
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def _input_commands(home, issued, path):
+    """Every command that reads a certificate, CSR, CRL, key or list file: (args, limit)."""
+    from mtlskit.cli.common import MAX_LIST
+
+    cert = issued / "cert.pem"
+    return [
+        (("--home", home, "sign", path, "--profile", "client", "--name", "fifo-csr"), MAX_INPUT),
+        (("--home", home, "issue", "client", "--from", path, "--out", issued.parent / "batch"), MAX_LIST),
+        (("--home", home, "revoke", "--from", path), MAX_LIST),
+        (("--home", home, "verify", path), MAX_INPUT),
+        (("--home", home, "verify", cert, "--ca", path), MAX_INPUT),
+        (("--home", home, "verify", cert, "--chain", path), MAX_INPUT),
+        (("--home", home, "verify", cert, "--crl", path), MAX_INPUT),
+        (("--home", home, "probe", "127.0.0.1:9", "--cert", path, "--key", issued / "key.pem"), MAX_INPUT),
+        (("--home", home, "probe", "127.0.0.1:9", "--cert", cert, "--key", path), MAX_INPUT),
+        (("--home", home, "probe", "127.0.0.1:9", "--ca", path), MAX_INPUT),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "big"])
+def test_every_input_file_is_a_bounded_regular_file(kind, fifo, tmp_path, fresh_home, cli):
+    """sign CSR, issue/revoke --from, verify's files and probe's: refused at once, exit 2."""
+    issued = tmp_path / "bob"
+    assert cli("--home", fresh_home, "issue", "client", "bob-inputs", "--out", issued).code == 0
+    before = cli("--home", fresh_home, "list", "--json").out
+    for args, limit in _input_commands(fresh_home, issued, "PATH"):
+        path = {"fifo": fifo, "zero": "/dev/zero", "big": tmp_path / f"big-{limit}"}[kind]
+        if kind == "big" and not os.path.exists(path):
+            _sparse(path, limit + 1)
+        args = tuple(path if a == "PATH" else a for a in args)
+        result = _no_hang(lambda: cli(*args))
+        why = "larger than " if kind == "big" else "not a regular file"
+        assert result.code == 2, (args, result)
+        assert result.err.startswith("error: cannot read ") and why in result.err, (args, result.err)
+        assert "Traceback" not in result.err
+    assert cli("--home", fresh_home, "list", "--json").out == before     # nothing signed or revoked
+    assert not (tmp_path / "batch").exists()
+
+
+def test_list_files_may_exceed_the_4_mib_of_other_inputs(tmp_path, fresh_home, cli):
+    names = tmp_path / "names"
+    names.write_bytes(b"# padding\n" * (MAX_INPUT // 10 + 1) + b"one-of-many\n")
+    result = cli("--home", fresh_home, "revoke", "--from", names)
+    assert result.code == 3 and "one-of-many" in result.err, result
+
+
+def test_a_list_file_that_is_not_utf8_is_refused(tmp_path, fresh_home, cli):
+    names = tmp_path / "names"
+    names.write_bytes(b"caf\xe9\n")
+    result = cli("--home", fresh_home, "issue", "client", "--from", names, "--out", tmp_path / "x")
+    assert result.code == 2 and "not UTF-8" in result.err
+
+
+def test_deploy_cert_dir_files_are_bounded(tmp_path, fresh_home, cli):
+    cert_dir = tmp_path / "issued"
+    assert cli("--home", fresh_home, "issue", "server", "big.example.com", "--out", cert_dir).code == 0
+    with open(cert_dir / "fullchain.pem", "ab") as handle:
+        handle.truncate(MAX_INPUT + 1)
+    result = _no_hang(lambda: cli("--home", fresh_home, "deploy", "nginx", "--name", "big.example.com",
+                                  "--dir", tmp_path / "d", "--listen", "443", "--revocation", "none",
+                                  "--cert-dir", cert_dir))
+    assert result.code == 2 and "larger than" in result.err, result
+    assert not (tmp_path / "d").exists()
+
+
 def test_deploy_directories_are_never_world_writable_under_umask_000(tmp_path):
     from mtlskit.deploy.install import make_directory
 

@@ -156,14 +156,29 @@ def _sweep_interrupted_batches(service: "Service") -> None:
                               f"one(s) moved into place, {destroyed} unrecorded one(s) destroyed with their keys")
 
 
-def read_input_file(path: Path, what: str = "input") -> bytes:
-    """A regular input file of at most ``fileio.MAX_INPUT`` bytes (see ``fileio.read_input``)."""
-    from mtlskit.fileio import InputRefused, read_input
+MAX_LIST = 16 * 1024 * 1024  # a NAME or SERIAL per line: room for 250,000 of them
+
+
+def read_input_file(path: Path, what: str = "input", limit: int | None = None) -> bytes:
+    """A regular input file of at most ``limit`` bytes (default ``fileio.MAX_INPUT``, 4 MiB;
+    see ``fileio.read_input``): a FIFO, a device or a larger file is refused at once."""
+    from mtlskit.fileio import MAX_INPUT, InputRefused, read_input
 
     try:
-        return read_input(path)
+        return read_input(path, limit or MAX_INPUT)
     except InputRefused as exc:
         raise BadInput(f"cannot read {what} file {path}: {exc}") from None
+
+
+def read_list_file(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 list file (at most ``MAX_LIST`` bytes), stripped, without blank
+    lines and ``#`` comments: ``issue --from``, ``revoke --from``."""
+    data = read_input_file(path, what, MAX_LIST)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"cannot read {what} file {path}: not UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def read_secret_file(path: Path, what: str) -> bytes:
@@ -200,16 +215,26 @@ def passphrase_source(passphrase_file: Path | None, confirm: bool = False):
     return source
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw]?)\s*", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
+MAX_DURATION = dt.timedelta(days=36525)  # a century: longer than any CA here lives
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """`30d`, `12h`, `2w`, `90` (days)."""
-    match = _DURATION.match(text.lower())
+def parse_duration(text: str, limit: dt.timedelta = MAX_DURATION) -> dt.timedelta:
+    """`30d`, `12h`, `2w`, `90` (days): ASCII digits and a unit, at most ``limit``.
+
+    Raises:
+        BadInput: not a duration, or longer than ``limit`` (which a datetime could
+            not even hold past year 9999).
+    """
+    match = _DURATION.fullmatch(text.lower())
     if not match:
-        raise BadInput(f"{text!r} is not a duration", hint="use e.g. 30d, 12h, 2w")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        raise BadInput(f"{text[:40]!r} is not a duration", hint="use e.g. 30d, 12h, 2w")
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) * _UNITS[match.group(2)] > limit.total_seconds():
+        raise BadInput(f"{text[:40]!r} is too long a duration: at most {limit.days} days",
+                       hint="use e.g. 30d, 12h, 2w")
+    return dt.timedelta(seconds=int(digits) * _UNITS[match.group(2)])
 
 
 def parse_time(text: str) -> dt.datetime:

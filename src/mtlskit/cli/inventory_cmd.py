@@ -17,20 +17,19 @@ from mtlskit.errors import BadInput
 def list_(
     ctx: typer.Context,
     expiring: Optional[str] = typer.Option(None, "--expiring", help="Only valid ones expiring within, e.g. 30d."),
-    status: Optional[str] = typer.Option(None, "--status", help="valid | expired | revoked"),
-    profile: Optional[str] = typer.Option(None, "--profile"),
+    status: Optional[str] = typer.Option(None, "--status", help="valid | not-yet-valid | expired | revoked"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="server | client | peer | ocsp | root-ca | intermediate-ca"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the inventory, soonest expiry first."""
-    from mtlskit.store.inventory import Status
-
+    wanted = _status(status) if status is not None else None
+    if profile is not None and profile not in _inventory_profiles():
+        raise BadInput(f"unknown profile {profile[:40]!r}",
+                       hint=f"choose one of: {', '.join(_inventory_profiles())}")
+    within = parse_duration(expiring) if expiring is not None else None
     service = open_service(ctx)
     now = service.clock.now()
-    try:
-        wanted = Status(status) if status else None
-    except ValueError:
-        raise BadInput(f"unknown status {status!r}", hint="choose valid, expired or revoked") from None
-    before = now + parse_duration(expiring) if expiring else None
+    before = now + within if within is not None else None
     records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile)
     if json_out:
         print_json([r.summary(now) for r in records])
@@ -43,6 +42,23 @@ def list_(
                       f"{r.not_after:%Y-%m-%d %H:%M}", str((r.not_after - now).days))
     console.print(table)
     console.print(f"{len(records)} certificate(s)")
+
+
+def _status(text: str):
+    from mtlskit.store.inventory import Status
+
+    try:
+        return Status(text)
+    except ValueError:
+        raise BadInput(f"unknown status {text[:40]!r}",
+                       hint=f"choose one of: {', '.join(s.value for s in Status)}") from None
+
+
+def _inventory_profiles() -> tuple[str, ...]:
+    """Every profile the inventory records: the leaf profiles and the CAs' (ca/setup.py)."""
+    from mtlskit.issue.profiles import PROFILES
+
+    return (*PROFILES, "root-ca", "intermediate-ca")
 
 
 def show(

@@ -9,21 +9,13 @@ from typing import List, Optional
 import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, passphrase_source, print_json,
-                                read_secret_file)
-from mtlskit.errors import BadInput, Interrupted, UsageError
+                                read_input_file, read_list_file, read_secret_file)
+from mtlskit.errors import Interrupted, UsageError
 
 # The implementation modules are imported inside the commands: every CLI run imports
 # every command module (for --help and parsing), and should pay only for the one it runs.
 
 PROGRESS_FROM = 20  # show a progress bar for batches of at least this many
-
-
-def _names_from_file(path: Path) -> list[str]:
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def issue(
@@ -55,7 +47,10 @@ def issue(
     from mtlskit.pki.pkcs12 import P12Profile
 
     profile_spec = get_profile(profile)
-    all_names = list(names or []) + (_names_from_file(from_file) if from_file else [])
+    if out is not None and str(out) == "-":
+        raise UsageError("--out is a directory (a key, a certificate and a chain); - (stdout) cannot hold it",
+                         hint="give a directory, or use `mtlskit sign CSR --out -` for a certificate alone")
+    all_names = list(names or []) + (read_list_file(from_file, "name list") if from_file else [])
     if not all_names:
         raise UsageError("give at least one NAME, or --from FILE")
     sans = SanRequest(tuple(dns), tuple(ip), tuple(email), tuple(uri))
@@ -156,7 +151,7 @@ def sign(
     profile: str = typer.Option(..., "--profile", help="server | client | peer"),
     name: Optional[str] = typer.Option(None, "--name", help="NAME (subject CN, inventory name); default: the CSR's CN if it is a valid NAME."),
     days: Optional[int] = typer.Option(None, "--days"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here (default: stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here; - or none: stdout."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
 ) -> None:
     """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag."""
@@ -170,15 +165,12 @@ def sign(
     profile_spec = get_profile(profile)
     if name is not None:
         check_name(name, "--name")
-    try:
-        csr_data = csr_file.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {csr_file}: {exc.strerror}") from None
+    csr_data = read_input_file(csr_file, "CSR")
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
     certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name)
     pem = certificate.public_bytes(serialization.Encoding.PEM)
-    if out is None:
+    if out is None or str(out) == "-":
         typer.echo(pem.decode(), nl=False)
         return
     write_atomic(out, pem)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
-                                print_json)
+                                print_json, read_list_file)
 from mtlskit.errors import BadInput, InternalError, NotFound, UsageError
 from mtlskit.fileio import write_atomic
 from mtlskit.revoke.reasons import RevocationReason
@@ -17,16 +17,6 @@ from mtlskit.revoke.reasons import RevocationReason
 # The publishing and revoking modules (SQLAlchemy, the CRL builder) are imported inside
 # the commands: every CLI run imports this module, and only these commands need them.
 REASON_WORDS = ", ".join(r.value for r in RevocationReason)
-
-
-def _targets_from_file(path: Path) -> list[str]:
-    """One SERIAL|NAME (or serial:HEX, name:NAME) per line; blank lines and `#` comments are skipped."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
 
 
 def revoke(
@@ -50,7 +40,7 @@ def revoke(
     from mtlskit.publish import crls
     from mtlskit.revoke.revoker import revoke as revoke_certificates
 
-    wanted = list(targets or []) + (_targets_from_file(from_file) if from_file else [])
+    wanted = list(targets or []) + (read_list_file(from_file, "target list") if from_file else [])
     if not wanted:
         raise UsageError("nothing to revoke", hint="give a SERIAL or NAME, or --from FILE")
     parsed_reason = RevocationReason.parse(reason)
@@ -115,7 +105,7 @@ def crl(
     ca: Optional[str] = typer.Option(None, "--ca", help="root | intermediate (default: the issuing CA)."),
     fmt: str = typer.Option("pem", "--format", help="pem | der"),
     bundle: bool = typer.Option(False, "--bundle", help="The PEM CRLs of every CA in the chain, in one file."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write here (default: stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write here; - or none: stdout."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
 ) -> None:
     """Publish a fresh full CRL for every CA and output one of them (or the bundle).
@@ -126,6 +116,7 @@ def crl(
     from mtlskit.publish import crls
 
     fmt = fmt.lower()
+    out = None if out is not None and str(out) == "-" else out
     if fmt not in ("pem", "der"):
         raise BadInput(f"unknown format {fmt!r}", hint="choose pem or der")
     if bundle and fmt == "der":

@@ -149,6 +149,9 @@ def probe(
         raise UsageError("--key needs --cert")
     if cert is not None and key is None:
         key = cert  # a PEM holding both, as curl --cert accepts
+    if cert is not None:  # refused before any connection if not a bounded regular file
+        files.load_certificates(cert, "client certificate")
+        files.read_file(key, "key")
     parsed, url = parse_target(target, servername)
     if not 0 < timeout <= 300:
         raise UsageError(f"--timeout {timeout} is out of range", hint="give seconds between 0 and 300")

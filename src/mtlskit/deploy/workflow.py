@@ -30,6 +30,7 @@ from mtlskit.deploy.refresh import RefreshResult, apply_change
 from mtlskit.deploy.render import MAIN_FILE, SITE_FILE, Layout, default_reload, slug
 from mtlskit.deploy.stapling import fetch_staple, staple_path
 from mtlskit.errors import BadInput, CheckFailed, UsageError
+from mtlskit.fileio import read_input
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
 from mtlskit.issue.profiles import get_profile
@@ -271,7 +272,7 @@ def _load_matching(chain_path: Path, key_path: Path, valid: list[CertificateReco
     if not (chain_path.is_file() and key_path.is_file()):
         return None
     try:
-        chain_pem, key_pem = chain_path.read_bytes(), key_path.read_bytes()
+        chain_pem, key_pem = read_input(chain_path), read_input(key_path)  # bounded, regular
         leaf = x509.load_pem_x509_certificates(chain_pem)[0]
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (OSError, ValueError, TypeError) as exc:

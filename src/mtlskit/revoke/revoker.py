@@ -16,7 +16,7 @@ from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.publish.delivery import Delivery, deliver, publish_pending
 from mtlskit.revoke.reasons import RevocationReason
-from mtlskit.store.inventory import CertificateRecord, Status, describe
+from mtlskit.store.inventory import LIVE, CertificateRecord, Status, describe
 from mtlskit.store.publication import pending_crls
 
 #: How far in the future --at may lie: clock skew between hosts, nothing more.
@@ -79,7 +79,7 @@ def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]
 
 
 def _resolve_name(target: str, by_name: list[CertificateRecord], now: dt.datetime) -> list[CertificateRecord]:
-    live = [r for r in by_name if r.status_at(now) is Status.VALID]
+    live = [r for r in by_name if r.status_at(now) in LIVE]  # not yet valid is live too
     if len(live) == 1:
         return live
     if len(live) > 1:

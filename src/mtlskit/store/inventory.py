@@ -24,9 +24,17 @@ from mtlskit.store.models import AuditEvent, CertificateRow
 
 
 class Status(str, enum.Enum):
+    """What a certificate is at a given time; only ``revoked`` is stored, the rest is
+    derived from its validity period."""
+
     VALID = "valid"
+    NOT_YET_VALID = "not-yet-valid"
     EXPIRED = "expired"
     REVOKED = "revoked"
+
+
+# Signed and neither revoked nor expired: what revoking by NAME designates.
+LIVE = frozenset({Status.VALID, Status.NOT_YET_VALID})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +61,12 @@ class CertificateRecord:
         return format(self.serial, "x")
 
     def status_at(self, now: dt.datetime) -> Status:
-        """Revoked wins over expired; expired is derived from not_after."""
+        """Revoked wins; then expired (from not_after), not yet valid (from not_before)."""
         if self.status == Status.REVOKED.value:
             return Status.REVOKED
-        return Status.EXPIRED if self.not_after <= now else Status.VALID
+        if self.not_after <= now:
+            return Status.EXPIRED
+        return Status.NOT_YET_VALID if self.not_before > now else Status.VALID
 
     def summary(self, now: dt.datetime) -> dict:
         """What `mtlskit list/show --json` and `GET /api/v1/certificates/...` print (no PEM)."""
@@ -271,10 +281,13 @@ class Inventory:
                               CertificateRow.not_after <= now)
         elif status is Status.VALID:
             stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
-                              CertificateRow.not_after > now)
-        if expiring_before is not None:
+                              CertificateRow.not_before <= now, CertificateRow.not_after > now)
+        elif status is Status.NOT_YET_VALID:
             stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
-                              CertificateRow.not_after > now,
+                              CertificateRow.not_before > now, CertificateRow.not_after > now)
+        if expiring_before is not None:  # valid ones only
+            stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
+                              CertificateRow.not_before <= now, CertificateRow.not_after > now,
                               CertificateRow.not_after <= expiring_before)
         if profile:
             stmt = stmt.where(CertificateRow.profile == profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -10,20 +11,27 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
 from mtlskit.errors import BadInput
+from mtlskit.fileio import InputRefused, read_input
 
 
-def _read(path: Path, what: str) -> bytes:
+def read_file(path: Path, what: str) -> bytes:
+    """A regular file of at most ``fileio.MAX_INPUT`` bytes: a FIFO or a device is refused
+    at once (``fileio.read_input``), so verify and probe never hang on their inputs.
+
+    Raises:
+        BadInput: missing, not a regular file, or too large.
+    """
+    if not os.path.lexists(path):
+        raise BadInput(f"{what} file {path} does not exist")
     try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"{what} file {path} does not exist") from None
-    except OSError as exc:
-        raise BadInput(f"cannot read {what} file {path}: {exc.strerror}") from None
+        return read_input(path)
+    except InputRefused as exc:
+        raise BadInput(f"cannot read {what} file {path}: {exc}") from None
 
 
 def load_certificates(path: Path, what: str = "certificate") -> list[x509.Certificate]:
     """All certificates in a PEM bundle, or the one certificate of a DER file."""
-    data = _read(path, what)
+    data = read_file(path, what)
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
@@ -40,7 +48,7 @@ def load_certificate(path: Path, what: str = "certificate") -> x509.Certificate:
 
 def load_crls(path: Path) -> list[x509.CertificateRevocationList]:
     """Every CRL in a PEM file (several may be concatenated), or the CRL of a DER file."""
-    data = _read(path, "CRL")
+    data = read_file(path, "CRL")
     try:
         if b"-----BEGIN" not in data:
             return [x509.load_der_x509_crl(data)]

@@ -307,10 +307,7 @@ def _path_to_known(leaf: x509.Certificate, pool: list[x509.Certificate]) -> list
 
 
 def _key_mismatch(cert: x509.Certificate, key_file: Path) -> Finding | None:
-    try:
-        data = Path(key_file).read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read key file {key_file}: {exc.strerror}") from None
+    data = files.read_file(key_file, "key")
     try:
         key = serialization.load_pem_private_key(data, None)
     except TypeError:
