@@ -95,7 +95,7 @@ def test_prepared_response_matches_the_builder_and_verifies(pki, nonce_octets):
 def test_prepared_response_with_other_responder_keys_verifies(pki, make_key):
     key = make_key()
     ca = pki["ca"]
-    responder = ocsp.ResponderKey(build_responder_certificate(ca.certificate, ca.private_key, key.public_key(), NOW), key)
+    responder = ocsp.ResponderKey(build_responder_certificate(ca, key.public_key(), NOW), key)
     body = ocsp.response_data_body(answers(pki, 2), responder, NOW, NOW + HOUR)
     nonce = der.encode(der.OCTET_STRING, b"n" * 20)
     data = ocsp.PreparedResponse(body, responder).sign(nonce)
