@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -47,11 +45,11 @@ class Signer:
         return signing.algorithm_identifier(self._key, self.hash_algorithm)
 
     @functools.cached_property
-    def _sign_function(self) -> Callable[[bytes], bytes] | None:
-        # chosen once: a batch signs thousands of leaves through it
+    def _sign_arguments(self) -> tuple | None:
+        # chosen once: a batch signs thousands of leaves with them
         if self.signature_algorithm is None:
             return None
-        return signing.signer(self._key, self.hash_algorithm)
+        return signing.signature_arguments(self._key, self.hash_algorithm)
 
     def public_key(self):
         return self._key.public_key()
@@ -69,11 +67,11 @@ class Signer:
         Raises:
             BadInput: a key or hash with no ``signature_algorithm``.
         """
-        function = self._sign_function
-        if function is None:
+        arguments = self._sign_arguments
+        if arguments is None:
             name = self.hash_algorithm.name if self.hash_algorithm is not None else None
             raise BadInput(f"cannot sign DER with a {type(self._key).__name__} and hash {name}")
-        return function(data)
+        return self._key.sign(data, *arguments)
 
     def private_key_pem(self, passphrase: bytes | None) -> bytes:
         """The key as PKCS#8 PEM, encrypted unless ``passphrase`` is None: for the CA home only."""

@@ -240,6 +240,12 @@ def build_crl(signer, crl_number: int, this_update: dt.datetime, next_update: dt
     """
     if reference_encoders():
         return build_crl_reference(signer, crl_number, this_update, next_update, entries)
+    return build_crl_fast(signer, crl_number, this_update, next_update, entries)
+
+
+def build_crl_fast(signer, crl_number: int, this_update: dt.datetime, next_update: dt.datetime,
+                   entries: Sequence[bytes] | bytes) -> bytes:
+    """``build_crl`` assembled here (``build_tbs``) and signed with ``signer.sign_bytes``."""
     algorithm = signer.signature_algorithm
     if algorithm is None:
         raise BadInput(f"cannot sign a CRL with the key of CA {signer.name!r} (hash {_hash_name(signer)})")
