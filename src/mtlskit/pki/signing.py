@@ -2,9 +2,10 @@
 
 cryptography signs certificates, CSRs and single OCSP responses for us; for the
 structures written by hand (:mod:`mtlskit.publish.crl`, :mod:`mtlskit.publish.ocsp`)
-this module gives the signature AlgorithmIdentifier and the arguments of the signing
-operation of a private key. Both return None for a key or hash they do not know, so each caller can
-say in its own words what it could not sign.
+this module gives the signature AlgorithmIdentifier and the arguments of a private
+key's ``sign``. They return None for a key or hash they do not know, so each caller
+can say in its own words what it could not sign. A CA key is only ever used by its
+:class:`mtlskit.ca.signer.Signer`; ``signer()`` is for the OCSP responder's own key.
 """
 
 from __future__ import annotations
