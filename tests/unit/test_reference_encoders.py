@@ -19,6 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as cocsp
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -151,12 +152,7 @@ def test_leaf_der_is_the_builders(authorities, leaf_keys, kind, leaf, serial, su
     sans = [x509.DNSName("svc.example")] if server else [names.uri(client_identity_uri(name))]
     template = _fast_template(authorities[kind], profile, public_url, now, days)
     fast = template.sign_der(subject, sans, leaf_keys[leaf], serial)
-    assert fast == template.build(subject, sans, leaf_keys[leaf], serial).public_bytes(der_encoding())
-
-
-def der_encoding():
-    from cryptography.hazmat.primitives.serialization import Encoding
-    return Encoding.DER
+    assert fast == template.build(subject, sans, leaf_keys[leaf], serial).public_bytes(Encoding.DER)
 
 
 # --- CRL entries and CRLs --------------------------------------------------------------------
@@ -221,7 +217,7 @@ def _answers(draw) -> ocsp.SingleAnswer:
                .add_certificate_by_hash(draw(st.binary(min_size=size, max_size=size)),
                                         draw(st.binary(min_size=size, max_size=size)),
                                         draw(SERIALS), _HASHES[hash_name])
-               .build().public_bytes(der_encoding()))
+               .build().public_bytes(Encoding.DER))
     cert_id = ocsp.parse_request(request).cert_ids[0]
     status = draw(st.sampled_from(list(ocsp.CertStatus)))
     if status is not ocsp.CertStatus.REVOKED:
@@ -273,7 +269,7 @@ def test_the_switch_sends_every_encoder_to_its_reference(authorities, leaf_keys,
     responder = ocsp.ResponderKey(build_responder_certificate(signer, responder_key.public_key(), now),
                                   responder_key)
     answer = ocsp.SingleAnswer(ocsp.parse_request(cocsp.OCSPRequestBuilder().add_certificate_by_hash(
-        b"a" * 20, b"b" * 20, 9, hashes.SHA1()).build().public_bytes(der_encoding())).cert_ids[0],
+        b"a" * 20, b"b" * 20, 9, hashes.SHA1()).build().public_bytes(Encoding.DER)).cert_ids[0],
         ocsp.CertStatus.GOOD)
     for count in (1, 2):
         ocsp.build_response([answer] * count, responder, now, now + dt.timedelta(hours=1), b"\x04\x01n")
