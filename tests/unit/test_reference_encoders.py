@@ -39,7 +39,7 @@ from mtlskit.revoke.reasons import RevocationReason
 UTC = dt.timezone.utc
 CA_TIME = dt.datetime(1955, 1, 1, tzinfo=UTC)    # CAs valid from 1955 for 150 years:
 CA_DAYS = 150 * 365                                 # leaves on both sides of 2050 fit in them
-PROPERTY = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class DeterministicEcKey(ec.EllipticCurvePrivateKey):
