@@ -1,5 +1,7 @@
 # make run   — set up, create a demo CA (embedded SQLite) and start `mtlskit serve` on it
 # make test  — set up (Python packages + Debian packages) and run the whole suite
+# make test-reference — the whole suite on the reference encoders (cryptography's builders
+#              instead of the hand-written DER: MTLSKIT_REFERENCE_ENCODERS=1)
 # make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
 
 PYTHON ?= python3
@@ -9,7 +11,16 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_HOME ?= $(CURDIR)/demo-home
 BENCH_N ?= 20000
 
-.PHONY: setup system-deps run test test-fast bench clean
+# The tests of the DER fast paths and what uses them (pki, publish, issue, revoke; unit and
+# integration): `make test` runs them on the reference encoders too (~30 s; the whole
+# suite twice would take minutes: `make test-reference` runs it).
+REFERENCE_SUBSET := $(addprefix tests/unit/test_,crl_builder.py crl_stored_entries.py der.py leafder.py \
+	ocsp_builder.py ocsp_nonce_fast.py pki.py signing.py reference_encoders.py) \
+	$(addprefix tests/integration/test_,api_ocsp.py api_revoke.py core_cli.py crl_export.py crl_refill.py \
+	crl_refresher.py issue_batch.py ocsp_responders.py revoke_cli.py revoke_workflow.py) \
+	tests/security/test_signer_only.py
+
+.PHONY: setup system-deps run test test-fast test-reference bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +38,10 @@ run: setup
 
 test: setup system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
+	MTLSKIT_REFERENCE_ENCODERS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider $(REFERENCE_SUBSET)
+
+test-reference: setup system-deps
+	MTLSKIT_REFERENCE_ENCODERS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/integration

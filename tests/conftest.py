@@ -20,9 +20,10 @@ class CliResult:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_mtlskit_env(monkeypatch):
-    """Tests never see the developer's own CA home or passphrase."""
+    """Tests never see the developer's own CA home or passphrase (the encoder switch
+    of `make test-reference`, MTLSKIT_REFERENCE_ENCODERS, is kept: it is no secret)."""
     for name in list(os.environ):
-        if name.startswith("MTLSKIT_"):
+        if name.startswith("MTLSKIT_") and name != "MTLSKIT_REFERENCE_ENCODERS":
             monkeypatch.delenv(name)
 
 

@@ -25,6 +25,10 @@ class TestCa:
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
 
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """What a Signer offers: the test CA signs a builder (build_responder_certificate)."""
+        return builder.sign(self.private_key, hashes.SHA256())
+
     @property
     def pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
@@ -68,7 +72,7 @@ def make_leaf(ca: TestCa, common_name: str, now: dt.datetime = NOW, ocsp_url: st
 
 def make_responder(ca: TestCa, now: dt.datetime = NOW) -> ResponderKey:
     key = ec.generate_private_key(ec.SECP256R1())
-    return ResponderKey(build_responder_certificate(ca.certificate, ca.private_key, key.public_key(), now), key)
+    return ResponderKey(build_responder_certificate(ca, key.public_key(), now), key)
 
 
 def request_der(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None,

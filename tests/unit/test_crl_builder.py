@@ -9,7 +9,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from mtlskit.ca.signer import Signer
 from mtlskit.errors import BadInput
+from mtlskit.pki import signing
 from mtlskit.pki import der as pkider
 from mtlskit.pki.extensions import authority_key_identifier
 from mtlskit.publish import crl as crlmod
@@ -59,7 +61,7 @@ ENTRIES = [
 def test_tbs_matches_cryptography_byte_for_byte(kind, entries):
     cert, key = make_ca(kind)
     reference = _reference_crl(cert, key, 42, entries)
-    ours = crlmod.build_crl(key, hash_for(key), cert, 42, NOW, NOW + 7 * DAY,
+    ours = crlmod.build_crl(Signer("t", cert, key), 42, NOW, NOW + 7 * DAY,
                             [crlmod.encode_entry(*e) for e in entries])
     loaded = x509.load_der_x509_crl(ours)
     assert loaded.tbs_certlist_bytes == reference.tbs_certlist_bytes
@@ -72,7 +74,7 @@ def test_tbs_matches_cryptography_byte_for_byte(kind, entries):
 def test_crl_reads_back_with_every_field():
     cert, key = make_ca("ec-p256")
     entries = [crlmod.encode_entry(*e) for e in ENTRIES]
-    loaded = x509.load_der_x509_crl(crlmod.build_crl(key, hash_for(key), cert, 7, NOW, NOW + 7 * DAY, entries))
+    loaded = x509.load_der_x509_crl(crlmod.build_crl(Signer("t", cert, key), 7, NOW, NOW + 7 * DAY, entries))
     assert loaded.issuer == cert.subject
     assert loaded.last_update_utc == NOW and loaded.next_update_utc == NOW + 7 * DAY
     assert loaded.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 7
@@ -91,7 +93,7 @@ def test_crl_reads_back_with_every_field():
 def test_signature_by_another_key_does_not_verify():
     cert, key = make_ca("ec-p256")
     other, _ = make_ca("ec-p256")
-    loaded = x509.load_der_x509_crl(crlmod.build_crl(key, hash_for(key), cert, 1, NOW, NOW + DAY, []))
+    loaded = x509.load_der_x509_crl(crlmod.build_crl(Signer("t", cert, key), 1, NOW, NOW + DAY, []))
     assert loaded.is_signature_valid(cert.public_key())
     assert not loaded.is_signature_valid(other.public_key())
 
@@ -99,19 +101,27 @@ def test_signature_by_another_key_does_not_verify():
 def test_refuses_bad_parameters():
     cert, key = make_ca("ec-p256")
     with pytest.raises(ValueError):
-        crlmod.build_crl(key, hash_for(key), cert, 1, NOW, NOW, [])
+        crlmod.build_crl(Signer("t", cert, key), 1, NOW, NOW, [])
     with pytest.raises(ValueError):
-        crlmod.build_crl(key, hash_for(key), cert, -1, NOW, NOW + DAY, [])
-    from cryptography.hazmat.primitives import hashes
+        crlmod.build_crl(Signer("t", cert, key), -1, NOW, NOW + DAY, [])
     with pytest.raises(BadInput):
-        crlmod.build_crl(key, hashes.SHA1(), cert, 1, NOW, NOW + DAY, [])
+        crlmod.build_crl(_Sha1Signer("t", cert, key), 1, NOW, NOW + DAY, [])
+
+
+class _Sha1Signer(Signer):
+    """A CA whose hash CRLs are not signed with."""
+
+    @property
+    def hash_algorithm(self):
+        from cryptography.hazmat.primitives import hashes
+        return hashes.SHA1()
 
 
 def test_large_list_uses_long_form_lengths():
     cert, key = make_ca("ec-p256")
     entries = [crlmod.encode_entry(x509.random_serial_number(), NOW - DAY, x509.ReasonFlags.superseded)
                for _ in range(5000)]
-    loaded = x509.load_der_x509_crl(crlmod.build_crl(key, hash_for(key), cert, 3, NOW, NOW + DAY, entries))
+    loaded = x509.load_der_x509_crl(crlmod.build_crl(Signer("t", cert, key), 3, NOW, NOW + DAY, entries))
     assert len(loaded) == 5000 and loaded.is_signature_valid(cert.public_key())
 
 
@@ -119,7 +129,7 @@ def test_large_list_uses_long_form_lengths():
 def test_pkilint_finds_nothing_at_warning(kind):
     cert, key = make_ca(kind)
     for entries in ([], [crlmod.encode_entry(*e) for e in ENTRIES if e[2] is not x509.ReasonFlags.remove_from_crl]):
-        der = crlmod.build_crl(key, hash_for(key), cert, 5, NOW, NOW + 7 * DAY, entries)
+        der = crlmod.build_crl(Signer("t", cert, key), 5, NOW, NOW + 7 * DAY, entries)
         assert pkilint_crl_findings(der) == []
 
 
@@ -134,14 +144,14 @@ def test_pkilint_judge_does_report_a_broken_crl():
 def test_revoked_entries_content_round_trips():
     cert, key = make_ca("ec-p256")
     entries = [crlmod.encode_entry(*e) for e in ENTRIES]
-    der = crlmod.build_crl(key, hash_for(key), cert, 1, NOW, NOW + DAY, entries)
+    der = crlmod.build_crl(Signer("t", cert, key), 1, NOW, NOW + DAY, entries)
     content = crlmod.revoked_entries_content(der)
     assert content == b"".join(entries)
     extra = crlmod.encode_entry(999, NOW, x509.ReasonFlags.superseded)
-    rebuilt = crlmod.build_crl(key, hash_for(key), cert, 2, NOW, NOW + DAY, content + extra)
+    rebuilt = crlmod.build_crl(Signer("t", cert, key), 2, NOW, NOW + DAY, content + extra)
     loaded = x509.load_der_x509_crl(rebuilt)
     assert len(loaded) == len(ENTRIES) + 1 and loaded.is_signature_valid(cert.public_key())
-    empty = crlmod.build_crl(key, hash_for(key), cert, 3, NOW, NOW + DAY, b"")
+    empty = crlmod.build_crl(Signer("t", cert, key), 3, NOW, NOW + DAY, b"")
     assert crlmod.revoked_entries_content(empty) == b""
     assert len(x509.load_der_x509_crl(empty)) == 0
 
@@ -150,13 +160,13 @@ def test_entries_given_as_empty_parts_leave_the_list_out():
     """[stored content, *new entries] with nothing in either: revokedCertificates is
     absent, not an empty SEQUENCE (RFC 5280 5.1.2.6), as with no entries at all."""
     cert, key = make_ca("ec-p256")
-    none = crlmod.build_tbs(cert, crlmod.signature_algorithm(key, hash_for(key)), 5, NOW, NOW + DAY, [])
-    parts = crlmod.build_tbs(cert, crlmod.signature_algorithm(key, hash_for(key)), 5, NOW, NOW + DAY, [b"", b""])
+    none = crlmod.build_tbs(cert, signing.algorithm_identifier(key, hash_for(key)), 5, NOW, NOW + DAY, [])
+    parts = crlmod.build_tbs(cert, signing.algorithm_identifier(key, hash_for(key)), 5, NOW, NOW + DAY, [b"", b""])
     assert parts == none
-    der = crlmod.build_crl(key, hash_for(key), cert, 5, NOW, NOW + DAY, [b""])
+    der = crlmod.build_crl(Signer("t", cert, key), 5, NOW, NOW + DAY, [b""])
     assert pkilint_crl_findings(der) == []
     entry = crlmod.encode_entry(7, NOW, None)
-    assert crlmod.revoked_entries_content(crlmod.build_crl(key, hash_for(key), cert, 6, NOW, NOW + DAY,
+    assert crlmod.revoked_entries_content(crlmod.build_crl(Signer("t", cert, key), 6, NOW, NOW + DAY,
                                                            [b"", entry])) == entry
 
 
@@ -164,7 +174,7 @@ def test_revoked_entries_content_without_next_update():
     """nextUpdate is OPTIONAL in the ASN.1: a CRL from elsewhere without it still reads."""
     cert, key = make_ca("ec-p256")
     entry = crlmod.encode_entry(5, NOW, None)
-    algorithm = crlmod.signature_algorithm(key, hash_for(key))
+    algorithm = signing.algorithm_identifier(key, hash_for(key))
     body = (pkider.integer(1) + algorithm + cert.subject.public_bytes() + pkider.x509_time(NOW)
             + pkider.encode(0x30, entry))
     crl_der = pkider.encode(0x30, pkider.encode(0x30, body) + algorithm + pkider.encode(0x03, b"\x00"))
@@ -181,9 +191,9 @@ def test_der_read_refuses_broken_input(bad):
 def test_crl_number_of_reads_without_decoding_entries(number):
     cert, key = make_ca("ec-p256")
     entries = [crlmod.encode_entry(*e) for e in ENTRIES]
-    der = crlmod.build_crl(key, hash_for(key), cert, number, NOW, NOW + DAY, entries)
+    der = crlmod.build_crl(Signer("t", cert, key), number, NOW, NOW + DAY, entries)
     assert crlmod.crl_number_of(der) == number
-    assert crlmod.crl_number_of(crlmod.build_crl(key, hash_for(key), cert, number, NOW, NOW + DAY, [])) == number
+    assert crlmod.crl_number_of(crlmod.build_crl(Signer("t", cert, key), number, NOW, NOW + DAY, [])) == number
 
 
 def test_crl_number_of_a_crl_without_one_is_none():
@@ -222,5 +232,5 @@ def test_random_entries_match_cryptography_byte_for_byte():
         serial = rng.getrandbits(rng.randint(1, 159)) or 1
         when = dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=rng.randrange(0, 80 * 365 * 86400))
         entries.append((serial, when, rng.choice(reasons)))
-    ours = crlmod.build_crl(key, None, cert, 9, NOW, NOW + 7 * DAY, [crlmod.encode_entry(*e) for e in entries])
+    ours = crlmod.build_crl(Signer("t", cert, key), 9, NOW, NOW + 7 * DAY, [crlmod.encode_entry(*e) for e in entries])
     assert ours == _reference_crl(cert, key, 9, entries).public_bytes(Encoding.DER)

@@ -26,6 +26,14 @@ REASONS = [None, *(r.value for r in RevocationReason), "keyCompromise", "KEY_COM
            "a word this version does not know", ""]
 
 
+@pytest.fixture(autouse=True)
+def _fast_path(monkeypatch):
+    """This module holds the fast path to entry_for's hand-written encoding, including
+    times before 1950 that cryptography's builder refuses; test_reference_encoders.py
+    compares it with the reference, also under MTLSKIT_REFERENCE_ENCODERS=1."""
+    monkeypatch.setenv("MTLSKIT_REFERENCE_ENCODERS", "0")
+
+
 def _serials() -> list[int]:
     """1 to 20 octets, each with and without the high bit of its first octet, and the
     edges of the one-octet lengths."""

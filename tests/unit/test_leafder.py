@@ -134,7 +134,7 @@ class _Sha224Signer(Signer):
 
 def test_unknown_signing_algorithm_falls_back_to_the_builder(authorities, leaf_keys):
     issuing = authorities[KeyType.EC_P256].issuing
-    signer = _Sha224Signer(issuing.name, issuing.certificate, issuing.private_key)
+    signer = _Sha224Signer(issuing.name, issuing.certificate, issuing._key)
     authority = dataclasses.replace(authorities[KeyType.EC_P256], issuing=signer)
     template = LeafTemplate(authority, CLIENT, None, NOW, 30)
     encoded = template.sign_der(names.subject_name("old"), resolve_sans(IssueRequest(CLIENT, "old")),

@@ -200,22 +200,22 @@ def test_renewal_is_due_after_two_thirds_of_the_life(pki):
 def test_ensure_responder_keeps_a_fresh_one_and_renews_a_due_one(tmp_path, pki):
     clock = FixedClock(NOW)
     files = ResponderFiles(tmp_path / "ocsp", "intermediate")
-    first, created = ensure_responder(files, pki["ca"].certificate, pki["ca"].private_key, clock)
+    first, created = ensure_responder(files, pki["ca"], clock)
     assert created
     assert stat.S_IMODE(files.key_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(files.directory.stat().st_mode) == 0o700
     clock.advance(dt.timedelta(days=4))
-    again, created = ensure_responder(files, pki["ca"].certificate, pki["ca"].private_key, clock)
+    again, created = ensure_responder(files, pki["ca"], clock)
     assert not created and again.certificate == first.certificate
     clock.advance(dt.timedelta(days=1))
-    renewed, created = ensure_responder(files, pki["ca"].certificate, pki["ca"].private_key, clock)
+    renewed, created = ensure_responder(files, pki["ca"], clock)
     assert created and renewed.certificate.serial_number != first.certificate.serial_number
     assert files.load(pki["ca"].certificate).certificate == renewed.certificate
 
 
 def test_responder_of_another_ca_is_not_reused(tmp_path, pki):
     files = ResponderFiles(tmp_path / "ocsp", "intermediate")
-    ensure_responder(files, pki["root"].certificate, pki["root"].private_key, FixedClock(NOW))
+    ensure_responder(files, pki["root"], FixedClock(NOW))
     assert files.load(pki["ca"].certificate) is None
 
 

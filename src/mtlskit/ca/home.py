@@ -16,7 +16,6 @@ from mtlskit.ca.authority import Authority
 from mtlskit.ca.signer import Signer
 from mtlskit.errors import AlreadyExists, NotFound, WrongPassphrase
 from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
-from mtlskit.pki.keys import private_key_pem
 
 CA_NAMES = ("root", "intermediate")
 
@@ -51,7 +50,7 @@ class CaFiles:
         signers = [authority.issuing, authority.root] if authority.issuing is not authority.root \
             else [authority.root]
         for signer in signers:
-            write_atomic(self.key_path(signer.name), private_key_pem(signer.private_key, passphrase), PRIVATE)
+            write_atomic(self.key_path(signer.name), signer.private_key_pem(passphrase), PRIVATE)
         for signer in signers:
             pem = signer.certificate.public_bytes(serialization.Encoding.PEM)
             write_atomic(self.certificate_path(signer.name), pem, PUBLIC)

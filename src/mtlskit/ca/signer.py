@@ -2,31 +2,88 @@
 
 A Signer holds a CA certificate and a private-key object that cryptography's builders
 accept. A PKCS#11 key is a subclass of cryptography's private-key class whose ``sign()``
-calls the token, so every builder works unchanged; the key never leaves the Signer.
+calls the token, so every builder works unchanged.
+
+The Signer is the only code that touches a CA private key: it has no public attribute
+for it. Everything that signs for a CA goes through one of its methods —
+``sign_certificate`` and ``sign_crl`` for cryptography's builders, ``sign_bytes`` for
+the DER mtlskit assembles itself (leaf certificates, CRLs), with
+``signature_algorithm`` the AlgorithmIdentifier those signatures go under — and
+``private_key_pem`` is for :mod:`mtlskit.ca.home`, which stores the key encrypted.
+A test (tests/security/test_signer_only.py) holds every module outside ``ca/`` to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
+import functools
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from mtlskit.pki.keys import signature_hash
+from mtlskit.errors import BadInput
+from mtlskit.pki import signing
+from mtlskit.pki.keys import private_key_pem, signature_hash
 
 
 @dataclasses.dataclass(frozen=True)
 class Signer:
-    name: str                      # "root" or "intermediate": the CA's name in the inventory
+    """One CA: its name in the inventory ("root" or "intermediate"), its certificate and,
+    out of reach, its private key (a cryptography key or a token-backed subclass).
+
+    ``sign_bytes(data)`` is set per instance by ``__post_init__`` (``_signing_function``).
+    """
+
+    name: str
     certificate: x509.Certificate
-    private_key: object            # a cryptography private key (or a token-backed subclass)
+    _key: object = dataclasses.field(repr=False, compare=False)
 
     @property
     def hash_algorithm(self) -> hashes.HashAlgorithm | None:
-        return signature_hash(self.private_key)
+        return signature_hash(self._key)
+
+    @functools.cached_property
+    def signature_algorithm(self) -> bytes | None:
+        """The DER AlgorithmIdentifier of ``sign_bytes`` signatures; None when this key
+        or hash has none in :mod:`mtlskit.pki.signing` (then only the builders sign)."""
+        return signing.algorithm_identifier(self._key, self.hash_algorithm)
+
+    def __post_init__(self) -> None:
+        # sign_bytes is a function made once, not a method: a batch signs thousands of
+        # leaves through it, and a method call would add ~0.4 µs to each ~15 µs signature
+        object.__setattr__(self, "sign_bytes", self._signing_function())
+
+    def _signing_function(self) -> Callable[[bytes], bytes]:
+        """``sign_bytes(data)``: the signature value over ``data`` (a DER TBSCertificate
+        or TBSCertList) as it goes in the BIT STRING, under ``signature_algorithm``;
+        it raises BadInput for a key or hash with no ``signature_algorithm``."""
+        key = self._key
+        arguments = None
+        if self.signature_algorithm is not None:
+            arguments = signing.signature_arguments(key, self.hash_algorithm)
+        if arguments is None:
+            name = self.hash_algorithm.name if self.hash_algorithm is not None else None
+            message = f"cannot sign DER with a {type(key).__name__} and hash {name}"
+
+            def refuse(data: bytes) -> bytes:
+                raise BadInput(message)
+            return refuse
+        if not arguments:  # Ed25519
+            return lambda data: key.sign(data)
+        if len(arguments) == 1:  # ECDSA
+            (ecdsa,) = arguments
+            return lambda data: key.sign(data, ecdsa)
+        padding, hash_algorithm = arguments  # RSA PKCS#1 v1.5
+        return lambda data: key.sign(data, padding, hash_algorithm)
+
+    def public_key(self):
+        return self._key.public_key()
 
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
-        return builder.sign(self.private_key, self.hash_algorithm)
+        return builder.sign(self._key, self.hash_algorithm)
 
     def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
-        return builder.sign(self.private_key, self.hash_algorithm)
+        return builder.sign(self._key, self.hash_algorithm)
+
+    def private_key_pem(self, passphrase: bytes | None) -> bytes:
+        """The key as PKCS#8 PEM, encrypted unless ``passphrase`` is None: for the CA home only."""
+        return private_key_pem(self._key, passphrase)

@@ -22,8 +22,9 @@ from mtlskit.ca.signer import Signer
 from mtlskit.errors import BadInput
 from mtlskit.issue import policy
 from mtlskit.issue.profiles import Profile
-from mtlskit.pki import der, extensions, leafder, names, signing
+from mtlskit.pki import der, extensions, leafder, names
 from mtlskit.pki.keys import check_key_strength, key_type_of
+from mtlskit.pki.reference import reference_encoders
 from mtlskit.store.inventory import CertificateRecord
 
 
@@ -93,8 +94,9 @@ class LeafTemplate:
     and issuer, computed once (batch issuance builds thousands from one template).
 
     Certificates are assembled from DER parts (:mod:`mtlskit.pki.leafder`) that are
-    byte for byte what cryptography's builder writes; a signing key that
-    :mod:`mtlskit.pki.signing` does not know goes through the builder instead.
+    byte for byte what cryptography's builder writes, signed by the Signer's
+    ``sign_bytes``; a signing key with no DER signature algorithm, and every key when
+    ``MTLSKIT_REFERENCE_ENCODERS=1``, goes through the builder (:meth:`build`) instead.
     """
 
     def __init__(self, authority: Authority, profile: Profile, public_url: str | None,
@@ -125,15 +127,15 @@ class LeafTemplate:
         self._key_usages: dict[type, bytes] = {}
 
     def _fast_path(self, common) -> tuple[leafder.LeafLayout | None, Callable[[bytes], bytes] | None]:
-        hash_algorithm = self.signer.hash_algorithm
-        algorithm = signing.algorithm_identifier(self.signer.private_key, hash_algorithm)
-        sign_tbs = signing.signer(self.signer.private_key, hash_algorithm)
-        if algorithm is None or sign_tbs is None:
+        """The DER layout and the Signer's ``sign_bytes``; (None, None) when the issuing
+        key has no DER signature algorithm or the reference encoders are switched on."""
+        algorithm = self.signer.signature_algorithm
+        if algorithm is None or reference_encoders():
             return None, None
         leading = [_extension_der(extension, critical) for extension, critical in common]
         layout = leafder.LeafLayout(algorithm, self.signer.certificate.subject.public_bytes(),
                                     self.not_before, self.not_after, leading)
-        return layout, sign_tbs
+        return layout, self.signer.sign_bytes
 
     @property
     def validity(self) -> tuple[dt.datetime, dt.datetime]:

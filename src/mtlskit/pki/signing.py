@@ -2,9 +2,10 @@
 
 cryptography signs certificates, CSRs and single OCSP responses for us; for the
 structures written by hand (:mod:`mtlskit.publish.crl`, :mod:`mtlskit.publish.ocsp`)
-this module gives the signature AlgorithmIdentifier and the signing operation of a
-private key. Both return None for a key or hash they do not know, so each caller can
-say in its own words what it could not sign.
+this module gives the signature AlgorithmIdentifier and the arguments of a private
+key's ``sign``. They return None for a key or hash they do not know, so each caller
+can say in its own words what it could not sign. A CA key is only ever used by its
+:class:`mtlskit.ca.signer.Signer`; ``signer()`` is for the OCSP responder's own key.
 """
 
 from __future__ import annotations
@@ -38,22 +39,34 @@ def algorithm_identifier(private_key, hash_algorithm: hashes.HashAlgorithm | Non
     return None
 
 
+def signature_arguments(private_key, hash_algorithm: hashes.HashAlgorithm | None) -> tuple | None:
+    """What follows the data in ``private_key.sign(data, ...)`` for signatures under
+    ``algorithm_identifier``: () for Ed25519, (ECDSA(hash),) or (PKCS1v15(), hash);
+    None for other keys, or no hash for ECDSA/RSA. It only looks at the key's type: the
+    CA's Signer calls ``sign`` itself (the key never leaves it)."""
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return ()
+    if hash_algorithm is None:
+        return None
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return (ec.ECDSA(hash_algorithm),)
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return (padding.PKCS1v15(), hash_algorithm)
+    return None
+
+
 def signer(private_key, hash_algorithm: hashes.HashAlgorithm | None) -> Callable[[bytes], bytes] | None:
     """A function returning the signature value over its argument as it goes in the BIT
     STRING (ECDSA: the DER Ecdsa-Sig-Value of RFC 3279 §2.2.3; RSA: PKCS#1 v1.5;
-    Ed25519: the 64 raw bytes); None for other keys, or no hash for ECDSA/RSA.
+    Ed25519: the 64 raw bytes); None for other keys, or no hash for ECDSA/RSA. For keys
+    that are not a CA's (the OCSP responder's); a CA key signs in its Signer.
 
     The algorithm is chosen here, once, not on every call: OCSP nonce responses are
     signed per request.
     """
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return private_key.sign
-    if hash_algorithm is None:
+    arguments = signature_arguments(private_key, hash_algorithm)
+    if arguments is None:
         return None
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        ecdsa = ec.ECDSA(hash_algorithm)
-        return lambda data: private_key.sign(data, ecdsa)
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        pkcs1 = padding.PKCS1v15()
-        return lambda data: private_key.sign(data, pkcs1, hash_algorithm)
-    return None
+    if not arguments:
+        return private_key.sign
+    return lambda data: private_key.sign(data, *arguments)

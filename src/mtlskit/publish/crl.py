@@ -7,8 +7,12 @@ DER, so this module writes it directly:
 * ``encode_entry()`` encodes one ``revokedCertificates`` element (RFC 5280 5.1.2.6).
   Each entry is encoded once, when the certificate is revoked, and its bytes are kept
   (the revoker stores them in the inventory), so one more revocation encodes one entry.
-* ``build_crl()`` concatenates the encoded entries into the TBSCertList (5.1.2), signs
-  the TBS bytes with the CA's private key and assembles the CertificateList (5.1.1).
+* ``build_crl()`` concatenates the encoded entries into the TBSCertList (5.1.2), has the
+  CA's Signer sign the TBS bytes and assembles the CertificateList (5.1.1).
+
+Both sit beside their reference through cryptography's builders
+(``encode_entry_reference``, ``build_crl_reference``), which
+``MTLSKIT_REFERENCE_ENCODERS=1`` selects (:mod:`mtlskit.pki.reference`).
 
 Everything here is pure: no files, no database. The result is DER bytes; callers load
 it with ``x509.load_der_x509_crl`` when they need an object.
@@ -17,15 +21,18 @@ it with ``x509.load_der_x509_crl`` when they need an object.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mtlskit.errors import BadInput
-from mtlskit.pki import der, signing
+from mtlskit.pki import der
 from mtlskit.pki.der import encode, header, integer, x509_time
 from mtlskit.pki.extensions import authority_key_identifier
+from mtlskit.pki.reference import reference_encoders
 
 # --- reading a stored CRL back ------------------------------------------------------
 
@@ -133,10 +140,41 @@ def encode_entry(serial: int, revoked_at: dt.datetime, reason: x509.ReasonFlags 
     The reasonCode extension is left out for ``unspecified`` (and None), as RFC 5280
     5.3.1 recommends ("the reason code extension SHOULD be absent instead of using the
     unspecified (0) reasonCode value").
+
+    Written by hand (``encode_entry_fast``), or by cryptography's builder
+    (``encode_entry_reference``) when ``MTLSKIT_REFERENCE_ENCODERS=1``.
+
+    Raises:
+        ValueError: a serial that is not positive.
     """
     if serial <= 0:
         raise ValueError("serial numbers are positive integers (RFC 5280 4.1.2.2)")
+    if reference_encoders():
+        return encode_entry_reference(serial, revoked_at, reason)
+    return encode_entry_fast(serial, revoked_at, reason)
+
+
+def encode_entry_fast(serial: int, revoked_at: dt.datetime, reason: x509.ReasonFlags | None) -> bytes:
+    """``encode_entry`` written by hand (a positive ``serial``)."""
     return encode(der.SEQUENCE, integer(serial) + x509_time(revoked_at) + entry_extensions(reason))
+
+
+def encode_entry_reference(serial: int, revoked_at: dt.datetime, reason: x509.ReasonFlags | None) -> bytes:
+    """``encode_entry`` by cryptography's builders: the entry of a one-entry CRL signed
+    with a throw-away key (cryptography encodes revoked certificates only inside a CRL)."""
+    entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)
+    if reason is not None and reason is not x509.ReasonFlags.unspecified:
+        entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(x509.Name([])).last_update(revoked_at).next_update(revoked_at)
+               .add_revoked_certificate(entry.build()))
+    crl = builder.sign(_throwaway_key(), None)
+    return revoked_entries_content(crl.public_bytes(serialization.Encoding.DER))
+
+
+@functools.lru_cache(maxsize=1)
+def _throwaway_key() -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.generate()
 
 
 def entry_extensions(reason: x509.ReasonFlags | None) -> bytes:
@@ -145,30 +183,6 @@ def entry_extensions(reason: x509.ReasonFlags | None) -> bytes:
     if reason is None or reason is x509.ReasonFlags.unspecified:
         return b""
     return _REASON_EXTENSIONS[reason]
-
-
-# --- signature algorithms (mtlskit.pki.signing) ------------------------------------
-
-def signature_algorithm(private_key, hash_algorithm: hashes.HashAlgorithm | None) -> bytes:
-    """The DER AlgorithmIdentifier for signing with ``private_key`` and ``hash_algorithm``.
-
-    Raises:
-        BadInput: a key type or hash that CRLs of mtlskit are not signed with.
-    """
-    found = signing.algorithm_identifier(private_key, hash_algorithm)
-    if found is None:
-        name = hash_algorithm.name if hash_algorithm is not None else None
-        raise BadInput(f"cannot sign a CRL with a {type(private_key).__name__} and hash {name}")
-    return found
-
-
-def sign(private_key, hash_algorithm: hashes.HashAlgorithm | None, data: bytes) -> bytes:
-    """The signature value over ``data`` as it goes in the BIT STRING
-    (``mtlskit.pki.signing.signer``)."""
-    function = signing.signer(private_key, hash_algorithm)
-    if function is None:
-        raise BadInput(f"cannot sign a CRL with a {type(private_key).__name__}")
-    return function(data)
 
 
 # --- the CRL -------------------------------------------------------------------------
@@ -185,10 +199,7 @@ def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
     """
     if isinstance(entries, (bytes, bytearray, memoryview)):
         entries = [bytes(entries)] if entries else []
-    if crl_number < 0 or crl_number.bit_length() > 159:
-        raise ValueError("the CRL number is a non-negative integer of at most 20 octets (5.2.3)")
-    if next_update <= this_update:
-        raise ValueError("nextUpdate must be later than thisUpdate")
+    _check_crl_parameters(crl_number, this_update, next_update)
     aki = authority_key_identifier(issuer_certificate)
     extensions = (der.extension(_OID_AUTHORITY_KEY_IDENTIFIER, aki.public_bytes())
                   + der.extension(_OID_CRL_NUMBER, x509.CRLNumber(crl_number).public_bytes()))
@@ -207,23 +218,81 @@ def build_tbs(issuer_certificate: x509.Certificate, algorithm_identifier: bytes,
     return b"".join([header(der.SEQUENCE, content_length), *parts])
 
 
-def build_crl(private_key, hash_algorithm: hashes.HashAlgorithm | None,
-              issuer_certificate: x509.Certificate, crl_number: int,
-              this_update: dt.datetime, next_update: dt.datetime,
+def build_crl(signer, crl_number: int, this_update: dt.datetime, next_update: dt.datetime,
               entries: Sequence[bytes] | bytes) -> bytes:
     """A signed CertificateList (RFC 5280 5.1.1) in DER.
 
+    Assembled here from the encoded entries and signed with ``signer.sign_bytes``; with
+    ``MTLSKIT_REFERENCE_ENCODERS=1``, built by cryptography's builder instead
+    (``build_crl_reference``), which the CA key signs through ``signer.sign_crl``.
+
     Args:
-        private_key: the CA's private key (a cryptography key object; never leaves here).
-        hash_algorithm: the digest to sign with (``mtlskit.pki.keys.signature_hash``).
-        issuer_certificate: the CA certificate whose subject and key identify the issuer.
+        signer: the CA's :class:`mtlskit.ca.signer.Signer` (its certificate names the
+            issuer; its key, which never leaves it, signs).
         crl_number: the monotonically increasing CRL number (5.2.3).
         this_update, next_update: aware datetimes (5.1.2.4, 5.1.2.5).
         entries: encoded revoked-certificate entries from ``encode_entry`` (a sequence,
             or their concatenation, e.g. ``revoked_entries_content(previous) + new``).
+
+    Raises:
+        BadInput: a CA key or hash that CRLs are not signed with.
+        ValueError: a CRL number out of range, or nextUpdate not after thisUpdate.
     """
-    algorithm = signature_algorithm(private_key, hash_algorithm)
-    tbs = build_tbs(issuer_certificate, algorithm, crl_number, this_update, next_update, entries)
-    signature = encode(der.BIT_STRING, b"\x00" + sign(private_key, hash_algorithm, tbs))
+    if reference_encoders():
+        return build_crl_reference(signer, crl_number, this_update, next_update, entries)
+    return build_crl_fast(signer, crl_number, this_update, next_update, entries)
+
+
+def build_crl_fast(signer, crl_number: int, this_update: dt.datetime, next_update: dt.datetime,
+                   entries: Sequence[bytes] | bytes) -> bytes:
+    """``build_crl`` assembled here (``build_tbs``) and signed with ``signer.sign_bytes``."""
+    algorithm = signer.signature_algorithm
+    if algorithm is None:
+        raise BadInput(f"cannot sign a CRL with the key of CA {signer.name!r} (hash {_hash_name(signer)})")
+    tbs = build_tbs(signer.certificate, algorithm, crl_number, this_update, next_update, entries)
+    signature = encode(der.BIT_STRING, b"\x00" + signer.sign_bytes(tbs))
     return b"".join([header(der.SEQUENCE, len(tbs) + len(algorithm) + len(signature)),
                      tbs, algorithm, signature])
+
+
+def build_crl_reference(signer, crl_number: int, this_update: dt.datetime, next_update: dt.datetime,
+                        entries: Sequence[bytes] | bytes) -> bytes:
+    """``build_crl`` through cryptography's CertificateRevocationListBuilder: the entries
+    are read back into RevokedCertificate objects and the builder signs (slow for big CRLs)."""
+    _check_crl_parameters(crl_number, this_update, next_update)
+    if signer.signature_algorithm is None:
+        raise BadInput(f"cannot sign a CRL with the key of CA {signer.name!r} (hash {_hash_name(signer)})")
+    issuer = signer.certificate
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(issuer.subject).last_update(this_update).next_update(next_update)
+               .add_extension(authority_key_identifier(issuer), critical=False)
+               .add_extension(x509.CRLNumber(crl_number), critical=False))
+    for revoked in _revoked_certificates(entries):
+        builder = builder.add_revoked_certificate(revoked)
+    return signer.sign_crl(builder).public_bytes(serialization.Encoding.DER)
+
+
+def _revoked_certificates(entries: Sequence[bytes] | bytes) -> list[x509.RevokedCertificate]:
+    """Encoded entries as cryptography's objects, through its CRL parser (an unsigned
+    CertificateList around them: the parser does not check signatures)."""
+    content = bytes(entries) if isinstance(entries, (bytes, bytearray, memoryview)) else b"".join(entries)
+    if not content:
+        return []
+    algorithm = der.sequence(der.oid("1.3.101.112"))
+    tbs = der.sequence(integer(1), algorithm, der.sequence(), x509_time(_EPOCH), encode(der.SEQUENCE, content))
+    wrapped = der.sequence(tbs, algorithm, encode(der.BIT_STRING, b"\x00"))
+    return list(x509.load_der_x509_crl(wrapped))
+
+
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _hash_name(signer) -> str | None:
+    return signer.hash_algorithm.name if signer.hash_algorithm is not None else None
+
+
+def _check_crl_parameters(crl_number: int, this_update: dt.datetime, next_update: dt.datetime) -> None:
+    if crl_number < 0 or crl_number.bit_length() > 159:
+        raise ValueError("the CRL number is a non-negative integer of at most 20 octets (5.2.3)")
+    if next_update <= this_update:
+        raise ValueError("nextUpdate must be later than thisUpdate")

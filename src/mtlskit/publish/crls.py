@@ -40,7 +40,9 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mtlskit.errors import BadInput, NotFound
-from mtlskit.publish.crl import build_crl, encode_entry, entry_extensions, revoked_entries_content
+from mtlskit.pki.reference import reference_encoders
+from mtlskit.publish.crl import (build_crl, encode_entry, encode_entry_reference, entry_extensions,
+                                 revoked_entries_content)
 from mtlskit.publish.crl_files import (BUNDLE_FILE, chain_names, crl_bundle_pem,  # noqa: F401 (public here)
                                        export_crls, pem_crl, staged_export)
 from mtlskit.publish.delivery import deliver
@@ -169,6 +171,35 @@ def encode_stored_entries(rows: Iterable[tuple]) -> list[bytes]:
     ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC; an offset, if any, is honoured), the
     reason as its CLI word. Each entry equals ``entry_for``'s, byte for byte.
 
+    Encoded from the stored text (``encode_stored_entries_fast``), or one row at a
+    time through ``entry_for`` (``encode_stored_entries_reference``) when
+    ``MTLSKIT_REFERENCE_ENCODERS=1``.
+    """
+    if reference_encoders():
+        return encode_stored_entries_reference(rows)
+    return encode_stored_entries_fast(rows)
+
+
+def encode_stored_entries_reference(rows: Iterable[tuple]) -> list[bytes]:
+    """``encode_stored_entries`` the straightforward way: each row read into an int, a
+    datetime and a reason flag, and encoded by cryptography (``encode_entry_reference``)."""
+    entries = []
+    for serial, when, reason in rows:
+        number = int(serial, 16)
+        if number <= 0:
+            raise ValueError("serial numbers are positive integers (RFC 5280 4.1.2.2)")
+        entries.append(encode_entry_reference(number, _utc(_datetime(when)), _flag(reason)))
+    return entries
+
+
+def _datetime(when: dt.datetime | str) -> dt.datetime:
+    # SQLite's text of a datetime, read as SQLAlchemy's SQLite DateTime reads it
+    return when if isinstance(when, dt.datetime) else dt.datetime.fromisoformat(when)
+
+
+def encode_stored_entries_fast(rows: Iterable[tuple]) -> list[bytes]:
+    """``encode_stored_entries`` with the common row encoded from the stored text itself.
+
     The common row is encoded here from the stored text itself, about four times faster
     than through ``entry_for``, which gets every other row: "common" is a serial in hex
     without leading zeros (what mtlskit stores), a time written 'YYYY-MM-DD HH:MM:SS'
@@ -204,9 +235,7 @@ def encode_stored_entries(rows: Iterable[tuple]) -> list[bytes]:
                         continue
         except (TypeError, ValueError, IndexError):
             pass  # not a row of the common shape (the general path raises what is wrong)
-        if not isinstance(when, dt.datetime):
-            when = dt.datetime.fromisoformat(when)  # as SQLAlchemy's SQLite DateTime reads it
-        append(entry_for(int(serial, 16), _utc(when), reason))
+        append(entry_for(int(serial, 16), _utc(_datetime(when)), reason))
     return entries
 
 
@@ -223,8 +252,7 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
     """Sign the next full CRL of ``signer``'s CA inside ``session``: bump its CRL number,
     store it in ``crl_state`` and record a "crl" audit event. Returns the DER.
 
-    ``signer`` has ``name``, ``certificate``, ``private_key`` and ``hash_algorithm``
-    (``mtlskit.ca.signer.Signer``). ``added`` are the encoded entries of certificates
+    ``signer`` is the CA's ``mtlskit.ca.signer.Signer``: it signs, its key stays in it. ``added`` are the encoded entries of certificates
     revoked in this same transaction.
 
     Fast path: when the stored CRL holds exactly the entries revoked before this
@@ -249,8 +277,7 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
             entries = None
     if entries is None:
         entries = load_entries(session, signer.name, revoked)
-    der = build_crl(signer.private_key, signer.hash_algorithm, signer.certificate,
-                    number, this_update, next_update, entries)
+    der = build_crl(signer, number, this_update, next_update, entries)
     state.crl_number, state.this_update, state.next_update, state.der, state.entry_count = (
         number, this_update, next_update, der, revoked)
     session.execute(insert(AuditEvent), [audit_row(

@@ -11,6 +11,10 @@ with the responder key. Nonce responses, signed on every request, take the same
 assembly path: the builder re-encodes the responder certificate and its key hash on
 each call (~180 µs here against ~60 µs). A unit test holds the assembled
 ResponseData byte-equal to the builder's; ``openssl ocsp`` and pkilint judge both.
+
+The narrow functions are ``build_response`` and ``prepare_response``; with
+``MTLSKIT_REFERENCE_ENCODERS=1`` both answer through cryptography's builder
+(``build_response_reference``), so the whole test suite can run on it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from cryptography.x509.oid import OCSPExtensionOID
 from mtlskit.errors import BadInput
 from mtlskit.pki import der, signing
 from mtlskit.pki.keys import signature_hash
+from mtlskit.pki.reference import reference_encoders
 from mtlskit.publish.crl import REASON_CODES
 
 # RFC 6960 §4.1.1 CertID.hashAlgorithm: the hashes a client may use to name the issuer.
@@ -313,9 +318,61 @@ def build_response(answers: list[SingleAnswer], responder: ResponderKey, this_up
     """
     this_update = this_update.replace(microsecond=0)
     next_update = next_update.replace(microsecond=0)
+    if reference_encoders():
+        return build_response_reference(answers, responder, this_update, next_update, nonce)
     if len(answers) == 1 and nonce is None:
         return _build_with_cryptography(answers[0], responder, this_update, next_update, nonce)
     return _assemble(answers, responder, this_update, next_update, nonce)
+
+
+def build_response_reference(answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
+                             next_update: dt.datetime, nonce: bytes | None = None) -> bytes:
+    """``build_response`` through cryptography's OCSPResponseBuilder, which stamps
+    producedAt with the system time. The builder takes one SingleResponse only; for
+    several, each SingleResponse is the builder's and only their list is put together
+    here, around them, as the fast path does."""
+    this_update = this_update.replace(microsecond=0)
+    next_update = next_update.replace(microsecond=0)
+    if len(answers) == 1:
+        return _build_with_cryptography(answers[0], responder, this_update, next_update, nonce)
+    singles = b"".join(_single_response_reference(a, responder, this_update, next_update) for a in answers)
+    body = responder.responder_id_der + der.generalized_time(this_update) + der.sequence(singles)
+    return PreparedResponse(body, responder).sign(nonce)
+
+
+def _single_response_reference(answer: SingleAnswer, responder: ResponderKey, this_update: dt.datetime,
+                               next_update: dt.datetime) -> bytes:
+    """The SingleResponse cryptography's builder encodes for ``answer``: ResponseData >
+    responses > the first SingleResponse (RFC 6960 §4.2.1)."""
+    built = ocsp.load_der_ocsp_response(_build_with_cryptography(answer, responder, this_update, next_update, None))
+    data = built.tbs_response_bytes
+    _tag, start, end = der.read_tlv(data, 0)
+    # responderID [2] and producedAt come first; responses is the only SEQUENCE
+    responses = next(child for child in der.children(data, start, end) if child[0] == der.SEQUENCE)
+    _tag, single_start, _content, single_end = der.children(data, responses[2], responses[3])[0]
+    return data[single_start:single_end]
+
+
+def prepare_response(answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
+                     next_update: dt.datetime) -> "PreparedResponse | ReferencePreparedResponse":
+    """What a nonce responder keeps per second and certificate: ResponseData ready to be
+    closed with each request's nonce and signed (``.sign(nonce)``). The DER fast path
+    (:class:`PreparedResponse`), or the reference when ``MTLSKIT_REFERENCE_ENCODERS=1``."""
+    if reference_encoders():
+        return ReferencePreparedResponse(answers, responder, this_update, next_update)
+    return PreparedResponse(response_data_body(answers, responder, this_update, next_update), responder)
+
+
+class ReferencePreparedResponse:
+    """:class:`PreparedResponse`'s reference: every ``sign`` builds the whole response
+    with ``build_response_reference``."""
+
+    def __init__(self, answers: list[SingleAnswer], responder: ResponderKey, this_update: dt.datetime,
+                 next_update: dt.datetime) -> None:
+        self._arguments = (list(answers), responder, this_update, next_update)
+
+    def sign(self, nonce: bytes | None = None) -> bytes:
+        return build_response_reference(*self._arguments, nonce)
 
 
 def _build_with_cryptography(answer: SingleAnswer, responder: ResponderKey, this_update: dt.datetime,

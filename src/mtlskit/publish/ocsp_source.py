@@ -94,7 +94,7 @@ class _Cached:
     """A cached value (a pre-signed reply, or a second's ResponseData), the time it is
     good until, and the (CA name, serial) pairs whose change must drop it."""
 
-    value: OcspReply | ocsp.PreparedResponse
+    value: OcspReply | ocsp.PreparedResponse | ocsp.ReferencePreparedResponse
     refresh_at: dt.datetime
     keys: tuple[tuple[str, int], ...]
 
@@ -237,7 +237,7 @@ class OcspSource:
         return OcspReply(self._prepared(ca_name, cert_ids, this_update).sign(nonce))
 
     def _prepared(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime
-                  ) -> ocsp.PreparedResponse:
+                  ) -> ocsp.PreparedResponse | ocsp.ReferencePreparedResponse:
         """ResponseData without the nonce, reused by nonce requests within the same second
         (producedAt has a resolution of one second anyway) and dropped with the statuses."""
         key = (ca_name, *(c.der for c in cert_ids))
@@ -246,8 +246,7 @@ class OcspSource:
             return cached.value
         ca = self._cas[ca_name]
         answers = [self._answer(ca_name, cid) for cid in cert_ids]
-        data = ocsp.response_data_body(answers, ca.responder, this_update, this_update + self._validity)
-        prepared = ocsp.PreparedResponse(data, ca.responder)
+        prepared = ocsp.prepare_response(answers, ca.responder, this_update, this_update + self._validity)
         if len(self._bodies) >= MAX_CACHED_RESPONSES:
             self._bodies.clear()
         self._bodies[key] = _Cached(prepared, this_update, tuple((ca_name, c.serial) for c in cert_ids))

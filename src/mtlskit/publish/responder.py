@@ -23,8 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mtlskit.clock import Clock
 from mtlskit.errors import BadInput
 from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
-from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem, public_keys_match, \
-    signature_hash
+from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem, public_keys_match
 from mtlskit.publish.ocsp import ResponderKey
 
 RESPONDER_LIFETIME = dt.timedelta(days=7)
@@ -32,18 +31,18 @@ RENEW_AT_FRACTION = 2 / 3
 BACKDATE = dt.timedelta(minutes=5)  # tolerate relying parties whose clocks run a little slow
 
 
-def build_responder_certificate(ca_certificate: x509.Certificate, ca_private_key, responder_public_key,
-                                now: dt.datetime, lifetime: dt.timedelta = RESPONDER_LIFETIME
-                                ) -> x509.Certificate:
+def build_responder_certificate(ca, responder_public_key, now: dt.datetime,
+                                lifetime: dt.timedelta = RESPONDER_LIFETIME) -> x509.Certificate:
     """Certify ``responder_public_key`` as the OCSP responder of the CA. Pure.
 
     Args:
-        ca_certificate: the CA whose certificates the responder answers for.
-        ca_private_key: that CA's key (a cryptography private key, or a token-backed one).
+        ca: the CA's :class:`mtlskit.ca.signer.Signer` (its ``certificate`` and
+            ``sign_certificate``): the CA whose certificates the responder answers for.
         responder_public_key: the responder's key.
         now: the issuance time; notBefore is ``now`` minus 5 minutes.
         lifetime: validity from ``now``.
     """
+    ca_certificate = ca.certificate
     common_name = _common_name(ca_certificate)
     try:
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
@@ -68,7 +67,7 @@ def build_responder_certificate(ca_certificate: x509.Certificate, ca_private_key
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(responder_public_key), critical=False)
         .add_extension(aki, critical=False)
     )
-    return builder.sign(ca_private_key, signature_hash(ca_private_key))
+    return ca.sign_certificate(builder)
 
 
 def _common_name(certificate: x509.Certificate) -> str:
@@ -124,17 +123,16 @@ class ResponderFiles:
         write_atomic(self.certificate_path, responder.certificate.public_bytes(serialization.Encoding.PEM), PUBLIC)
 
 
-def ensure_responder(files: ResponderFiles, ca_certificate: x509.Certificate, ca_private_key,
-                     clock: Clock, lifetime: dt.timedelta = RESPONDER_LIFETIME
-                     ) -> tuple[ResponderKey, bool]:
-    """The CA's current responder, certifying a new EC P-256 key when none is stored or
-    the stored one is due for renewal. Returns (responder, created)."""
+def ensure_responder(files: ResponderFiles, ca, clock: Clock,
+                     lifetime: dt.timedelta = RESPONDER_LIFETIME) -> tuple[ResponderKey, bool]:
+    """The current responder of the CA ``ca`` (its Signer), certifying a new EC P-256 key
+    when none is stored or the stored one is due for renewal. Returns (responder, created)."""
     now = clock.now()
-    current = files.load(ca_certificate)
+    current = files.load(ca.certificate)
     if current is not None and not renewal_due(current.certificate, now):
         return current, False
     key = generate_private_key(KeyType.EC_P256)
-    certificate = build_responder_certificate(ca_certificate, ca_private_key, key.public_key(), now, lifetime)
+    certificate = build_responder_certificate(ca, key.public_key(), now, lifetime)
     responder = ResponderKey(certificate, key)
     files.save(responder)
     return responder, True
@@ -164,8 +162,7 @@ class ResponderKeeper:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for name, signer in self._signers.items():
                 files = ResponderFiles(self.directory, name)
-                found[name], created = ensure_responder(files, signer.certificate, signer.private_key,
-                                                        self._clock, self._lifetime)
+                found[name], created = ensure_responder(files, signer, self._clock, self._lifetime)
                 if created:
                     self._record(name, found[name].certificate)
         return found
