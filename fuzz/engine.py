@@ -49,7 +49,7 @@ def run(name: str, cases: st.SearchStrategy, check: Callable[[object], None], se
         try:
             test()
         except Exception as exc:  # a finding: keep the shrunk example and go on
-            text = "".join(traceback.format_exception(exc)[-6:])
+            text = "".join(traceback.format_exception(exc))[-2500:]
             if text not in findings:
                 findings.append(text)
                 print(f"[{name}] FINDING:\n{text}", file=sys.stderr, flush=True)
