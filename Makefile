@@ -1,6 +1,7 @@
 # make run   — set up, create a demo CA (embedded SQLite) and start `mtlskit serve` on it
 # make test  — set up (Python packages + Debian packages) and run the whole suite
 # make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
+# make fuzz  — each fuzz target of fuzz/ for FUZZ_SECONDS: executions run and findings
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,8 +9,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_HOME ?= $(CURDIR)/demo-home
 BENCH_N ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
 
-.PHONY: setup system-deps run test test-fast bench clean
+.PHONY: setup system-deps run test test-fast bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +41,11 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
+
+fuzz: setup
+	@failed=0; for target in $(FUZZ_TARGETS); do \
+		$(BIN)/python -m fuzz.$$target --seconds $(FUZZ_SECONDS) || failed=1; \
+	done; exit $$failed
 
 clean:
 	rm -rf $(VENV) demo-home demo-out bench/out
