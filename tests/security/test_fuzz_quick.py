@@ -40,6 +40,9 @@ NOT_DER = {
                       der.encode(der.OCTET_STRING, der.encode(der.OCTET_STRING, b"c" * 8)))]),
     "explicit default version (BER)": ocsp_request._request(
         [der.sequence(_first_id())], before=der.encode(der.context(0), der.integer(0))),
+    "AcceptableResponses whose value is no SEQUENCE OF OID": ocsp_request._request(
+        [der.sequence(_first_id())],
+        [der.sequence(der.oid("1.3.6.1.5.5.7.48.1.4"), der.encode(der.OCTET_STRING, b"\x31\x00"))]),
     "singleRequestExtensions that are no Extensions": ocsp_request._request(
         [der.sequence(_first_id(), der.integer(1)), der.sequence(_first_id())]),
 }
@@ -47,7 +50,8 @@ NOT_DER = {
 
 @pytest.mark.parametrize("request_der", NOT_DER.values(), ids=NOT_DER.keys())
 def test_requests_cryptography_refuses_are_malformed(request_der):
-    assert ocsp_request.cryptography_reads(request_der) is None or len(ocsp_request.single_requests(request_der)) > 1
+    read = ocsp_request.cryptography_reads(request_der)
+    assert read is None or not read.extensions_ok or len(ocsp_request.single_requests(request_der)) > 1
     with pytest.raises(BadInput):
         ocsp.parse_request(request_der)
     assert ocsp_request.source().respond(request_der).body == ocsp.MALFORMED_REQUEST
