@@ -1,7 +1,7 @@
 # make run   — set up, create a demo CA (embedded SQLite) and start `mtlskit serve` on it
 # make test  — set up (Python packages + Debian packages) and run the whole suite
 # make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
-# make fuzz  — each fuzz target of fuzz/ for FUZZ_SECONDS: executions run and findings
+# make fuzz  — each fuzz target of fuzz/ for FUZZ_SECONDS (hypothesis; atheris too if installed): executions, findings
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,6 +11,7 @@ DEMO_HOME ?= $(CURDIR)/demo-home
 BENCH_N ?= 20000
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
+ATHERIS_TARGETS := ocsp_request http_simple csr_pem   # when atheris is installed (optional)
 
 .PHONY: setup system-deps run test test-fast bench fuzz clean
 
@@ -45,7 +46,12 @@ bench: setup system-deps
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \
 		$(BIN)/python -m fuzz.$$target --seconds $(FUZZ_SECONDS) || failed=1; \
-	done; exit $$failed
+	done; \
+	if $(BIN)/python -c 'import atheris' 2>/dev/null; then for target in $(ATHERIS_TARGETS); do \
+		out=$$($(BIN)/python -m fuzz.atheris_run $$target --seconds $(FUZZ_SECONDS) 2>&1) \
+			&& echo "atheris $$target: $$(echo "$$out" | grep -m1 '^Done')" \
+			|| { echo "$$out" | tail -40; failed=1; }; \
+	done; else echo "atheris is not installed: byte-level coverage-guided runs skipped"; fi; exit $$failed
 
 clean:
 	rm -rf $(VENV) demo-home demo-out bench/out
