@@ -49,7 +49,7 @@ fuzz: setup
 	done; \
 	if $(BIN)/python -c 'import atheris' 2>/dev/null; then for target in $(ATHERIS_TARGETS); do \
 		out=$$($(BIN)/python -m fuzz.atheris_run $$target --seconds $(FUZZ_SECONDS) 2>&1) \
-			&& echo "atheris $$target: $$(echo "$$out" | grep -m1 '^Done')" \
+			&& echo "atheris $$target: $$(echo "$$out" | grep -a -m1 '^Done')" \
 			|| { echo "$$out" | tail -40; failed=1; }; \
 	done; else echo "atheris is not installed: byte-level coverage-guided runs skipped"; fi; exit $$failed
 

@@ -34,7 +34,8 @@ def run(name: str, cases: st.SearchStrategy, check: Callable[[object], None], se
     """
     executions = 0
     findings: list[str] = []
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
 
     def counted(case) -> None:
         nonlocal executions
@@ -53,7 +54,8 @@ def run(name: str, cases: st.SearchStrategy, check: Callable[[object], None], se
             if text not in findings:
                 findings.append(text)
                 print(f"[{name}] FINDING:\n{text}", file=sys.stderr, flush=True)
-    print(f"{name}: {executions} executions in {seconds:.0f}s, {len(findings)} finding(s)", flush=True)
+    elapsed = time.monotonic() - started
+    print(f"{name}: {executions} executions in {elapsed:.0f}s, {len(findings)} finding(s)", flush=True)
     return len(findings)
 
 

@@ -8,12 +8,13 @@ import asyncio
 import warnings
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 
 from fuzz import csr_pem, deploy_render, engine, http_head, ocsp_request
 from mtlskit.errors import BadInput
 from mtlskit.pki import der
-from mtlskit.pki.encoding import detect, load_csr
+from mtlskit.pki.encoding import detect, load_certificates, load_csr
 from mtlskit.publish import ocsp
 
 pytestmark = pytest.mark.security
@@ -119,3 +120,14 @@ def test_detect_shows_no_warning_for_a_bundle_that_is_not_der():
             detect(bundle + b"\x00\x00", csr_pem.PASSWORD)
         except BadInput:
             pass  # refused is fine; a warning (shown to the user) is not
+
+
+def test_detect_shows_no_warning_for_a_certificate_whose_serial_is_zero():
+    leaf = http_head.pki.leaves()[0].public_bytes(serialization.Encoding.DER)  # serial 1
+    version_and_serial = b"\xa0\x03\x02\x01\x02\x02\x01\x01"
+    assert version_and_serial in leaf
+    zero = leaf.replace(version_and_serial, version_and_serial[:-1] + b"\x00", 1)
+    with warnings.catch_warnings():  # loading; reading .serial_number warns again (the caller's business)
+        warnings.simplefilter("error")
+        loaded = detect(zero).objects + load_certificates(der.pem("CERTIFICATE", zero))
+    assert [c.public_bytes(serialization.Encoding.DER) for c in loaded] == [zero, zero]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import warnings
 
 from cryptography import x509
@@ -34,10 +35,22 @@ class Loaded:
 _UNREADABLE = (ValueError, UnsupportedAlgorithm, x509.InvalidVersion)
 
 
+def _quietly(read):
+    """``read`` without cryptography's warnings, which would reach the user's terminal:
+    about what it reads but dislikes (a serial that is not positive) and its BER fallback."""
+    @functools.wraps(read)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return read(*args, **kwargs)
+    return quiet
+
+
 def is_pem(data: bytes) -> bool:
     return b"-----BEGIN " in data
 
 
+@_quietly
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM file (or the one DER certificate)."""
     try:
@@ -46,6 +59,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         raise BadInput("not a certificate (PEM or DER)") from None
 
 
+@_quietly
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A CSR whose public key can be read (cryptography reads it lazily: a damaged or
     unknown key would otherwise raise later, at the signature check)."""
@@ -71,6 +85,7 @@ def load_private_key(data: bytes, password: bytes | None = None):
         raise BadInput("not a private key (PEM or DER), or a wrong password") from None
 
 
+@_quietly
 def detect(data: bytes, password: bytes | None = None) -> Loaded:
     """Guess what `data` is; used by `mtlskit inspect`.
 
@@ -89,9 +104,7 @@ def detect(data: bytes, password: bytes | None = None) -> Loaded:
         except (TypeError, *_UNREADABLE):
             continue
     try:
-        with warnings.catch_warnings():  # "could not be parsed as DER, falling back to BER"
-            warnings.simplefilter("ignore")
-            return Loaded(Kind.PKCS12, [pkcs12.load_pkcs12(data, password)])
+        return Loaded(Kind.PKCS12, [pkcs12.load_pkcs12(data, password)])
     except _UNREADABLE as exc:
         if _looks_like_pkcs12(data):
             raise BadInput("a PKCS#12 bundle that this password does not open",
