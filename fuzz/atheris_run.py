@@ -38,7 +38,8 @@ def main() -> None:
     corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{args.target}-"))
     for index, seed in enumerate(seeds()):
         (corpus / f"seed{index}").write_bytes(seed)
-    atheris.Setup([sys.argv[0], f"-max_total_time={args.seconds}", "-print_final_stats=1", str(corpus)], check)
+    options = [f"-max_total_time={args.seconds}", "-print_final_stats=1", f"-artifact_prefix={corpus}/"]
+    atheris.Setup([sys.argv[0], *options, str(corpus)], check)  # a finding's input: "Test unit written to"
     atheris.Fuzz()
 
 
