@@ -3,6 +3,7 @@
 # make test-reference — the whole suite on the reference encoders (cryptography's builders
 #              instead of the hand-written DER: MTLSKIT_REFERENCE_ENCODERS=1)
 # make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
+# make fuzz  — each fuzz target of fuzz/ for FUZZ_SECONDS (hypothesis; atheris too if installed): executions, findings
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,6 +11,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_HOME ?= $(CURDIR)/demo-home
 BENCH_N ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
+ATHERIS_TARGETS := ocsp_request http_simple csr_pem   # when atheris is installed (optional)
 
 # The tests of the DER fast paths and what uses them (pki, publish, issue, revoke; unit and
 # integration): `make test` runs them on the reference encoders too (~30 s; the whole
@@ -20,7 +24,7 @@ REFERENCE_SUBSET := $(addprefix tests/unit/test_,crl_builder.py crl_stored_entri
 	crl_refresher.py issue_batch.py ocsp_responders.py revoke_cli.py revoke_workflow.py) \
 	tests/security/test_signer_only.py
 
-.PHONY: setup system-deps run test test-fast test-reference bench clean
+.PHONY: setup system-deps run test test-fast test-reference bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +57,16 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
+
+fuzz: setup
+	@failed=0; for target in $(FUZZ_TARGETS); do \
+		$(BIN)/python -m fuzz.$$target --seconds $(FUZZ_SECONDS) || failed=1; \
+	done; \
+	if $(BIN)/python -c 'import atheris' 2>/dev/null; then for target in $(ATHERIS_TARGETS); do \
+		out=$$($(BIN)/python -m fuzz.atheris_run $$target --seconds $(FUZZ_SECONDS) 2>&1) \
+			&& echo "atheris $$target: $$(echo "$$out" | grep -a -m1 '^Done')" \
+			|| { echo "$$out" | tail -40; failed=1; }; \
+	done; else echo "atheris is not installed: byte-level coverage-guided runs skipped"; fi; exit $$failed
 
 clean:
 	rm -rf $(VENV) demo-home demo-out bench/out

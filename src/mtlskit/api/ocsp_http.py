@@ -43,9 +43,10 @@ def request_from_get_path(path: bytes) -> bytes | None:
         return None
 
 
-METHOD_NOT_ALLOWED = (405, [(b"allow", b"GET, POST"), (b"content-type", b"application/problem+json")],
-                      b'{"type":"about:blank","title":"Method Not Allowed","status":405,'
-                      b'"detail":"OCSP requests are sent with POST or GET (RFC 6960 Appendix A)"}')
+_NOT_ALLOWED_BODY = (b'{"type":"about:blank","title":"Method Not Allowed","status":405,'
+                     b'"detail":"OCSP requests are sent with POST or GET (RFC 6960 Appendix A)"}')
+METHOD_NOT_ALLOWED = (405, [(b"allow", b"GET, POST"), (b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(_NOT_ALLOWED_BODY)).encode())], _NOT_ALLOWED_BODY)
 
 
 def reply_for(source: OcspSource, method: bytes, path: bytes, body: bytes) -> OcspReply | None:

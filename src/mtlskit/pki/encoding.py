@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import warnings
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -27,23 +30,48 @@ class Loaded:
     objects: list  # certificates, a CSR, a CRL, a key, or the PKCS12KeyAndCertificates
 
 
+# What cryptography raises for a file it cannot read: ValueError, and for a damaged
+# version or key kind two exceptions that are not ValueErrors.
+_UNREADABLE = (ValueError, UnsupportedAlgorithm, x509.InvalidVersion)
+
+
+def _quietly(read):
+    """``read`` without cryptography's warnings, which would reach the user's terminal:
+    about what it reads but dislikes (a serial that is not positive) and its BER fallback."""
+    @functools.wraps(read)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return read(*args, **kwargs)
+    return quiet
+
+
 def is_pem(data: bytes) -> bool:
     return b"-----BEGIN " in data
 
 
+@_quietly
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM file (or the one DER certificate)."""
     try:
         return x509.load_pem_x509_certificates(data) if is_pem(data) else [x509.load_der_x509_certificate(data)]
-    except ValueError:
+    except _UNREADABLE:
         raise BadInput("not a certificate (PEM or DER)") from None
 
 
+@_quietly
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """A CSR whose public key can be read (cryptography reads it lazily: a damaged or
+    unknown key would otherwise raise later, at the signature check)."""
     try:
-        return x509.load_pem_x509_csr(data) if is_pem(data) else x509.load_der_x509_csr(data)
-    except ValueError:
+        csr = x509.load_pem_x509_csr(data) if is_pem(data) else x509.load_der_x509_csr(data)
+    except _UNREADABLE:
         raise BadInput("not a certificate signing request (PEM or DER)") from None
+    try:
+        csr.public_key()
+    except _UNREADABLE:
+        raise BadInput("the CSR's public key is damaged or of an unsupported kind") from None
+    return csr
 
 
 def load_private_key(data: bytes, password: bytes | None = None):
@@ -53,10 +81,11 @@ def load_private_key(data: bytes, password: bytes | None = None):
         return serialization.load_der_private_key(data, password=password)
     except TypeError:
         raise BadInput("the private key is encrypted", hint="give its password with --password-file") from None
-    except ValueError:
+    except _UNREADABLE:
         raise BadInput("not a private key (PEM or DER), or a wrong password") from None
 
 
+@_quietly
 def detect(data: bytes, password: bytes | None = None) -> Loaded:
     """Guess what `data` is; used by `mtlskit inspect`.
 
@@ -72,11 +101,11 @@ def detect(data: bytes, password: bytes | None = None) -> Loaded:
                          (Kind.PUBLIC_KEY, lambda d: [serialization.load_der_public_key(d)])):
         try:
             return Loaded(kind, loader(data))
-        except (ValueError, TypeError):
+        except (TypeError, *_UNREADABLE):
             continue
     try:
         return Loaded(Kind.PKCS12, [pkcs12.load_pkcs12(data, password)])
-    except ValueError as exc:
+    except _UNREADABLE as exc:
         if _looks_like_pkcs12(data):
             raise BadInput("a PKCS#12 bundle that this password does not open",
                            hint="give its password with --password-file") from exc
@@ -106,6 +135,6 @@ def _detect_pem(data: bytes, password: bytes | None) -> Loaded:
             except TypeError:
                 raise BadInput("the private key is encrypted",
                                hint="give its password with --password-file") from None
-            except ValueError:
+            except _UNREADABLE:
                 raise BadInput(f"damaged PEM {kind.value}") from None
     raise BadInput(f"unsupported PEM block: {first.decode(errors='replace').strip('-')}")

@@ -212,8 +212,9 @@ def _parse_der(data: bytes) -> OcspRequest:
                 raise BadInput("unsupported OCSP request version")
     if not fields or fields[0][0] != der.SEQUENCE:
         raise BadInput("OCSP request has no request list")
-    _tag, _p, lstart, lend = fields.pop(0)
-    cert_ids = tuple(_parse_single_request(data, r) for r in der.children(data, lstart, lend))
+    _tag, lpos, lstart, lend = fields.pop(0)
+    entries = der.children(data, lstart, lend)
+    cert_ids = tuple(_parse_single_request(data, r) for r in entries)
     if not cert_ids:
         raise BadInput("OCSP request list is empty")
     nonce = None
@@ -222,7 +223,22 @@ def _parse_der(data: bytes) -> OcspRequest:
         if tag != der.context(2) or fields:
             raise BadInput("unexpected element after the request list")
         nonce = _find_nonce(data, estart, eend)
+    for _t, rpos, _s, rend in entries:  # what this walker skips (names, criticality...) is judged too
+        tbs = data[tstart:lpos] + der.encode(der.SEQUENCE, data[rpos:rend]) + data[lend:tend]
+        _well_formed_alone(der.encode(der.SEQUENCE, der.encode(der.SEQUENCE, tbs) + data[tend:end]))
     return OcspRequest(cert_ids, nonce)
+
+
+def _well_formed_alone(data: bytes) -> None:
+    """Refuse a request that cryptography's parser refuses once its request list is cut to
+    one entry: the DER walker reads the CertIDs, nonce and order, cryptography judges the
+    rest (requestorName, singleRequestExtensions, the extensions' criticality and the
+    values of those it knows, such as AcceptableResponses, DER's rules such as an
+    explicit default version)."""
+    try:
+        ocsp.load_der_ocsp_request(data).extensions  # noqa: B018 - read lazily: a damaged value raises here
+    except Exception:  # ValueError, DuplicateExtension
+        raise BadInput("OCSP request is not well-formed DER (RFC 6960 §4.1.1)") from None
 
 
 def _parse_single_request(data: bytes, element: tuple[int, int, int, int]) -> CertId:
