@@ -46,11 +46,21 @@ def leaves() -> tuple[x509.Certificate, ...]:
     return tuple(found)
 
 
+class _CaSigner:
+    """What build_responder_certificate needs of the CA's Signer: its certificate, and a
+    builder signed with its key."""
+
+    def __init__(self, certificate: x509.Certificate, key) -> None:
+        self.certificate, self._key = certificate, key
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return builder.sign(self._key, hashes.SHA256())
+
+
 @functools.cache
 def responder() -> ResponderKey:
-    issuer, issuer_key = ca()
     key = ec.generate_private_key(ec.SECP256R1())
-    return ResponderKey(build_responder_certificate(issuer, issuer_key, key.public_key(), NOW), key)
+    return ResponderKey(build_responder_certificate(_CaSigner(*ca()), key.public_key(), NOW), key)
 
 
 def pem(cert: x509.Certificate) -> bytes:
