@@ -16,15 +16,13 @@ import urllib.request
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mtlskit.deploy.install import atomic_write
 from mtlskit.deploy.reload import haproxy_admin
 from mtlskit.errors import BadInput
+from mtlskit.verify.ocsp import responder_of, signature_ok
 
 MAX_RESPONSE = 64 * 1024
 
@@ -86,29 +84,10 @@ def check_response(der: bytes, leaf: x509.Certificate, issuer: x509.Certificate,
 
 def _check_signature(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> None:
     """Signed by the issuer itself, or by a responder certificate the issuer signed (RFC 6960 4.2.2.2)."""
-    signer = issuer
-    for candidate in response.certificates:
-        try:
-            candidate.verify_directly_issued_by(issuer)
-            usages = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
-            continue
-        if ExtendedKeyUsageOID.OCSP_SIGNING in usages:
-            signer = candidate
-    try:
-        _verify(signer.public_key(), response.signature, response.tbs_response_bytes,
-                response.signature_hash_algorithm)
-    except (InvalidSignature, TypeError) as exc:
-        raise BadInput(f"the OCSP response signature does not verify: {exc or 'bad signature'}") from None
-
-
-def _verify(key, signature: bytes, data: bytes, algorithm) -> None:
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        key.verify(signature, data, ec.ECDSA(algorithm))
-    elif isinstance(key, rsa.RSAPublicKey):
-        key.verify(signature, data, padding.PKCS1v15(), algorithm)
-    else:                          # Ed25519/Ed448
-        key.verify(signature, data)
+    signer = responder_of(response, issuer)
+    if signer is None or not signature_ok(signer.public_key(), response):
+        raise BadInput("the OCSP response signature does not verify (neither the CA nor an OCSP-signing "
+                       "responder it certified signed it)")
 
 
 def _post(url: str, body: bytes, timeout: float) -> bytes:

@@ -71,8 +71,8 @@ def judge_response(response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: 
     """Check an OCSP response for ``cert`` (RFC 6960 3.2) and report its status."""
     if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         return [warning("ocsp-unavailable", f"the OCSP responder answered {response.response_status.name}")]
-    signer = _responder(response, issuer)
-    if signer is None or not _signature_ok(signer.public_key(), response):
+    signer = responder_of(response, issuer)
+    if signer is None or not signature_ok(signer.public_key(), response):
         return [error("ocsp-bad-signature", f"the OCSP response for {describe(cert)} is not signed by its CA "
                       "or by a responder that CA authorised", "check the responder's signing certificate")]
     if response.serial_number != cert.serial_number:
@@ -93,7 +93,7 @@ def judge_response(response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: 
     return [info("ocsp-good", f"OCSP says {describe(cert)} is not revoked")]
 
 
-def _responder(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate | None:
+def responder_of(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate | None:
     """The CA itself, or a delegated responder it issued with id-kp-OCSPSigning (RFC 6960 4.2.2.2)."""
     if _names(response, issuer):
         return issuer
@@ -118,7 +118,7 @@ def _names(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     return response.responder_key_hash == key_hash
 
 
-def _signature_ok(key, response: ocsp.OCSPResponse) -> bool:
+def signature_ok(key, response: ocsp.OCSPResponse) -> bool:
     data, sig, algo = response.tbs_response_bytes, response.signature, response.signature_hash_algorithm
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
