@@ -131,3 +131,18 @@ def test_detect_shows_no_warning_for_a_certificate_whose_serial_is_zero():
         warnings.simplefilter("error")
         loaded = detect(zero).objects + load_certificates(der.pem("CERTIFICATE", zero))
     assert [c.public_bytes(serialization.Encoding.DER) for c in loaded] == [zero, zero]
+
+
+def test_inspect_summary_of_a_certificate_whose_serial_is_zero_shows_no_warning():
+    import datetime as dt
+
+    from mtlskit.pki.summary import certificate_summary
+
+    leaf = http_head.pki.leaves()[0].public_bytes(serialization.Encoding.DER)  # serial 1
+    version_and_serial = b"\xa0\x03\x02\x01\x02\x02\x01\x01"
+    zero = leaf.replace(version_and_serial, version_and_serial[:-1] + b"\x00", 1)
+    [cert] = detect(zero).objects
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = certificate_summary(cert, dt.datetime.now(dt.timezone.utc))
+    assert summary["serial"] == "0"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.utils import CryptographyDeprecationWarning
 
 from mtlskit.pki.keys import describe_key
 from mtlskit.pki.names import general_name_text, sans_of
@@ -43,13 +45,21 @@ def _basic_constraints(extensions: x509.Extensions) -> dict | None:
     return {"ca": value.ca, "path_length": value.path_length}
 
 
+def _serial(certificate: x509.Certificate) -> int:
+    """The serial, without cryptography's warning for one that is not positive (RFC 5280
+    4.1.2.2 says it must be; `inspect` shows such a certificate rather than a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return certificate.serial_number
+
+
 def certificate_summary(certificate: x509.Certificate, now: dt.datetime) -> dict:
     not_after = certificate.not_valid_after_utc
     return {
         "type": "certificate",
         "subject": certificate.subject.rfc4514_string(),
         "issuer": certificate.issuer.rfc4514_string(),
-        "serial": format(certificate.serial_number, "x"),
+        "serial": format(_serial(certificate), "x"),
         "sans": [general_name_text(n) for n in sans_of(certificate)],
         "key": _key(certificate.public_key()),
         "key_usage": _key_usage(certificate.extensions),
