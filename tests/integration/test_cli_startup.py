@@ -90,6 +90,9 @@ def test_an_outdated_database_is_still_migrated(tmp_path):
         db.execute("DROP TABLE crl_entries")
         db.execute("ALTER TABLE crl_state DROP COLUMN entry_count")
         db.execute("ALTER TABLE crl_state DROP COLUMN published_number")   # 0003_crl_published
+        db.execute("DROP TABLE enrollment_tokens")                          # 0004_lifecycle
+        db.execute("ALTER TABLE certificates DROP COLUMN directory")
+        db.execute("ALTER TABLE certificates DROP COLUMN superseded_by")
     runs = _imports(["--home", str(home), "list", "--json"])
     assert runs[0]["code"] == 0 and "alembic" in runs[0]["loaded"]
     [again] = _imports(["--home", str(home), "list", "--json"])  # now up to date

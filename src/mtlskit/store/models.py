@@ -41,6 +41,10 @@ class CertificateRow(Base):
     fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # where `issue` wrote the files (absolute), for `renew` and `agent` (0004_lifecycle)
+    directory: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the serial (hex) of the certificate that renewed this one (0004_lifecycle)
+    superseded_by: Mapped[str | None] = mapped_column(String(42), nullable=True)
 
 
 class AuditEvent(Base):
@@ -101,3 +105,20 @@ class CrlEntry(Base):
     issuer: Mapped[str] = mapped_column(String(64), primary_key=True)
     serial: Mapped[str] = mapped_column(String(42), primary_key=True)  # as in certificates.serial
     der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EnrollmentToken(Base):
+    """A single-use token made by `mtlskit token create`; only its SHA-256 is stored."""
+
+    __tablename__ = "enrollment_tokens"
+    __table_args__ = (UniqueConstraint("token_sha256", name="uq_enrollment_tokens_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[str] = mapped_column(String(32))
+    request: Mapped[str] = mapped_column(Text)                 # JSON: SANs, subject fields, lifetime
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    used_serial: Mapped[str | None] = mapped_column(String(42), nullable=True)
