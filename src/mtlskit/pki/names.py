@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from typing import Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -166,20 +167,18 @@ def check_subject(common_name: str, org_unit: str | None = None) -> None:
     """
     if not common_name or len(common_name) > 64:
         raise BadInput(f"name {common_name!r} must be 1 to 64 characters (X.520 ub-common-name)")
-    if org_unit and len(org_unit) > 64:
-        raise BadInput("--org-unit must be at most 64 characters")
-
-
-def subject_name(common_name: str, organization: str | None = None,
-                 org_unit: str | None = None) -> x509.Name:
-    check_subject(common_name, org_unit)
-    attributes = []
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization[:64]))
     if org_unit:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, org_unit))
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
+        subject_field("org_unit", org_unit)
+
+
+def subject_name(common_name: str, attributes: Sequence[x509.NameAttribute] = (), *,
+                 org_unit: str | None = None) -> x509.Name:
+    """``C, ST, L, O, OU`` (``attributes``, already checked and in that order, e.g.
+    ``SubjectOptions.attributes()``), then ``CN=common_name``: one attribute per RDN, the
+    order of the guides (``openssl x509 -subject`` prints them so)."""
+    check_subject(common_name, org_unit)
+    fields = list(attributes) + (subject_attributes(org_unit=org_unit) if org_unit else [])
+    return x509.Name(fields + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 # RFC 5280 appendix A.1 upper bounds (ub-state-name, ub-locality-name, ub-organization-name,
