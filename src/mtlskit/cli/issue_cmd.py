@@ -10,7 +10,7 @@ import typer
 
 from mtlskit.cli.common import (console, country_option, err_console, hours_option, locality_option,
                                 open_service, org_option, org_unit_option, passphrase_source, print_json,
-                                read_input_file, read_list_file, read_secret_file, state_option,
+                                read_input_file, read_list_file, read_secret_file, settings_of, state_option,
                                 subject_options)
 from mtlskit.errors import Interrupted, UsageError
 
@@ -164,12 +164,26 @@ def sign(
     csr_file: Path = typer.Argument(..., help="CSR, PEM or DER."),
     profile: str = typer.Option(..., "--profile", help="server | client | peer"),
     name: Optional[str] = typer.Option(None, "--name", help="NAME (subject CN, inventory name); default: the CSR's CN if it is a valid NAME."),
+    country: Optional[str] = country_option(),
+    state: Optional[str] = state_option(),
+    locality: Optional[str] = locality_option(),
+    org: Optional[str] = org_option(),
+    org_unit: Optional[str] = org_unit_option(),
     days: Optional[int] = typer.Option(None, "--days"),
+    hours: Optional[int] = hours_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here; - or none: stdout."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
 ) -> None:
-    """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag."""
+    """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag.
+
+    The subject keeps the CSR's C, ST, L, O and OU (an option given here replaces the
+    CSR's value; [subject] in mtlskit.toml fills what neither gives) and CN=NAME; any other
+    subject attribute of the CSR (emailAddress, serialNumber, ...) is left out, with a warning.
+    """
     from cryptography.hazmat.primitives import serialization
+
+    from mtlskit.issue.lifetime import requested_lifetime
+    from mtlskit.issue.subject import SubjectOptions
 
     from mtlskit.fileio import write_atomic
     from mtlskit.issue.csr import sign_csr
@@ -177,12 +191,20 @@ def sign(
     from mtlskit.pki.names import check_name
 
     profile_spec = get_profile(profile)
+    requested_lifetime(profile_spec, days, hours)
     if name is not None:
         check_name(name, "--name")
+    typed = subject_options(country=country, state=state, locality=locality, org=org, org_unit=org_unit)
+    defaults = SubjectOptions.from_mapping(dict(settings_of(ctx).subject), source="[subject]")
     csr_data = read_input_file(csr_file, "CSR")
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
-    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name)
+    dropped: list[str] = []
+    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name, hours=hours,
+                                   subject=typed, defaults=defaults, dropped=dropped)
+    if dropped:
+        err_console.print(f"warning: left out of the subject (only C, ST, L, O, OU and CN are kept): "
+                          f"{', '.join(dropped)}", markup=False)
     pem = certificate.public_bytes(serialization.Encoding.PEM)
     if out is None or str(out) == "-":
         typer.echo(pem.decode(), nl=False)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from mtlskit.errors import BadInput, PolicyViolation, UsageError
-from mtlskit.issue.profiles import Profile
+
+if TYPE_CHECKING:   # `list` imports this module: no cryptography import here
+    from mtlskit.issue.profiles import Profile
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -56,6 +59,30 @@ def _in_unit(lifetime: dt.timedelta, option: str) -> int:
     return lifetime // (HOUR if option == "--hours" else DAY)
 
 
-def is_short_lived(lifetime: dt.timedelta) -> bool:
-    """Issued for less than 2 days: list, show and JSON count what is left in hours."""
-    return lifetime < 2 * DAY
+SHORT_LIVED = 3 * DAY   # validity (notBefore to notAfter) under this: time left counted in hours
+
+
+def is_short_lived(not_before: dt.datetime, not_after: dt.datetime) -> bool:
+    """Valid for less than 3 days (`--hours`, or `--days 1` and 2): `list` shows hours left."""
+    return not_after - not_before < SHORT_LIVED
+
+
+def hours_left(not_after: dt.datetime, now: dt.datetime) -> int:
+    """Whole hours until ``not_after`` (negative once past), as ``days_left`` counts days."""
+    return (not_after - now) // HOUR
+
+
+def time_left(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime) -> str:
+    """The DAYS column of `list`: whole days, or ``11h`` for a short-lived certificate."""
+    if is_short_lived(not_before, not_after):
+        return f"{hours_left(not_after, now)}h"
+    return str((not_after - now).days)
+
+
+# Profiles of the certificates mtlskit renews itself: the OCSP responder certificates that
+# `serve` certifies and renews (publish/responder.py). `list --expiring` leaves them out.
+MANAGED_PROFILES = frozenset({"ocsp"})
+
+
+def is_managed(profile: str) -> bool:
+    return profile in MANAGED_PROFILES

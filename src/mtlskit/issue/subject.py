@@ -12,6 +12,7 @@ import dataclasses
 from typing import Mapping
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from mtlskit.pki import names
 
@@ -71,3 +72,31 @@ def _pick(given: str | None, default: str | None) -> str | None:
     if given is None:
         return default
     return given or None
+
+
+_FIELD_OF_OID = {oid: field for field, oid in names.SUBJECT_OID.items()}
+
+
+def requested_fields(subject: x509.Name) -> tuple[SubjectOptions, list[str]]:
+    """The C, ST, L, O and OU of a subject written by someone else (a CSR), and what is
+    left out: every other attribute (emailAddress, serialNumber, DC, UID, ...) and a second
+    value of a field, as ``type=value`` text for a warning line. The CN is the NAME's
+    business (issue/csr.py): neither kept here nor reported.
+
+    Raises:
+        BadInput: a C, ST, L, O or OU value outside the rules of the options (a country
+            that is not two letters, a control character, too long).
+    """
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    seen_cn = False
+    for attribute in subject:   # RDNs in order, each RDN's attributes in order
+        field = _FIELD_OF_OID.get(attribute.oid)
+        if attribute.oid == NameOID.COMMON_NAME and not seen_cn:
+            seen_cn = True
+        elif field is not None and field not in kept:
+            value = attribute.value if isinstance(attribute.value, str) else ""
+            kept[field] = names.subject_field(field, value, "CSR")
+        else:
+            dropped.append(names.shown(attribute.rfc4514_string(), 60))
+    return SubjectOptions.from_mapping(kept, source="CSR"), dropped

@@ -186,6 +186,10 @@ def subject_name(common_name: str, attributes: Sequence[x509.NameAttribute] = ()
 SUBJECT_FIELD_MAX = {"state": 128, "locality": 128, "org": 64, "org_unit": 64}
 SUBJECT_OPTION = {"country": "--country", "state": "--state", "locality": "--locality",
                   "org": "--org", "org_unit": "--org-unit"}
+SUBJECT_OID = {"country": NameOID.COUNTRY_NAME, "state": NameOID.STATE_OR_PROVINCE_NAME,
+               "locality": NameOID.LOCALITY_NAME, "org": NameOID.ORGANIZATION_NAME,
+               "org_unit": NameOID.ORGANIZATIONAL_UNIT_NAME}
+SUBJECT_SHORT = {"country": "C", "state": "ST", "locality": "L", "org": "O", "org_unit": "OU"}
 _COUNTRY = re.compile(r"\A[A-Za-z]{2}\Z")
 # Control, format (bidi overrides, zero-width), separator, surrogate, private and unassigned.
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -201,9 +205,11 @@ def subject_field(field: str, value: str, source: str = "option") -> str:
     anything that could be read as something else there is refused here.
 
     Raises:
-        BadInput: the message names ``--option`` (or ``[subject] key`` with ``source="[subject]"``).
+        BadInput: the message names ``--option``, ``[subject] key`` (``source="[subject]"``)
+            or ``the CSR's O`` (``source="CSR"``).
     """
-    what = f"[subject] {field}" if source == "[subject]" else SUBJECT_OPTION[field]
+    what = {"[subject]": f"[subject] {field}", "CSR": f"the CSR's {SUBJECT_SHORT[field]}"}.get(
+        source, SUBJECT_OPTION[field])
     if not isinstance(value, str):
         raise BadInput(f"{what} must be text, got {shown(value)}")
     if value == "":
@@ -225,10 +231,8 @@ def subject_field(field: str, value: str, source: str = "option") -> str:
 def subject_attributes(country: str | None = None, state: str | None = None, locality: str | None = None,
                        org: str | None = None, org_unit: str | None = None) -> list[x509.NameAttribute]:
     """C, ST, L, O, OU attributes (already checked values), in that order, for those set."""
-    pairs = ((NameOID.COUNTRY_NAME, country), (NameOID.STATE_OR_PROVINCE_NAME, state),
-             (NameOID.LOCALITY_NAME, locality), (NameOID.ORGANIZATION_NAME, org),
-             (NameOID.ORGANIZATIONAL_UNIT_NAME, org_unit))
-    return [x509.NameAttribute(oid, value) for oid, value in pairs if value]
+    values = (country, state, locality, org, org_unit)
+    return [x509.NameAttribute(oid, value) for oid, value in zip(SUBJECT_OID.values(), values) if value]
 
 
 def common_name_of(name: x509.Name) -> str | None:
