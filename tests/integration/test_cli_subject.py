@@ -184,9 +184,6 @@ def test_sign_refuses_a_csr_with_a_bad_country(ca_home, tmp_path, cli):
 
 # -- short-lived certificates -------------------------------------------------------------
 
-T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
-
-
 @pytest.fixture
 def at(monkeypatch):
     """Run the CLI at a fixed time: at(T) makes every command see T."""
@@ -199,13 +196,13 @@ def at(monkeypatch):
 
 
 def test_hours_gives_a_short_lived_certificate_and_list_counts_hours(ca_home, tmp_path, cli, at):
-    at(dt.datetime.now(dt.timezone.utc))
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)   # the CA's validity is real time
     at(now)
     result = cli("--home", ca_home, "issue", "client", "brief", "--hours", "12", "--out", tmp_path / "brief")
     assert result.code == 0, result.err
     cert = x509.load_pem_x509_certificate((tmp_path / "brief" / "cert.pem").read_bytes())
     assert cert.not_valid_after_utc == now + dt.timedelta(hours=12)
+    assert f"until {cert.not_valid_after_utc:%Y-%m-%d %H:%M}Z" in result.out
     at(now + dt.timedelta(hours=1, minutes=30))
     [row] = [r for r in json.loads(cli("--home", ca_home, "list", "--json").out) if r["name"] == "brief"]
     assert row["hours_left"] == 10 and row["days_left"] == 0
@@ -246,7 +243,6 @@ def test_hours_beyond_the_profile_maximum(ca_home, tmp_path, cli):
 # -- managed certificates -----------------------------------------------------------------
 
 def test_list_expiring_leaves_out_the_responders_serve_renews(fresh_home, tmp_path, cli):
-    from mtlskit.cli.common import open_service  # noqa: F401  (the CLI's own composition)
     from mtlskit.clock import SystemClock
     from mtlskit.config import load_settings
     from mtlskit.publish.responder import ResponderKeeper
