@@ -21,7 +21,7 @@ from mtlskit.ca.authority import BACKDATE, Authority, random_serial
 from mtlskit.ca.signer import Signer
 from mtlskit.errors import BadInput
 from mtlskit.issue import policy
-from mtlskit.issue.lifetime import requested_lifetime
+from mtlskit.issue.lifetime import check_profile_maximum, requested_lifetime
 from mtlskit.issue.profiles import Profile
 from mtlskit.issue.subject import SubjectOptions
 from mtlskit.pki import der, extensions, leafder, names
@@ -103,12 +103,20 @@ class LeafTemplate:
     """
 
     def __init__(self, authority: Authority, profile: Profile, public_url: str | None,
-                 now: dt.datetime, days: int | None, hours: int | None = None) -> None:
+                 now: dt.datetime, days: int | None, hours: int | None = None,
+                 lifetime: dt.timedelta | None = None) -> None:
+        """``lifetime``: notAfter - notBefore exactly (renewal keeps its predecessor's),
+        instead of ``days`` or ``hours`` from now."""
         self.signer: Signer = authority.issuing
         self.profile = profile
-        self.lifetime = requested_lifetime(profile, days, hours)
         self.not_before = now - BACKDATE
-        self.not_after = now + self.lifetime
+        if lifetime is None:
+            self.lifetime = requested_lifetime(profile, days, hours)
+            self.not_after = now + self.lifetime
+        else:
+            check_profile_maximum(profile, lifetime - BACKDATE)
+            self.lifetime = lifetime
+            self.not_after = self.not_before + lifetime
         policy.check_within_issuer(self.signer.certificate, self.not_after,
                                    "--hours" if hours is not None else "--days")
         self.name_constraints = policy.name_constraints_of(
