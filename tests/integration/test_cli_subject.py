@@ -262,3 +262,15 @@ def test_list_expiring_leaves_out_the_responders_serve_renews(fresh_home, tmp_pa
     assert table.out.splitlines()[-1] == "1 certificate(s); 2 managed by `serve` (OCSP responders it renews itself) left out: --all shows them"
     plain = json.loads(cli("--home", fresh_home, "list", "--json").out)
     assert sum(r["managed"] for r in plain) == 2   # without --expiring: everything, marked
+
+
+def test_renew_keeps_every_subject_field_and_an_hours_lifetime(make_home, tmp_path, cli):
+    home = make_home()
+    assert cli("--home", home, "issue", "client", "brief", *EVERY, "--hours", "6", "--out", tmp_path / "brief").code == 0
+    old = x509.load_pem_x509_certificate((tmp_path / "brief" / "cert.pem").read_bytes())
+    result = cli("--home", home, "renew", "brief")
+    assert result.code == 0, result.err
+    new = x509.load_pem_x509_certificate((tmp_path / "brief" / "cert.pem").read_bytes())
+    assert new.serial_number != old.serial_number
+    assert subject_of(tmp_path / "brief" / "cert.pem") == f"{EVERY_SUBJECT}, CN=brief"
+    assert new.not_valid_after_utc - new.not_valid_before_utc == dt.timedelta(hours=6, minutes=5)
