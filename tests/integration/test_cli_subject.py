@@ -82,6 +82,7 @@ def test_a_batch_gives_every_name_the_same_fields(ca_home, tmp_path, cli):
 @pytest.mark.parametrize("args, message", [
     (["--country", "Germany"], "--country 'Germany' is not a country"),
     (["--country", "D1"], "is not a country"),
+    (["--country", "uk"], "--country 'uk' is not a country"),
     (["--org", "x" * 65], "--org is 65 characters: at most 64"),
     (["--org-unit", "x" * 65], "--org-unit is 65 characters: at most 64"),
     (["--state", "x" * 129], "--state is 129 characters: at most 128"),
@@ -123,6 +124,11 @@ def test_init_and_sign_refuse_bad_fields(tmp_path, cli, ca_home, command):
         assert not (tmp_path / "cert.pem").exists()
     assert result.code == 2 and result.err.startswith("error: ") and "Traceback" not in result.err
     assert "--country 'DEU' is not a country" in result.err or "--org 'a\\tb' holds a control" in result.err
+
+
+def test_the_uk_mistake_gets_a_hint(ca_home, tmp_path, cli):
+    result = cli("--home", ca_home, "issue", "client", "x", "--country", "UK", "--out", tmp_path / "x")
+    assert result.code == 2 and result.err.splitlines()[1] == "hint: UK is written GB in ISO 3166"
 
 
 def test_a_bad_default_in_the_settings_is_refused_in_one_line(make_home, tmp_path, cli):

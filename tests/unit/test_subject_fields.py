@@ -168,3 +168,24 @@ def test_describe_and_hours_left():
 
 def test_managed_profiles():
     assert is_managed("ocsp") and not any(is_managed(p) for p in ("server", "client", "peer", "root-ca"))
+
+
+def test_countries_are_the_iso_3166_list_pkilint_judges_with():
+    iso3166 = pytest.importorskip("iso3166")
+    from mtlskit.pki.countries import ALPHA2
+
+    assert ALPHA2 == set(iso3166.countries_by_alpha2)
+
+
+@pytest.mark.parametrize("value, hint", [("UK", "UK is written GB in ISO 3166"), ("zz", None), ("XX", None),
+                                         ("QM", None)])
+def test_two_letters_that_name_no_country_are_refused(value, hint):
+    with pytest.raises(BadInput, match="is not a country") as caught:
+        SubjectOptions.parse(country=value)
+    assert caught.value.hint == hint
+
+
+def test_every_assigned_country_is_accepted_in_either_case():
+    from mtlskit.pki.countries import ALPHA2
+
+    assert {SubjectOptions.parse(country=code.lower()).country for code in ALPHA2} == set(ALPHA2)
