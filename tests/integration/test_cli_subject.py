@@ -280,3 +280,11 @@ def test_renew_keeps_every_subject_field_and_an_hours_lifetime(make_home, tmp_pa
     assert new.serial_number != old.serial_number
     assert subject_of(tmp_path / "brief" / "cert.pem") == f"{EVERY_SUBJECT}, CN=brief"
     assert new.not_valid_after_utc - new.not_valid_before_utc == dt.timedelta(hours=6, minutes=5)
+
+
+def test_deploy_issues_its_server_certificate_with_the_defaults(acme_home, tmp_path, cli):
+    result = cli("--home", acme_home, "deploy", "nginx", "--name", "web.example.com", "--dir", tmp_path / "d",
+                 "--listen", "443", "--revocation", "none")
+    assert result.code == 0, result.err
+    leaf = x509.load_pem_x509_certificates((tmp_path / "d" / "server.pem").read_bytes())[0]
+    assert leaf.subject.rfc4514_string() == "CN=web.example.com,O=Acme GmbH,L=München,ST=Bayern,C=DE"

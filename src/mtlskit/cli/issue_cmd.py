@@ -184,7 +184,7 @@ def sign(
     from cryptography.hazmat.primitives import serialization
 
     from mtlskit.issue.lifetime import requested_lifetime
-    from mtlskit.issue.subject import SubjectOptions
+    from mtlskit.issue.subject import defaults_of
 
     from mtlskit.fileio import write_atomic
     from mtlskit.issue.csr import sign_csr
@@ -196,7 +196,7 @@ def sign(
     if name is not None:
         check_name(name, "--name")
     typed = subject_options(country=country, state=state, locality=locality, org=org, org_unit=org_unit)
-    defaults = SubjectOptions.from_mapping(dict(settings_of(ctx).subject), source="[subject]")
+    defaults = defaults_of(settings_of(ctx))
     csr_data = read_input_file(csr_file, "CSR")
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
