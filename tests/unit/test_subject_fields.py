@@ -189,3 +189,9 @@ def test_every_assigned_country_is_accepted_in_either_case():
     from mtlskit.pki.countries import ALPHA2
 
     assert {SubjectOptions.parse(country=code.lower()).country for code in ALPHA2} == set(ALPHA2)
+
+
+@pytest.mark.parametrize("days, hours", [(10**15, None), (None, 10**18), (2**63, None)])
+def test_a_huge_lifetime_is_refused_not_overflowed(days, hours):
+    with pytest.raises(PolicyViolation, match="allows at most 397 days"):
+        requested_lifetime(SERVER, days=days, hours=hours)
