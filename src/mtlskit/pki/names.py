@@ -197,7 +197,7 @@ _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 def subject_field(field: str, value: str, source: str = "option") -> str:
     """A C, ST, L, O or OU value as typed (``field``: country, state, locality, org,
-    org_unit), checked: the country two ASCII letters (upper-cased), the others 1 to their
+    org_unit), checked: the country an assigned ISO 3166 alpha-2 code (upper-cased), the others 1 to their
     RFC 5280 upper bound of characters, printable (no control or format character, no
     line break), no surrounding spaces. An empty string is returned as is (it clears a default).
 
