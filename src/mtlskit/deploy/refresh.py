@@ -24,7 +24,7 @@ from mtlskit.deploy.install import KEY_MODE, PUBLIC_MODE, FileSpec, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
 from mtlskit.deploy import stapling
 from mtlskit.deploy.reload import SOCKET_PREFIX, ReloadResult, SocketUpdate, is_running, run_reload
-from mtlskit.deploy.render import Layout
+from mtlskit.deploy.render import SYSTEM_PIDFILES, Layout
 from mtlskit.errors import MtlskitError
 
 #: statuses that print as a ``warning:`` line
@@ -168,9 +168,9 @@ def apply_change(deployment: DeploymentRecord, changed: set[str], config_test) -
 
 
 def socket_update(deployment: DeploymentRecord, changed: set[str]) -> SocketUpdate | None:
-    """What a HAProxy deployment's admin socket must commit for ``changed`` (else None):
-    the certificate as one combined PEM (chain + key) when either half changed, the
-    client-CA bundle when it changed."""
+    """What a running HAProxy must take for ``changed`` beside the CRL (else None): the
+    certificate as one combined PEM (chain + key) when either half changed (applied by a
+    reload of the master, whose pidfile comes along), the client-CA bundle when it changed."""
     if deployment.server != "haproxy":
         return None
     layout = Layout(deployment.directory, deployment.server)
@@ -179,7 +179,8 @@ def socket_update(deployment: DeploymentRecord, changed: set[str]) -> SocketUpda
         certificate = (layout.server_cert, layout.server_cert.read_bytes() + b"\n" + layout.server_key.read_bytes())
     if "client-ca.pem" in changed:
         ca_file = (layout.client_ca, layout.client_ca.read_bytes())
-    return SocketUpdate(certificate, ca_file)
+    pidfile = layout.pidfile if deployment.options.get("standalone") else SYSTEM_PIDFILES["haproxy"]
+    return SocketUpdate(certificate, ca_file, pidfile)
 
 
 def install_server_credentials(deployment: DeploymentRecord, chain_pem: bytes, key_pem: bytes,
