@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -77,3 +79,18 @@ class SwapSite:
             return
         pidfile = self.deploy_dir / ("nginx.pid" if self.server == "nginx" else "apache.pid")
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGHUP if self.server == "nginx" else signal.SIGUSR1)
+
+    def served_serial_now(self) -> int:
+        """The serial of the certificate a new handshake gets now."""
+        loader = self.base / "loader"
+        return served_serial(self.port, loader / "ca.pem", (loader / "fullchain.pem", loader / "key.pem"))
+
+
+def served_serial(port: int, ca: Path, client: tuple[Path, Path]) -> int:
+    """The serial of the server certificate a new handshake on 127.0.0.1:port gets."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(client[0]), str(client[1]))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with context.wrap_socket(sock, server_hostname=NAME) as tls:
+            der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).serial_number
