@@ -21,7 +21,7 @@ from cryptography import x509
 from mtlskit.cli.app import main
 from mtlskit.deploy.install import FileSpec, install
 from mtlskit.deploy.records import list_deployments
-from mtlskit.deploy.refresh import apply_change, install_server_credentials
+from mtlskit.deploy.refresh import apply_change
 from mtlskit.errors import BadInput
 from mtlskit.config import load_settings
 from mtlskit.service import Service
@@ -105,6 +105,7 @@ def test_client_ca_bundle_change_during_load_fails_no_request(site, tmp_path):
 
 
 def test_mismatched_key_is_refused_and_nothing_is_written(site):
+    from mtlskit.deploy.refresh import install_server_credentials
     record = next(d for d in list_deployments(_service(site).inventory) if d.directory == site.deploy_dir)
     before = {name: (site.deploy_dir / name).read_bytes() for name in ("server.pem", "server.pem.key")}
     other_key = (site.base / "loader" / "key.pem").read_bytes()
@@ -115,3 +116,17 @@ def test_mismatched_key_is_refused_and_nothing_is_written(site):
 
 def _service(site: SwapSite) -> Service:
     return Service.open(load_settings(site.home))
+
+
+def test_revocations_after_swaps_keep_the_server_up(site):
+    """Swap, revoke, swap, revoke: the server still runs and serves the last certificate.
+    (HAProxy 2.6.12 with the certificate committed through `set/commit ssl cert` dies on
+    the second CRL commit, haproxy#3165: a renewal must not turn a revocation into an outage.)"""
+    for round_ in range(2):
+        serial = site.swap_certificate()
+        site.mtlskit("issue", "client", f"gone-{round_}", "--out", site.base / f"gone-{round_}")
+        site.mtlskit("revoke", f"gone-{round_}")
+    assert site.process.proc.poll() is None, "the server died"
+    assert wait_for(lambda: site.served_serial_now() == serial)
+    result = LoadRun(site.load_spec(seconds=0.5, workers=1)).run()
+    assert result.failed == 0 and result.ok > 0, result.summary()

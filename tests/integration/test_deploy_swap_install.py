@@ -1,0 +1,55 @@
+"""A server certificate and its key installed as one unit, and the HAProxy master reload
+that serves it (local files and processes only; the real servers: tests/e2e/test_swap_under_load.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mtlskit.deploy.install import KEY_MODE, FileSpec, check_key_matches, install
+from mtlskit.deploy.reload import haproxy_new_certificate
+from mtlskit.errors import BadInput
+from tests.support_deploy import build_pki
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return build_pki()
+
+
+def test_a_failed_installation_replaces_no_file(tmp_path):
+    """Every file is staged before the first rename: the key is not replaced when the
+    certificate cannot be written (a directory stands where it goes)."""
+    install(tmp_path, [FileSpec("server.pem.key", b"old key", KEY_MODE)])
+    (tmp_path / "server.pem").mkdir()
+    with pytest.raises(BadInput, match="cannot write .*server.pem"):
+        install(tmp_path, [FileSpec("server.pem.key", b"new key", KEY_MODE), FileSpec("server.pem", b"new")])
+    assert (tmp_path / "server.pem.key").read_bytes() == b"old key"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.pem", "server.pem.key"]   # no temp file left
+
+
+def test_the_key_of_the_certificate_is_accepted(pki):
+    check_key_matches(pki.server.pem() + pki.intermediate.pem(), pki.server.key_pem())
+
+
+def test_another_key_is_refused(pki):
+    with pytest.raises(BadInput, match="does not match the server certificate"):
+        check_key_matches(pki.server.pem(), pki.clients["alice"].key_pem())
+
+
+def test_unreadable_pem_is_refused(pki):
+    with pytest.raises(BadInput, match="cannot read"):
+        check_key_matches(b"not a certificate", pki.server.key_pem())
+
+
+def test_haproxy_without_a_master_says_what_to_do(tmp_path):
+    """No master process in the pidfile: one line, the old certificate stays, the fix named."""
+    result = haproxy_new_certificate(tmp_path / "haproxy.pid")
+    assert not result.ok and "\n" not in result.message
+    assert "master-worker" in result.message and "old certificate" in result.message
+
+
+def test_haproxy_master_pidfile_of_another_program_is_not_signalled(tmp_path):
+    (tmp_path / "haproxy.pid").write_text(f"{os.getpid()}\n")      # this Python, not haproxy
+    assert not haproxy_new_certificate(tmp_path / "haproxy.pid").ok
