@@ -70,6 +70,14 @@ class SwapSite:
         self.deploy("--cert-dir", out)
         return x509.load_pem_x509_certificate((out / "cert.pem").read_bytes()).serial_number
 
+    def renew_certificate(self) -> int:
+        """`mtlskit renew serial:HEX` of the deployed certificate (earlier swaps left other live
+        certificates under NAME): the successor is installed into the deployment and the
+        server reloaded by the renew workflow itself (deploy/renewal.py); return its serial."""
+        out = self.base / f"renewed-{next(self._counter)}"
+        self.mtlskit("renew", f"serial:{self.served_serial():x}", "--out", out)
+        return x509.load_pem_x509_certificate((out / "cert.pem").read_bytes()).serial_number
+
     def reload_by_hand(self) -> None:
         """What the guides' cron script does after copying files: `systemctl reload nginx`
         (nginx -s reload: HUP), `apachectl graceful` (USR1), and for HAProxy a restart."""

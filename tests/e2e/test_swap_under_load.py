@@ -73,6 +73,13 @@ def test_certificate_swap_under_load_fails_no_request(site, tls, keepalive):
     assert wait_for(lambda: site.served_serial_now() == new_serial), "the new certificate is not served"
 
 
+def test_renewal_installed_under_load_fails_no_request(site):
+    """`mtlskit renew` of the server certificate, installed into the deployment by the renewal."""
+    new_serial, result = _during_load(site, site.renew_certificate)
+    assert result.failed == 0, result.summary()
+    assert wait_for(lambda: site.served_serial_now() == new_serial)
+
+
 def test_the_load_client_saw_both_certificates(site):
     """Requests before the swap were served with the old certificate, after it with the new one."""
     new_serial, result = _during_load(site, site.swap_certificate)
@@ -105,12 +112,13 @@ def test_client_ca_bundle_change_during_load_fails_no_request(site, tmp_path):
 
 
 def test_mismatched_key_is_refused_and_nothing_is_written(site):
-    from mtlskit.deploy.refresh import install_server_credentials
-    record = next(d for d in list_deployments(_service(site).inventory) if d.directory == site.deploy_dir)
+    from mtlskit.deploy.renewal import install_credentials
+    service = _service(site)
+    record = next(d for d in list_deployments(service.inventory) if d.directory == site.deploy_dir)
     before = {name: (site.deploy_dir / name).read_bytes() for name in ("server.pem", "server.pem.key")}
     other_key = (site.base / "loader" / "key.pem").read_bytes()
-    with pytest.raises(BadInput, match="does not match"):
-        install_server_credentials(record, before["server.pem"], other_key)
+    with pytest.raises(BadInput, match="not the renewed certificate's"):
+        install_credentials(service, record, before["server.pem"], other_key)
     assert {name: (site.deploy_dir / name).read_bytes() for name in before} == before
 
 

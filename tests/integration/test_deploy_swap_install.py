@@ -1,4 +1,4 @@
-"""A server certificate and its key installed as one unit, and the HAProxy master reload
+"""A server key and its certificate installed as one unit, and the HAProxy master reload
 that serves it (local files and processes only; the real servers: tests/e2e/test_swap_under_load.py)."""
 
 from __future__ import annotations
@@ -7,15 +7,9 @@ import os
 
 import pytest
 
-from mtlskit.deploy.install import KEY_MODE, FileSpec, check_key_matches, install
+from mtlskit.deploy.install import KEY_MODE, FileSpec, install
 from mtlskit.deploy.reload import haproxy_new_certificate
 from mtlskit.errors import BadInput
-from tests.support_deploy import build_pki
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return build_pki()
 
 
 def test_a_failed_installation_replaces_no_file(tmp_path):
@@ -27,20 +21,6 @@ def test_a_failed_installation_replaces_no_file(tmp_path):
         install(tmp_path, [FileSpec("server.pem.key", b"new key", KEY_MODE), FileSpec("server.pem", b"new")])
     assert (tmp_path / "server.pem.key").read_bytes() == b"old key"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["server.pem", "server.pem.key"]   # no temp file left
-
-
-def test_the_key_of_the_certificate_is_accepted(pki):
-    check_key_matches(pki.server.pem() + pki.intermediate.pem(), pki.server.key_pem())
-
-
-def test_another_key_is_refused(pki):
-    with pytest.raises(BadInput, match="does not match the server certificate"):
-        check_key_matches(pki.server.pem(), pki.clients["alice"].key_pem())
-
-
-def test_unreadable_pem_is_refused(pki):
-    with pytest.raises(BadInput, match="cannot read"):
-        check_key_matches(b"not a certificate", pki.server.key_pem())
 
 
 def test_haproxy_without_a_master_says_what_to_do(tmp_path):

@@ -11,9 +11,6 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from mtlskit.errors import BadInput
 from mtlskit.fileio import PRIVATE, PUBLIC, remove_quietly, replaceable, write_atomic, write_temp
 
@@ -109,22 +106,3 @@ def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:
             remove_quietly(temporary)          # those not renamed (after a failure)
     return [target for target, _ in staged]
 
-
-def check_key_matches(chain_pem: bytes, key_pem: bytes) -> None:
-    """Refuse a server key that is not the key of the chain's first certificate.
-
-    A server reloaded with a mismatched pair refuses it (nginx keeps its old
-    configuration; Apache's graceful restart exits; HAProxy refuses the commit).
-
-    Raises:
-        BadInput: unreadable PEM, or a key that does not match the certificate.
-    """
-    try:
-        leaf = x509.load_pem_x509_certificate(chain_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise BadInput(f"cannot read the server certificate or key: {exc}") from None
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(serialization.Encoding.DER, public) != \
-            leaf.public_key().public_bytes(serialization.Encoding.DER, public):
-        raise BadInput("the server key does not match the server certificate; nothing was installed")

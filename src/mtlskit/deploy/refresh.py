@@ -19,8 +19,7 @@ from pathlib import Path
 from cryptography import x509
 
 from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
-from mtlskit.deploy.check import CheckResult
-from mtlskit.deploy.install import KEY_MODE, PUBLIC_MODE, FileSpec, atomic_write, check_key_matches, install
+from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
 from mtlskit.deploy import stapling
 from mtlskit.deploy.reload import SOCKET_PREFIX, ReloadResult, SocketUpdate, is_running, run_reload
@@ -182,38 +181,6 @@ def socket_update(deployment: DeploymentRecord, changed: set[str]) -> SocketUpda
     pidfile = layout.pidfile if deployment.options.get("standalone") else SYSTEM_PIDFILES["haproxy"]
     return SocketUpdate(certificate, ca_file, pidfile)
 
-
-def install_server_credentials(deployment: DeploymentRecord, chain_pem: bytes, key_pem: bytes,
-                               config_test=None) -> RefreshResult:
-    """Install a new server certificate (leaf + intermediates) and its key into a
-    deployment as one unit, then apply it to the running server with no failed request
-    (Nginx: HUP; Apache: graceful USR1; HAProxy: ``set/commit ssl cert`` through its admin
-    socket, no restart). A renewal calls this.
-
-    Args:
-        config_test: () -> CheckResult run before signalling a running Nginx or Apache
-            (None: the key/certificate check here is the only one).
-
-    Raises:
-        BadInput: the key does not match the certificate (nothing written), or the
-            directory cannot be written.
-    """
-    check_key_matches(chain_pem, key_pem)
-    layout = Layout(deployment.directory, deployment.server)
-    if not deployment.directory.is_dir():
-        return RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
-                             f"{deployment.directory} no longer exists; deploy again to recreate it", written=False)
-    specs = [FileSpec(layout.server_key.name, key_pem, KEY_MODE), FileSpec(layout.server_cert.name, chain_pem)]
-    changed = {spec.name for spec in specs if _differs(deployment.directory / spec.name, spec.data)}
-    install(deployment.directory, specs)
-    return apply_change(deployment, changed, config_test or (lambda: CheckResult(ran=False, ok=True)))
-
-
-def _differs(path: Path, data: bytes) -> bool:
-    try:
-        return path.read_bytes() != data
-    except OSError:
-        return True
 
 
 
