@@ -67,7 +67,8 @@ class LoadResult:
 
     @property
     def rate(self) -> float:
-        return (self.ok + self.failed) / self.seconds if self.seconds else 0.0
+        """Good answers per second (a refused connect fails fast: not counted here)."""
+        return self.ok / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(self.failures.items())) or "none"
