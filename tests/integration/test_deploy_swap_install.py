@@ -8,7 +8,7 @@ import os
 import pytest
 
 from mtlskit.deploy.install import KEY_MODE, FileSpec, install
-from mtlskit.deploy.reload import haproxy_new_certificate
+from mtlskit.deploy.reload import haproxy_reload_master
 from mtlskit.errors import BadInput
 
 
@@ -25,11 +25,12 @@ def test_a_failed_installation_replaces_no_file(tmp_path):
 
 def test_haproxy_without_a_master_says_what_to_do(tmp_path):
     """No master process in the pidfile: one line, the old certificate stays, the fix named."""
-    result = haproxy_new_certificate(tmp_path / "haproxy.pid")
+    result = haproxy_reload_master(tmp_path / "haproxy.pid")
     assert not result.ok and "\n" not in result.message
     assert "master-worker" in result.message and "old certificate" in result.message
+    assert "old configuration" in haproxy_reload_master(None, "configuration").message
 
 
 def test_haproxy_master_pidfile_of_another_program_is_not_signalled(tmp_path):
     (tmp_path / "haproxy.pid").write_text(f"{os.getpid()}\n")      # this Python, not haproxy
-    assert not haproxy_new_certificate(tmp_path / "haproxy.pid").ok
+    assert not haproxy_reload_master(tmp_path / "haproxy.pid").ok

@@ -11,9 +11,9 @@ A deployment's reload command is one of:
   handshakes without a restart (a restart refuses connections while HAProxy is down):
   the CRL bundle (``set ssl crl-file`` + ``commit ssl crl-file``, HAProxy >= 2.5), the
   client-CA bundle (``set ssl ca-file`` + ``commit ssl ca-file``, >= 2.5); a new server
-  certificate is served by a seamless reload of the master process (USR2 to the PID in
-  its pidfile, see ``haproxy_new_certificate``); when nothing answers on PATH, HAProxy
-  is not running.
+  certificate or configuration is applied by a seamless reload of the master process
+  (USR2 to the PID in its pidfile, see ``haproxy_reload_master``); when nothing answers
+  on PATH, HAProxy is not running.
 - anything else: the user's ``--reload`` command, an argv line run without a shell.
 
 Every child gets the environment without any ``MTLSKIT_*`` variable (the CA passphrase
@@ -169,31 +169,29 @@ def _through_socket(admin_socket: Path, crl_path: Path, crl_pem: bytes, timeout:
     if outcome.ok and update.ca_file is not None and update.certificate is None:
         step = haproxy_commit(admin_socket, "ca-file", update.ca_file[0], update.ca_file[1], timeout)
         outcome = ReloadResult(step.ok, f"{outcome.message}; {step.message}")
-    if outcome.ok and update.certificate is not None:
-        step = haproxy_new_certificate(update.master_pidfile)
+    if outcome.ok and (update.certificate is not None or config_changed):
+        step = haproxy_reload_master(update.master_pidfile,
+                                     "configuration" if config_changed else "certificate")
         outcome = ReloadResult(step.ok, f"{outcome.message}; {step.message}")
-    if config_changed:
-        return ReloadResult(False, f"{outcome.message}; HAProxy cannot reload its configuration "
-                                   f"through the admin socket: restart it to apply the new configuration")
     return outcome
 
 
-def haproxy_new_certificate(master_pidfile: Path | None) -> ReloadResult:
-    """Serve a new server certificate (and client-CA bundle): USR2 to HAProxy's master.
+def haproxy_reload_master(master_pidfile: Path | None, what: str = "certificate") -> ReloadResult:
+    """Serve a new server certificate or configuration: USR2 to HAProxy's master.
 
     The master starts a new worker that loads every file again and takes the listening
-    sockets over; the old worker finishes its connections: no connection is refused. Not
-    ``set/commit ssl cert`` through the admin socket: HAProxy 2.6.12 (Debian 12) then
-    crashes on the next ``commit ssl crl-file`` once a CRL was committed before the
-    certificate (a ckch instance left pointing at the freed certificate, haproxy#3165,
-    fixed upstream by 7482b6e in Oct 2025): one renewal would turn the next revocation
-    into an outage.
+    sockets over; the old worker finishes its connections: no connection is refused. A
+    certificate does not go through ``set/commit ssl cert`` on the admin socket:
+    HAProxy 2.6.12 (Debian 12) then crashes on the next ``commit ssl crl-file`` once a
+    CRL was committed before the certificate (a ckch instance left pointing at the freed
+    certificate, haproxy#3165, fixed upstream by 7482b6e in Oct 2025): one renewal would
+    turn the next revocation into an outage.
     """
     pid = running_pid(master_pidfile, "haproxy") if master_pidfile else None
     if pid is None:
-        return ReloadResult(False, f"no HAProxy master in {master_pidfile}: HAProxy serves the old certificate "
-                                   f"until it is reloaded; run it in master-worker mode (-W, or 'master-worker' "
-                                   f"and 'pidfile {master_pidfile}' in its global section) and run this again, "
+        return ReloadResult(False, f"no HAProxy master in {master_pidfile}: HAProxy keeps the old {what} until "
+                                   f"it is reloaded; run it in master-worker mode (-W, or 'master-worker' and "
+                                   f"'pidfile {master_pidfile}' in its global section) and run this again, "
                                    f"or restart it")
     try:
         os.kill(pid, signal.SIGUSR2)
@@ -201,7 +199,7 @@ def haproxy_new_certificate(master_pidfile: Path | None) -> ReloadResult:
         return ReloadResult(False, f"cannot signal the HAProxy master (pid {pid} from {master_pidfile}): "
                                    f"{exc.strerror or exc}")
     return ReloadResult(True, f"sent USR2 to the HAProxy master (pid {pid} from {master_pidfile}): "
-                              f"a new worker serves the new certificate")
+                              f"a new worker serves the new {what}")
 
 
 def _answers(admin_socket: Path, timeout: float) -> bool:
