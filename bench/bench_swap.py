@@ -93,13 +93,15 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
     upstream.close()
     print(f"\n{args.swaps} changes in {args.seconds:g} s, {args.workers} load processes\n")
-    print("| server | client | change | requests/s | failed | closed-idle (retried) | certificates seen |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| server | client | change | requests/s | failed | closed-idle (retried) | certificates seen "
+          "| client CPU µs/request |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for server, mode, label, result in rows:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.failures.items()))
         failed = f"{result.failed}" + (f" ({kinds})" if kinds else "")
+        per_request = result.client_cpu / max(result.ok + result.failed, 1) * 1e6
         print(f"| {server} | {mode} | {label} | {result.rate:.0f} | {failed} | {result.closed_idle} "
-              f"| {len(result.server_certs)} |")
+              f"| {len(result.server_certs)} | {per_request:.0f} |")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ class LoadResult:
     samples: list[str]
     server_certs: list[bytes]        # DER of every distinct server certificate seen, in order
     seconds: float
+    client_cpu: float = 0.0          # CPU seconds the workers used (user + system)
 
     @property
     def failed(self) -> int:
@@ -115,7 +116,7 @@ def _merge(reports: list[dict], seconds: float) -> LoadResult:
     return LoadResult(ok=sum(r["ok"] for r in reports), failures=dict(failures),
                       closed_idle=sum(r["closed_idle"] for r in reports),
                       samples=[s for r in reports for s in r["samples"]], server_certs=certs,
-                      seconds=max(seconds, 1e-9))
+                      seconds=max(seconds, 1e-9), client_cpu=sum(r["cpu"] for r in reports))
 
 
 # --- the worker (one process) ----------------------------------------------------------------
@@ -145,7 +146,7 @@ class _Worker:
         while time.monotonic() < deadline:
             self._connection(deadline)
         return {"ok": self.ok, "failures": dict(self.failures), "closed_idle": self.closed_idle,
-                "samples": self.samples, "certs": list(self.certs)}
+                "samples": self.samples, "certs": list(self.certs), "cpu": time.process_time()}
 
     def _connection(self, deadline: float) -> None:
         """One connection: up to per_connection requests (1 without keep-alive)."""
