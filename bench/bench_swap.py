@@ -13,7 +13,9 @@ the same run:
              (staged files, then HUP / graceful USR1 / HAProxy master reload).
 Each of the last two happens ``--swaps`` times during the run. "closed-idle" counts
 requests on a keep-alive connection the server closed just before they were sent,
-retried once on a new connection as HTTP clients do (not counted as failed).
+retried once on a new connection as HTTP clients do (not counted as failed). The last
+column is the CPU per request of the load client and of the server's processes: the
+server (and its echo upstream, not counted) must be the bottleneck, not the client.
 """
 
 from __future__ import annotations
@@ -57,7 +59,23 @@ def quiet():
             os.close(saved[1])
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds of the server's process group (its reaped children included)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:           # pgrp; then utime, stime, cutime, cstime
+            total += sum(int(v) for v in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure(site: SwapSite, action, seconds: float, swaps: int, workers: int, tls: str, keepalive: bool):
+    """(load result, server CPU seconds; None when the server was restarted in between)."""
+    pgid = site.process.proc.pid
+    before = group_cpu(pgid)
     run = LoadRun(site.load_spec(tls=tls, keepalive=keepalive, seconds=seconds, workers=workers)).start()
     if action is not None:
         gap = seconds / (swaps + 1)
@@ -65,7 +83,8 @@ def measure(site: SwapSite, action, seconds: float, swaps: int, workers: int, tl
             time.sleep(gap)
             with quiet():
                 action()
-    return run.wait()
+    result = run.wait()
+    return result, (group_cpu(pgid) - before if site.process.proc.pid == pgid else None)
 
 
 def main() -> None:
@@ -86,22 +105,24 @@ def main() -> None:
             for tls, keepalive in MODES:
                 for label, action in (("none", None), ("by hand", site.reload_by_hand),
                                       ("mtlskit", site.swap_certificate)):
-                    result = measure(site, action, args.seconds, args.swaps, args.workers, tls, keepalive)
-                    rows.append((server, f"TLS {tls} {'keep-alive' if keepalive else 'close'}", label, result))
+                    result, server_cpu = measure(site, action, args.seconds, args.swaps, args.workers, tls, keepalive)
+                    rows.append((server, f"TLS {tls} {'keep-alive' if keepalive else 'close'}", label, result,
+                                 server_cpu))
         finally:
             site.close()
             shutil.rmtree(base, ignore_errors=True)
     upstream.close()
     print(f"\n{args.swaps} changes in {args.seconds:g} s, {args.workers} load processes\n")
     print("| server | client | change | requests/s | failed | closed-idle (retried) | certificates seen "
-          "| client CPU µs/request |")
+          "| CPU µs/request: client, server |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
-    for server, mode, label, result in rows:
+    for server, mode, label, result, server_cpu in rows:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.failures.items()))
         failed = f"{result.failed}" + (f" ({kinds})" if kinds else "")
-        per_request = result.client_cpu / max(result.ok + result.failed, 1) * 1e6
+        count = max(result.ok + result.failed, 1)
+        server_part = f"{server_cpu / count * 1e6:.0f}" if server_cpu is not None else "-"
         print(f"| {server} | {mode} | {label} | {result.rate:.0f} | {failed} | {result.closed_idle} "
-              f"| {len(result.server_certs)} | {per_request:.0f} |")
+              f"| {len(result.server_certs)} | {result.client_cpu / count * 1e6:.0f}, {server_part} |")
 
 
 if __name__ == "__main__":
