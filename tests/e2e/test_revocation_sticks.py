@@ -120,25 +120,8 @@ def test_revoke_signals_the_running_server(site, capsys):
         process.close()
 
 
-def test_haproxy_redeploy_says_a_restart_is_needed(site, capsys):
-    """HAProxy takes a new CRL through its admin socket, but a new configuration only at a
-    restart (it was started without master-worker mode): deploy says so, starts nothing."""
-    if site.server != "haproxy":
-        pytest.skip("nginx and apache reload their configuration on a signal")
-    process = site.start()
-    try:
-        capsys.readouterr()
-        _mtlskit(site.home, *site.deploy_args, "--mode", "optional")
-        out, err = capsys.readouterr()
-        assert f"warning: haproxy {site.deploy}: not reloaded" in err and "restart it to apply the new configuration" in err, out
-        assert get(site.port, "/", site.ca, site.cert("alice")).status == 200
-    finally:
-        process.close()
-
-
 def test_redeploy_with_other_options_reloads_the_running_server_only_on_change(site, capsys):
-    if site.server == "haproxy":
-        pytest.skip("HAProxy reloads its configuration only at a restart (see above)")
+    """HAProxy too: the standalone configuration runs master-worker, reloaded by USR2."""
     process = site.start()
     try:
         assert get(site.port, "/public", site.ca, None).status != 200     # mode required

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -34,8 +35,6 @@ from mtlskit.lifecycle.swap_dirs import exchange
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of
 from mtlskit.store.inventory import CertificateRecord
-
-import hashlib
 
 #: The files `issue` writes; each is kept as NAME.prev when it is replaced.
 BUNDLE_FILES = ("key.pem", "cert.pem", "chain.pem", "fullchain.pem", "ca.pem", "bundle.p12", "bundle.pass")
@@ -103,7 +102,8 @@ def _prepare(old: CertificateRecord, now: dt.datetime, out: str | None, reuse_ke
     what = f"{old.name} (serial {old.serial_hex})"
     if out is None and old.directory is None:
         raise BadInput(f"{what}: no directory was recorded when it was issued, so there is "
-                       "nowhere to write its successor", hint="give --out DIR")
+                       "nowhere to write its successor",
+                       hint="give --out DIR (a server certificate `deploy` issued is renewed by running `deploy` again)")
     final = os.path.abspath(out if out is not None else old.directory)
     exists = _check_final(what, final, out is None)
     staged = os.path.join(os.path.dirname(final), staging_name(os.path.basename(final)))
