@@ -72,7 +72,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def create_token(service, authority, grant: TokenGrant, ttl: dt.timedelta = DEFAULT_TTL) -> tuple[str, dt.datetime]:
+def create_token(service, grant: TokenGrant, ttl: dt.timedelta = DEFAULT_TTL) -> tuple[str, dt.datetime]:
     """A new token for ``grant``, valid for ``ttl``; (the token, its expiry). Only its hash is stored.
 
     Raises:
@@ -83,13 +83,26 @@ def create_token(service, authority, grant: TokenGrant, ttl: dt.timedelta = DEFA
         raise BadInput(f"--ttl must be more than 0 and at most {MAX_TTL.days} days")
     validate_name(grant.name)
     now = service.clock.now()
-    request = grant.request()
-    sans = resolve_sans(request)
-    LeafTemplate(authority, request.profile, service.settings.public_url, now, grant.days).check_names(sans, grant.name)
+    _check_grant(service, grant)
     token = secrets.token_urlsafe(32)
     expires_at = now + ttl
     store.add_token(service.inventory, token_hash(token), grant.name, grant.profile, grant.as_json(), now, expires_at)
     return token, expires_at
+
+
+def _check_grant(service, grant: TokenGrant) -> None:
+    """What enrollment would refuse, refused now (without the CA key): lifetime, SANs,
+    wildcards, name constraints."""
+    from mtlskit.issue import policy
+
+    request = grant.request()
+    sans = resolve_sans(request)
+    policy.check_lifetime(request.profile, request.profile.default_days if grant.days is None else grant.days)
+    policy.check_san_count(sans)
+    policy.check_required_sans(request.profile, sans)
+    policy.check_wildcards(request.profile, sans)
+    cas = list(service.ca_certificates().values())
+    policy.check_names_within(policy.name_constraints_of(cas), sans, grant.name)
 
 
 def list_tokens(service) -> list[store.TokenRecord]:
