@@ -181,7 +181,38 @@ def server_context(files: TlsFiles, trusted_pem: bytes) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_OPTIONAL
     context.load_verify_locations(cadata=trusted_pem.decode("ascii"))
     context.load_cert_chain(files.certificate_path, files.key_path)
+    accept_any_purpose(context)
     return context
+
+
+X509_PURPOSE_ANY = 7  # openssl/x509v3.h
+
+
+def accept_any_purpose(context: ssl.SSLContext) -> bool:
+    """Let a server certificate (EKU serverAuth only) authenticate as a TLS client, so that
+    servers renew over mTLS too; whether the certificate may renew is the app's decision
+    (it must be a live server, client or peer certificate of the inventory).
+
+    OpenSSL checks the "SSL client" purpose by default and Python's ssl module has no
+    setter for it: SSL_CTX_set_purpose is called through ctypes on the context's SSL_CTX
+    (the first field after the object header), after checking that the pointer is the
+    context's (its verify mode reads back). Returns False (purpose unchanged: only client
+    and peer certificates authenticate) where that cannot be done.
+    """
+    import ctypes
+    import _ssl
+
+    try:
+        library = ctypes.CDLL(_ssl.__file__)
+        get_mode, set_purpose = library.SSL_CTX_get_verify_mode, library.SSL_CTX_set_purpose
+    except (OSError, AttributeError):
+        return False
+    get_mode.argtypes, get_mode.restype = [ctypes.c_void_p], ctypes.c_int
+    set_purpose.argtypes, set_purpose.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
+    pointer = ctypes.c_void_p.from_address(id(context) + 2 * ctypes.sizeof(ctypes.c_ssize_t)).value
+    if not pointer or get_mode(pointer) != 1:  # SSL_VERIFY_PEER: what CERT_OPTIONAL sets
+        return False
+    return set_purpose(pointer, X509_PURPOSE_ANY) == 1
 
 
 def client_cert_chain(ssl_object) -> list[bytes]:
