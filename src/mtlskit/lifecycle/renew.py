@@ -23,11 +23,11 @@ from typing import Callable, Sequence
 from cryptography import x509
 
 from mtlskit.ca.authority import Authority
-from mtlskit.errors import PolicyViolation
+from mtlskit.errors import Ambiguous, NotFound, PolicyViolation
 from mtlskit.issue.issuer import LeafTemplate, record_of
 from mtlskit.issue.profiles import get_profile
 from mtlskit.pki import names
-from mtlskit.store.inventory import CertificateRecord, Status
+from mtlskit.store.inventory import LIVE, CertificateRecord, Status, describe
 
 Progress = Callable[[int], None]
 StopRequested = Callable[[], bool]
@@ -41,6 +41,7 @@ class Renewal:
     old: CertificateRecord
     new: CertificateRecord
     directory: str | None
+    deployments: tuple[str, ...] = ()   # one line per deployment it was installed into
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,47 @@ def check_renewable(old: CertificateRecord, now: dt.datetime) -> None:
     if old.profile not in ("server", "client", "peer"):
         raise PolicyViolation(f"{what} is a {old.profile} certificate; only server, client and "
                               "peer certificates are renewed here")
+
+
+def select(service, targets: Sequence[str], within: dt.timedelta | None = None,
+           every: bool = False) -> list[CertificateRecord]:
+    """What `renew` is asked to renew: each target (``resolve``), or every renewable
+    certificate expiring ``within`` from now, or ``every`` renewable one."""
+    now = service.clock.now()
+    if within is not None or every:
+        return service.inventory.renewable(now, now + within if within is not None else None)
+    chosen: dict[tuple[str, int], CertificateRecord] = {}
+    for target in targets:
+        record = resolve(service.inventory, target, now)
+        chosen.setdefault((record.issuer, record.serial), record)
+    return list(chosen.values())
+
+
+def resolve(inventory, target: str, now: dt.datetime) -> CertificateRecord:
+    """The certificate one NAME|serial:HEX designates for renewal: a NAME, its newest
+    live certificate that nothing superseded; a serial, that certificate.
+
+    Raises:
+        BadInput, AmbiguousTarget, NotFound: see ``Inventory.locate``.
+        Ambiguous: a NAME with several live certificates none of which renewed another.
+        PolicyViolation: the certificate is revoked, expired, superseded or a CA's.
+    """
+    found = inventory.locate(target)
+    records = list(found.records)
+    if found.kind == "serial":
+        if len(records) > 1:
+            raise Ambiguous(f"{found.target.shown}: this serial was issued by several CAs: {describe(records)}")
+        check_renewable(records[0], now)
+        return records[0]
+    current = [r for r in records if r.status_at(now) in LIVE and r.superseded_by is None]
+    if len(current) > 1:
+        raise Ambiguous(f"{found.target.shown}: {len(current)} live certificates have this name: "
+                        f"{describe(current)}", hint="renew the one you mean by serial:HEX")
+    if not current:
+        check_renewable(records[-1], now)  # says why the newest cannot be renewed
+        raise NotFound(f"{found.target.shown}: no live certificate of this name")
+    check_renewable(current[0], now)
+    return current[0]
 
 
 def template_for(service, authority: Authority, old: CertificateRecord, blueprint: Blueprint,
