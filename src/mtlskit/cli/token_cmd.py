@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from mtlskit.cli.common import console, open_service, parse_duration, print_json
+from mtlskit.cli.common import (console, country_option, hours_option, locality_option, open_service, org_option,
+                                org_unit_option, parse_duration, print_json, state_option, subject_options)
 
 token_app = typer.Typer(help="Single-use enrollment tokens (for `mtlskit enroll` on a remote host).",
                         no_args_is_help=True)
@@ -24,6 +25,12 @@ def create(
     uri: List[str] = typer.Option([], "--uri", help="URI SAN (repeatable)."),
     ttl: str = typer.Option("15m", "--ttl", help="How long the token may be used (e.g. 15m, 2h; at most 30d)."),
     days: Optional[int] = typer.Option(None, "--days", help="Lifetime of the certificate (default: the profile's)."),
+    hours: Optional[int] = hours_option(),
+    country: Optional[str] = country_option(),
+    state: Optional[str] = state_option(),
+    locality: Optional[str] = locality_option(),
+    org: Optional[str] = org_option(),
+    org_unit: Optional[str] = org_unit_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Print a single-use enrollment token bound to NAME, the profile and the SANs, alone on
@@ -31,7 +38,8 @@ def create(
     from mtlskit.issue.issuer import SanRequest
     from mtlskit.lifecycle.tokens import TokenGrant, create_token
 
-    grant = TokenGrant(name, profile, SanRequest(tuple(dns), tuple(ip), tuple(email), tuple(uri)), days)
+    subject = subject_options(ctx, country=country, state=state, locality=locality, org=org, org_unit=org_unit)
+    grant = TokenGrant(name, profile, SanRequest(tuple(dns), tuple(ip), tuple(email), tuple(uri)), days, hours, subject)
     lifetime = parse_duration(ttl)
     service = open_service(ctx)
     token, expires_at = create_token(service, grant, lifetime)

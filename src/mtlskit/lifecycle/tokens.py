@@ -24,6 +24,7 @@ from mtlskit.errors import BadInput, PolicyViolation
 from mtlskit.issue.csr import _requested_sans
 from mtlskit.issue.issuer import IssueRequest, LeafTemplate, SanRequest, record_of, resolve_sans, validate_name
 from mtlskit.issue.profiles import get_profile
+from mtlskit.issue.subject import SubjectOptions
 from mtlskit.pki import names
 from mtlskit.pki.encoding import load_csr
 from mtlskit.store import tokens as store
@@ -47,25 +48,29 @@ class NamesNotAllowed(PolicyViolation):
 
 @dataclasses.dataclass(frozen=True)
 class TokenGrant:
-    """What a token allows: one NAME, a profile, SANs and a lifetime."""
+    """What a token allows: one NAME, a profile, SANs, subject fields and a lifetime."""
 
     name: str
     profile: str
     sans: SanRequest = SanRequest()
     days: int | None = None
+    hours: int | None = None
+    subject: SubjectOptions = SubjectOptions()
 
     def as_json(self) -> dict:
         return {"dns": list(self.sans.dns), "ip": list(self.sans.ip), "email": list(self.sans.email),
-                "uri": list(self.sans.uri), "days": self.days}
+                "uri": list(self.sans.uri), "days": self.days, "hours": self.hours,
+                "subject": self.subject.as_dict()}
 
     @classmethod
     def from_record(cls, record: store.TokenRecord) -> "TokenGrant":
         grant = record.grant
         sans = SanRequest(*(tuple(grant.get(k, ())) for k in ("dns", "ip", "email", "uri")))
-        return cls(record.name, record.profile, sans, grant.get("days"))
+        subject = SubjectOptions.from_mapping(grant.get("subject") or {}, source="token")
+        return cls(record.name, record.profile, sans, grant.get("days"), grant.get("hours"), subject)
 
     def request(self) -> IssueRequest:
-        return IssueRequest(get_profile(self.profile), self.name, self.sans, None, self.days)
+        return IssueRequest(get_profile(self.profile), self.name, self.sans, self.subject, self.days, self.hours)
 
 
 def token_hash(token: str) -> str:
@@ -94,10 +99,12 @@ def _check_grant(service, grant: TokenGrant) -> None:
     """What enrollment would refuse, refused now (without the CA key): lifetime, SANs,
     wildcards, name constraints."""
     from mtlskit.issue import policy
+    from mtlskit.issue.lifetime import requested_lifetime
 
     request = grant.request()
     sans = resolve_sans(request)
-    policy.check_lifetime(request.profile, request.profile.default_days if grant.days is None else grant.days)
+    requested_lifetime(request.profile, grant.days, grant.hours)
+    names.subject_name(grant.name, grant.subject.attributes())
     policy.check_san_count(sans)
     policy.check_required_sans(request.profile, sans)
     policy.check_wildcards(request.profile, sans)
@@ -145,11 +152,12 @@ def enroll(service, authority, token: str, csr_pem: bytes) -> tuple[x509.Certifi
     request = grant.request()
     sans = resolve_sans(request)
     _check_within(csr, grant.name, sans)
-    template = LeafTemplate(authority, request.profile, service.settings.public_url, now, grant.days)
+    template = LeafTemplate(authority, request.profile, service.settings.public_url, now, grant.days, grant.hours)
     with service.inventory.transaction() as tx:
         if not store.claim(tx, digest, now):
             _check_usable(store.find_token(service.inventory, digest), now, raced=True)
-        certificate = template.sign(names.subject_name(grant.name), sans, csr.public_key())
+        certificate = template.sign(names.subject_name(grant.name, grant.subject.attributes()), sans,
+                                    csr.public_key())
         signed = record_of(certificate, template.signer.name, grant.name, request.profile.name, sans)
         service.inventory.add_certificates([signed], now, action="enroll", session=tx)
         store.set_used_serial(tx, digest, signed.serial_hex)
