@@ -237,6 +237,9 @@ def test_openssl_s_client_sees_the_chain_a_client_certificate_request_and_no_tic
     assert "CN = Enroll Test CA Intermediate" in text  # the chain is sent
     assert "Requested Signature Algorithms" in text  # a CertificateRequest was sent
     assert "TLS session ticket:" not in text
+    for version in ("-tls1_2", "-tls1_3"):  # no resumption: every connection is verified again
+        again = openssl("s_client", "-connect", f"127.0.0.1:{serve.tls_port}", "-reconnect", version, input=b"")
+        assert again.stdout.count(b"\nNew, ") >= 2 and b"Reused, " not in again.stdout, again.stdout[-800:]
     old = openssl("s_client", "-connect", f"127.0.0.1:{serve.tls_port}", "-tls1_1", input=b"")
     assert old.returncode != 0
 

@@ -178,26 +178,31 @@ def server_context(files: TlsFiles, trusted_pem: bytes) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_TICKET | ssl.OP_NO_COMPRESSION
+    context.num_tickets = 0  # TLS 1.3: no tickets at all (OP_NO_TICKET alone makes them stateful)
     context.verify_mode = ssl.CERT_OPTIONAL
     context.load_verify_locations(cadata=trusted_pem.decode("ascii"))
     context.load_cert_chain(files.certificate_path, files.key_path)
-    accept_any_purpose(context)
+    tune_openssl(context)
     return context
 
 
 X509_PURPOSE_ANY = 7  # openssl/x509v3.h
+SSL_CTRL_SET_SESS_CACHE_MODE = 44  # openssl/ssl.h; SSL_SESS_CACHE_OFF is 0
 
 
-def accept_any_purpose(context: ssl.SSLContext) -> bool:
-    """Let a server certificate (EKU serverAuth only) authenticate as a TLS client, so that
-    servers renew over mTLS too; whether the certificate may renew is the app's decision
-    (it must be a live server, client or peer certificate of the inventory).
+def tune_openssl(context: ssl.SSLContext) -> bool:
+    """What Python's ssl module has no setter for, through ctypes on the context's SSL_CTX
+    (the first field after the object header, checked: its verify mode must read back):
 
-    OpenSSL checks the "SSL client" purpose by default and Python's ssl module has no
-    setter for it: SSL_CTX_set_purpose is called through ctypes on the context's SSL_CTX
-    (the first field after the object header), after checking that the pointer is the
-    context's (its verify mode reads back). Returns False (purpose unchanged: only client
-    and peer certificates authenticate) where that cannot be done.
+    - no server-side session cache, so no TLS 1.2 session-ID resumption either: every
+      connection verifies the client certificate again (nothing outlives a revocation);
+    - any purpose for client certificates: OpenSSL checks "SSL client" by default, which
+      a server certificate (EKU serverAuth only) fails; servers renew over mTLS too, and
+      whether a certificate may renew is the app's decision (a live server, client or peer
+      certificate of the inventory).
+
+    Returns False where that cannot be done (then only client and peer certificates
+    authenticate, and TLS 1.2 sessions may resume by ID).
     """
     import ctypes
     import _ssl
@@ -205,13 +210,16 @@ def accept_any_purpose(context: ssl.SSLContext) -> bool:
     try:
         library = ctypes.CDLL(_ssl.__file__)
         get_mode, set_purpose = library.SSL_CTX_get_verify_mode, library.SSL_CTX_set_purpose
+        control = library.SSL_CTX_ctrl
     except (OSError, AttributeError):
         return False
     get_mode.argtypes, get_mode.restype = [ctypes.c_void_p], ctypes.c_int
     set_purpose.argtypes, set_purpose.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
+    control.argtypes, control.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p], ctypes.c_long
     pointer = ctypes.c_void_p.from_address(id(context) + 2 * ctypes.sizeof(ctypes.c_ssize_t)).value
     if not pointer or get_mode(pointer) != 1:  # SSL_VERIFY_PEER: what CERT_OPTIONAL sets
         return False
+    control(pointer, SSL_CTRL_SET_SESS_CACHE_MODE, 0, None)
     return set_purpose(pointer, X509_PURPOSE_ANY) == 1
 
 
