@@ -248,3 +248,22 @@ def test_serve_keeps_its_tls_key_private_and_records_its_certificate(serve):
     assert os.stat(serve.home / "tls" / "server.key.pem").st_mode & 0o777 == 0o600
     listed = serve.cli("list", "--json").stdout.decode()
     assert '"profile": "serve-tls"' in listed
+
+
+def test_the_renew_command_renews_remotely_and_refuses_clearly(serve, enrolled):
+    def renew(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mtlskit", "renew", *args], capture_output=True,
+                              env=mtlskit_env(), cwd=REPO, timeout=60)
+
+    result = renew("--ca-url", serve.url, "--cert-dir", str(enrolled), "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b'"previous_serial"' in result.stdout and (enrolled / "cert.pem.prev").exists()
+    serial = format(x509.load_pem_x509_certificate((enrolled / "cert.pem").read_bytes()).serial_number, "x")
+    assert serve.cli("revoke", f"serial:{serial}").returncode == 0
+    refused = renew("--ca-url", serve.url, "--cert-dir", str(enrolled))
+    lines = refused.stderr.decode().splitlines()
+    assert refused.returncode == 4 and lines[0].startswith("error: the CA refused (HTTP 403): ") and "revoked" in lines[0]
+    usage = renew("--ca-url", serve.url)
+    assert usage.returncode == 2 and b"--cert-dir" in usage.stderr
+    mixed = renew("--ca-url", serve.url, "--cert-dir", str(enrolled), "--all")
+    assert mixed.returncode == 2
