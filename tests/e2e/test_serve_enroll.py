@@ -248,6 +248,8 @@ def test_serve_keeps_its_tls_key_private_and_records_its_certificate(serve):
     assert os.stat(serve.home / "tls" / "server.key.pem").st_mode & 0o777 == 0o600
     listed = serve.cli("list", "--json").stdout.decode()
     assert '"profile": "serve-tls"' in listed
+    expiring = serve.cli("list", "--expiring", "60d", "--json").stdout.decode()
+    assert '"serve-tls"' not in expiring  # serve renews it itself
 
 
 def test_the_renew_command_renews_remotely_and_refuses_clearly(serve, enrolled):
