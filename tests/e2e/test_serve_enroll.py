@@ -269,3 +269,19 @@ def test_the_renew_command_renews_remotely_and_refuses_clearly(serve, enrolled):
     assert usage.returncode == 2 and b"--cert-dir" in usage.stderr
     mixed = renew("--ca-url", serve.url, "--cert-dir", str(enrolled), "--all")
     assert mixed.returncode == 2
+
+
+def test_two_workers_share_the_tls_port_and_a_token_still_works_once(tmp_path):
+    server = TlsServe(tmp_path, "--workers", "2")
+    try:
+        token = server.token("pair", "--profile", "client")
+        csrs = [csr_pem() for _ in range(30)]
+        with concurrent.futures.ThreadPoolExecutor(30) as pool:
+            codes = sorted(code for code, _ in pool.map(
+                lambda csr: server.post("/api/v1/enroll", {"token": token, "csr": csr}), csrs))
+        assert codes.count(201) == 1 and codes.count(403) == 29, codes
+        assert len(list((server.home / "tls").glob("server*.pem"))) == 2
+        listed = server.cli("list", "--json").stdout.decode()
+        assert listed.count('"profile": "serve-tls"') == 1  # one certificate for both workers
+    finally:
+        server.stop()
