@@ -18,8 +18,6 @@ new key, and writes the new files into the directory with the previous ones as
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import hashlib
 import http.client
 import json
 import os

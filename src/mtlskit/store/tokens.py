@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from mtlskit.store.inventory import _utc, audit_row
-from mtlskit.store.models import AuditEvent, CertificateRow, EnrollmentToken
+from mtlskit.store.models import AuditEvent, EnrollmentToken
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +92,3 @@ def expire_tokens(inventory, name: str, now: dt.datetime) -> int:
             tx.execute(insert(AuditEvent), [audit_row("token-revoke", now, name=name, count=result.rowcount)])
         return result.rowcount
 
-
-def superseded_by(inventory, issuer: str, serial: int) -> str | None:
-    """The serial (hex) of the certificate that renewed this one, if any."""
-    with Session(inventory.engine) as session:
-        return session.scalars(select(CertificateRow.superseded_by).where(
-            CertificateRow.issuer == issuer, CertificateRow.serial == format(serial, "x"))).first()
