@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import ssl
 from typing import Optional
 
 from fastapi import APIRouter, Request
@@ -51,7 +52,7 @@ class RenewRequest(BaseModel):
 
 
 def caller_certificate(request: Request) -> Optional[bytes]:
-    """The DER certificate the TLS client presented and the TLS layer verified, or None.
+    """The certificate (DER) the TLS client presented and the TLS layer verified, or None.
 
     Raises:
         StarletteHTTPException: 403 when the request did not come through the TLS listener.
@@ -61,7 +62,7 @@ def caller_certificate(request: Request) -> Optional[bytes]:
         raise StarletteHTTPException(403, "enrollment and renewal are served on the TLS port only "
                                           "(serve --tls-port)")
     chain = tls.get("client_cert_chain") or []
-    return chain[0] if chain else None
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
 
 
 def router(api: EnrollApi) -> APIRouter:

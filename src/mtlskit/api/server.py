@@ -36,7 +36,7 @@ from mtlskit.api.accept import Acceptor
 from mtlskit.api.http1 import MAX_BODY, MAX_HEADERS, REASONS, DateHeader, Request, render
 from mtlskit.api.ocsp_wire import OcspWire
 from mtlskit.api.problems import problem
-from mtlskit.api.tls import client_cert_chain
+from mtlskit.api.tls import tls_extension
 from mtlskit.clock import Clock
 
 log = logging.getLogger("mtlskit.serve")
@@ -293,8 +293,7 @@ class HttpProtocol(asyncio.Protocol):
             "server": self._shared.server_address, "state": {},
         }
         if self._shared.tls:  # the caller's identity: the verified certificate, never a header
-            scope["extensions"] = {"tls": {"client_cert_chain": client_cert_chain(
-                self._transport.get_extra_info("ssl_object"))}}
+            scope["extensions"] = {"tls": tls_extension(self._transport.get_extra_info("ssl_object"))}
         received = False
         response: dict = {"status": 500, "headers": [], "body": []}
 

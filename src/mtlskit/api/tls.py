@@ -10,8 +10,8 @@ passed or when the names it must carry change, exactly as the OCSP responder cer
 
 The listener asks every client for a certificate (optional at the TLS layer) and verifies
 it against the CA. The app learns who is calling only from the verified certificate, put
-in the ASGI scope as ``scope["extensions"]["tls"]["client_cert_chain"]`` (a list of DER
-certificates, the client's first; empty when none was presented): nothing a client sends
+in the ASGI scope as ``scope["extensions"]["tls"]["client_cert_chain"]`` (PEM strings,
+the client's certificate first, as the ASGI TLS extension has it; empty when none was presented): nothing a client sends
 in a header can stand in for it. TLS 1.2 and later; no session tickets (a resumed session
 would skip the certificate check after a revocation, as deploy's configurations do).
 """
@@ -223,11 +223,15 @@ def tune_openssl(context: ssl.SSLContext) -> bool:
     return set_purpose(pointer, X509_PURPOSE_ANY) == 1
 
 
-def client_cert_chain(ssl_object) -> list[bytes]:
-    """The verified certificate the client presented (DER), or [] when none was: with
-    CERT_OPTIONAL a presented certificate that does not verify fails the handshake, so any
-    certificate seen here verified against the CA."""
+def tls_extension(ssl_object) -> dict:
+    """The ASGI TLS extension of a connection (``scope["extensions"]["tls"]``, as the ASGI
+    TLS extension spec defines it): ``client_cert_chain`` holds the PEM of the certificate
+    the client presented, or nothing when none was. With CERT_OPTIONAL a presented
+    certificate that does not verify against the CA fails the handshake, so a certificate
+    seen here verified (Python 3.11's ssl gives the leaf only, not the verified chain)."""
     if ssl_object is None:
-        return []
+        return {"client_cert_chain": [], "client_cert_error": None, "tls_version": None, "cipher_suite": None}
     der = ssl_object.getpeercert(binary_form=True)
-    return [der] if der else []
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    return {"client_cert_chain": chain, "client_cert_error": None,
+            "tls_version": ssl_object.version(), "cipher_suite": (ssl_object.cipher() or (None,))[0]}
