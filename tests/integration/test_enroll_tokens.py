@@ -158,3 +158,42 @@ def test_serve_renews_its_tls_certificate_at_two_thirds_and_when_its_names_chang
     assert made and third.serial_number != second.serial_number
     recorded = [r for r in service.inventory.query(clock.now()) if r.profile == "serve-tls"]
     assert len(recorded) == 3
+
+
+def _served_certificate(server_context, root_pem: bytes) -> x509.Certificate:
+    """One in-memory TLS handshake against ``server_context``: the certificate it serves."""
+    import ssl
+
+    client_context = ssl.create_default_context(cadata=root_pem.decode())
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE  # the clock of the test is not the system's
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    client = client_context.wrap_bio(bios[0], bios[1], server_hostname="localhost")
+    server = server_context.wrap_bio(bios[2], bios[3], server_side=True)
+    for _ in range(10):
+        for side in (client, server):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        bios[2].write(bios[1].read())
+        bios[0].write(bios[3].read())
+    return x509.load_der_x509_certificate(client.getpeercert(binary_form=True))
+
+
+def test_the_running_context_serves_the_renewed_certificate(ca, tmp_path):
+    from mtlskit.api.wiring import _TlsUpkeep
+
+    home, _service, authority = ca
+    clock = FixedClock(T0)
+    service = Service.open(load_settings(home), clock)
+    upkeep = _TlsUpkeep(service, authority, TlsNames.for_host())
+    root_pem = authority.root.certificate.public_bytes(serialization.Encoding.PEM)
+    first = _served_certificate(upkeep.context, root_pem)
+    upkeep.tick()
+    assert _served_certificate(upkeep.context, root_pem) == first
+    clock.advance(dt.timedelta(days=21))
+    upkeep.tick()
+    renewed = _served_certificate(upkeep.context, root_pem)
+    assert renewed.serial_number != first.serial_number
+    assert renewed.not_valid_before_utc > first.not_valid_before_utc
