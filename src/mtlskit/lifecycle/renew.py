@@ -162,11 +162,12 @@ def record_successors(service, pairs: Sequence[tuple[CertificateRecord, Certific
     inventory = service.inventory
     with inventory.transaction() as session:
         inventory.add_certificates([new for _, new in pairs], at, action="issue", session=session)
-        for old, new in pairs:
-            if not inventory.mark_superseded(session, old, new, at):
-                raise PolicyViolation(f"{old.name} (serial {old.serial_hex}) was revoked or renewed "
-                                      "meanwhile by another process; nothing was renewed",
-                                      hint=f"run `mtlskit show serial:{old.serial_hex}`")
+        failed = inventory.mark_superseded_many(session, pairs, at)
+        if failed:
+            old = failed[0]
+            raise PolicyViolation(f"{old.name} (serial {old.serial_hex}) was revoked or renewed "
+                                  "meanwhile by another process; nothing was renewed",
+                                  hint=f"run `mtlskit show serial:{old.serial_hex}`")
 
 
 def sign_renewal(service, authority: Authority, old: CertificateRecord, public_key, *,
@@ -187,9 +188,11 @@ def sign_renewal(service, authority: Authority, old: CertificateRecord, public_k
 
 def renew_certificates(service, authority: Authority, records: Sequence[CertificateRecord], *,
                        reuse_key: bool = False, out: str | None = None, revoke_old: bool = False,
-                       progress: Progress | None = None,
-                       stop_requested: StopRequested | None = None) -> list[Renewal]:
-    """Renew ``records`` and write each successor's files (see the module's docstring).
+                       progress: Progress | None = None, stop_requested: StopRequested | None = None,
+                       deploy: bool = True) -> list[Renewal]:
+    """Renew ``records`` and write each successor's files (see the module's docstring);
+    with ``deploy``, a renewed server certificate is then installed into the deployments
+    of its NAME and their servers reloaded (``Renewal.deployments`` says what happened).
 
     Raises:
         BadInput, NotFound, PolicyViolation: before anything is signed or written.
@@ -197,6 +200,12 @@ def renew_certificates(service, authority: Authority, records: Sequence[Certific
     """
     from mtlskit.lifecycle import renew_files
 
-    return renew_files.renew_with_files(service, authority, records, reuse_key=reuse_key, out=out,
-                                        revoke_old=revoke_old, progress=progress,
-                                        stop_requested=stop_requested)
+    renewals = renew_files.renew_with_files(service, authority, records, reuse_key=reuse_key, out=out,
+                                            revoke_old=revoke_old, progress=progress,
+                                            stop_requested=stop_requested)
+    if not deploy or not any(r.new.profile in ("server", "peer") for r in renewals):
+        return renewals
+    from mtlskit.deploy.renewal import installed_by_renewal
+
+    return [dataclasses.replace(r, deployments=tuple(lines))
+            for r, lines in zip(renewals, installed_by_renewal(service, renewals))]
