@@ -83,7 +83,7 @@ def time_left(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime)
 
 # Profiles of the certificates mtlskit renews itself: the OCSP responder certificates that
 # `serve` certifies and renews (publish/responder.py). `list --expiring` leaves them out.
-MANAGED_PROFILES = frozenset({"ocsp"})
+MANAGED_PROFILES = frozenset({"ocsp", "serve-tls"})  # serve-tls: api/tls.py
 
 
 def is_managed(profile: str) -> bool:
