@@ -36,14 +36,19 @@ class CaRequest:
 
 @dataclasses.dataclass(frozen=True)
 class Authority:
-    """The CA hierarchy with its signing keys: the root and the CA that issues leaves."""
+    """The CA hierarchy with its signing keys: the root, the CA that issues leaves, and
+    the intermediates it replaced (``retired``, oldest first) that still publish the
+    revocation of what they issued. The root's key may be deferred (offline root)."""
 
     root: Signer
     issuing: Signer
+    retired: tuple[Signer, ...] = ()
 
     @property
     def signers(self) -> dict[str, Signer]:
-        return {self.root.name: self.root, self.issuing.name: self.issuing}
+        """Every CA by name: root first, then the intermediates, oldest first."""
+        ordered = [self.root, *self.retired, self.issuing]
+        return {signer.name: signer for signer in ordered}
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -84,11 +89,14 @@ def create_root(request: CaRequest, now: dt.datetime, name: str = "root") -> Sig
 
 
 def create_intermediate(request: CaRequest, root: Signer, now: dt.datetime,
-                        name: str = "intermediate") -> Signer:
-    """The issuing CA, signed by the root; it carries the name constraints."""
+                        name: str = "intermediate", label: str = "Intermediate") -> Signer:
+    """The issuing CA, signed by the root; it carries the name constraints.
+
+    ``label`` ends its common name: a rotated intermediate gets another one ("Intermediate 2"),
+    so that old and new have distinct subjects (each CRL and OCSP answer names its issuer)."""
     key = generate_private_key(request.key_type)
     days = min(request.intermediate_days, _days_left(root.certificate, now))
-    builder = _ca_builder(_ca_subject(f"{request.name} Intermediate"), root.certificate.subject,
+    builder = _ca_builder(_ca_subject(f"{request.name} {label}"), root.certificate.subject,
                           key.public_key(), now, days, path_length=0)
     builder = builder.add_extension(extensions.authority_key_identifier(root.certificate), critical=False)
     for extension, critical in extensions.publication_extensions(request.public_url, root.name):
