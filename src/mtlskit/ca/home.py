@@ -157,7 +157,7 @@ class CaFiles:
             return passphrase[0]
 
         def deferred(name: str) -> DeferredKey:
-            return DeferredKey(lambda: self._load_key(name, ask))
+            return DeferredKey(lambda: self._load_key(name, ask), present=lambda: self.has_key(name))
 
         signers = {name: Signer(name, certificates[name], deferred(name)) for name in registry.names}
         issuing = signers[registry.issuing]

@@ -15,6 +15,7 @@ from mtlskit.pki.names import looks_like_hostname
 from mtlskit.store.inventory import Inventory
 
 MIN_PASSPHRASE = 8
+ROOT_CRL_DAYS = Settings.__dataclass_fields__["root_crl_days"].default
 
 
 def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
@@ -45,8 +46,10 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     with inventory.transaction() as tx:
         inventory.add_certificates(ca_records, clock.now(), action="init", session=tx)
         # Files last, inside the transaction: if writing fails, the rows roll back too.
-        if request.public_url:
-            write_settings_file(settings, {"public_url": request.public_url})
+        chosen = {"public_url": request.public_url,
+                  "root_crl_days": settings.root_crl_days if settings.root_crl_days != ROOT_CRL_DAYS else None}
+        if any(value is not None for value in chosen.values()):
+            write_settings_file(settings, chosen)
         ca_files.save(authority, passphrase)
     inventory.engine.dispose()
     return authority

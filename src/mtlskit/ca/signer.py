@@ -62,6 +62,11 @@ class Signer:
         """False while the key is a DeferredKey not yet read (an offline root stays so)."""
         return not isinstance(self._key, DeferredKey)
 
+    @property
+    def key_present(self) -> bool:
+        """Whether signing can work: the key was read, or it can be (its file is here)."""
+        return self.key_loaded or self._key.present()
+
     def _private_key(self):
         """The key, read on first use when it was deferred (raises what the loader raises)."""
         if isinstance(self._key, DeferredKey):
@@ -116,5 +121,6 @@ class DeferredKey:
     """A CA key read only when something signs with it: ``load()`` returns the key or
     raises (the root's key may be kept off the machine; see :mod:`mtlskit.ca.home`)."""
 
-    def __init__(self, load: Callable[[], object]) -> None:
+    def __init__(self, load: Callable[[], object], present: Callable[[], bool] = lambda: True) -> None:
         self.load = load
+        self.present = present

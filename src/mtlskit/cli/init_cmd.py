@@ -27,6 +27,8 @@ def init(
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="File whose first line encrypts the CA keys."),
     no_passphrase: bool = typer.Option(False, "--no-passphrase", help="Leave the CA keys unencrypted (labs only)."),
     public_url: Optional[str] = typer.Option(None, "--public-url", help="Where `mtlskit serve` is reachable: adds CRL DP and OCSP AIA to certificates."),
+    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days", min=1, max=3650,
+                                                help="Lifetime of the root's CRL, kept in mtlskit.toml (default 365: the root key can stay offline)."),
 ) -> None:
     """Create a CA: a root and an issuing intermediate, keys encrypted at rest."""
     from mtlskit.ca.authority import CaRequest
@@ -34,7 +36,7 @@ def init(
     from mtlskit.pki.keys import KeyType
 
     exclusive(**{"--passphrase-file": passphrase_file, "--no-passphrase": no_passphrase})
-    settings = settings_of(ctx, public_url=public_url)
+    settings = settings_of(ctx, public_url=public_url, root_crl_days=root_crl_days)
     request = CaRequest(name=name, key_type=KeyType.parse(key_type), intermediate=not no_intermediate,
                         root_days=root_days, intermediate_days=intermediate_days,
                         permit_dns=tuple(permit_dns), permit_ip=tuple(permit_ip),
