@@ -11,8 +11,11 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from mtlskit.errors import BadInput
-from mtlskit.fileio import PRIVATE, PUBLIC, write_atomic
+from mtlskit.fileio import PRIVATE, PUBLIC, remove_quietly, replaceable, write_atomic, write_temp
 
 KEY_MODE = PRIVATE  # 0600
 PUBLIC_MODE = PUBLIC  # 0644
@@ -73,10 +76,14 @@ def remove_created(created: list[Path]) -> None:
 
 
 def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:
-    """Create ``directory`` (0755) if needed and install every file atomically.
+    """Create ``directory`` (0755) if needed and install every file atomically, as one unit.
 
-    Each file is replaced atomically on its own; callers write the files the
-    configuration refers to before the configuration itself.
+    Every file is first written in full (and flushed) beside its target; only then are they
+    renamed into place, in order, one right after the other. A server reloaded by someone
+    else during an installation thus sees the old files or the new ones, except during the
+    few microseconds between two renames (never for a half-written file, and never for
+    long enough to matter: a new key and its certificate are published back to back).
+    Callers list the files the configuration refers to before the configuration itself.
 
     Returns:
         the installed paths, in order.
@@ -87,8 +94,37 @@ def install(directory: Path, files: Iterable[FileSpec]) -> list[Path]:
         raise BadInput(f"cannot create {directory}: {exc.strerror}") from None
     if not directory.is_dir():
         raise BadInput(f"{directory} exists and is not a directory")
-    written = []
-    for spec in files:
-        atomic_write(directory / spec.name, spec.data, spec.mode)
-        written.append(directory / spec.name)
-    return written
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for spec in files:
+            target = directory / spec.name
+            staged.append((target, write_temp(replaceable(target), spec.data, spec.mode)))
+        for target, temporary in staged:
+            os.replace(temporary, replaceable(target))
+    except OSError as exc:
+        failed = exc.filename or directory
+        raise BadInput(f"cannot write {failed}: {exc.strerror or exc}") from None
+    finally:
+        for _, temporary in staged:
+            remove_quietly(temporary)          # those not renamed (after a failure)
+    return [target for target, _ in staged]
+
+
+def check_key_matches(chain_pem: bytes, key_pem: bytes) -> None:
+    """Refuse a server key that is not the key of the chain's first certificate.
+
+    A server reloaded with a mismatched pair refuses it (nginx keeps its old
+    configuration; Apache's graceful restart exits; HAProxy refuses the commit).
+
+    Raises:
+        BadInput: unreadable PEM, or a key that does not match the certificate.
+    """
+    try:
+        leaf = x509.load_pem_x509_certificate(chain_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"cannot read the server certificate or key: {exc}") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.DER, public) != \
+            leaf.public_key().public_bytes(serialization.Encoding.DER, public):
+        raise BadInput("the server key does not match the server certificate; nothing was installed")

@@ -19,17 +19,22 @@ from pathlib import Path
 from cryptography import x509
 
 from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
-from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
+from mtlskit.deploy.check import CheckResult
+from mtlskit.deploy.install import KEY_MODE, PUBLIC_MODE, FileSpec, atomic_write, check_key_matches, install
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
 from mtlskit.deploy import stapling
-from mtlskit.deploy.reload import SOCKET_PREFIX, ReloadResult, is_running, run_reload
-from mtlskit.deploy.render import Layout
+from mtlskit.deploy.reload import SOCKET_PREFIX, ReloadResult, SocketUpdate, is_running, run_reload
+from mtlskit.deploy.render import SYSTEM_PIDFILES, Layout
 from mtlskit.errors import MtlskitError
 
 #: statuses that print as a ``warning:`` line
 WARNINGS = ("failed", "reload-failed")
 #: the files a CRL change rewrites (an admin socket can apply these without a reload)
 CRL_FILES = frozenset({"crl.pem", "revoked-serials.lst"})
+#: the server certificate and its key: one unit, installed and applied together
+SERVER_FILES = frozenset({"server.pem", "server.pem.key"})
+#: what HAProxy's admin socket can apply besides the CRL (set/commit ssl cert, ca-file)
+SOCKET_FILES = CRL_FILES | SERVER_FILES | {"client-ca.pem"}
 #: a HAProxy OCSP staple older than this is fetched again (mtlskit's responses live an hour)
 STAPLE_REFRESH_AFTER = dt.timedelta(minutes=20)
 
@@ -158,7 +163,58 @@ def apply_change(deployment: DeploymentRecord, changed: set[str], config_test) -
     crl = deployment.crl_path.read_bytes() if deployment.crl_path.is_file() else b""
     serial_list = _serial_list(deployment, crl) if crl else None
     return applied(deployment, run_reload(command, deployment.crl_path, crl, serial_list=serial_list,
-                                          config_changed=bool(changed - CRL_FILES)))
+                                          config_changed=bool(changed - SOCKET_FILES),
+                                          socket_update=socket_update(deployment, changed)))
+
+
+def socket_update(deployment: DeploymentRecord, changed: set[str]) -> SocketUpdate | None:
+    """What a running HAProxy must take for ``changed`` beside the CRL (else None): the
+    certificate as one combined PEM (chain + key) when either half changed (applied by a
+    reload of the master, whose pidfile comes along), the client-CA bundle when it changed."""
+    if deployment.server != "haproxy":
+        return None
+    layout = Layout(deployment.directory, deployment.server)
+    certificate = ca_file = None
+    if changed & SERVER_FILES:
+        certificate = (layout.server_cert, layout.server_cert.read_bytes() + b"\n" + layout.server_key.read_bytes())
+    if "client-ca.pem" in changed:
+        ca_file = (layout.client_ca, layout.client_ca.read_bytes())
+    pidfile = layout.pidfile if deployment.options.get("standalone") else SYSTEM_PIDFILES["haproxy"]
+    return SocketUpdate(certificate, ca_file, pidfile)
+
+
+def install_server_credentials(deployment: DeploymentRecord, chain_pem: bytes, key_pem: bytes,
+                               config_test=None) -> RefreshResult:
+    """Install a new server certificate (leaf + intermediates) and its key into a
+    deployment as one unit, then apply it to the running server with no failed request
+    (Nginx: HUP; Apache: graceful USR1; HAProxy: ``set/commit ssl cert`` through its admin
+    socket, no restart). A renewal calls this.
+
+    Args:
+        config_test: () -> CheckResult run before signalling a running Nginx or Apache
+            (None: the key/certificate check here is the only one).
+
+    Raises:
+        BadInput: the key does not match the certificate (nothing written), or the
+            directory cannot be written.
+    """
+    check_key_matches(chain_pem, key_pem)
+    layout = Layout(deployment.directory, deployment.server)
+    if not deployment.directory.is_dir():
+        return RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
+                             f"{deployment.directory} no longer exists; deploy again to recreate it", written=False)
+    specs = [FileSpec(layout.server_key.name, key_pem, KEY_MODE), FileSpec(layout.server_cert.name, chain_pem)]
+    changed = {spec.name for spec in specs if _differs(deployment.directory / spec.name, spec.data)}
+    install(deployment.directory, specs)
+    return apply_change(deployment, changed, config_test or (lambda: CheckResult(ran=False, ok=True)))
+
+
+def _differs(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() != data
+    except OSError:
+        return True
+
 
 
 def _refresh_one(deployment: DeploymentRecord, pem: bytes) -> RefreshResult:

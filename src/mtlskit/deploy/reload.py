@@ -7,9 +7,13 @@ A deployment's reload command is one of:
   configuration and CRL on HUP; Apache does a graceful restart on USR1 (the signal
   ``apache2 -k graceful`` sends, without its habit of starting an Apache that is not
   running). No live process: nothing to reload, which is not a failure.
-- ``socket:PATH``: push the CRL bundle through HAProxy's admin socket (``set ssl
-  crl-file`` then ``commit ssl crl-file``, HAProxy >= 2.5), applied to new handshakes
-  without a reload; when nothing answers on PATH, HAProxy is not running.
+- ``socket:PATH``: push the new files through HAProxy's admin socket, applied to new
+  handshakes without a restart (a restart refuses connections while HAProxy is down):
+  the CRL bundle (``set ssl crl-file`` + ``commit ssl crl-file``, HAProxy >= 2.5), the
+  client-CA bundle (``set ssl ca-file`` + ``commit ssl ca-file``, >= 2.5); a new server
+  certificate is served by a seamless reload of the master process (USR2 to the PID in
+  its pidfile, see ``haproxy_new_certificate``); when nothing answers on PATH, HAProxy
+  is not running.
 - anything else: the user's ``--reload`` command, an argv line run without a shell.
 
 Every child gets the environment without any ``MTLSKIT_*`` variable (the CA passphrase
@@ -35,6 +39,20 @@ PIDFILE_LIMIT = 64
 
 
 @dataclasses.dataclass(frozen=True)
+class SocketUpdate:
+    """What changed beside the CRL, that a running HAProxy takes through its admin socket.
+
+    ``certificate``: the ``crt`` path as the configuration names it, and the new chain
+    followed by its key (one payload, one commit). ``ca_file``: the ``ca-file`` path and
+    the new client-CA bundle.
+    """
+
+    certificate: tuple[Path, bytes] | None = None
+    ca_file: tuple[Path, bytes] | None = None
+    master_pidfile: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ReloadResult:
     """``running`` is False when no server was running: the files wait for its start."""
 
@@ -55,18 +73,19 @@ def signal_command(signame: str, program: str, pidfile: Path) -> str:
 
 def run_reload(command: str, crl_path: Path, crl_pem: bytes, timeout: float = 30,
                serial_list: tuple[Path, list[str]] | None = None,
-               config_changed: bool = False) -> ReloadResult:
+               config_changed: bool = False, socket_update: SocketUpdate | None = None) -> ReloadResult:
     """Apply a deployment's new files to its running server (see the module docstring).
 
     ``serial_list`` (HAProxy): the revoked-serials ACL file and its new patterns, replaced
-    through the socket after the CRL. ``config_changed``: more than the CRL changed (an
-    admin socket cannot apply that).
+    through the socket after the CRL. ``config_changed``: a file changed that an admin
+    socket cannot apply (the configuration itself). ``socket_update`` (HAProxy): a new
+    server certificate or client-CA bundle, committed through the socket after the CRL.
     """
     if command.startswith(SIGNAL_PREFIX):
         return _signal(command[len(SIGNAL_PREFIX):])
     if command.startswith(SOCKET_PREFIX):
         return _through_socket(Path(command[len(SOCKET_PREFIX):]), crl_path, crl_pem, timeout,
-                               serial_list, config_changed)
+                               serial_list, config_changed, socket_update or SocketUpdate())
     return _run_command(command, timeout)
 
 
@@ -133,10 +152,12 @@ def running_pid(pidfile: Path, program: str) -> int | None:
 
 
 def _through_socket(admin_socket: Path, crl_path: Path, crl_pem: bytes, timeout: float,
-                    serial_list: tuple[Path, list[str]] | None, config_changed: bool) -> ReloadResult:
+                    serial_list: tuple[Path, list[str]] | None, config_changed: bool,
+                    update: SocketUpdate) -> ReloadResult:
     if not _answers(admin_socket, timeout):
-        return ReloadResult(True, f"nothing answers on {admin_socket}; the new files apply when HAProxy starts",
-                            running=False)
+        return ReloadResult(True, f"nothing answers on {admin_socket}: no HAProxy runs there, or its "
+                                  f"configuration has no 'stats socket {admin_socket} level admin'; the new "
+                                  f"files apply when HAProxy (re)starts", running=False)
     if not crl_pem:               # a deployment without a CRL (revocation ocsp or none)
         outcome = ReloadResult(True, f"HAProxy answers on {admin_socket}")
     else:
@@ -145,10 +166,42 @@ def _through_socket(admin_socket: Path, crl_path: Path, crl_pem: bytes, timeout:
         listed = haproxy_replace_acl(admin_socket, serial_list[0], serial_list[1], timeout)
         joint = "; " if listed.ok else "; but "
         outcome = ReloadResult(True, f"{outcome.message}{joint}{listed.message}")
+    if outcome.ok and update.ca_file is not None and update.certificate is None:
+        step = haproxy_commit(admin_socket, "ca-file", update.ca_file[0], update.ca_file[1], timeout)
+        outcome = ReloadResult(step.ok, f"{outcome.message}; {step.message}")
+    if outcome.ok and update.certificate is not None:
+        step = haproxy_new_certificate(update.master_pidfile)
+        outcome = ReloadResult(step.ok, f"{outcome.message}; {step.message}")
     if config_changed:
         return ReloadResult(False, f"{outcome.message}; HAProxy cannot reload its configuration "
                                    f"through the admin socket: restart it to apply the new configuration")
     return outcome
+
+
+def haproxy_new_certificate(master_pidfile: Path | None) -> ReloadResult:
+    """Serve a new server certificate (and client-CA bundle): USR2 to HAProxy's master.
+
+    The master starts a new worker that loads every file again and takes the listening
+    sockets over; the old worker finishes its connections: no connection is refused. Not
+    ``set/commit ssl cert`` through the admin socket: HAProxy 2.6.12 (Debian 12) then
+    crashes on the next ``commit ssl crl-file`` once a CRL was committed before the
+    certificate (a ckch instance left pointing at the freed certificate, haproxy#3165,
+    fixed upstream by 7482b6e in Oct 2025): one renewal would turn the next revocation
+    into an outage.
+    """
+    pid = running_pid(master_pidfile, "haproxy") if master_pidfile else None
+    if pid is None:
+        return ReloadResult(False, f"no HAProxy master in {master_pidfile}: HAProxy serves the old certificate "
+                                   f"until it is reloaded; run it in master-worker mode (-W, or 'master-worker' "
+                                   f"and 'pidfile {master_pidfile}' in its global section) and run this again, "
+                                   f"or restart it")
+    try:
+        os.kill(pid, signal.SIGUSR2)
+    except OSError as exc:
+        return ReloadResult(False, f"cannot signal the HAProxy master (pid {pid} from {master_pidfile}): "
+                                   f"{exc.strerror or exc}")
+    return ReloadResult(True, f"sent USR2 to the HAProxy master (pid {pid} from {master_pidfile}): "
+                              f"a new worker serves the new certificate")
 
 
 def _answers(admin_socket: Path, timeout: float) -> bool:
@@ -186,24 +239,37 @@ def _run_command(command: str, timeout: float) -> ReloadResult:
 
 def haproxy_update_crl(admin_socket: Path, crl_path: Path, crl_pem: bytes,
                        timeout: float = 30) -> ReloadResult:
-    """Replace a loaded crl-file in a running HAProxy through its admin socket.
+    """Replace a loaded crl-file in a running HAProxy through its admin socket."""
+    return haproxy_commit(admin_socket, "crl-file", crl_path, crl_pem, timeout)
 
-    HAProxy management guide, "set ssl crl-file <crlfile> <payload>" and
-    "commit ssl crl-file <crlfile>": the first opens a transaction with the new
-    content (a payload ends at the first empty line), the second swaps it in.
+
+#: what each kind of payload is called in messages
+_PAYLOAD_NAMES = {"crl-file": "the CRL", "ca-file": "the client-CA bundle", "cert": "the server certificate"}
+
+
+def haproxy_commit(admin_socket: Path, kind: str, path: Path, pem: bytes, timeout: float = 30) -> ReloadResult:
+    """Replace a loaded ``crl-file``, ``ca-file`` or ``cert`` in a running HAProxy.
+
+    HAProxy management guide, "set ssl <kind> <file> <payload>" and "commit ssl <kind>
+    <file>": the first opens a transaction with the new content (a payload ends at the
+    first empty line, so blank lines are dropped), the second swaps it in for new
+    handshakes; connections already open keep what they negotiated. A refused payload
+    (a key that does not match its certificate) is aborted and the old one stays.
     """
-    payload = b"\n".join(line for line in crl_pem.splitlines() if line.strip())
+    what, name = _PAYLOAD_NAMES[kind], str(path).encode()
+    payload = b"\n".join(line for line in pem.splitlines() if line.strip())
     try:
-        answer = haproxy_admin(admin_socket, b"set ssl crl-file %s <<\n%s\n\n" % (str(crl_path).encode(), payload), timeout)
+        answer = haproxy_admin(admin_socket, b"set ssl %s %s <<\n%s\n\n" % (kind.encode(), name, payload), timeout)
         if "transaction" not in answer.lower() or "error" in answer.lower():
-            return ReloadResult(False, f"haproxy refused the CRL: {answer.strip()}")
-        answer = haproxy_admin(admin_socket, b"commit ssl crl-file %s\n" % str(crl_path).encode(), timeout)
+            _admin_quiet(admin_socket, b"abort ssl %s %s\n" % (kind.encode(), name), timeout)
+            return ReloadResult(False, f"haproxy refused {what}: {' '.join(answer.split())[:300]}")
+        answer = haproxy_admin(admin_socket, b"commit ssl %s %s\n" % (kind.encode(), name), timeout)
     except OSError as exc:
         return ReloadResult(False, f"haproxy admin socket {admin_socket}: {exc.strerror or exc}")
     if "Success" not in answer:
-        _admin_quiet(admin_socket, b"abort ssl crl-file %s\n" % str(crl_path).encode(), timeout)
-        return ReloadResult(False, f"haproxy did not commit the CRL: {answer.strip()}")
-    return ReloadResult(True, f"committed {crl_path} through {admin_socket}")
+        _admin_quiet(admin_socket, b"abort ssl %s %s\n" % (kind.encode(), name), timeout)
+        return ReloadResult(False, f"haproxy did not commit {what}: {' '.join(answer.split())[:300]}")
+    return ReloadResult(True, f"committed {path} through {admin_socket}")
 
 
 def haproxy_replace_acl(admin_socket: Path, acl_path: Path, patterns: list[str],

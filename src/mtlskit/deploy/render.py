@@ -86,13 +86,14 @@ class Layout:
 
     @property
     def pidfile(self) -> Path:   # standalone: the ``pid``/``PidFile``/``pidfile`` of *_main.j2
-        return self.directory / {"nginx": "nginx.pid", "apache": "apache.pid"}[self.server]  # HAProxy: its admin socket
+        return self.directory / {"nginx": "nginx.pid", "apache": "apache.pid", "haproxy": "haproxy.pid"}[self.server]
 
 
 #: Where the system's own servers (Debian's packages) keep their PID or admin socket, for
 #: include-only deployments: nginx.conf's ``pid``, apache2's envvars APACHE_PID_FILE, and
 #: the ``stats socket`` of Debian's haproxy.cfg. Another layout: give ``--reload``.
-SYSTEM_PIDFILES = {"nginx": Path("/run/nginx.pid"), "apache": Path("/run/apache2/apache2.pid")}
+SYSTEM_PIDFILES = {"nginx": Path("/run/nginx.pid"), "apache": Path("/run/apache2/apache2.pid"),
+                   "haproxy": Path("/run/haproxy.pid")}   # Debian's haproxy.service: -Ws -p (the master)
 SYSTEM_HAPROXY_SOCKET = Path("/run/haproxy/admin.sock")
 RELOAD_SIGNALS = {"nginx": ("HUP", "nginx"), "apache": ("USR1", "apache2")}   # USR1: graceful
 
