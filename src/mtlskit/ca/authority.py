@@ -11,7 +11,7 @@ from cryptography.x509.oid import NameOID
 
 from mtlskit.ca.signer import Signer
 from mtlskit.pki import extensions
-from mtlskit.pki.keys import KeyType, generate_private_key, signature_hash
+from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of, signature_hash
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clients whose clock runs a little behind
 
@@ -122,3 +122,29 @@ def create_authority(request: CaRequest, now: dt.datetime) -> Authority:
     root = create_root(request, now)
     issuing = create_intermediate(request, root, now) if request.intermediate else root
     return Authority(root=root, issuing=issuing)
+
+
+def create_successor(previous: x509.Certificate, root: Signer, now: dt.datetime, name: str,
+                     label: str, public_url: str | None) -> Signer:
+    """A new intermediate to take over from ``previous``: a fresh key of the same type,
+    the same lifetime length (capped by the root's) and name constraints, its own name.
+
+    ``label`` ends the new subject's common name, after the root's ("<CA> Intermediate 2"),
+    so that its CRLs and OCSP answers name a different issuer than the old intermediate's.
+    """
+    key = generate_private_key(KeyType.parse(key_type_of(previous.public_key())))
+    lifetime = previous.not_valid_after_utc - previous.not_valid_before_utc - BACKDATE
+    days = min(max(1, lifetime.days), _days_left(root.certificate, now))
+    root_label = root.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    base = str(root_label[0].value).removesuffix(" Root") if root_label else "mtlskit CA"
+    builder = _ca_builder(_ca_subject(f"{base} {label}"), root.certificate.subject,
+                          key.public_key(), now, days, path_length=0)
+    builder = builder.add_extension(extensions.authority_key_identifier(root.certificate), critical=False)
+    for extension, critical in extensions.publication_extensions(public_url, root.name):
+        builder = builder.add_extension(extension, critical)
+    try:
+        constraints = previous.extensions.get_extension_for_class(x509.NameConstraints)
+        builder = builder.add_extension(constraints.value, critical=True)
+    except x509.ExtensionNotFound:
+        pass
+    return Signer(name, root.sign_certificate(builder), key)
