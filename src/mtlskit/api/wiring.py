@@ -30,9 +30,12 @@ def build_worker(service, authority, api_token: str | None = None) -> Worker:
         api_token: the bearer token of the REST API (``serve --api``); None leaves
             the API off (its routes answer 404).
     """
-    keeper = ResponderKeeper(responder_dir(service), authority.signers, service.inventory, service.clock)
+    # a CA whose key is offline (the root, kept off the machine) certifies no responder:
+    # OCSP answers for the CAs that issue leaves, which need only their own keys
+    signers = {name: signer for name, signer in authority.signers.items() if signer.key_present}
+    keeper = ResponderKeeper(responder_dir(service), signers, service.inventory, service.clock)
     responders = keeper.current()
-    cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in authority.signers.items()]
+    cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in signers.items()]
     engine, refresh = service.inventory.engine, service.settings.ocsp_refresh_seconds
     lookup = InventoryStatusLookup(engine, change_watch(engine, interval=refresh))
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)

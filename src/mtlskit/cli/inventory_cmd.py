@@ -42,6 +42,24 @@ def list_(
                       f"{r.not_after:%Y-%m-%d %H:%M}", str((r.not_after - now).days))
     console.print(table)
     console.print(f"{len(records)} certificate(s)")
+    if within is not None:
+        _print_cas(service)
+
+
+def _print_cas(service) -> None:
+    """`list --expiring`: the CA certificates too, the issuing one flagged when it expires
+    before the leaves it would sign (then rotate it)."""
+    from mtlskit.lifecycle.rotation import expiring_cas, longest_leaf_lifetime
+
+    now = service.clock.now()
+    console.print("CA certificates:")
+    for name, certificate, short in expiring_cas(service):
+        line = f"  {name:<15} until {certificate.not_valid_after_utc:%Y-%m-%d %H:%M}  " \
+               f"({(certificate.not_valid_after_utc - now).days} days)"
+        if short:
+            line += (f"  warning: expires before the certificates it signs "
+                     f"({longest_leaf_lifetime().days} days): run `mtlskit rotate intermediate`")
+        console.print(line, markup=False)
 
 
 def _status(text: str):

@@ -102,9 +102,17 @@ def push_trust(service) -> list:
     return refresh_trust(service, list(service.ca_certificates().values()))
 
 
-def expiring_cas(service, longest_leaf: dt.timedelta) -> list[tuple[str, x509.Certificate, bool]]:
-    """Every CA certificate with whether it is the issuing CA and expires before a leaf
-    it would sign now (``not_after < now + longest_leaf``): (name, certificate, short)."""
+def longest_leaf_lifetime() -> dt.timedelta:
+    """The longest default lifetime of the leaf profiles (client: 365 days)."""
+    from mtlskit.issue.profiles import LEAF_PROFILES, PROFILES
+
+    return dt.timedelta(days=max(PROFILES[name].default_days for name in LEAF_PROFILES))
+
+
+def expiring_cas(service, longest_leaf: dt.timedelta | None = None) -> list[tuple[str, x509.Certificate, bool]]:
+    """Every CA certificate, root first, with whether it is the issuing CA and expires
+    before a leaf it would sign now (``not_after < now + longest_leaf``): (name, certificate, short)."""
+    longest_leaf = longest_leaf if longest_leaf is not None else longest_leaf_lifetime()
     now = service.clock.now()
     registry = service.ca_files.registry()
     found = []
