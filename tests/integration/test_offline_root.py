@@ -173,3 +173,11 @@ def test_root_crl_days_is_validated(tmp_path):
     (tmp_path / "mtlskit.toml").write_text("root_crl_days = 0\n")
     with pytest.raises(Exception, match="root_crl_days"):
         load_settings(tmp_path)
+
+
+def test_without_the_root_key_a_certificate_is_renewed(offline, tmp_path, cli):
+    before = x509.load_pem_x509_certificate((tmp_path / "alice" / "cert.pem").read_bytes())
+    result = cli("--home", offline, "renew", "alice")
+    assert result.code == 0, result.err
+    after = x509.load_pem_x509_certificate((tmp_path / "alice" / "cert.pem").read_bytes())
+    assert after.serial_number != before.serial_number and after.issuer == before.issuer

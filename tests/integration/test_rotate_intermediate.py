@@ -113,3 +113,14 @@ def test_list_expiring_shows_and_flags_the_cas(make_home, cli):
     assert "warning" not in lines["root"]
     service = Service.open(load_settings(make_home()), FixedClock(dt.datetime.now(dt.timezone.utc)))
     assert [short for _, _, short in expiring_cas(service)] == [False, False]
+
+
+def test_renewing_moves_a_client_of_the_old_intermediate_to_the_new_one(rotated, tmp_path, cli):
+    result = cli("--home", rotated, "renew", "alice")
+    assert result.code == 0, result.err
+    new = _certificate(rotated / "ca" / "intermediate-2.pem")
+    assert _certificate(tmp_path / "alice" / "cert.pem").issuer == new.subject
+    assert _certificate(tmp_path / "alice" / "chain.pem") == new
+    checked = openssl("verify", "-CAfile", rotated / "ca" / "root.pem", "-untrusted",
+                      tmp_path / "alice" / "chain.pem", tmp_path / "alice" / "cert.pem")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
