@@ -181,3 +181,16 @@ def test_without_the_root_key_a_certificate_is_renewed(offline, tmp_path, cli):
     assert result.code == 0, result.err
     after = x509.load_pem_x509_certificate((tmp_path / "alice" / "cert.pem").read_bytes())
     assert after.serial_number != before.serial_number and after.issuer == before.issuer
+
+
+def test_revoke_and_crl_say_in_one_line_when_the_root_crl_is_due_and_its_key_offline(offline, tmp_path, cli):
+    assert cli("--home", offline, "issue", "client", "carol", "--out", tmp_path / "carol").code == 0
+    # a root CRL with one day left, against root_crl_days = 365: past half its lifetime, due
+    assert cli("--home", offline, "root", "import-key", tmp_path / "root.key").code == 0
+    assert cli("--home", offline, "crl", "--ca", "root", "--root-crl-days", "1", "--out", tmp_path / "r.crl").code == 0
+    (offline / "ca" / "root.key.pem").unlink()
+    for args in (["revoke", "carol"], ["crl", "--out", tmp_path / "i.crl"]):
+        result = cli("--home", offline, *args)
+        assert result.code == 0, result.err
+        warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1 and "root CRL expires" in warnings[0] and "import-key" in warnings[0], result.err

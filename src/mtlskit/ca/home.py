@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Callable
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from mtlskit.ca.authority import Authority
 from mtlskit.ca.signer import DeferredKey, Signer
-from mtlskit.errors import AlreadyExists, KeyOffline, NotFound, WrongPassphrase
+from mtlskit.errors import AlreadyExists, BadInput, KeyOffline, NotFound, WrongPassphrase
 from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
 
 ROOT = "root"
@@ -149,6 +150,8 @@ class CaFiles:
         """
         registry = self.registry()
         certificates = self.certificates()
+        for name in registry.intermediates:
+            self._check_certified(name, certificates[name], certificates[ROOT])
         passphrase: list[bytes | None] = []  # asked once, lazily
 
         def ask() -> bytes | None:
@@ -164,6 +167,18 @@ class CaFiles:
         issuing.hash_algorithm  # reads the issuing key now
         return Authority(root=signers[ROOT], issuing=issuing,
                          retired=tuple(signers[name] for name in registry.retired))
+
+    def _check_certified(self, name: str, certificate: x509.Certificate, root: x509.Certificate) -> None:
+        """An intermediate's file must hold a CA certificate the root signed: a stray
+        certificate copied into HOME/ca/ must never become the issuing CA."""
+        try:
+            certificate.verify_directly_issued_by(root)
+            ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+            ca = False
+        if not ca:
+            raise BadInput(f"{self.certificate_path(name)} is not a CA certificate signed by this root",
+                           hint="move that file out of the CA directory")
 
     def _load_key(self, name: str, ask: Callable[[], bytes | None]):
         path = self.key_path(name)

@@ -58,8 +58,9 @@ def _print_cas(service) -> None:
         line = f"  {name:<15} until {certificate.not_valid_after_utc:%Y-%m-%d %H:%M}  " \
                f"({(certificate.not_valid_after_utc - now).days} days)"
         if short:
+            action = "run `mtlskit rotate intermediate`" if name != "root" else "this CA cannot rotate its root"
             line += (f"  warning: expires before the certificates it signs "
-                     f"({longest_leaf_lifetime().days} days): run `mtlskit rotate intermediate`")
+                     f"({longest_leaf_lifetime().days} days): {action}")
         console.print(line, markup=False)
 
 
