@@ -33,3 +33,27 @@ def test_a_single_ca_home():
     registry = CaRegistry(("root",))
     assert registry.issuing == "root" and registry.retired == () and registry.intermediates == ()
     assert registry.next_intermediate() == "intermediate"
+
+
+def test_a_deferred_key_is_read_once_when_first_used_and_then_signs_directly():
+    import datetime as dt
+
+    from mtlskit.ca.authority import CaRequest, create_authority
+    from mtlskit.ca.signer import DeferredKey, Signer
+
+    plain = create_authority(CaRequest("Deferred"), dt.datetime.now(dt.timezone.utc)).issuing
+    reads = []
+
+    def load():
+        reads.append(1)
+        return plain._key
+
+    signer = Signer(plain.name, plain.certificate, DeferredKey(load, present=lambda: True))
+    assert signer.key_present and not signer.key_loaded and reads == []
+    assert signer.public_key() == plain.certificate.public_key() and reads == []
+    wrapper = signer.sign_bytes
+    assert wrapper(b"tbs") and signer.key_loaded and reads == [1]
+    assert signer.sign_bytes is not wrapper      # the direct function now
+    signer.sign_bytes(b"again")
+    signer.hash_algorithm
+    assert reads == [1]

@@ -29,7 +29,7 @@ from mtlskit.pki.keys import private_key_pem, signature_hash
 
 @dataclasses.dataclass(frozen=True)
 class Signer:
-    """One CA: its name in the inventory ("root" or "intermediate"), its certificate and,
+    """One CA: its name in the inventory ("root", "intermediate", "intermediate-N"), its certificate and,
     out of reach, its private key (a cryptography key or a token-backed subclass).
 
     ``sign_bytes(data)`` is set per instance by ``__post_init__`` (``_signing_function``).
@@ -71,11 +71,12 @@ class Signer:
         """The key, read on first use when it was deferred (raises what the loader raises)."""
         if isinstance(self._key, DeferredKey):
             object.__setattr__(self, "_key", self._key.load())
+            # from now on the direct function (batches take sign_bytes once, then call it)
+            object.__setattr__(self, "sign_bytes", self._signing_function())
         return self._key
 
     def _loaded_signing_function(self) -> Callable[[bytes], bytes]:
         self._private_key()
-        object.__setattr__(self, "sign_bytes", self._signing_function())
         return self.sign_bytes
 
     def _signing_function(self) -> Callable[[bytes], bytes]:
