@@ -194,3 +194,17 @@ def test_revoke_and_crl_say_in_one_line_when_the_root_crl_is_due_and_its_key_off
         assert result.code == 0, result.err
         warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
         assert len(warnings) == 1 and "root CRL expires" in warnings[0] and "import-key" in warnings[0], result.err
+
+
+def test_removing_the_key_signs_a_fresh_root_crl_first_so_deploy_works_without_it(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("MTLSKIT_CA_PASSPHRASE", PASSPHRASE)
+    home = tmp_path / "home"
+    assert cli("--home", home, "init").code == 0   # no CRL published yet
+    result = cli("--home", home, "root", "export-key", "--out", tmp_path / "root.key", "--remove")
+    assert result.code == 0 and "signed the root CRL" in result.out, result.err
+    assert (home / "crl" / "root.crl").exists() and not (home / "ca" / "root.key.pem").exists()
+    deploy = tmp_path / "deploy"
+    result = cli("--home", home, "deploy", "nginx", "--name", "localhost", "--dns", "localhost",
+                 "--dir", deploy, "--listen", "127.0.0.1:18444", "--upstream", "http://127.0.0.1:9", "--standalone")
+    assert result.code == 0, result.err
+    assert (deploy / "crl.pem").read_bytes().count(b"BEGIN X509 CRL") == 2

@@ -21,9 +21,10 @@ PassphraseSource = Callable[[], "bytes | None"]
 
 
 def export_root_key(ca_files: CaFiles, out: Path, passphrase_source: PassphraseSource,
-                    remove: bool = False) -> None:
+                    remove: bool = False, before_remove: Callable[[], None] | None = None) -> None:
     """Copy the root key to ``out`` (a new file, 0600); with ``remove``, then delete it
-    from the home once the copy verifies.
+    from the home once the copy verifies, after ``before_remove()`` (the last signature
+    the key makes here: a fresh root CRL, so that it lasts its whole lifetime).
 
     Raises:
         KeyOffline: the root key is not in the home.
@@ -45,6 +46,8 @@ def export_root_key(ca_files: CaFiles, out: Path, passphrase_source: PassphraseS
     _sync(out)
     if remove:
         check_root_key(ca_files, read_input(out, MAX_INPUT, private=True), str(out), passphrase_source)
+        if before_remove is not None:
+            before_remove()
         source.unlink()
 
 

@@ -30,11 +30,31 @@ def export_key(
     from mtlskit.ca.offline import export_root_key
 
     service = open_service(ctx)
-    export_root_key(service.ca_files, out, passphrase_source(passphrase_file), remove=remove)
+    source = functools.lru_cache(maxsize=1)(passphrase_source(passphrase_file))  # asked once
+    export_root_key(service.ca_files, out, source, remove=remove,
+                    before_remove=lambda: _sign_root_crl(service, source))
     console.print(f"wrote the root key to {out} (0600)", markup=False)
     if remove:
         console.print(f"removed {service.ca_files.key_path('root')}: the root key is now only in {out}; "
                       "`mtlskit root import-key` brings it back", markup=False)
+
+
+def _sign_root_crl(service, source) -> None:
+    """Before the root key leaves: a fresh root CRL (and the others' when missing or due),
+    so that deployments have every CRL they need for root_crl_days."""
+    from mtlskit.ca.home import ROOT
+    from mtlskit.publish import crls
+
+    authority = service.authority(source)
+    if authority.issuing is authority.root:
+        return   # a single CA: its root signs leaves and must stay here anyway
+    due = crls.routine_names(service, authority, crls.due_for_refresh(service)).names
+    result = crls.publish(service, authority, sorted({ROOT, *due}))
+    state = crls.published(service)[ROOT]
+    console.print(f"signed the root CRL: next update {state['next_update']:%Y-%m-%d}Z; "
+                  "bring the root key back before then (`mtlskit crl` warns from half-way)", markup=False)
+    if result.error:
+        err_console.print(f"warning: {result.error}; run `mtlskit crl` to publish it", markup=False)
 
 
 @root_app.command("import-key")
