@@ -57,8 +57,8 @@ def _rotated_site(server: str, upstream, revocation: str):
         _mtlskit(home, "rotate", "intermediate")
         _mtlskit(home, "issue", "client", "new", "--out", clients / "new")
         _mtlskit(home, "revoke", "old-revoked")
-        if revocation == "ocsp":   # as `rotate` says: serve answers for the CAs it found at start
-            site.serve.stop()
+        if revocation == "ocsp":   # a running serve picks the new CA up at its next upkeep (30 s);
+            site.serve.stop()      # started again here so the test does not wait for it
             site.serve = ServeProcess(home, serve_port, "--ocsp-refresh-seconds", "1")
     except BaseException:
         _close(site)

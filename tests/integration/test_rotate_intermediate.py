@@ -124,3 +124,37 @@ def test_renewing_moves_a_client_of_the_old_intermediate_to_the_new_one(rotated,
     checked = openssl("verify", "-CAfile", rotated / "ca" / "root.pem", "-untrusted",
                       tmp_path / "alice" / "chain.pem", tmp_path / "alice" / "cert.pem")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_running_serve_picks_up_the_new_intermediate(fresh_home, tmp_path, cli):
+    import asyncio
+
+    import httpx
+    from cryptography.x509 import ocsp as cocsp
+
+    from mtlskit.api.wiring import build_worker
+    from tests.support_ocsp import request_der
+
+    service = Service.open(load_settings(fresh_home), FixedClock(dt.datetime.now(dt.timezone.utc)))
+    worker = build_worker(service, service.authority(lambda: None))
+    assert sorted(worker.source.cas) == ["intermediate", "root"]
+    assert cli("--home", fresh_home, "rotate", "intermediate").code == 0
+    assert cli("--home", fresh_home, "issue", "client", "bob", "--out", tmp_path / "bob").code == 0
+    worker.periodic()
+    assert sorted(worker.source.cas) == ["intermediate", "intermediate-2", "root"]
+    new = _certificate(fresh_home / "ca" / "intermediate-2.pem")
+    response = cocsp.load_der_ocsp_response(
+        worker.source.respond(request_der(_certificate(tmp_path / "bob" / "cert.pem"), new)).body)
+    assert response.certificate_status == cocsp.OCSPCertStatus.GOOD
+    assert response.certificates[0].issuer == new.subject
+
+    async def fetch(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=worker.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ca.test") as client:
+            return await client.get(path)
+
+    assert asyncio.run(fetch("/ca/intermediate-2.pem")).status_code == 200
+    crl = asyncio.run(fetch("/crl/intermediate-2.crl"))
+    assert crl.status_code == 200 and x509.load_der_x509_crl(crl.content).issuer == new.subject
+    worker.periodic()   # nothing new: nothing changes
+    assert sorted(worker.source.cas) == ["intermediate", "intermediate-2", "root"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from typing import Callable
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -43,6 +44,8 @@ class Authority:
     root: Signer
     issuing: Signer
     retired: tuple[Signer, ...] = ()
+    #: makes the Signer of a CA added since loading (``CaFiles.refreshed``); None when built in memory
+    load_signer: Callable[[str], Signer] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def signers(self) -> dict[str, Signer]:

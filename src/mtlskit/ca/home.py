@@ -162,11 +162,29 @@ class CaFiles:
         def deferred(name: str) -> DeferredKey:
             return DeferredKey(lambda: self._load_key(name, ask), present=lambda: self.has_key(name))
 
+        def load_signer(name: str) -> Signer:
+            certificate = x509.load_pem_x509_certificate(self.certificate_path(name).read_bytes())
+            if name != ROOT:
+                self._check_certified(name, certificate, certificates[ROOT])
+            return Signer(name, certificate, deferred(name))
+
         signers = {name: Signer(name, certificates[name], deferred(name)) for name in registry.names}
         issuing = signers[registry.issuing]
         issuing.hash_algorithm  # reads the issuing key now
         return Authority(root=signers[ROOT], issuing=issuing,
-                         retired=tuple(signers[name] for name in registry.retired))
+                         retired=tuple(signers[name] for name in registry.retired), load_signer=load_signer)
+
+    def refreshed(self, authority: Authority) -> Authority | None:
+        """``authority`` with the CAs another process added since it was loaded (`rotate
+        intermediate` while `serve` runs): the newest issues; None when nothing changed."""
+        registry = self.registry()
+        if registry.names == tuple(authority.signers) or authority.load_signer is None:
+            return None
+        known = authority.signers
+        signers = {name: known.get(name) or authority.load_signer(name) for name in registry.names}
+        return Authority(root=signers[ROOT], issuing=signers[registry.issuing],
+                         retired=tuple(signers[name] for name in registry.retired),
+                         load_signer=authority.load_signer)
 
     def _check_certified(self, name: str, certificate: x509.Certificate, root: x509.Certificate) -> None:
         """An intermediate's file must hold a CA certificate the root signed: a stray

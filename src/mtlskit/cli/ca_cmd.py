@@ -97,7 +97,7 @@ def rotate_intermediate(
         (console if item.ok else err_console).print(("" if item.ok else "warning: ") + line, markup=False)
     if rotation.crl_error:
         err_console.print(f"warning: {rotation.crl_error}; run `mtlskit crl` to publish it", markup=False)
-    console.print("restart `mtlskit serve` if it runs: it answers OCSP for the CAs it found at start",
+    console.print("a running `mtlskit serve` answers OCSP and serves the CRL of the new CA within a minute",
                   markup=False)
 
 
