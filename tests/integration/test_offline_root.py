@@ -208,3 +208,11 @@ def test_removing_the_key_signs_a_fresh_root_crl_first_so_deploy_works_without_i
                  "--dir", deploy, "--listen", "127.0.0.1:18444", "--upstream", "http://127.0.0.1:9", "--standalone")
     assert result.code == 0, result.err
     assert (deploy / "crl.pem").read_bytes().count(b"BEGIN X509 CRL") == 2
+
+
+def test_revoking_an_intermediate_needs_the_root_and_changes_nothing_without_it(offline, cli):
+    result = cli("--home", offline, "revoke", "name:intermediate")
+    assert result.code == 2, result.err
+    assert "root CA key" in _one_error_line(result)
+    shown = cli("--home", offline, "show", "name:intermediate", "--json")
+    assert '"status": "valid"' in shown.out
