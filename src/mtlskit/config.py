@@ -28,6 +28,8 @@ class Settings:
         public_url: base URL where `mtlskit serve` is reachable by relying parties; when
             set, issued certificates carry CRL distribution point and OCSP/CA-issuer AIA.
         crl_days: days between a CRL's thisUpdate and nextUpdate.
+        root_crl_days: the same for the root's CRL when an intermediate issues: it lists
+            only intermediates, and signing it needs the root key, which may be offline.
         ocsp_refresh_seconds: how stale an OCSP answer may be across processes that
             share the database (the bound on seeing another process's revocation).
         subject: the ``[subject]`` table (country, state, locality, org, org_unit) as
@@ -39,6 +41,7 @@ class Settings:
     database_url: str
     public_url: str | None = None
     crl_days: int = 7
+    root_crl_days: int = 365
     ocsp_refresh_seconds: int = 5
     subject: tuple[tuple[str, str], ...] = ()
 
@@ -59,6 +62,7 @@ _FIELDS = {
     "database_url": str,
     "public_url": str,
     "crl_days": int,
+    "root_crl_days": int,
     "ocsp_refresh_seconds": int,
 }
 SUBJECT_TABLE = "subject"
@@ -98,6 +102,8 @@ def load_settings(
         clean["public_url"] = _check_url(clean["public_url"])
     if clean.get("crl_days", 7) < 1:
         raise BadInput("crl_days must be at least 1")
+    if not 1 <= clean.get("root_crl_days", 365) <= 3650:
+        raise BadInput("root_crl_days must be between 1 and 3650")
     return Settings(home=home, subject=subject, **clean)
 
 

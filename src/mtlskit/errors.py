@@ -3,7 +3,8 @@
     MtlskitError                 code            exit
     ├── UsageError               usage           2   bad flags or arguments
     ├── BadInput                 bad-input       2   a file or value that cannot be read or parsed
-    │   └── WrongPassphrase      wrong-passphrase 2
+    │   ├── WrongPassphrase      wrong-passphrase 2
+    │   └── KeyOffline           key-offline     2   a CA key kept off this machine is needed
     ├── NotFound                 not-found       3
     ├── PolicyViolation          policy          4   refused by issuance or revocation policy
     │   ├── AlreadyExists        already-exists  4
@@ -53,6 +54,10 @@ class BadInput(MtlskitError):
 
 class WrongPassphrase(BadInput):
     code = "wrong-passphrase"
+
+
+class KeyOffline(BadInput):
+    code = "key-offline"
 
 
 class NotFound(MtlskitError):

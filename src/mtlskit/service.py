@@ -52,3 +52,7 @@ class Service:
         if self._authority is None:
             self._authority = self.ca_files.load(passphrase_source)
         return self._authority
+
+    def replace_authority(self, authority: Authority) -> None:
+        """After `rotate intermediate`: the authority this process signs with from now on."""
+        self._authority = authority

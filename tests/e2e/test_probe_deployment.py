@@ -35,7 +35,7 @@ def lab():
     home = base / "home"
     run_cli("--home", home, "init", "--no-passphrase", "--name", "Deploy Lab")
     with open(home / "mtlskit.toml", "a") as settings:
-        settings.write("crl_days = 1\n")  # every CRL of this home expires within a day
+        settings.write("crl_days = 1\nroot_crl_days = 1\n")  # every CRL of this home expires within a day
     run_cli("--home", home, "crl")
     run_cli("--home", home, "issue", "client", "alice", "--out", base / "alice")
     upstream = EchoUpstream("default")

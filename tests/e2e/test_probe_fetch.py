@@ -33,7 +33,7 @@ def lab(tmp_path_factory):
     run_cli("--home", home, "init", "--no-passphrase", "--name", "Fetch Lab", "--public-url",
             f"http://127.0.0.1:{port}")
     with open(home / "mtlskit.toml", "a") as settings:
-        settings.write("crl_days = 1\n")  # every CRL of this home expires within a day
+        settings.write("crl_days = 1\nroot_crl_days = 1\n")  # every CRL of this home expires within a day
     run_cli("--home", home, "issue", "server", "localhost", "--dns", "localhost", "--ip", "127.0.0.1",
             "--out", base / "server")
     for name in ("alice", "mallory"):

@@ -238,7 +238,9 @@ def test_due_for_refresh_when_next_update_approaches(pki):
     service = _service(pki.home)
     crls.publish_crls(service, _authority(service))
     later = _service(pki.home, service.clock.now() + dt.timedelta(days=4))
-    assert crls.due_for_refresh(later) == ["intermediate", "root"]
+    assert crls.due_for_refresh(later) == ["intermediate"]   # the root's CRL lives 365 days
+    much_later = _service(pki.home, service.clock.now() + dt.timedelta(days=183))
+    assert crls.due_for_refresh(much_later) == ["intermediate", "root"]
 
 
 def test_single_tier_home(tmp_path):

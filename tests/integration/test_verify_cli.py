@@ -89,7 +89,7 @@ def test_the_home_crls_expiring_within_a_day_are_flagged_and_expired_ones_fail(c
     home = tmp_path / "home"
     run_cli("--home", home, "init", "--no-passphrase", "--name", "Short CRL Lab")
     with open(home / "mtlskit.toml", "a") as settings:
-        settings.write("crl_days = 1\n")
+        settings.write("crl_days = 1\nroot_crl_days = 1\n")  # the root's own lifetime (issue 12)
     run_cli("--home", home, "issue", "client", "alice", "--out", tmp_path / "alice")
     cert = tmp_path / "alice/fullchain.pem"
     rc, out, _ = run(capsys, "--home", home, "verify", cert, "--json")

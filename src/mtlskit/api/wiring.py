@@ -36,9 +36,12 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
         tls_names: the names of the TLS server certificate (``serve --tls-port``); None
             serves no TLS and no enrollment.
     """
-    keeper = ResponderKeeper(responder_dir(service), authority.signers, service.inventory, service.clock)
+    # a CA whose key is offline (the root, kept off the machine) certifies no responder:
+    # OCSP answers for the CAs that issue leaves, which need only their own keys
+    signers = {name: signer for name, signer in authority.signers.items() if signer.key_present}
+    keeper = ResponderKeeper(responder_dir(service), signers, service.inventory, service.clock)
     responders = keeper.current()
-    cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in authority.signers.items()]
+    cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in signers.items()]
     engine, refresh = service.inventory.engine, service.settings.ocsp_refresh_seconds
     lookup = InventoryStatusLookup(engine, change_watch(engine, interval=refresh))
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
@@ -52,7 +55,25 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
 
     refresher = CrlRefresher(service, authority, refresh_staples=refresh_staples)
 
+    def pick_up_rotation() -> None:
+        """A CA added by `rotate intermediate` since start: answer OCSP and serve its CRL
+        and certificate; the REST API and the CRL refresher sign with the new authority."""
+        grown = service.ca_files.refreshed(refresher.authority)
+        if grown is None:
+            return
+        new = {name: signer for name, signer in grown.signers.items()
+               if name not in source.cas and signer.key_present}
+        keeper.add_signers(new)
+        responders = keeper.current()
+        for name, signer in new.items():
+            source.add_ca(ServedCa(name, signer.certificate, responders[name]))
+        view.ca_certificates.update(service.ca_certificates())
+        refresher.authority = grown
+        if api is not None:
+            api.authority = grown
+
     def upkeep() -> None:
+        pick_up_rotation()
         # Renew responders at 2/3 of their life, or pick up the one another worker renewed.
         for name, responder in keeper.current().items():
             if responder.certificate != source.cas[name].responder.certificate:

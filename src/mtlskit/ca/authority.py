@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from typing import Callable
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from mtlskit.ca.signer import Signer
 from mtlskit.pki import extensions
-from mtlskit.pki.keys import KeyType, generate_private_key, signature_hash
+from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of, signature_hash
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clients whose clock runs a little behind
 
@@ -38,14 +39,21 @@ class CaRequest:
 
 @dataclasses.dataclass(frozen=True)
 class Authority:
-    """The CA hierarchy with its signing keys: the root and the CA that issues leaves."""
+    """The CA hierarchy with its signing keys: the root, the CA that issues leaves, and
+    the intermediates it replaced (``retired``, oldest first) that still publish the
+    revocation of what they issued. The root's key may be deferred (offline root)."""
 
     root: Signer
     issuing: Signer
+    retired: tuple[Signer, ...] = ()
+    #: makes the Signer of a CA added since loading (``CaFiles.refreshed``); None when built in memory
+    load_signer: Callable[[str], Signer] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def signers(self) -> dict[str, Signer]:
-        return {self.root.name: self.root, self.issuing.name: self.issuing}
+        """Every CA by name: root first, then the intermediates, oldest first."""
+        ordered = [self.root, *self.retired, self.issuing]
+        return {signer.name: signer for signer in ordered}
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -86,11 +94,14 @@ def create_root(request: CaRequest, now: dt.datetime, name: str = "root") -> Sig
 
 
 def create_intermediate(request: CaRequest, root: Signer, now: dt.datetime,
-                        name: str = "intermediate") -> Signer:
-    """The issuing CA, signed by the root; it carries the name constraints."""
+                        name: str = "intermediate", label: str = "Intermediate") -> Signer:
+    """The issuing CA, signed by the root; it carries the name constraints.
+
+    ``label`` ends its common name: a rotated intermediate gets another one ("Intermediate 2"),
+    so that old and new have distinct subjects (each CRL and OCSP answer names its issuer)."""
     key = generate_private_key(request.key_type)
     days = min(request.intermediate_days, _days_left(root.certificate, now))
-    builder = _ca_builder(_ca_subject(f"{request.name} Intermediate", request.subject_fields), root.certificate.subject,
+    builder = _ca_builder(_ca_subject(f"{request.name} {label}", request.subject_fields), root.certificate.subject,
                           key.public_key(), now, days, path_length=0)
     builder = builder.add_extension(extensions.authority_key_identifier(root.certificate), critical=False)
     for extension, critical in extensions.publication_extensions(request.public_url, root.name):
@@ -116,3 +127,31 @@ def create_authority(request: CaRequest, now: dt.datetime) -> Authority:
     root = create_root(request, now)
     issuing = create_intermediate(request, root, now) if request.intermediate else root
     return Authority(root=root, issuing=issuing)
+
+
+def create_successor(previous: x509.Certificate, root: Signer, now: dt.datetime, name: str,
+                     label: str, public_url: str | None) -> Signer:
+    """A new intermediate to take over from ``previous``: a fresh key of the same type,
+    the same lifetime length (capped by the root's) and name constraints, its own name.
+
+    ``label`` ends the new subject's common name, after the root's ("<CA> Intermediate 2"),
+    so that its CRLs and OCSP answers name a different issuer than the old intermediate's.
+    """
+    key = generate_private_key(KeyType.parse(key_type_of(previous.public_key())))
+    lifetime = previous.not_valid_after_utc - previous.not_valid_before_utc - BACKDATE
+    days = min(max(1, lifetime.days), _days_left(root.certificate, now))
+    root_label = root.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    base = str(root_label[0].value).removesuffix(" Root") if root_label else "mtlskit CA"
+    fields = tuple(attribute for attribute in previous.subject  # C, ST, L, O, OU of the old one
+                   if attribute.oid != NameOID.COMMON_NAME)
+    builder = _ca_builder(_ca_subject(f"{base} {label}", fields), root.certificate.subject,
+                          key.public_key(), now, days, path_length=0)
+    builder = builder.add_extension(extensions.authority_key_identifier(root.certificate), critical=False)
+    for extension, critical in extensions.publication_extensions(public_url, root.name):
+        builder = builder.add_extension(extension, critical)
+    try:
+        constraints = previous.extensions.get_extension_for_class(x509.NameConstraints)
+        builder = builder.add_extension(constraints.value, critical=True)
+    except x509.ExtensionNotFound:
+        pass
+    return Signer(name, root.sign_certificate(builder), key)

@@ -16,6 +16,7 @@ from mtlskit.pki.names import looks_like_hostname
 from mtlskit.store.inventory import Inventory
 
 MIN_PASSPHRASE = 8
+ROOT_CRL_DAYS = Settings.__dataclass_fields__["root_crl_days"].default
 
 
 def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
@@ -48,8 +49,10 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     with inventory.transaction() as tx:
         inventory.add_certificates(ca_records, clock.now(), action="init", session=tx)
         # Files last, inside the transaction: if writing fails, the rows roll back too.
-        if request.public_url or subject_defaults:
-            write_settings_file(settings, {"public_url": request.public_url}, subject_defaults)
+        chosen = {"public_url": request.public_url,
+                  "root_crl_days": settings.root_crl_days if settings.root_crl_days != ROOT_CRL_DAYS else None}
+        if any(value is not None for value in chosen.values()) or subject_defaults:
+            write_settings_file(settings, chosen, subject_defaults)
         ca_files.save(authority, passphrase)
     inventory.engine.dispose()
     return authority

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Callable
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -27,7 +29,7 @@ from mtlskit.pki.keys import private_key_pem, signature_hash
 
 @dataclasses.dataclass(frozen=True)
 class Signer:
-    """One CA: its name in the inventory ("root" or "intermediate"), its certificate and,
+    """One CA: its name in the inventory ("root", "intermediate", "intermediate-N"), its certificate and,
     out of reach, its private key (a cryptography key or a token-backed subclass).
 
     ``sign_bytes(data)`` is set per instance by ``__post_init__`` (``_signing_function``).
@@ -39,24 +41,49 @@ class Signer:
 
     @property
     def hash_algorithm(self) -> hashes.HashAlgorithm | None:
-        return signature_hash(self._key)
+        return signature_hash(self._private_key())
 
     @functools.cached_property
     def signature_algorithm(self) -> bytes | None:
         """The DER AlgorithmIdentifier of ``sign_bytes`` signatures; None when this key
         or hash has none in :mod:`mtlskit.pki.signing` (then only the builders sign)."""
-        return signing.algorithm_identifier(self._key, self.hash_algorithm)
+        return signing.algorithm_identifier(self._private_key(), self.hash_algorithm)
 
     def __post_init__(self) -> None:
         # sign_bytes is a function made once, not a method: a batch signs thousands of
         # leaves through it, and a method call would add ~0.4 µs to each ~15 µs signature
-        object.__setattr__(self, "sign_bytes", self._signing_function())
+        if isinstance(self._key, DeferredKey):
+            object.__setattr__(self, "sign_bytes", lambda data: self._loaded_signing_function()(data))
+        else:
+            object.__setattr__(self, "sign_bytes", self._signing_function())
+
+    @property
+    def key_loaded(self) -> bool:
+        """False while the key is a DeferredKey not yet read (an offline root stays so)."""
+        return not isinstance(self._key, DeferredKey)
+
+    @property
+    def key_present(self) -> bool:
+        """Whether signing can work: the key was read, or it can be (its file is here)."""
+        return self.key_loaded or self._key.present()
+
+    def _private_key(self):
+        """The key, read on first use when it was deferred (raises what the loader raises)."""
+        if isinstance(self._key, DeferredKey):
+            object.__setattr__(self, "_key", self._key.load())
+            # from now on the direct function (batches take sign_bytes once, then call it)
+            object.__setattr__(self, "sign_bytes", self._signing_function())
+        return self._key
+
+    def _loaded_signing_function(self) -> Callable[[bytes], bytes]:
+        self._private_key()
+        return self.sign_bytes
 
     def _signing_function(self) -> Callable[[bytes], bytes]:
         """``sign_bytes(data)``: the signature value over ``data`` (a DER TBSCertificate
         or TBSCertList) as it goes in the BIT STRING, under ``signature_algorithm``;
         it raises BadInput for a key or hash with no ``signature_algorithm``."""
-        key = self._key
+        key = self._private_key()
         arguments = None
         if self.signature_algorithm is not None:
             arguments = signing.signature_arguments(key, self.hash_algorithm)
@@ -76,14 +103,25 @@ class Signer:
         return lambda data: key.sign(data, padding, hash_algorithm)
 
     def public_key(self):
+        if isinstance(self._key, DeferredKey):
+            return self.certificate.public_key()  # the same key; no need to read the private one
         return self._key.public_key()
 
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
-        return builder.sign(self._key, self.hash_algorithm)
+        return builder.sign(self._private_key(), self.hash_algorithm)
 
     def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
-        return builder.sign(self._key, self.hash_algorithm)
+        return builder.sign(self._private_key(), self.hash_algorithm)
 
     def private_key_pem(self, passphrase: bytes | None) -> bytes:
         """The key as PKCS#8 PEM, encrypted unless ``passphrase`` is None: for the CA home only."""
-        return private_key_pem(self._key, passphrase)
+        return private_key_pem(self._private_key(), passphrase)
+
+
+class DeferredKey:
+    """A CA key read only when something signs with it: ``load()`` returns the key or
+    raises (the root's key may be kept off the machine; see :mod:`mtlskit.ca.home`)."""
+
+    def __init__(self, load: Callable[[], object], present: Callable[[], bool] = lambda: True) -> None:
+        self.load = load
+        self.present = present

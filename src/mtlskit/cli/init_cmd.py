@@ -33,6 +33,8 @@ def init(
     locality: Optional[str] = locality_option(),
     org: Optional[str] = org_option(),
     org_unit: Optional[str] = org_unit_option(),
+    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days", min=1, max=3650,
+                                                help="Lifetime of the root's CRL, kept in mtlskit.toml (default 365: the root key can stay offline)."),
 ) -> None:
     """Create a CA: a root and an issuing intermediate, keys encrypted at rest.
 
@@ -44,7 +46,7 @@ def init(
     from mtlskit.pki.keys import KeyType
 
     exclusive(**{"--passphrase-file": passphrase_file, "--no-passphrase": no_passphrase})
-    settings = settings_of(ctx, public_url=public_url)
+    settings = settings_of(ctx, public_url=public_url, root_crl_days=root_crl_days)
     subject = subject_options(ctx, country=country, state=state, locality=locality, org=org, org_unit=org_unit)
     request = CaRequest(name=name, key_type=KeyType.parse(key_type), intermediate=not no_intermediate,
                         root_days=root_days, intermediate_days=intermediate_days,

@@ -55,6 +55,25 @@ def list_(
     console.print(table)
     console.print(f"{len(records)} certificate(s)" + (f"; {left_out} managed by `serve` (OCSP responders it "
                                                       f"renews itself) left out: --all shows them" if left_out else ""))
+    if within is not None:
+        _print_cas(service)
+
+
+def _print_cas(service) -> None:
+    """`list --expiring`: the CA certificates too, the issuing one flagged when it expires
+    before the leaves it would sign (then rotate it)."""
+    from mtlskit.lifecycle.rotation import expiring_cas, longest_leaf_lifetime
+
+    now = service.clock.now()
+    console.print("CA certificates:")
+    for name, certificate, short in expiring_cas(service):
+        line = f"  {name:<15} until {certificate.not_valid_after_utc:%Y-%m-%d %H:%M}  " \
+               f"({(certificate.not_valid_after_utc - now).days} days)"
+        if short:
+            action = "run `mtlskit rotate intermediate`" if name != "root" else "this CA cannot rotate its root"
+            line += (f"  warning: expires before the certificates it signs "
+                     f"({longest_leaf_lifetime().days} days): {action}")
+        console.print(line, markup=False)
 
 
 def _status(text: str):

@@ -60,6 +60,9 @@ def revoke(
                                      "message": d.message} for d in result.deployments or []]})
     else:
         _print_revoked(service, result, summary)
+    notice = crls.routine_names(service, authority, crls.due_for_refresh(service)).notice
+    if notice:   # the root's CRL is due and its key is offline: say so, once
+        err_console.print(f"warning: {notice}", markup=False)
     _raise_if_unpublished(result.error)
 
 
@@ -102,17 +105,24 @@ def _print_crl(service, name: str, info: dict, stream=None) -> None:
 
 def crl(
     ctx: typer.Context,
-    ca: Optional[str] = typer.Option(None, "--ca", help="root | intermediate (default: the issuing CA)."),
+    ca: Optional[str] = typer.Option(None, "--ca", help="root | intermediate[-N] (default: the issuing CA)."),
     fmt: str = typer.Option("pem", "--format", help="pem | der"),
     bundle: bool = typer.Option(False, "--bundle", help="The PEM CRLs of every CA in the chain, in one file."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here; - or none: stdout."),
+    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days", min=1, max=3650,
+                                                help="Lifetime of the root's CRL (default: root_crl_days, 365)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
 ) -> None:
-    """Publish a fresh full CRL for every CA and output one of them (or the bundle).
+    """Publish a fresh full CRL for every CA that signs leaves, and output one (or the bundle).
 
+    The root's CRL (it lists only intermediates) lives root_crl_days and is re-signed
+    only once half of that has passed, or with --ca root: the root key may stay offline.
     The CRLs are also kept in HOME/crl/ (<ca>.crl, <ca>.pem, bundle.pem). Nginx, Apache
     and HAProxy check every CA of the chain: give them --bundle.
     """
+    import dataclasses
+
+    from mtlskit.ca.home import ROOT, is_ca_name
     from mtlskit.publish import crls
 
     fmt = fmt.lower()
@@ -125,25 +135,32 @@ def crl(
     if bundle and ca:
         raise UsageError("--bundle and --ca cannot be used together",
                          hint="--bundle already holds the CRL of every CA")
-    if ca is not None and ca not in ("root", "intermediate"):
-        raise BadInput(f"unknown CA {ca!r}", hint="choose root or intermediate")
+    if ca is not None and not is_ca_name(ca):
+        raise BadInput(f"unknown CA {ca!r}", hint="choose root, intermediate or intermediate-N")
     if out is None and fmt == "der" and sys.stdout.isatty():
         raise UsageError("refusing to write DER to a terminal", hint="add --out FILE")
     service = open_service(ctx)
+    if root_crl_days is not None:
+        service.settings = dataclasses.replace(service.settings, root_crl_days=root_crl_days)
     authority = service.authority(passphrase_source(passphrase_file))
     name = ca or authority.issuing.name
     if name not in authority.signers:
         raise NotFound(f"this CA has no {name} CA", hint=f"CAs here: {', '.join(authority.signers)}")
-    result = crls.publish(service, authority)
+    routine = crls.routine_names(service, authority)
+    wanted = routine.names + [ROOT] * (name == ROOT and ROOT not in routine.names)
+    result = crls.publish(service, authority, wanted)
     ders = result.ders
     if bundle:
         data = crls.crl_bundle_pem(service, {n: crls.pem_crl(d) for n, d in ders.items()})
     else:
-        data = ders[name] if fmt == "der" else crls.pem_crl(ders[name])
+        der = ders[name] if name in ders else crls.current_crl_der(service, name)
+        data = der if fmt == "der" else crls.pem_crl(der)
     status = console if out is not None else err_console
     for ca_name, info in crls.published(service).items():
         if ca_name in ders:
             _print_crl(service, ca_name, info, status)
+    if routine.notice and name != ROOT:
+        err_console.print(f"warning: {routine.notice}", markup=False)
     _print_deployments(result.deployments, status)
     if out is not None:
         write_atomic(out, data)

@@ -105,8 +105,8 @@ def verify(
     elif service is not None:
         ours = service.ca_certificates()
         anchors = [ours["root"]]
-        if not chain_certs and "intermediate" in ours:
-            chain_certs = [ours["intermediate"]]
+        if not chain_certs:   # every intermediate, old and new after a rotation: the path builder picks
+            chain_certs = [certificate for name, certificate in ours.items() if name != "root"]
     else:
         raise UsageError("no trusted CA given", hint="pass the CA certificate with --ca, or --home of the CA")
     inventory = [_inventory_source(service)] if service is not None else []

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from mtlskit.deploy.bundle import check_crl_coverage, load_crls, revoked_serials, serial_list_file
+from mtlskit.deploy.bundle import check_crl_coverage, load_crls, pem_bundle, revoked_serials, serial_list_file
+from mtlskit.deploy.check import CheckResult
 from mtlskit.deploy.install import PUBLIC_MODE, atomic_write
 from mtlskit.deploy.records import DeploymentRecord, list_deployments
 from mtlskit.deploy import stapling
@@ -228,3 +229,41 @@ def _check_bundle(deployment: DeploymentRecord, pem: bytes) -> None:
     if deployment.client_ca_path.exists():
         data = deployment.client_ca_path.read_bytes()
         check_crl_coverage(x509.load_pem_x509_certificates(data), crls)
+
+
+def refresh_trust(service, ca_certificates: list[x509.Certificate]) -> list[RefreshResult]:
+    """After the CA changed (`rotate intermediate`): give every deployment the client-CA
+    bundle of ``ca_certificates`` (root first; old and new intermediates both trusted)
+    and apply it to its running server (Nginx HUP, Apache graceful, HAProxy ``set/commit
+    ssl ca-file``). The CRL bundle was refreshed by the publication that came before.
+
+    Returns:
+        one RefreshResult per recorded deployment ("unchanged" when it had these CAs).
+    """
+    pem = pem_bundle(ca_certificates)
+    results = []
+    for deployment in list_deployments(service.inventory):
+        try:
+            result = _trust_one(deployment, pem)
+        except (MtlskitError, OSError) as exc:
+            message = exc.message if isinstance(exc, MtlskitError) else f"{exc.strerror or exc}"
+            result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
+                                   message, written=False)
+        results.append(result)
+        service.inventory.record_event("deploy-trust", service.clock.now(), server=deployment.server,
+                                       directory=str(deployment.directory), status=result.status,
+                                       message=result.message)
+    return results
+
+
+def _trust_one(deployment: DeploymentRecord, client_ca_pem: bytes) -> RefreshResult:
+    if not deployment.directory.is_dir():
+        return RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
+                             f"{deployment.directory} no longer exists; deploy again to recreate it", False)
+    path = deployment.client_ca_path
+    changed = set()
+    if not path.is_file() or path.read_bytes() != client_ca_pem:
+        atomic_write(path, client_ca_pem, PUBLIC_MODE)
+        changed.add(path.name)
+    # only the CA file changed, not the configuration: no syntax for a config test to catch
+    return apply_change(deployment, changed, lambda: CheckResult(ran=False, ok=True))

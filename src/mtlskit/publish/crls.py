@@ -39,6 +39,7 @@ from cryptography import x509
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from mtlskit.ca.home import ROOT, root_offline_hint
 from mtlskit.errors import BadInput, NotFound
 from mtlskit.pki.reference import reference_encoders
 from mtlskit.publish.crl import (build_crl, encode_entry, encode_entry_reference, entry_extensions,
@@ -327,7 +328,7 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
             # one failing on a stale snapshot (SQLite) or reusing a CRL number.
             session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
                             .values(crl_number=CrlState.crl_number))
-            ders = {name: regenerate(session, signers[name], now, service.settings.crl_days)
+            ders = {name: regenerate(session, signers[name], now, crl_lifetime_days(service, name))
                     for name in wanted}
             export.stage({**pending, **ders})  # written while the transaction commits, in place after it
         delivery = deliver(service, export, refresh_deployments)
@@ -382,18 +383,56 @@ def current_crl_der(service, ca_name: str) -> bytes:
     return der
 
 
+def crl_lifetime_days(service, ca_name: str) -> int:
+    """Days from thisUpdate to nextUpdate of ``ca_name``'s CRL: ``root_crl_days`` for a
+    root that only certifies intermediates (its CRL needs the root key, which may be kept
+    offline), ``crl_days`` for every CA that signs leaves."""
+    if ca_name == ROOT and service.ca_files.registry().issuing != ROOT:
+        return service.settings.root_crl_days
+    return service.settings.crl_days
+
+
 def due_for_refresh(service, margin: dt.timedelta | None = None) -> list[str]:
     """CA names whose CRL is missing or whose nextUpdate is within ``margin`` (default:
-    half the CRL lifetime) — what a long-running `serve` re-publishes."""
-    margin = margin if margin is not None else dt.timedelta(days=service.settings.crl_days) / 2
+    half that CA's CRL lifetime) — what a long-running `serve` re-publishes."""
     now = service.clock.now()
     stored = published(service)
     due = []
     for name in chain_names(service):
         state = stored.get(name)
-        if state is None or state["next_update"] is None or state["next_update"] - now <= margin:
+        wanted = margin if margin is not None else dt.timedelta(days=crl_lifetime_days(service, name)) / 2
+        if state is None or state["next_update"] is None or state["next_update"] - now <= wanted:
             due.append(name)
     return due
+
+
+@dataclasses.dataclass(frozen=True)
+class Routine:
+    """What a routine publication (`crl`, serve's refresher, the agent) re-signs: every
+    CA that signs leaves, and the root only when its CRL is due and its key is here.
+    ``notice`` is one line when the root's CRL is due and its key is not on this machine."""
+
+    names: list[str]
+    notice: str | None = None
+
+
+def routine_names(service, authority, due: Iterable[str] | None = None) -> Routine:
+    """The CAs to re-sign now: ``due`` (default: every CA), the root only while its CRL is
+    due for refresh (half its lifetime passed, or none) and its key is present."""
+    names = list(authority.signers) if due is None else list(due)
+    root = authority.signers.get(ROOT)
+    if root is None or authority.issuing is root or ROOT not in names:
+        return Routine(names)
+    names.remove(ROOT)
+    if ROOT not in due_for_refresh(service):
+        return Routine(names)
+    if root.key_present:
+        return Routine([*names, ROOT])
+    state = published(service).get(ROOT)
+    when = f"expires {state['next_update']:%Y-%m-%d %H:%M}Z" if state and state["next_update"] \
+        else "was never published"
+    return Routine(names, f"the root CRL {when} and re-signing it needs the root key, which is not on "
+                          f"this machine: {root_offline_hint(service.ca_files.key_path(ROOT))}")
 
 
 def revocation_marker(service_or_inventory) -> int:

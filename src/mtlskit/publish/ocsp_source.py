@@ -301,6 +301,10 @@ class OcspSource:
     def cas(self) -> dict[str, ServedCa]:
         return dict(self._cas)
 
+    def add_ca(self, ca: ServedCa) -> None:
+        """Answer for one more CA from now on (a new intermediate, after a rotation)."""
+        self._add_ca(ca)
+
     def _add_ca(self, ca: ServedCa) -> None:
         self._cas[ca.name] = ca
         for hash_name in ocsp.HASHES:

@@ -32,7 +32,10 @@ class CrlRefresher:
     def publish_due(self) -> list[str]:
         """Publish the CRLs that are missing or past half their lifetime, and those
         committed but never published (a failed write); return their CA names."""
-        due = crls.due_for_refresh(self.service)
+        routine = crls.routine_names(self.service, self.authority, crls.due_for_refresh(self.service))
+        if routine.notice:
+            log.warning("%s", routine.notice)
+        due = routine.names
         if due:
             crls.publish(self.service, self.authority, due)   # stages the pending ones too
         pending, delivery = publish_pending(self.service, crls.refresh_deployments)

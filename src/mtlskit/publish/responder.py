@@ -154,6 +154,10 @@ class ResponderKeeper:
         self._clock = clock
         self._lifetime = lifetime
 
+    def add_signers(self, signers: Mapping[str, object]) -> None:
+        """Keep the responders of these CAs too (new intermediates, after a rotation)."""
+        self._signers.update(signers)
+
     def current(self) -> dict[str, ResponderKey]:
         """The responder of each CA by name, renewed where due."""
         make_private_dir(self.directory)

@@ -213,7 +213,9 @@ def _record(session, service, authority, records: Sequence[CertificateRecord], r
         added.setdefault(r.issuer, []).append((r.serial, crls.entry_for(r.serial, at, reason.value)))
     for issuer, entries in added.items():
         crls.store_entries(session, issuer, entries)
-    missing = [name for name in authority.signers if name not in added and name not in stored]
-    return {name: crls.regenerate(session, authority.signers[name], now, service.settings.crl_days,
+    # a CA without a CRL gets its first one, unless its key is offline (the root: `crl` says so)
+    missing = [name for name, signer in authority.signers.items()
+               if name not in added and name not in stored and signer.key_present]
+    return {name: crls.regenerate(session, authority.signers[name], now, crls.crl_lifetime_days(service, name),
                                   [der for _, der in added.get(name, [])])
             for name in [*sorted(added), *missing]}
