@@ -34,6 +34,8 @@ CA_CHECK_EVERY = dt.timedelta(seconds=30)
 #: `--once` fails when something it owns expires within this (or within a quarter of its
 #: lifetime, for certificates shorter than four days: a 24 h certificate always has a day)
 ALARM = dt.timedelta(days=1)
+#: a certificate that expired without a successor is reported on every pass this long
+EXPIRED_REPORTED = dt.timedelta(days=7)
 
 
 class CaUnavailable(MtlskitError):
@@ -125,15 +127,14 @@ class LocalAgent:
         failures = load_state(self.state_path)
         records = self.service.inventory.renewable(now)
         live = {_key(r) for r in records}
-        self._report_lost(failures, live, now, report)
-        failures = {k: v for k, v in failures.items() if k in live}
+        failures = self._keep_known(failures, live, now, report)
         authority = self._authority_if_back(failures, now)
         due = [r for r in records if self._attempt_now(r, failures.get(_key(r)), now)]
-        if due:
-            self._renew_due(due, failures, authority, now, report)
+        renewed = self._renew_due(due, failures, authority, now, report) if due else {}
         self._refresh_crls(now, report)
         save_state(self.state_path, failures)
-        self._plan_next(failures, now, report)
+        current = [renewed.get(_key(r), r) for r in records]
+        self._plan_next(current, failures, now, report)
         return report
 
     def _attempt_now(self, record, failure: Failure | None, now: dt.datetime) -> bool:
@@ -164,21 +165,25 @@ class LocalAgent:
         except (MtlskitError, OSError) as exc:
             raise CaUnavailable(f"the CA key cannot be used: {_reason(exc)}") from None
 
-    def _renew_due(self, due, failures, authority, now, report: Report) -> None:
+    def _renew_due(self, due, failures, authority, now, report: Report) -> dict:
+        """Renew ``due``; returns the new records by the key of the ones they replace."""
         try:
             authority = authority or self._load_authority()
         except CaUnavailable as exc:
             for record in due:
                 self._failed(record, exc.message, True, failures, now, report)
             report.ca_down = True
-            return
+            return {}
+        renewed = {}
         for record, outcome in self._renew_each(authority, due):
             if isinstance(outcome, str):
                 self._failed(record, outcome, _is_lock(outcome), failures, now, report)
             else:
                 failures.pop(_key(record), None)
+                renewed[_key(record)] = outcome.new
                 report.add(Action("renewed", _target(record), f"new serial:{outcome.new.serial_hex}, valid "
                                   f"until {outcome.new.not_after:%Y-%m-%dT%H:%M:%SZ}, in {outcome.directory}"))
+        return renewed
 
     def _renew_each(self, authority, due):
         """(record, Renewal or reason) for each due record: the whole batch in one call,
@@ -209,7 +214,8 @@ class LocalAgent:
         previous = failures.get(_key(record))
         count = (previous.failures if previous else 0) + 1
         retry = plan.next_attempt(count, now, record.not_before, record.not_after)
-        failures[_key(record)] = Failure(count, retry.at, reason, ca_down)
+        failures[_key(record)] = Failure(count, retry.at, reason, ca_down, target=_target(record),
+                                         expires=record.not_after)
         if retry.expired:
             report.add(Action("expired", _target(record), f"not renewed before expiry: {reason}"))
         elif retry.at_risk:
@@ -219,11 +225,19 @@ class LocalAgent:
         else:
             report.add(Action("retry", _target(record), f"attempt {count} failed: {reason}", retry.at))
 
-    def _report_lost(self, failures, live: set[str], now, report: Report) -> None:
-        """Certificates that failed and are no longer live: expired without a successor."""
+    def _keep_known(self, failures: dict[str, Failure], live: set[str], now, report: Report) -> dict:
+        """The failures of live certificates, and of those that expired without a successor
+        (reported on every pass for a week); failures of certificates renewed or revoked
+        elsewhere are forgotten."""
+        kept = {}
         for key, failure in failures.items():
-            if key not in live and failure.next_attempt is not None and failure.next_attempt <= now:
-                report.add(Action("expired", key, f"expired without a renewal: {failure.reason}"))
+            if key in live:
+                kept[key] = failure
+            elif failure.expires is not None and failure.expires <= now < failure.expires + EXPIRED_REPORTED:
+                kept[key] = failure
+                report.add(Action("expired", failure.target or key, f"expired {failure.expires:%Y-%m-%dT%H:%M:%SZ} "
+                                  f"without a renewal: {failure.reason}"))
+        return kept
 
     # --- CRLs ---------------------------------------------------------------------------
 
@@ -262,10 +276,11 @@ class LocalAgent:
 
     # --- what comes next ----------------------------------------------------------------
 
-    def _plan_next(self, failures: dict[str, Failure], now: dt.datetime, report: Report) -> None:
+    def _plan_next(self, records, failures: dict[str, Failure], now: dt.datetime, report: Report) -> None:
+        """When each certificate and CRL is next due; which certificates expire too soon."""
         from mtlskit.publish import crls
 
-        for record in self.service.inventory.renewable(now):
+        for record in records:
             failure = failures.get(_key(record))
             due = plan.renew_at(record.serial, record.not_before, record.not_after)
             report.wake_at.append(max(due, failure.next_attempt) if failure and failure.next_attempt else due)

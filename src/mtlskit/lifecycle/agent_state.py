@@ -29,17 +29,27 @@ class Failure:
     reason: str
     ca_down: bool = False            # the CA could not be reached at all (not a refusal)
     saw_ca_down: bool = False        # a later check found it still down
+    target: str = ""                 # "NAME serial:HEX", for the log once it is gone
+    expires: dt.datetime | None = None
 
     def to_json(self) -> dict:
         return {"failures": self.failures, "reason": self.reason, "ca_down": self.ca_down,
-                "saw_ca_down": self.saw_ca_down,
-                "next_attempt": self.next_attempt.isoformat() if self.next_attempt else None}
+                "saw_ca_down": self.saw_ca_down, "target": self.target,
+                "next_attempt": _text(self.next_attempt), "expires": _text(self.expires)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Failure":
-        at = data.get("next_attempt")
-        return cls(int(data["failures"]), dt.datetime.fromisoformat(at) if at else None,
-                   str(data.get("reason", "")), bool(data.get("ca_down")), bool(data.get("saw_ca_down")))
+        return cls(int(data["failures"]), _time(data.get("next_attempt")), str(data.get("reason", "")),
+                   bool(data.get("ca_down")), bool(data.get("saw_ca_down")), str(data.get("target", "")),
+                   _time(data.get("expires")))
+
+
+def _text(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 def load_state(path: Path) -> dict[str, Failure]:
