@@ -9,10 +9,11 @@ certificates into their deployments); CRLs are signed and delivered by the same
 them the same way. The CA key is loaded only when something must be signed, and dropped
 after the pass.
 
-When the CA cannot be reached (its key cannot be read, its passphrase file is missing,
-the inventory is locked) every due certificate fails with ``ca_down``; backoff applies,
-and a cheap check on each wake (loading the CA key, no signing) lets the next pass retry
-at once when the CA is back, so the backoff cap never delays recovery.
+When the CA key cannot be loaded (its file unreadable, the passphrase file missing)
+every due certificate fails with ``ca_down``; backoff applies, and while any waits, the
+loop wakes every CA_CHECK_EVERY to try loading the key (signing nothing): once it loads,
+they are all renewed at once, so the backoff cap never delays recovery. Other failures
+(a directory that cannot be written, a locked inventory) follow the backoff alone.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CA_CHECK_EVERY = dt.timedelta(seconds=30)
 ALARM = dt.timedelta(days=1)
 #: a certificate that expired without a successor is reported on every pass this long
 EXPIRED_REPORTED = dt.timedelta(days=7)
+#: actions that make `--once` exit 1
+ALARM_KINDS = ("expiring", "expired")
 
 
 class CaUnavailable(MtlskitError):
@@ -72,7 +75,7 @@ class Report:
 
     @property
     def alarms(self) -> list[Action]:
-        return [a for a in self.actions if a.kind in ("expiring", "expired")]
+        return [a for a in self.actions if a.kind in ALARM_KINDS]
 
     def add(self, action: Action) -> None:
         self.actions.append(action)
@@ -143,20 +146,18 @@ class LocalAgent:
         return failure is None or failure.next_attempt is None or now >= failure.next_attempt
 
     def _authority_if_back(self, failures: dict[str, Failure], now: dt.datetime):
-        """While the CA was down: check whether it is back (load its key, sign nothing);
-        if it is, every certificate that waits for it is tried now."""
+        """While certificates wait for a CA key that could not be loaded: try loading it
+        (signing nothing); when it loads, every one of them is tried now, whatever its
+        backoff says (the cap must not delay recovery)."""
         waiting = [f for f in failures.values() if f.ca_down and f.next_attempt and f.next_attempt > now]
         if not waiting:
             return None
         try:
             authority = self._load_authority()
         except CaUnavailable:
-            for failure in waiting:
-                failure.saw_ca_down = True
             return None
         for failure in waiting:
-            if failure.saw_ca_down:        # down, then up: a change worth an early attempt
-                failure.next_attempt = now
+            failure.next_attempt = now
         return authority
 
     def _load_authority(self):
@@ -176,8 +177,8 @@ class LocalAgent:
             return {}
         renewed = {}
         for record, outcome in self._renew_each(authority, due):
-            if isinstance(outcome, str):
-                self._failed(record, outcome, _is_lock(outcome), failures, now, report)
+            if isinstance(outcome, str):   # not ca_down: a key that loads is no sign of recovery
+                self._failed(record, outcome, False, failures, now, report)
             else:
                 failures.pop(_key(record), None)
                 renewed[_key(record)] = outcome.new
@@ -308,11 +309,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
-def _is_lock(reason: str) -> bool:
-    """A renewal that failed because the inventory was locked: the CA is out of reach."""
-    return "database is locked" in reason or "could not obtain lock" in reason
-
-
 def run_loop(agent, *, wait: Callable[[float], bool], log: Callable[[str], None],
              longest: dt.timedelta = LONGEST_SLEEP) -> int:
     """Run passes until ``wait`` reports a stop; returns the number of passes.
@@ -321,15 +317,22 @@ def run_loop(agent, *, wait: Callable[[float], bool], log: Callable[[str], None]
         wait: (seconds) -> bool; sleeps up to that long and returns True when asked to
             stop (``threading.Event.wait`` of an event set by SIGTERM/SIGINT; tests pass a
             function that moves a fixed clock).
-        log: takes each action's line.
+        log: takes each action's line; an alarm (expiring, expired) already logged is
+            repeated once per ``longest``, not on every pass.
     """
     passes = 0
+    alarms_logged: dict[str, dt.datetime] = {}
     while True:
         report = agent.run_once()
         passes += 1
-        for action in report.actions:
-            log(action.line())
         now = agent.clock_now()
+        for action in report.actions:
+            if action.kind in ALARM_KINDS:
+                last = alarms_logged.get(action.line())
+                if last is not None and now - last < longest:
+                    continue
+                alarms_logged[action.line()] = now
+            log(action.line())
         wake = plan.next_wake(report.wake_at, now, longest)
         if wait(max((wake - now).total_seconds(), 1.0)):
             return passes
