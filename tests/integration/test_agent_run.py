@@ -18,7 +18,7 @@ from cryptography import x509
 
 from mtlskit.cli.common import passphrase_source
 from mtlskit.lifecycle import plan
-from mtlskit.lifecycle.agent import LocalAgent, run_loop
+from mtlskit.lifecycle.agent import CA_KEY, LocalAgent, run_loop
 from mtlskit.lifecycle.agent_state import STATE_FILE, load_state
 
 from tests.integration.agent_support import (T0, crl_next_updates, issue_fleet, new_home, no_passphrase,
@@ -60,37 +60,65 @@ def test_due_certificate_is_renewed_into_its_directory(lab):
     renewed = [a for a in report.actions if a.kind == "renewed"]
     assert [a.target.split()[0] for a in renewed] == [first[0]]
     assert renewed[0].line().startswith(f"renewed: {first[0]} serial:")
+    (old,) = [r for r in service.inventory.by_name(first[0]) if r.serial_hex == renewed[0].target.split(":")[1]]
     newest = max(service.inventory.by_name(first[0]), key=lambda r: r.not_before)
     on_disk = x509.load_pem_x509_certificate((fleet / first[0] / "cert.pem").read_bytes())
-    assert on_disk.serial_number == newest.serial and newest.not_before == service.clock.now().replace(microsecond=0)
+    assert on_disk.serial_number == newest.serial != old.serial
+    assert newest.not_after - old.not_after > 20 * DAY
     # the renewed one is not due again; the others are not due yet
     assert [a.kind for a in LocalAgent(service, no_passphrase).run_once().actions] == []
 
 
-def test_failure_schedules_a_retry_with_backoff_in_a_private_file(lab, tmp_path):
+def test_ca_key_failure_is_one_retry_with_backoff_in_a_private_file(lab):
     service, lifetimes, _ = lab
-    service.clock.advance(21 * DAY)                     # all three due (2/3 of 30 d + < 1.5 d)
+    service.clock.advance(22 * DAY)                     # all three due (2/3 of 30 d + < 1.5 d)
     broken = LocalAgent(service, no_passphrase)
     service.ca_files.load = _refusing_load              # the CA key cannot be used
     report = broken.run_once()
     retries = [a for a in report.actions if a.kind == "retry"]
-    assert len(retries) == 3 and all(a.at == service.clock.now() + dt.timedelta(seconds=30) for a in retries)
-    assert "attempt 1 failed: the CA key cannot be used" in retries[0].line()
+    assert len(retries) == 1 and retries[0].at == service.clock.now() + dt.timedelta(seconds=30)
+    assert retries[0].line().startswith("retry: CA key at ")
+    assert "attempt 1 failed: the CA key cannot be used: the intermediate CA key is encrypted" in retries[0].line()
     state_path = service.settings.home / STATE_FILE
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
-    assert {f.failures for f in load_state(state_path).values()} == {1}
-    # before the retry time: no attempt
+    state = load_state(state_path)
+    assert state.pop(CA_KEY).failures == 1
+    assert len(state) == 3 and all(f.failures == 0 and f.next_attempt is None for f in state.values())
+    # before the retry time: no attempt; the next wake is the retry time
     service.clock.advance(dt.timedelta(seconds=20))
-    assert [a.kind for a in broken.run_once().actions if a.kind == "retry"] == []
-    # at the retry time: attempt 2, next one 60 s later
+    report = broken.run_once()
+    assert not [a for a in report.actions if a.kind == "retry"]
+    assert min(report.wake_at) == service.clock.now() + dt.timedelta(seconds=10)
+    # at the retry time: attempt 2, the next one 60 s later
     service.clock.advance(dt.timedelta(seconds=10))
     second = [a for a in broken.run_once().actions if a.kind == "retry"]
-    assert len(second) == 3 and all(a.at == service.clock.now() + dt.timedelta(seconds=60) for a in second)
-    # the CA back: renewed, failures forgotten
+    assert len(second) == 1 and second[0].at == service.clock.now() + dt.timedelta(seconds=60)
+    # the CA back: renewed at the next attempt, failures forgotten
     del service.ca_files.load
     service.clock.advance(dt.timedelta(seconds=60))
     kinds = [a.kind for a in LocalAgent(service, no_passphrase).run_once().actions]
     assert kinds.count("renewed") == 3 and load_state(state_path) == {}
+
+
+def test_one_certificate_failing_does_not_stop_the_others(lab):
+    service, lifetimes, _ = lab
+    service.clock.advance(22 * DAY)
+    victim = sorted(lifetimes)[1]
+    from mtlskit.lifecycle.renew import renew_certificates
+
+    def renew(service_, authority, records):
+        if any(r.name == victim for r in records):
+            raise OSError(30, "Read-only file system", f"/srv/{victim}/cert.pem")
+        return renew_certificates(service_, authority, records)
+
+    report = LocalAgent(service, no_passphrase, renew=renew).run_once()
+    assert sorted(a.target.split()[0] for a in report.actions if a.kind == "renewed") == \
+        sorted(set(lifetimes) - {victim})
+    (retry,) = [a for a in report.actions if a.kind == "retry"]
+    assert retry.target.startswith(f"{victim} serial:")
+    assert "attempt 1 failed: Read-only file system: /srv/" in retry.line()
+    failures = load_state(service.settings.home / STATE_FILE)
+    assert [f.failures for f in failures.values()] == [1]
 
 
 def _refusing_load(source):
@@ -119,6 +147,7 @@ def test_expired_certificate_without_successor_is_reported(lab):
     agent = LocalAgent(service, no_passphrase)
     report = agent.run_once()
     assert {a.kind for a in report.actions} >= {"retry", "expiring"}
+    assert all("last failure: the CA key cannot be used" in a.line() for a in report.actions if a.kind == "expiring")
     service.clock.advance(2 * HOUR)                      # expired now
     report = agent.run_once()
     expired = [a.line() for a in report.actions if a.kind == "expired"]
@@ -134,9 +163,9 @@ def test_loop_sleeps_until_the_next_due_time(lab):
         wakes.append(service.clock.now())
         return len(wakes) >= 30 * 24 + 10
 
+    renewed_at = sorted(due_time(service, name) for name in lifetimes)
     lines = []
     run_loop(LocalAgent(service, no_passphrase), wait=wait, log=lines.append)
-    renewed_at = sorted(due_time(service, name) for name in lifetimes)
     # every certificate was renewed at its due time: the loop woke exactly then
     for due in renewed_at:
         assert any(abs(wake - due) < dt.timedelta(seconds=1) for wake in wakes), due
@@ -168,15 +197,16 @@ def test_once_exits_1_naming_what_expires(cli, tmp_path):
     service = service_at(home, dt.datetime.now(dt.timezone.utc) - 23 * HOUR)
     service._authority = service.ca_files.load(passphrase_source(secret))
     issue_fleet(service, tmp_path / "fleet", {1: 1})     # issued 23 h ago: 1 h left
-    result = cli("--home", home, "agent", "--once", "--passphrase-file", tmp_path / "missing")
-    assert result.code == 1
-    assert "expiring: d1-0000 serial:" in result.err
-    assert "error: 1 certificate(s) expire within a day or have expired: d1-0000" in result.err
     result = cli("--home", home, "agent", "--once", "--json", "--passphrase-file", tmp_path / "missing")
     assert result.code == 1
     data = json.loads(result.out)
     assert [a["action"] for a in data["alarms"]] == ["expiring"]
-    assert any(a["action"] == "retry" and "CA key cannot be used" in a["detail"] for a in data["actions"])
+    assert any(a["action"] == "retry" and "CA key cannot be used" in a["detail"] for a in data["actions"]), data
+    assert "error: 1 certificate(s) expire within a day or have expired: d1-0000" in result.err
+    # run again at once: no new attempt before the backoff says so, still exit 1, said in words
+    result = cli("--home", home, "agent", "--once", "--passphrase-file", tmp_path / "missing")
+    assert result.code == 1
+    assert "expiring: d1-0000 serial:" in result.err and "retry:" not in result.out
     # with the passphrase: renewed, exit 0
     result = cli("--home", home, "agent", "--once", "--passphrase-file", secret)
     assert result.code == 0, result.err

@@ -47,7 +47,7 @@ def agent(
         return
     from mtlskit.lifecycle.agent import LocalAgent
 
-    local = LocalAgent(open_service(ctx), passphrase_source(passphrase_file))
+    local = LocalAgent(open_service(ctx), passphrase_source(passphrase_file), passphrase_file=passphrase_file)
     if once:
         raise typer.Exit(_report(local.run_once(), as_json))
     _loop(local)

@@ -9,17 +9,19 @@ certificates into their deployments); CRLs are signed and delivered by the same
 them the same way. The CA key is loaded only when something must be signed, and dropped
 after the pass.
 
-When the CA key cannot be loaded (its file unreadable, the passphrase file missing)
-every due certificate fails with ``ca_down``; backoff applies, and while any waits, the
-loop wakes every CA_CHECK_EVERY to try loading the key (signing nothing): once it loads,
-they are all renewed at once, so the backoff cap never delays recovery. Other failures
-(a directory that cannot be written, a locked inventory) follow the backoff alone.
+When the CA key cannot be loaded (its file unreadable, the passphrase file missing), that
+is one failure of the agent, not one per certificate: attempts follow the backoff, and
+between them the loop wakes every CA_CHECK_EVERY to look (a stat, nothing decrypted)
+whether the files are back; once they are, it tries at once, so the backoff cap never
+delays recovery. Other failures (a directory that cannot be written, a locked inventory)
+are per certificate and follow the backoff alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import threading
 from pathlib import Path
 from typing import Callable
@@ -32,6 +34,8 @@ from mtlskit.lifecycle.agent_state import STATE_FILE, Failure, load_state, save_
 LONGEST_SLEEP = dt.timedelta(hours=1)
 #: while the CA is down, how often the loop checks whether it is back (no signing)
 CA_CHECK_EVERY = dt.timedelta(seconds=30)
+#: after a pass that failed as a whole (the inventory unreadable, say), the next one
+PASS_RETRY = dt.timedelta(minutes=1)
 #: `--once` fails when something it owns expires within this (or within a quarter of its
 #: lifetime, for certificates shorter than four days: a 24 h certificate always has a day)
 ALARM = dt.timedelta(days=1)
@@ -39,6 +43,10 @@ ALARM = dt.timedelta(days=1)
 EXPIRED_REPORTED = dt.timedelta(days=7)
 #: actions that make `--once` exit 1
 ALARM_KINDS = ("expiring", "expired")
+
+
+#: the failure entry of the CA key itself (the others are "issuer:serial")
+CA_KEY = "ca"
 
 
 class CaUnavailable(MtlskitError):
@@ -107,14 +115,17 @@ class LocalAgent:
     Args:
         service: the composition root (inventory, clock, settings, CA files).
         passphrase_source: () -> bytes | None, as the CLI builds it (file, env, prompt).
+        passphrase_file: the file behind ``passphrase_source``, if any (only looked at,
+            to notice when it comes back).
         renew: the renew workflow (default: ``mtlskit.lifecycle.renew.renew_certificates``).
         state_path: the failure file (default: HOME/agent-state.json).
     """
 
     def __init__(self, service, passphrase_source: Callable[[], bytes | None], *,
-                 renew=None, state_path: Path | None = None) -> None:
+                 passphrase_file: Path | None = None, renew=None, state_path: Path | None = None) -> None:
         self.service = service
         self.passphrase_source = passphrase_source
+        self.passphrase_file = passphrase_file
         self._renew = renew
         self.state_path = state_path or service.settings.home / STATE_FILE
 
@@ -129,12 +140,11 @@ class LocalAgent:
         report = Report()
         failures = load_state(self.state_path)
         records = self.service.inventory.renewable(now)
-        live = {_key(r) for r in records}
-        failures = self._keep_known(failures, live, now, report)
-        authority = self._authority_if_back(failures, now)
+        failures = self._keep_known(failures, {_key(r) for r in records}, now, report)
+        ca = CaAccess(self, failures, now, report)
         due = [r for r in records if self._attempt_now(r, failures.get(_key(r)), now)]
-        renewed = self._renew_due(due, failures, authority, now, report) if due else {}
-        self._refresh_crls(now, report)
+        renewed = self._renew_due(due, failures, ca, now, report) if due else {}
+        self._refresh_crls(ca, now, report)
         save_state(self.state_path, failures)
         current = [renewed.get(_key(r), r) for r in records]
         self._plan_next(current, failures, now, report)
@@ -145,40 +155,39 @@ class LocalAgent:
             return False
         return failure is None or failure.next_attempt is None or now >= failure.next_attempt
 
-    def _authority_if_back(self, failures: dict[str, Failure], now: dt.datetime):
-        """While certificates wait for a CA key that could not be loaded: try loading it
-        (signing nothing); when it loads, every one of them is tried now, whatever its
-        backoff says (the cap must not delay recovery)."""
-        waiting = [f for f in failures.values() if f.ca_down and f.next_attempt and f.next_attempt > now]
-        if not waiting:
-            return None
-        try:
-            authority = self._load_authority()
-        except CaUnavailable:
-            return None
-        for failure in waiting:
-            failure.next_attempt = now
-        return authority
+    def load_authority(self):
+        """The CA with its keys, loaded now (the agent keeps it for one pass only).
 
-    def _load_authority(self):
+        Raises:
+            CaUnavailable: a key cannot be read or decrypted.
+        """
         try:
             return self.service.ca_files.load(self.passphrase_source)
         except (MtlskitError, OSError) as exc:
             raise CaUnavailable(f"the CA key cannot be used: {_reason(exc)}") from None
 
-    def _renew_due(self, due, failures, authority, now, report: Report) -> dict:
+    def ca_files_readable(self) -> bool:
+        """Whether the issuing CA key and the passphrase file can be read (a stat and an
+        access check, nothing decrypted): how the agent notices the CA coming back."""
+        files = self.service.ca_files
+        name = "intermediate" if files.certificate_path("intermediate").exists() else "root"
+        paths = [files.key_path(name), *([self.passphrase_file] if self.passphrase_file else [])]
+        return all(os.access(path, os.R_OK) for path in paths)
+
+    def _renew_due(self, due, failures, ca: "CaAccess", now, report: Report) -> dict:
         """Renew ``due``; returns the new records by the key of the ones they replace."""
-        try:
-            authority = authority or self._load_authority()
-        except CaUnavailable as exc:
+        authority = ca.get(soonest=min(due, key=lambda r: r.not_after))
+        if authority is None:   # remembered as waiting for the CA (reported if they expire so)
+            reason = failures[CA_KEY].reason if CA_KEY in failures else "waiting for the CA key"
             for record in due:
-                self._failed(record, exc.message, True, failures, now, report)
-            report.ca_down = True
+                previous = failures.get(_key(record))
+                failures[_key(record)] = Failure(previous.failures if previous else 0, None, reason,
+                                                 target=_target(record), expires=record.not_after)
             return {}
         renewed = {}
         for record, outcome in self._renew_each(authority, due):
-            if isinstance(outcome, str):   # not ca_down: a key that loads is no sign of recovery
-                self._failed(record, outcome, False, failures, now, report)
+            if isinstance(outcome, str):
+                self._failed(record, outcome, failures, now, report)
             else:
                 failures.pop(_key(record), None)
                 renewed[_key(record)] = outcome.new
@@ -211,11 +220,11 @@ class LocalAgent:
             self._renew = renew_certificates
         return self._renew
 
-    def _failed(self, record, reason: str, ca_down: bool, failures, now, report: Report) -> None:
+    def _failed(self, record, reason: str, failures, now, report: Report) -> None:
         previous = failures.get(_key(record))
         count = (previous.failures if previous else 0) + 1
         retry = plan.next_attempt(count, now, record.not_before, record.not_after)
-        failures[_key(record)] = Failure(count, retry.at, reason, ca_down, target=_target(record),
+        failures[_key(record)] = Failure(count, retry.at, reason, target=_target(record),
                                          expires=record.not_after)
         if retry.expired:
             report.add(Action("expired", _target(record), f"not renewed before expiry: {reason}"))
@@ -232,7 +241,7 @@ class LocalAgent:
         elsewhere are forgotten."""
         kept = {}
         for key, failure in failures.items():
-            if key in live:
+            if key == CA_KEY or key in live:
                 kept[key] = failure
             elif failure.expires is not None and failure.expires <= now < failure.expires + EXPIRED_REPORTED:
                 kept[key] = failure
@@ -242,7 +251,7 @@ class LocalAgent:
 
     # --- CRLs ---------------------------------------------------------------------------
 
-    def _refresh_crls(self, now: dt.datetime, report: Report) -> None:
+    def _refresh_crls(self, ca: "CaAccess", now: dt.datetime, report: Report) -> None:
         from mtlskit.publish import crls
         from mtlskit.publish.delivery import publish_pending
 
@@ -250,11 +259,14 @@ class LocalAgent:
         due = [name for name in crls.chain_names(self.service)
                if plan.crl_is_due(*_crl_times(stored.get(name)), now)]
         if due:
+            authority = ca.get(soonest=None)
+            if authority is None:
+                report.add(Action("crl-failed", f"CRL of {', '.join(due)}", "waiting for the CA key"))
+                return
             try:
-                result = crls.publish(self.service, self._load_authority(), due)
+                result = crls.publish(self.service, authority, due)
             except (MtlskitError, OSError) as exc:
                 report.add(Action("crl-failed", f"CRL of {', '.join(due)}", _reason(exc)))
-                report.ca_down = True
                 return
             published = crls.published(self.service)
             for name in due:
@@ -278,22 +290,80 @@ class LocalAgent:
     # --- what comes next ----------------------------------------------------------------
 
     def _plan_next(self, records, failures: dict[str, Failure], now: dt.datetime, report: Report) -> None:
-        """When each certificate and CRL is next due; which certificates expire too soon."""
+        """When each certificate and CRL is next due; which certificates expire too soon.
+
+        While the CA key waits (its own backoff), what is overdue waits with it: the next
+        wake is the CA's next attempt, or its next look at the files, whichever is first.
+        """
         from mtlskit.publish import crls
 
+        ca = failures.get(CA_KEY)
+        wakes = []
         for record in records:
             failure = failures.get(_key(record))
             due = plan.renew_at(record.serial, record.not_before, record.not_after)
-            report.wake_at.append(max(due, failure.next_attempt) if failure and failure.next_attempt else due)
+            wakes.append(max(due, failure.next_attempt) if failure and failure.next_attempt else due)
             span = plan.lifetime(record.not_before, record.not_after)
             if plan.expires_within(record.not_after, now, alarm_window(span)):
+                cause = failure or (ca if due <= now else None)
                 report.add(Action("expiring", _target(record), f"expires {record.not_after:%Y-%m-%dT%H:%M:%SZ}"
-                                  + (f"; last failure: {failure.reason}" if failure else "")))
+                                  + (f"; last failure: {cause.reason}" if cause else "")))
         for state in crls.published(self.service).values():
             if state["this_update"] and state["next_update"]:
-                report.wake_at.append(plan.crl_refresh_at(state["this_update"], state["next_update"]))
-        if any(f.ca_down for f in failures.values()):
-            report.wake_at.append(now + CA_CHECK_EVERY)
+                wakes.append(plan.crl_refresh_at(state["this_update"], state["next_update"]))
+        if ca is not None and ca.next_attempt is not None:
+            wakes = [t for t in wakes if t > now]
+            wakes.append(min(ca.next_attempt, now + CA_CHECK_EVERY))
+        report.wake_at.extend(wakes)
+
+
+class CaAccess:
+    """The CA key for one pass: loaded at most once, and only when something must be
+    signed. When it cannot be loaded, that is one failure of the agent (not one per
+    certificate): attempts follow the backoff (planned against the soonest-expiring
+    certificate waiting); between them, each pass only checks whether the key and
+    passphrase files became readable again, and if they did after being seen missing,
+    tries at once.
+    """
+
+    def __init__(self, agent: LocalAgent, failures: dict[str, Failure], now: dt.datetime, report: Report) -> None:
+        self.agent, self.failures, self.now, self.report = agent, failures, now, report
+        self._authority = None
+        self._tried = False
+
+    def get(self, soonest):
+        """The authority, or None (failure recorded and reported, or still waiting)."""
+        if self._authority is not None or self._tried:
+            return self._authority
+        state = self.failures.get(CA_KEY)
+        if state is not None and state.next_attempt is not None and self.now < state.next_attempt \
+                and not self._back(state):
+            return None
+        self._tried = True
+        try:
+            self._authority = self.agent.load_authority()
+        except CaUnavailable as exc:
+            self._failed(state, exc.message, soonest)
+            return None
+        self.failures.pop(CA_KEY, None)
+        return self._authority
+
+    def _back(self, state: Failure) -> bool:
+        if not self.agent.ca_files_readable():
+            state.ca_down = True          # seen missing: its return is worth an early attempt
+            return False
+        return state.ca_down
+
+    def _failed(self, state: Failure | None, reason: str, soonest) -> None:
+        count = (state.failures if state else 0) + 1
+        if soonest is not None:
+            retry = plan.next_attempt(count, self.now, soonest.not_before, soonest.not_after)
+            at = retry.at or self.now + plan.retry_delay(count, plan.lifetime(soonest.not_before, soonest.not_after))
+        else:   # only CRLs wait: back off as for the CRL's own lifetime (days)
+            at = self.now + plan.retry_delay(count, dt.timedelta(days=self.agent.service.settings.crl_days))
+        self.failures[CA_KEY] = Failure(count, at, reason, target="CA key")
+        self.report.ca_down = True
+        self.report.add(Action("retry", "CA key", f"attempt {count} failed: {reason}", at))
 
 
 def _crl_times(state: dict | None) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -323,7 +393,10 @@ def run_loop(agent, *, wait: Callable[[float], bool], log: Callable[[str], None]
     passes = 0
     alarms_logged: dict[str, dt.datetime] = {}
     while True:
-        report = agent.run_once()
+        try:
+            report = agent.run_once()
+        except Exception as exc:   # noqa: BLE001 - a long-running agent survives a bad pass
+            report = Report([Action("failed", "agent pass", _reason(exc))], [agent.clock_now() + PASS_RETRY])
         passes += 1
         now = agent.clock_now()
         for action in report.actions:
