@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.serve_cmd",
     "mtlskit.cli.deploy_cmd",
     "mtlskit.cli.verify_cmd",
+    "mtlskit.cli.renew_cmd",
     "mtlskit.cli.agent_cmd",
 ]
 
