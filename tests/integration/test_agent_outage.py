@@ -17,8 +17,9 @@ from mtlskit.lifecycle.agent import CA_CHECK_EVERY, LocalAgent, run_loop
 
 from tests.integration.agent_support import T0, issue_fleet, names_with_a_live_certificate, new_home, service_at
 
-HOUR = dt.timedelta(hours=1)
-OUTAGE_START, OUTAGE_END = T0 + 16 * HOUR, T0 + 22 * HOUR
+HOUR, MINUTE = dt.timedelta(hours=1), dt.timedelta(minutes=1)
+OUTAGE_START = T0 + 15 * HOUR + 50 * MINUTE     # just before the first is due (2/3 of 24 h, from 5 min back)
+OUTAGE_END = OUTAGE_START + 6 * HOUR
 
 
 class Outage:

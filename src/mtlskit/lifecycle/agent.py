@@ -193,6 +193,8 @@ class LocalAgent:
                 renewed[_key(record)] = outcome.new
                 report.add(Action("renewed", _target(record), f"new serial:{outcome.new.serial_hex}, valid "
                                   f"until {outcome.new.not_after:%Y-%m-%dT%H:%M:%SZ}, in {outcome.directory}"))
+                for line in outcome.deployments:
+                    report.add(Action("deployed", _target(outcome.new), line))
         return renewed
 
     def _renew_each(self, authority, due):
@@ -200,8 +202,8 @@ class LocalAgent:
         and one at a time when the batch fails (so one bad directory fails alone)."""
         renew = self._renew_function()
         try:
-            renewals = renew(self.service, authority, due)
-            return list(zip(due, renewals))
+            renewals = {_key(r.old): r for r in renew(self.service, authority, due)}
+            return [(record, renewals.get(_key(record), "not renewed by the renew workflow")) for record in due]
         except Exception as batch_error:   # noqa: BLE001 - isolated below, record by record
             if len(due) == 1:
                 return [(due[0], _reason(batch_error))]
