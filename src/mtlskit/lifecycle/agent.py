@@ -139,13 +139,15 @@ class LocalAgent:
         now = self.service.clock.now()
         report = Report()
         failures = load_state(self.state_path)
+        before = _snapshot(failures)
         records = self.service.inventory.renewable(now)
         failures = self._keep_known(failures, {_key(r) for r in records}, now, report)
         ca = CaAccess(self, failures, now, report)
         due = [r for r in records if self._attempt_now(r, failures.get(_key(r)), now)]
         renewed = self._renew_due(due, failures, ca, now, report) if due else {}
         self._refresh_crls(ca, now, report)
-        save_state(self.state_path, failures)
+        if _snapshot(failures) != before:     # most passes change nothing: no write, no fsync
+            save_state(self.state_path, failures)
         current = [renewed.get(_key(r), r) for r in records]
         self._plan_next(current, failures, now, report)
         return report
@@ -366,6 +368,10 @@ class CaAccess:
         self.failures[CA_KEY] = Failure(count, at, reason, target="CA key")
         self.report.ca_down = True
         self.report.add(Action("retry", "CA key", f"attempt {count} failed: {reason}", at))
+
+
+def _snapshot(failures: dict[str, Failure]) -> dict:
+    return {key: failure.to_json() for key, failure in failures.items()}
 
 
 def _crl_times(state: dict | None) -> tuple[dt.datetime | None, dt.datetime | None]:
