@@ -30,6 +30,9 @@ class Settings:
         crl_days: days between a CRL's thisUpdate and nextUpdate.
         ocsp_refresh_seconds: how stale an OCSP answer may be across processes that
             share the database (the bound on seeing another process's revocation).
+        subject: the ``[subject]`` table (country, state, locality, org, org_unit) as
+            (key, value) pairs: defaults for the subject fields of `issue`, `sign` and
+            `token create` (checked where used: ``issue.subject.SubjectOptions``).
     """
 
     home: Path
@@ -37,6 +40,7 @@ class Settings:
     public_url: str | None = None
     crl_days: int = 7
     ocsp_refresh_seconds: int = 5
+    subject: tuple[tuple[str, str], ...] = ()
 
     @property
     def ca_dir(self) -> Path:
@@ -57,6 +61,8 @@ _FIELDS = {
     "crl_days": int,
     "ocsp_refresh_seconds": int,
 }
+SUBJECT_TABLE = "subject"
+SUBJECT_KEYS = ("country", "state", "locality", "org", "org_unit")   # issue.subject.FIELDS
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -80,6 +86,7 @@ def load_settings(
     home = (home or default_home(environ)).expanduser().resolve()
     values: dict[str, Any] = {}
     values.update(_read_file(home / CONFIG_FILE))
+    subject = _subject_table(values.pop(SUBJECT_TABLE, {}), home / CONFIG_FILE)
     for field in _FIELDS:
         env_value = environ.get(f"MTLSKIT_{field.upper()}")
         if env_value:
@@ -91,18 +98,40 @@ def load_settings(
         clean["public_url"] = _check_url(clean["public_url"])
     if clean.get("crl_days", 7) < 1:
         raise BadInput("crl_days must be at least 1")
-    return Settings(home=home, **clean)
+    return Settings(home=home, subject=subject, **clean)
 
 
-def write_settings_file(settings: Settings, values: Mapping[str, Any]) -> None:
-    """Write the given non-default values to mtlskit.toml (at init)."""
+def write_settings_file(settings: Settings, values: Mapping[str, Any],
+                        subject: Mapping[str, str] | None = None) -> None:
+    """Write the given non-default values to mtlskit.toml (at init), and the ``[subject]``
+    defaults when there are some."""
     lines = ["# mtlskit settings for this CA home; MTLSKIT_* variables and flags override these."]
     for key, value in values.items():
         if value is None:
             continue
-        rendered = json.dumps(value) if isinstance(value, str) else str(value)  # TOML basic string
-        lines.append(f"{key} = {rendered}")
+        lines.append(f"{key} = {_toml_value(value)}")
+    if subject:
+        lines += ["", "# Subject fields of issued certificates unless --org, --country, ... say otherwise.",
+                  f"[{SUBJECT_TABLE}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in subject.items() if value]
     settings.config_file.write_text("\n".join(lines) + "\n")
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value)  # a TOML basic string
+
+
+def _subject_table(table: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    if not isinstance(table, dict):
+        raise BadInput(f"{path}: [{SUBJECT_TABLE}] must be a table")
+    unknown = set(table) - set(SUBJECT_KEYS)
+    if unknown:
+        raise BadInput(f"{path}: unknown [{SUBJECT_TABLE}] key(s): {', '.join(sorted(unknown))}",
+                       hint=f"known keys: {', '.join(SUBJECT_KEYS)}")
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise BadInput(f"{path}: [{SUBJECT_TABLE}] {key} must be a string, got {value!r}")
+    return tuple((key, table[key]) for key in SUBJECT_KEYS if key in table)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -112,7 +141,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not valid TOML ({exc})") from None
-    unknown = set(data) - set(_FIELDS)
+    unknown = set(data) - set(_FIELDS) - {SUBJECT_TABLE}
     if unknown:
         raise BadInput(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}",
                        hint=f"known settings: {', '.join(_FIELDS)}")

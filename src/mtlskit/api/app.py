@@ -42,6 +42,7 @@ class ServiceView:
     crl_der: CrlProvider
     clock: Clock
     api: RestApi | None = None  # the REST API, only with `serve --api`
+    enroll: object | None = None  # EnrollApi: enrollment and remote renewal, with `serve --tls-port`
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
@@ -96,6 +97,10 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
                   openapi_url=OPENAPI_PATH if view.api is not None else None)
     if view.api is not None:
         api.include_router(router(view.api, view.source))
+    if view.enroll is not None:
+        from mtlskit.api import enroll_routes
+
+        api.include_router(enroll_routes.router(view.enroll))
 
     @api.exception_handler(MtlskitError)
     async def _domain_error(_request: Request, exc: MtlskitError) -> Response:

@@ -27,6 +27,7 @@ import gc
 import logging
 import signal
 import socket
+import ssl
 from typing import Awaitable, Callable
 
 import httptools
@@ -35,6 +36,7 @@ from mtlskit.api.accept import Acceptor
 from mtlskit.api.http1 import MAX_BODY, MAX_HEADERS, REASONS, DateHeader, Request, render
 from mtlskit.api.ocsp_wire import OcspWire
 from mtlskit.api.problems import problem
+from mtlskit.api.tls import tls_extension
 from mtlskit.clock import Clock
 
 log = logging.getLogger("mtlskit.serve")
@@ -43,6 +45,7 @@ MAX_HEAD = 16 * 1024   # request line and header fields of one request, in bytes
 MAX_QUEUED = 32        # pipelined requests read ahead of their answers before reading pauses
 LINGER_SECONDS = 2.0   # after an error answer, what the client still sends is read and dropped ...
 LINGER_BYTES = 1024 * 1024  # ... for this long or this much, so the close does not reset the answer
+TLS_HANDSHAKE_SECONDS = 10.0  # a TLS client that has not finished its handshake by then is dropped
 DEFER_ACCEPT_SECONDS = 5  # a client silent this long after connecting is accepted anyway, then idles out
 
 AsgiApp = Callable[..., Awaitable[None]]
@@ -52,8 +55,10 @@ class _Shared:
     """What every connection of one serving process shares, and the idle sweep: one
     periodic pass over the open connections instead of a timer per request."""
 
-    def __init__(self, app: AsgiApp, source, clock: Clock, server_address: tuple[str, int]) -> None:
+    def __init__(self, app: AsgiApp, source, clock: Clock, server_address: tuple[str, int],
+                 tls: bool = False) -> None:
         self.app = app
+        self.tls = tls  # connections come through the TLS listener (`serve --tls-port`)
         self.server_address = server_address
         self.date = DateHeader()
         self.wire = OcspWire(source, clock, self.date)
@@ -282,11 +287,13 @@ class HttpProtocol(asyncio.Protocol):
         scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.version, "method": request.method.decode("latin-1"),
-            "scheme": "http", "path": _unquote(path), "raw_path": raw_path, "query_string": query,
-            "root_path": "", "headers": request.headers,
+            "scheme": "https" if self._shared.tls else "http", "path": _unquote(path), "raw_path": raw_path,
+            "query_string": query, "root_path": "", "headers": request.headers,
             "client": self._transport.get_extra_info("peername"),
             "server": self._shared.server_address, "state": {},
         }
+        if self._shared.tls:  # the caller's identity: the verified certificate, never a header
+            scope["extensions"] = {"tls": tls_extension(self._transport.get_extra_info("ssl_object"))}
         received = False
         response: dict = {"status": 500, "headers": [], "body": []}
 
@@ -393,11 +400,19 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
-                       periodic: Callable[[], None] | None = None, period: float = 30.0) -> None:
+                       periodic: Callable[[], None] | None = None, period: float = 30.0,
+                       tls: tuple[socket.socket, ssl.SSLContext] | None = None) -> None:
     """Serve on an already listening socket until SIGTERM/SIGINT; ``periodic`` runs every
-    ``period`` seconds (responder renewal and reload)."""
+    ``period`` seconds (responder renewal and reload). With ``tls`` (a listening socket and
+    its context), the same app is also served over TLS there (see :mod:`mtlskit.api.tls`)."""
     loop = asyncio.get_running_loop()
     shared = _Shared(app, source, clock, sock.getsockname()[:2])
+    tls_server = None
+    if tls is not None:
+        tls_shared = _Shared(app, source, clock, tls[0].getsockname()[:2], tls=True)
+        shared.connections = tls_shared.connections = set()  # one idle sweep for both
+        tls_server = await loop.create_server(lambda: HttpProtocol(tls_shared), sock=tls[0], ssl=tls[1],
+                                              ssl_handshake_timeout=TLS_HANDSHAKE_SECONDS)
     acceptor = Acceptor(sock, shared.wire.one_shot,
                         lambda conn, initial, pending=b"": _hand_over(shared, conn, initial, pending))
     # What start-up built (app, inventory, keys) lives as long as the process: keep it out
@@ -425,6 +440,8 @@ async def serve_socket(sock: socket.socket, app: AsgiApp, source, clock: Clock,
     finally:
         ticker.cancel()
         acceptor.stop()
+        if tls_server is not None:
+            tls_server.close()
 
 
 def _hand_over(shared: _Shared, conn: socket.socket, initial: bytes, pending: bytes = b"") -> None:

@@ -20,7 +20,11 @@ def responder_dir(service):
     return service.settings.home / "ocsp"
 
 
-def build_worker(service, authority, api_token: str | None = None) -> Worker:
+def tls_dir(service):
+    return service.settings.home / "tls"
+
+
+def build_worker(service, authority, api_token: str | None = None, tls_names=None) -> Worker:
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
@@ -29,6 +33,8 @@ def build_worker(service, authority, api_token: str | None = None) -> Worker:
             with the REST API, sign the CRLs of revocations made through it).
         api_token: the bearer token of the REST API (``serve --api``); None leaves
             the API off (its routes answer 404).
+        tls_names: the names of the TLS server certificate (``serve --tls-port``); None
+            serves no TLS and no enrollment.
     """
     keeper = ResponderKeeper(responder_dir(service), authority.signers, service.inventory, service.clock)
     responders = keeper.current()
@@ -38,6 +44,11 @@ def build_worker(service, authority, api_token: str | None = None) -> Worker:
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
+    tls = _TlsUpkeep(service, authority, tls_names) if tls_names is not None else None
+    if tls is not None:
+        from mtlskit.api.enroll_routes import EnrollApi
+
+        view.enroll = EnrollApi(service, authority)
 
     refresher = CrlRefresher(service, authority, refresh_staples=refresh_staples)
 
@@ -47,8 +58,31 @@ def build_worker(service, authority, api_token: str | None = None) -> Worker:
             if responder.certificate != source.cas[name].responder.certificate:
                 source.replace_responder(name, responder)
         refresher.tick()  # re-sign CRLs before they go stale (in the background)
+        if tls is not None:
+            tls.tick()
 
-    return Worker(create_app(view), source, service.clock, upkeep)
+    return Worker(create_app(view), source, service.clock, upkeep, tls.context if tls else None)
+
+
+class _TlsUpkeep:
+    """The TLS server certificate and the context serving it: renewed (or picked up from
+    another worker) by the periodic upkeep; new connections get the new certificate."""
+
+    def __init__(self, service, authority, tls_names) -> None:
+        from mtlskit.api.tls import TlsKeeper, server_context
+        from cryptography.hazmat.primitives import serialization
+
+        self.keeper = TlsKeeper(tls_dir(service), authority, service.inventory, service.clock, tls_names)
+        self.certificate, _ = self.keeper.current()
+        trusted = b"".join(c.public_bytes(serialization.Encoding.PEM)
+                           for c in [authority.root.certificate, *authority.chain])
+        self.context = server_context(self.keeper.files, trusted)
+
+    def tick(self) -> None:
+        certificate, _ = self.keeper.current()
+        if certificate != self.certificate:
+            self.context.load_cert_chain(self.keeper.files.certificate_path, self.keeper.files.key_path)
+            self.certificate = certificate
 
 
 def crl_provider(service):

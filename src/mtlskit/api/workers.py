@@ -28,26 +28,31 @@ class Worker:
     source: object
     clock: Clock
     periodic: Callable[[], None] | None = None
+    tls_context: object | None = None  # the ssl.SSLContext of `serve --tls-port`
 
 
-def run(sock: socket.socket, make_worker: Callable[[], Worker], workers: int = 1, period: float = 30.0) -> int:
+def run(sock: socket.socket, make_worker: Callable[[], Worker], workers: int = 1, period: float = 30.0,
+        tls_sock: socket.socket | None = None) -> int:
     """Serve with ``workers`` processes sharing ``sock``; each builds its own app and source.
 
     With several workers the parent forwards SIGTERM/SIGINT, reaps its children, and
     replaces one that dies (saying so) unless they keep dying (see _Supervisor).
     """
     if workers <= 1:
-        _serve(sock, make_worker, period)
+        _serve(sock, make_worker, period, tls_sock)
         return 0
-    return _Supervisor(lambda: _fork_worker(sock, make_worker, period), workers).run()
+    return _Supervisor(lambda: _fork_worker(sock, make_worker, period, tls_sock), workers).run()
 
 
-def _serve(sock: socket.socket, make_worker: Callable[[], Worker], period: float) -> None:
+def _serve(sock: socket.socket, make_worker: Callable[[], Worker], period: float,
+           tls_sock: socket.socket | None = None) -> None:
     worker = make_worker()
-    _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period))
+    tls = (tls_sock, worker.tls_context) if tls_sock is not None else None
+    _run_loop(serve_socket(sock, worker.app, worker.source, worker.clock, worker.periodic, period, tls))
 
 
-def _fork_worker(sock: socket.socket, make_worker: Callable[[], Worker], period: float) -> int:
+def _fork_worker(sock: socket.socket, make_worker: Callable[[], Worker], period: float,
+                 tls_sock: socket.socket | None = None) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -55,7 +60,7 @@ def _fork_worker(sock: socket.socket, make_worker: Callable[[], Worker], period:
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _serve(sock, make_worker, period)
+        _serve(sock, make_worker, period, tls_sock)
     except BaseException:
         log.exception("worker %d failed", os.getpid())
         code = 1

@@ -32,6 +32,8 @@ class CaRequest:
     permit_ip: tuple[str, ...] = ()
     permit_email: tuple[str, ...] = ()
     public_url: str | None = None
+    # C, ST, L, O, OU before the CN of both CA subjects (checked: issue.subject.SubjectOptions).
+    subject_fields: tuple[x509.NameAttribute, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +53,8 @@ class Authority:
         return [] if self.issuing is self.root else [self.issuing.certificate]
 
 
-def _ca_subject(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+def _ca_subject(common_name: str, fields: tuple[x509.NameAttribute, ...] = ()) -> x509.Name:
+    return x509.Name([*fields, x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
 
 
 def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key, now: dt.datetime,
@@ -71,7 +73,7 @@ def create_root(request: CaRequest, now: dt.datetime, name: str = "root") -> Sig
     """A self-signed root. With an intermediate it may sign only CAs with no further depth."""
     key = generate_private_key(request.key_type)
     label = f"{request.name} Root" if request.intermediate else request.name
-    subject = _ca_subject(label)
+    subject = _ca_subject(label, request.subject_fields)
     path_length = 1 if request.intermediate else 0
     builder = _ca_builder(subject, subject, key.public_key(), now, request.root_days, path_length)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -88,7 +90,7 @@ def create_intermediate(request: CaRequest, root: Signer, now: dt.datetime,
     """The issuing CA, signed by the root; it carries the name constraints."""
     key = generate_private_key(request.key_type)
     days = min(request.intermediate_days, _days_left(root.certificate, now))
-    builder = _ca_builder(_ca_subject(f"{request.name} Intermediate"), root.certificate.subject,
+    builder = _ca_builder(_ca_subject(f"{request.name} Intermediate", request.subject_fields), root.certificate.subject,
                           key.public_key(), now, days, path_length=0)
     builder = builder.add_extension(extensions.authority_key_identifier(root.certificate), critical=False)
     for extension, critical in extensions.publication_extensions(request.public_url, root.name):

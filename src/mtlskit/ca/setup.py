@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Mapping
 
 from mtlskit.ca.authority import Authority, CaRequest, create_authority
 from mtlskit.ca.home import CaFiles
@@ -18,11 +19,13 @@ MIN_PASSPHRASE = 8
 
 
 def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
-               clock: Clock) -> Authority:
+               clock: Clock, subject_defaults: Mapping[str, str] | None = None) -> Authority:
     """Create root (+ intermediate), write them with encrypted keys, record them.
 
     Args:
         passphrase: encrypts the CA keys; None only for an explicit --no-passphrase lab CA.
+        subject_defaults: the ``[subject]`` table written to mtlskit.toml (defaults of the
+            subject fields of the certificates this CA issues).
 
     Raises:
         AlreadyExists: the home already holds a CA (it is never overwritten).
@@ -45,8 +48,8 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     with inventory.transaction() as tx:
         inventory.add_certificates(ca_records, clock.now(), action="init", session=tx)
         # Files last, inside the transaction: if writing fails, the rows roll back too.
-        if request.public_url:
-            write_settings_file(settings, {"public_url": request.public_url})
+        if request.public_url or subject_defaults:
+            write_settings_file(settings, {"public_url": request.public_url}, subject_defaults)
         ca_files.save(authority, passphrase)
     inventory.engine.dispose()
     return authority

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.deploy_cmd",
     "mtlskit.cli.verify_cmd",
     "mtlskit.cli.renew_cmd",
+    "mtlskit.cli.token_cmd", "mtlskit.cli.enroll_cmd",
     "mtlskit.cli.agent_cmd",
 ]
 

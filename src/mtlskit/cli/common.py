@@ -292,3 +292,48 @@ def exclusive(**flags: Any) -> None:
     given = [name for name, value in flags.items() if value]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)} cannot be used together")
+
+
+# Subject fields and lifetimes, shared by `init`, `issue`, `sign` and `token create`: each
+# command declares the options with these helpers (one definition of names and help) and
+# turns the values into a SubjectOptions with subject_options() (one place that validates).
+
+def country_option():
+    return typer.Option(None, "--country", help="Subject C: two-letter ISO 3166 code (default: [subject] in mtlskit.toml).")
+
+
+def state_option():
+    return typer.Option(None, "--state", help="Subject ST: state or province (default: [subject]).")
+
+
+def locality_option():
+    return typer.Option(None, "--locality", help="Subject L: city (default: [subject]).")
+
+
+def org_option():
+    return typer.Option(None, "--org", help="Subject O: organization (default: [subject]; '' for none).")
+
+
+def org_unit_option():
+    return typer.Option(None, "--org-unit", help="Subject OU: organizational unit (default: [subject]).")
+
+
+def hours_option():
+    return typer.Option(None, "--hours", help="Lifetime in hours, for short-lived certificates (not with --days).")
+
+
+def subject_options(ctx: typer.Context | None = None, *, country: str | None = None, state: str | None = None,
+                    locality: str | None = None, org: str | None = None, org_unit: str | None = None):
+    """The options as a checked ``SubjectOptions``; with ``ctx``, over the ``[subject]``
+    defaults of mtlskit.toml (an option given as '' clears its default).
+
+    Raises:
+        BadInput: a value outside its rule (see ``pki.names.subject_field``).
+    """
+    from mtlskit.issue.subject import SubjectOptions
+
+    typed = SubjectOptions.parse(country=country, state=state, locality=locality, org=org, org_unit=org_unit)
+    if ctx is None:
+        return typed
+    defaults = SubjectOptions.from_mapping(dict(settings_of(ctx).subject), source="[subject]")
+    return typed.over(defaults)

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from mtlskit.cli.common import console, exclusive, passphrase_source, settings_of
+from mtlskit.cli.common import (console, country_option, exclusive, locality_option, org_option, org_unit_option,
+                                passphrase_source, settings_of, state_option, subject_options)
 from mtlskit.clock import SystemClock
 from mtlskit.errors import UsageError
 
@@ -27,24 +28,36 @@ def init(
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="File whose first line encrypts the CA keys."),
     no_passphrase: bool = typer.Option(False, "--no-passphrase", help="Leave the CA keys unencrypted (labs only)."),
     public_url: Optional[str] = typer.Option(None, "--public-url", help="Where `mtlskit serve` is reachable: adds CRL DP and OCSP AIA to certificates."),
+    country: Optional[str] = country_option(),
+    state: Optional[str] = state_option(),
+    locality: Optional[str] = locality_option(),
+    org: Optional[str] = org_option(),
+    org_unit: Optional[str] = org_unit_option(),
 ) -> None:
-    """Create a CA: a root and an issuing intermediate, keys encrypted at rest."""
+    """Create a CA: a root and an issuing intermediate, keys encrypted at rest.
+
+    --country, --state, --locality, --org and --org-unit go into the CA subjects; all but
+    --org-unit also become the defaults of issued certificates ([subject] in mtlskit.toml).
+    """
     from mtlskit.ca.authority import CaRequest
     from mtlskit.ca.setup import check_request, initialize
     from mtlskit.pki.keys import KeyType
 
     exclusive(**{"--passphrase-file": passphrase_file, "--no-passphrase": no_passphrase})
     settings = settings_of(ctx, public_url=public_url)
+    subject = subject_options(ctx, country=country, state=state, locality=locality, org=org, org_unit=org_unit)
     request = CaRequest(name=name, key_type=KeyType.parse(key_type), intermediate=not no_intermediate,
                         root_days=root_days, intermediate_days=intermediate_days,
                         permit_dns=tuple(permit_dns), permit_ip=tuple(permit_ip),
-                        permit_email=tuple(permit_email), public_url=settings.public_url)
+                        permit_email=tuple(permit_email), public_url=settings.public_url,
+                        subject_fields=tuple(subject.attributes()))
     check_request(request)  # refuse bad flags before asking for a passphrase
     passphrase = None if no_passphrase else passphrase_source(passphrase_file, confirm=True)()
     if passphrase is None and not no_passphrase:
         raise UsageError("no passphrase for the CA keys",
                          hint="set MTLSKIT_CA_PASSPHRASE, give --passphrase-file, or --no-passphrase for a lab CA")
-    authority = initialize(settings, request, passphrase, SystemClock())
+    defaults = {field: value for field, value in subject.as_dict().items() if field != "org_unit"}
+    authority = initialize(settings, request, passphrase, SystemClock(), defaults)
     console.print(f"CA created in {settings.home}")
     for signer in {authority.root.name: authority.root, authority.issuing.name: authority.issuing}.values():
         console.print(f"  {signer.name:<13} {signer.certificate.subject.rfc4514_string()}  "

@@ -20,8 +20,15 @@ def list_(
     status: Optional[str] = typer.Option(None, "--status", help="valid | not-yet-valid | expired | revoked"),
     profile: Optional[str] = typer.Option(None, "--profile", help="server | client | peer | ocsp | root-ca | intermediate-ca"),
     json_out: bool = typer.Option(False, "--json"),
+    all_: bool = typer.Option(False, "--all", help="With --expiring: also the certificates `serve` renews itself (OCSP responders)."),
 ) -> None:
-    """List the inventory, soonest expiry first."""
+    """List the inventory, soonest expiry first.
+
+    --expiring leaves out the managed certificates: the OCSP responder certificates that
+    `serve` renews itself (--all shows them). Short-lived certificates show hours left.
+    """
+    from mtlskit.issue.lifetime import is_managed, time_left
+
     wanted = _status(status) if status is not None else None
     if profile is not None and profile not in _inventory_profiles():
         raise BadInput(f"unknown profile {profile[:40]!r}",
@@ -31,8 +38,12 @@ def list_(
     now = service.clock.now()
     before = now + within if within is not None else None
     records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile)
+    left_out = 0
+    if within is not None and not all_:
+        kept = [r for r in records if not is_managed(r.profile)]
+        left_out, records = len(records) - len(kept), kept
     if json_out:
-        print_json([r.summary(now) for r in records])
+        print_json([r.summary(now) | {"managed": is_managed(r.profile)} for r in records])
         return
     from rich.table import Table
 
@@ -40,9 +51,10 @@ def list_(
     for r in records:
         table.add_row(r.name, r.profile, r.serial_hex,
                       r.status_at(now).value + (", superseded" if r.superseded_by is not None else ""),
-                      f"{r.not_after:%Y-%m-%d %H:%M}", str((r.not_after - now).days))
+                      f"{r.not_after:%Y-%m-%d %H:%M}", time_left(r.not_before, r.not_after, now))
     console.print(table)
-    console.print(f"{len(records)} certificate(s)")
+    console.print(f"{len(records)} certificate(s)" + (f"; {left_out} managed by `serve` (OCSP responders it "
+                                                      f"renews itself) left out: --all shows them" if left_out else ""))
 
 
 def _status(text: str):

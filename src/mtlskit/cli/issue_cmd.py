@@ -8,8 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from mtlskit.cli.common import (console, err_console, open_service, passphrase_source, print_json,
-                                read_input_file, read_list_file, read_secret_file)
+from mtlskit.cli.common import (console, country_option, err_console, hours_option, locality_option,
+                                open_service, org_option, org_unit_option, passphrase_source, print_json,
+                                read_input_file, read_list_file, read_secret_file, settings_of, state_option,
+                                subject_options)
 from mtlskit.errors import Interrupted, UsageError
 
 # The implementation modules are imported inside the commands: every CLI run imports
@@ -26,8 +28,13 @@ def issue(
     ip: List[str] = typer.Option([], "--ip", help="IP SAN (repeatable)."),
     email: List[str] = typer.Option([], "--email", help="Email SAN (repeatable)."),
     uri: List[str] = typer.Option([], "--uri", help="URI SAN, e.g. spiffe://org/svc (repeatable)."),
-    org_unit: Optional[str] = typer.Option(None, "--org-unit", help="Subject OU."),
-    days: Optional[int] = typer.Option(None, "--days", help="Lifetime (default: the profile's)."),
+    country: Optional[str] = country_option(),
+    state: Optional[str] = state_option(),
+    locality: Optional[str] = locality_option(),
+    org: Optional[str] = org_option(),
+    org_unit: Optional[str] = org_unit_option(),
+    days: Optional[int] = typer.Option(None, "--days", help="Lifetime in days (default: the profile's)."),
+    hours: Optional[int] = hours_option(),
     key_type: str = typer.Option("ec-p256", "--key-type"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default ./NAME/)."),
     from_file: Optional[Path] = typer.Option(None, "--from", help="File with one name per line."),
@@ -38,8 +45,13 @@ def issue(
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Issue server, client or peer certificates with fresh keys."""
+    """Issue server, client or peer certificates with fresh keys.
+
+    The subject is C, ST, L, O, OU (from the options, else [subject] in mtlskit.toml) and
+    CN=NAME; with --from they apply to every NAME of the file.
+    """
     from mtlskit.issue.bundle import BundleOptions
+    from mtlskit.issue.lifetime import requested_lifetime
     from mtlskit.issue.issuer import IssueRequest, SanRequest
     from mtlskit.issue.profiles import get_profile
     from mtlskit.issue.workflow import issue_batch
@@ -47,6 +59,8 @@ def issue(
     from mtlskit.pki.pkcs12 import P12Profile
 
     profile_spec = get_profile(profile)
+    requested_lifetime(profile_spec, days, hours)   # refuse bad bounds before reading anything
+    subject = subject_options(ctx, country=country, state=state, locality=locality, org=org, org_unit=org_unit)
     if out is not None and str(out) == "-":
         raise UsageError("--out is a directory (a key, a certificate and a chain); - (stdout) cannot hold it",
                          hint="give a directory, or use `mtlskit sign CSR --out -` for a certificate alone")
@@ -65,7 +79,7 @@ def issue(
         p12_password=read_secret_file(p12_password_file, "PKCS#12 password") if p12_password_file else None)
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
-    requests = [IssueRequest(profile_spec, n, sans, org_unit, days) for n in all_names]
+    requests = [IssueRequest(profile_spec, n, sans, subject, days, hours) for n in all_names]
     with _progress(len(all_names), json_out) as advance, _StopOnSignal() as stop:
         try:
             records = issue_batch(service, authority, requests, directories, KeyType.parse(key_type),
@@ -150,12 +164,26 @@ def sign(
     csr_file: Path = typer.Argument(..., help="CSR, PEM or DER."),
     profile: str = typer.Option(..., "--profile", help="server | client | peer"),
     name: Optional[str] = typer.Option(None, "--name", help="NAME (subject CN, inventory name); default: the CSR's CN if it is a valid NAME."),
+    country: Optional[str] = country_option(),
+    state: Optional[str] = state_option(),
+    locality: Optional[str] = locality_option(),
+    org: Optional[str] = org_option(),
+    org_unit: Optional[str] = org_unit_option(),
     days: Optional[int] = typer.Option(None, "--days"),
+    hours: Optional[int] = hours_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate here; - or none: stdout."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file"),
 ) -> None:
-    """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag."""
+    """Sign a CSR under a profile; the CSR cannot choose its own usage or CA flag.
+
+    The subject keeps the CSR's C, ST, L, O and OU (an option given here replaces the
+    CSR's value; [subject] in mtlskit.toml fills what neither gives) and CN=NAME; any other
+    subject attribute of the CSR (emailAddress, serialNumber, ...) is left out, with a warning.
+    """
     from cryptography.hazmat.primitives import serialization
+
+    from mtlskit.issue.lifetime import requested_lifetime
+    from mtlskit.issue.subject import SubjectOptions
 
     from mtlskit.fileio import write_atomic
     from mtlskit.issue.csr import sign_csr
@@ -163,12 +191,20 @@ def sign(
     from mtlskit.pki.names import check_name
 
     profile_spec = get_profile(profile)
+    requested_lifetime(profile_spec, days, hours)
     if name is not None:
         check_name(name, "--name")
+    typed = subject_options(country=country, state=state, locality=locality, org=org, org_unit=org_unit)
+    defaults = SubjectOptions.from_mapping(dict(settings_of(ctx).subject), source="[subject]")
     csr_data = read_input_file(csr_file, "CSR")
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
-    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name)
+    dropped: list[str] = []
+    certificate, record = sign_csr(service, authority, csr_data, profile_spec, days, name, hours=hours,
+                                   subject=typed, defaults=defaults, dropped=dropped)
+    if dropped:
+        err_console.print(f"warning: left out of the subject (only C, ST, L, O, OU and CN are kept): "
+                          f"{', '.join(dropped)}", markup=False)
     pem = certificate.public_bytes(serialization.Encoding.PEM)
     if out is None or str(out) == "-":
         typer.echo(pem.decode(), nl=False)

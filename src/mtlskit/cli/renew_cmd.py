@@ -23,6 +23,10 @@ def renew(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the files here instead of the recorded directory."),
     revoke_old: bool = typer.Option(False, "--revoke-old", help="Revoke the replaced certificate (reason superseded)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
+    ca_url: Optional[str] = typer.Option(None, "--ca-url", help="Renew remotely (a host without the CA) through "
+                                         "`mtlskit serve --tls-port` at https://HOST:PORT, with --cert-dir."),
+    cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="With --ca-url: the directory of cert.pem, "
+                                            "key.pem and ca.pem; its certificate authenticates the renewal (mTLS)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Renew certificates: same profile, subject, SANs, key type and lifetime; new key.
@@ -32,6 +36,9 @@ def renew(
     superseded. A renewed server certificate used by a deployment is installed there and
     the server reloaded.
     """
+    if ca_url is not None or cert_dir is not None:
+        _renew_remote(ca_url, cert_dir, bool(targets or expiring or all_ or reuse_key or out or revoke_old), json_out)
+        return
     from mtlskit.cli.issue_cmd import _StopOnSignal
     from mtlskit.lifecycle.renew import renew_certificates, select
 
@@ -59,6 +66,17 @@ def renew(
                               "certificates renewed and recorded; the others were left as they were")
             raise typer.Exit(128 + stop.signum) from None
     _print(renewals, revoke_old, json_out)
+
+
+def _renew_remote(ca_url: str | None, cert_dir: Path | None, local_options: bool, json_out: bool) -> None:
+    from mtlskit.cli.enroll_cmd import renew_remote_command
+
+    if ca_url is None or cert_dir is None:
+        raise UsageError("--ca-url and --cert-dir go together (remote renewal of the certificate in DIR)")
+    if local_options:
+        raise UsageError("--ca-url renews the certificate of --cert-dir only: no NAME, --expiring, --all, "
+                         "--reuse-key, --out or --revoke-old")
+    renew_remote_command(ca_url, cert_dir, json_out)
 
 
 def _print_nothing(json_out: bool, expiring: str | None) -> None:

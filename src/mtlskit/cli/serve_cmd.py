@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -32,6 +32,14 @@ def serve(
         help="Also serve the REST API (POST /api/v1/revocations, GET /api/v1/certificates/<serial|name>). "
              "Off by default. Requests need 'Authorization: Bearer <token>', the token stored in "
              "HOME/api-token (0600, created on first use)."),
+    tls_port: Optional[int] = typer.Option(
+        None, "--tls-port",
+        help="Also serve everything over TLS on this port (0 picks a free one), with enrollment "
+             "(POST /api/v1/enroll, see `mtlskit token create`) and remote renewal over mTLS "
+             "(POST /api/v1/renew). The server certificate is issued and renewed by serve itself "
+             "(HOME/tls/); clients may present a certificate of this CA."),
+    tls_names: List[str] = typer.Option([], "--tls-name", help="Extra DNS name of the TLS certificate (repeatable)."),
+    tls_ips: List[str] = typer.Option([], "--tls-ip", help="Extra IP address of the TLS certificate (repeatable)."),
 ) -> None:
     """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
 
@@ -58,7 +66,14 @@ def serve(
     authority = service.authority(passphrase_source(passphrase_file))
     token_file = ensure_token(settings.home) if api else None
     token = load_token(token_file) if token_file else None
-    build_worker(service, authority)  # create or renew the responders once, before forking
+    names = None
+    if tls_port is not None:
+        from mtlskit.api.tls import TlsNames
+
+        names = TlsNames.for_host(tls_names, tls_ips)
+    elif tls_names or tls_ips:
+        raise UsageError("--tls-name and --tls-ip need --tls-port")
+    build_worker(service, authority, tls_names=names)  # create or renew responders (and TLS) before forking
     # no CA without a current CRL, and none committed but never published (a failed write)
     published = CrlRefresher(service, authority).publish_due()
     try:
@@ -66,13 +81,27 @@ def serve(
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
                          hint="pick another --port, or stop what is using it") from None
+    tls_sock = _listen_tls(server, host, tls_port) if tls_port is not None else None
     base = _base_url(host, sock.getsockname()[1])
     for line in _banner(base, service.ca_certificates(), workers, token_file):
         console.print(line, markup=False)
+    if tls_sock is not None:
+        tls_base = _base_url(host, tls_sock.getsockname()[1]).replace("http://", "https://")
+        console.print(f"  TLS      {tls_base}  (same routes; POST /api/v1/enroll and /api/v1/renew; "
+                      f"certificate in {settings.home / 'tls'})", markup=False)
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
     sys.stdout.flush()
-    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token), workers)
+    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names), workers,
+                tls_sock=tls_sock)
+
+
+def _listen_tls(server, host: str, port: int):
+    try:
+        return server.listen(host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                         hint="pick another --tls-port, or stop what is using it") from None
 
 
 def _base_url(host: str, port: int) -> str:

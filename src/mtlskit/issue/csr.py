@@ -9,23 +9,31 @@ from mtlskit.errors import BadInput, UsageError
 from mtlskit.issue import policy
 from mtlskit.issue.issuer import LeafTemplate, apply_profile_defaults, record_of
 from mtlskit.issue.profiles import Profile
+from mtlskit.issue.subject import SubjectOptions, requested_fields
 from mtlskit.pki import names
 from mtlskit.pki.encoding import load_csr
 from mtlskit.store.inventory import CertificateRecord
 
 
 def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
-             days: int | None, name: str | None = None) -> tuple[x509.Certificate, CertificateRecord]:
+             days: int | None, name: str | None = None, *, hours: int | None = None,
+             subject: SubjectOptions = SubjectOptions(), defaults: SubjectOptions = SubjectOptions(),
+             dropped: list[str] | None = None) -> tuple[x509.Certificate, CertificateRecord]:
     """Verify the CSR, apply the profile, sign, record.
 
-    Only the SANs of the CSR are used, and its subject CN (else its first DNS name) as
-    the NAME when ``name`` is not given; key usage, EKU and basicConstraints requested in
-    the CSR are ignored. The certificate's subject is ``CN=NAME``.
+    The CSR gives its SANs, its subject CN (else its first DNS name) as the NAME when
+    ``name`` is not given, and its C, ST, L, O and OU; key usage, EKU and
+    basicConstraints requested in the CSR are ignored. The certificate's subject is
+    ``C, ST, L, O, OU, CN=NAME``: each field from ``subject`` (the options), else the
+    CSR, else ``defaults`` ([subject] in mtlskit.toml). Any other subject attribute of the
+    CSR (emailAddress, serialNumber, ...) and a repeated field is left out, and described
+    in ``dropped`` when a list is given (the CLI prints one warning line).
 
     Raises:
         BadInput: not a CSR, its signature does not verify, ``name`` is not a NAME, more
             than ``policy.MAX_SANS`` SANs, or a SAN outside the grammar of ``--dns``,
-            ``--ip``, ``--email``, ``--uri`` (a malformed wildcard included).
+            ``--ip``, ``--email``, ``--uri`` (a malformed wildcard included), or a C, ST,
+            L, O or OU outside the rules of the options.
         UsageError: no ``name`` and the CSR's CN is not a valid NAME (or it has none).
         PolicyViolation: weak key, names (the SANs, or the CN when it reads as a DNS
             name) outside the constraints, a wildcard the profile refuses, lifetime too long.
@@ -33,13 +41,17 @@ def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
     csr = load_csr(csr_data)
     if not csr.is_signature_valid:
         raise BadInput("the CSR's signature does not verify (corrupted, or not signed by its key)")
-    template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
+    template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days, hours)
+    from_csr, left_out = requested_fields(csr.subject)
+    fields = subject.over(from_csr.over(defaults))
     requested = _requested_sans(csr)
     policy.check_san_count(requested)   # before any work per name
     sans = [names.requested_san(n) for n in requested]
     name = names.check_name(name, "--name") if name is not None else _name_from(csr, sans)
     sans = apply_profile_defaults(profile, name, sans)
-    certificate = template.sign(names.subject_name(name), sans, csr.public_key())
+    certificate = template.sign(names.subject_name(name, fields.attributes()), sans, csr.public_key())
+    if dropped is not None:
+        dropped.extend(left_out)
     record = record_of(certificate, template.signer.name, name, profile.name)
     service.inventory.add_certificates([record], service.clock.now(), action="sign")
     return certificate, record

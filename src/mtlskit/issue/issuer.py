@@ -21,7 +21,9 @@ from mtlskit.ca.authority import BACKDATE, Authority, random_serial
 from mtlskit.ca.signer import Signer
 from mtlskit.errors import BadInput
 from mtlskit.issue import policy
+from mtlskit.issue.lifetime import check_profile_maximum, requested_lifetime
 from mtlskit.issue.profiles import Profile
+from mtlskit.issue.subject import SubjectOptions
 from mtlskit.pki import der, extensions, leafder, names
 from mtlskit.pki.keys import check_key_strength, key_type_of
 from mtlskit.pki.reference import reference_encoders
@@ -47,8 +49,9 @@ class IssueRequest:
     profile: Profile
     name: str                      # becomes the subject CN and the inventory NAME
     sans: SanRequest = SanRequest()
-    org_unit: str | None = None
+    subject: SubjectOptions = SubjectOptions()   # C, ST, L, O, OU before the CN
     days: int | None = None
+    hours: int | None = None       # instead of days, for short-lived certificates
 
 
 CLIENT_URI_BASE = "https://mtlskit.invalid/client/"
@@ -100,18 +103,22 @@ class LeafTemplate:
     """
 
     def __init__(self, authority: Authority, profile: Profile, public_url: str | None,
-                 now: dt.datetime, days: int | None, lifetime: dt.timedelta | None = None) -> None:
+                 now: dt.datetime, days: int | None, hours: int | None = None,
+                 lifetime: dt.timedelta | None = None) -> None:
         """``lifetime``: notAfter - notBefore exactly (renewal keeps its predecessor's),
-        instead of ``days`` from now."""
+        instead of ``days`` or ``hours`` from now."""
         self.signer: Signer = authority.issuing
         self.profile = profile
-        self.days = profile.default_days if days is None else days
-        if lifetime is not None:
-            self.days = -(-(lifetime - BACKDATE) // dt.timedelta(days=1))  # whole days, rounded up
-        policy.check_lifetime(profile, self.days)
         self.not_before = now - BACKDATE
-        self.not_after = now + dt.timedelta(days=self.days) if lifetime is None else self.not_before + lifetime
-        policy.check_within_issuer(self.signer.certificate, self.not_after)
+        if lifetime is None:
+            self.lifetime = requested_lifetime(profile, days, hours)
+            self.not_after = now + self.lifetime
+        else:
+            check_profile_maximum(profile, lifetime - BACKDATE)
+            self.lifetime = lifetime
+            self.not_after = self.not_before + lifetime
+        policy.check_within_issuer(self.signer.certificate, self.not_after,
+                                   "--hours" if hours is not None else "--days")
         self.name_constraints = policy.name_constraints_of(
             [authority.root.certificate, self.signer.certificate])
         common = [
@@ -190,7 +197,7 @@ class LeafTemplate:
         return encoded
 
     def issue(self, request: IssueRequest, public_key) -> x509.Certificate:
-        subject = names.subject_name(request.name, org_unit=request.org_unit)
+        subject = names.subject_name(request.name, request.subject.attributes())
         return self.sign(subject, resolve_sans(request), public_key)
 
 

@@ -6,24 +6,24 @@ import datetime as dt
 from cryptography import x509
 
 from mtlskit.errors import BadInput, PolicyViolation
+from mtlskit.issue import lifetime
 from mtlskit.issue.profiles import Profile
 from mtlskit.pki import constraints, names
 
 
 def check_lifetime(profile: Profile, days: int) -> None:
+    """A lifetime in whole days within the profile's bounds (see ``issue.lifetime``)."""
     if days < 1:
         raise PolicyViolation(f"lifetime of {days} days refused: at least 1 day is required")
-    if days > profile.max_days:
-        raise PolicyViolation(f"lifetime of {days} days refused: the {profile.name} profile allows "
-                              f"at most {profile.max_days} days",
-                              hint=f"ask for --days {profile.max_days} or less")
+    lifetime.check_profile_maximum(profile, dt.timedelta(days=days))
 
 
-def check_within_issuer(issuer: x509.Certificate, not_after: dt.datetime) -> None:
+def check_within_issuer(issuer: x509.Certificate, not_after: dt.datetime, option: str = "--days") -> None:
+    """Refuse a certificate that would outlive its issuing CA: it is never cut short silently."""
     if not_after > issuer.not_valid_after_utc:
         raise PolicyViolation(
             f"the certificate would outlive its issuing CA (which expires "
-            f"{issuer.not_valid_after_utc:%Y-%m-%d})", hint="ask for fewer --days")
+            f"{issuer.not_valid_after_utc:%Y-%m-%d %H:%M}Z)", hint=f"ask for fewer {option}")
 
 
 def check_required_sans(profile: Profile, sans: list[x509.GeneralName]) -> None:

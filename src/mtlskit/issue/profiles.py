@@ -7,6 +7,7 @@ key usage, EKU or CA flag.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
@@ -26,6 +27,21 @@ class Profile:
     ocsp_nocheck: bool = False
     # A wildcard DNS SAN (*.example.com): servers only, see issue.policy.check_wildcards.
     wildcard_dns: bool = False
+    # Lifetimes in hours, for short-lived profiles: they replace default_days / max_days.
+    default_hours: int | None = None
+    max_hours: int | None = None
+
+    @property
+    def default_lifetime(self) -> dt.timedelta:
+        if self.default_hours is not None:
+            return dt.timedelta(hours=self.default_hours)
+        return dt.timedelta(days=self.default_days)
+
+    @property
+    def max_lifetime(self) -> dt.timedelta:
+        if self.max_hours is not None:
+            return dt.timedelta(hours=self.max_hours)
+        return dt.timedelta(days=self.max_days)
 
     @property
     def is_client(self) -> bool:

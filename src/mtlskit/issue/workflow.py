@@ -18,6 +18,7 @@ is discarded, and :class:`Interrupted` says how many were issued.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -37,6 +38,7 @@ from mtlskit.issue.bundle import (BundleOptions, ChainPems, discard_staged, publ
 from mtlskit.issue.journal import CHAIN_PREFIX, Journal
 from mtlskit.issue.issuer import (IssueRequest, LeafTemplate, certificate_pem, resolve_sans,
                                   validate_name)
+from mtlskit.issue.subject import SubjectOptions
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType, generate_private_key
 from mtlskit.store.inventory import CertificateRecord
@@ -51,7 +53,7 @@ TASK_SIZE = 100  # certificates per worker task: few round trips, little imbalan
 
 class _Prepared(NamedTuple):  # a tuple: one per certificate, built in the serial part
     name: str
-    org_unit: str | None  # the subject is built by the worker (checked by the parent)
+    fields: tuple[x509.NameAttribute, ...]  # C, ST, L, O, OU: the worker builds the subject
     sans: list[x509.GeneralName]
     final: Path | str    # as given (for messages)
     location: str        # absolute and normalised (strings: pathlib costs more than the rest)
@@ -95,8 +97,9 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
     """
     if not requests:
         raise BadInput("no names to issue")
-    profile, days = requests[0].profile, requests[0].days
-    template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days)
+    first = requests[0]
+    template = LeafTemplate(authority, first.profile, service.settings.public_url, service.clock.now(),
+                            first.days, first.hours)
     cwd = os.getcwd()
     jobs = [_prepare(template, request, directory, cwd) for request, directory in zip(requests, directories)]
     parents = _check_directories(jobs)
@@ -130,8 +133,14 @@ def _prepare(template: LeafTemplate, request: IssueRequest, final: Path | str, c
     sans = resolve_sans(request)
     template.check_names(sans, name)
     location = os.path.normpath(os.path.join(cwd, final))  # os.path.abspath with one getcwd
-    names.check_subject(name, request.org_unit)
-    return _Prepared(name, request.org_unit, sans, final, location)
+    names.check_subject(name)
+    return _Prepared(name, _fields_of(request.subject), sans, final, location)
+
+
+@functools.lru_cache(maxsize=8)
+def _fields_of(subject: SubjectOptions) -> tuple[x509.NameAttribute, ...]:
+    """The name attributes of a batch's subject fields (shared by its requests): built once."""
+    return tuple(subject.attributes())
 
 
 def _check_directories(jobs: list[_Prepared]) -> list[str]:
@@ -199,7 +208,7 @@ def _issue_one(batch: _Batch, job: _Prepared) -> tuple:
     (serial, subject, SANs as text, SHA-256 fingerprint, PEM)."""
     key = generate_private_key(batch.key_type)
     serial = random_serial()
-    subject = names.subject_name(job.name, org_unit=job.org_unit)
+    subject = names.subject_name(job.name, job.fields)
     der = batch.template.sign_der(subject, job.sans, key.public_key(), serial)
     pem = certificate_pem(der)
     write_bundle(batch.staged(job), job.name, key, pem, batch.chain, batch.options, batch.parent_fd)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
+from typing import Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -165,20 +167,72 @@ def check_subject(common_name: str, org_unit: str | None = None) -> None:
     """
     if not common_name or len(common_name) > 64:
         raise BadInput(f"name {common_name!r} must be 1 to 64 characters (X.520 ub-common-name)")
-    if org_unit and len(org_unit) > 64:
-        raise BadInput("--org-unit must be at most 64 characters")
-
-
-def subject_name(common_name: str, organization: str | None = None,
-                 org_unit: str | None = None) -> x509.Name:
-    check_subject(common_name, org_unit)
-    attributes = []
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization[:64]))
     if org_unit:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, org_unit))
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
+        subject_field("org_unit", org_unit)
+
+
+def subject_name(common_name: str, attributes: Sequence[x509.NameAttribute] = (), *,
+                 org_unit: str | None = None) -> x509.Name:
+    """``C, ST, L, O, OU`` (``attributes``, already checked and in that order, e.g.
+    ``SubjectOptions.attributes()``), then ``CN=common_name``: one attribute per RDN, the
+    order of the guides (``openssl x509 -subject`` prints them so)."""
+    check_subject(common_name, org_unit)
+    fields = list(attributes) + (subject_attributes(org_unit=org_unit) if org_unit else [])
+    return x509.Name(fields + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+# RFC 5280 appendix A.1 upper bounds (ub-state-name, ub-locality-name, ub-organization-name,
+# ub-organizational-unit-name); a country is ISO 3166 alpha-2.
+SUBJECT_FIELD_MAX = {"state": 128, "locality": 128, "org": 64, "org_unit": 64}
+SUBJECT_OPTION = {"country": "--country", "state": "--state", "locality": "--locality",
+                  "org": "--org", "org_unit": "--org-unit"}
+SUBJECT_OID = {"country": NameOID.COUNTRY_NAME, "state": NameOID.STATE_OR_PROVINCE_NAME,
+               "locality": NameOID.LOCALITY_NAME, "org": NameOID.ORGANIZATION_NAME,
+               "org_unit": NameOID.ORGANIZATIONAL_UNIT_NAME}
+SUBJECT_SHORT = {"country": "C", "state": "ST", "locality": "L", "org": "O", "org_unit": "OU"}
+_COUNTRY = re.compile(r"\A[A-Za-z]{2}\Z")
+# Control, format (bidi overrides, zero-width), separator, surrogate, private and unassigned.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def subject_field(field: str, value: str, source: str = "option") -> str:
+    """A C, ST, L, O or OU value as typed (``field``: country, state, locality, org,
+    org_unit), checked: the country two ASCII letters (upper-cased), the others 1 to their
+    RFC 5280 upper bound of characters, printable (no control or format character, no
+    line break), no surrounding spaces. An empty string is returned as is (it clears a default).
+
+    These values reach server configurations and the identity headers (X-Client-DN), so
+    anything that could be read as something else there is refused here.
+
+    Raises:
+        BadInput: the message names ``--option``, ``[subject] key`` (``source="[subject]"``)
+            or ``the CSR's O`` (``source="CSR"``).
+    """
+    what = {"[subject]": f"[subject] {field}", "CSR": f"the CSR's {SUBJECT_SHORT[field]}"}.get(
+        source, SUBJECT_OPTION[field])
+    if not isinstance(value, str):
+        raise BadInput(f"{what} must be text, got {shown(value)}")
+    if value == "":
+        return value
+    if field == "country":
+        if not _COUNTRY.match(value):
+            raise BadInput(f"{what} {shown(value)} is not a country: use its two-letter ISO 3166 code (e.g. DE)")
+        return value.upper()
+    limit = SUBJECT_FIELD_MAX[field]
+    if len(value) > limit:
+        raise BadInput(f"{what} is {len(value)} characters: at most {limit} (RFC 5280)")
+    if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in value):
+        raise BadInput(f"{what} {shown(value)} holds a control or format character")
+    if value != value.strip():
+        raise BadInput(f"{what} {shown(value)} starts or ends with a space")
+    return value
+
+
+def subject_attributes(country: str | None = None, state: str | None = None, locality: str | None = None,
+                       org: str | None = None, org_unit: str | None = None) -> list[x509.NameAttribute]:
+    """C, ST, L, O, OU attributes (already checked values), in that order, for those set."""
+    values = (country, state, locality, org, org_unit)
+    return [x509.NameAttribute(oid, value) for oid, value in zip(SUBJECT_OID.values(), values) if value]
 
 
 def common_name_of(name: x509.Name) -> str | None:

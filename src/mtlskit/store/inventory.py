@@ -77,6 +77,7 @@ class CertificateRecord:
                 "subject": self.subject, "sans": list(self.sans), "key_type": self.key_type,
                 "not_before": self.not_before, "not_after": self.not_after,
                 "days_left": (self.not_after - now).days,
+                "hours_left": (self.not_after - now) // dt.timedelta(hours=1),
                 "revoked_at": self.revoked_at, "revocation_reason": self.revocation_reason,
                 "fingerprint_sha256": self.fingerprint_sha256,
                 "superseded_by": None if self.superseded_by is None else format(self.superseded_by, "x")}
