@@ -86,8 +86,12 @@ def _log(line: str) -> None:
 def _remote(ca_url, cert_dir, once: bool, as_json: bool) -> None:
     if ca_url is None or cert_dir is None:
         raise UsageError("--ca-url and --cert-dir go together", hint="give both, or neither for the local CA")
-    raise UsageError("agent --ca-url is not available in this build",
-                     hint="run `mtlskit renew --ca-url URL --cert-dir DIR` from a timer")
+    from mtlskit.lifecycle.remote_agent import RemoteAgent
+
+    remote = RemoteAgent(ca_url, cert_dir)
+    if once:
+        raise typer.Exit(_report(remote.run_once(), as_json))
+    _loop(remote)
 
 
 def _print_systemd(ctx, passphrase_file: Path | None, ca_url, cert_dir) -> None:

@@ -354,9 +354,9 @@ class CaAccess:
 
     def _back(self, state: Failure) -> bool:
         if not self.agent.ca_files_readable():
-            state.ca_down = True          # seen missing: its return is worth an early attempt
+            state.saw_down = True         # seen missing: its return is worth an early attempt
             return False
-        return state.ca_down
+        return state.saw_down
 
     def _failed(self, state: Failure | None, reason: str, soonest) -> None:
         count = (state.failures if state else 0) + 1

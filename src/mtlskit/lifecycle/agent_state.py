@@ -27,18 +27,20 @@ class Failure:
     failures: int
     next_attempt: dt.datetime | None
     reason: str
-    ca_down: bool = False            # the CA key could not be loaded (not a refusal)
+    ca_down: bool = False            # the CA could not be reached (not a refusal)
+    saw_down: bool = False           # a later look found it still unreachable
     target: str = ""                 # "NAME serial:HEX", for the log once it is gone
     expires: dt.datetime | None = None
 
     def to_json(self) -> dict:
-        return {"failures": self.failures, "reason": self.reason, "ca_down": self.ca_down, "target": self.target,
+        return {"failures": self.failures, "reason": self.reason, "ca_down": self.ca_down,
+                "saw_down": self.saw_down, "target": self.target,
                 "next_attempt": _text(self.next_attempt), "expires": _text(self.expires)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Failure":
         return cls(int(data["failures"]), _time(data.get("next_attempt")), str(data.get("reason", "")),
-                   bool(data.get("ca_down")), str(data.get("target", "")),
+                   bool(data.get("ca_down")), bool(data.get("saw_down")), str(data.get("target", "")),
                    _time(data.get("expires")))
 
 
