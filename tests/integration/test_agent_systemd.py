@@ -125,3 +125,19 @@ def test_json_without_once_is_refused(cli, ca_home):
 def test_ca_url_without_cert_dir_is_refused(cli, ca_home):
     result = cli("--home", ca_home, "agent", "--ca-url", "https://127.0.0.1:1")
     assert result.code == 2 and "--cert-dir" in result.err
+
+
+def test_remote_units_renew_the_directory_without_a_secret(cli, tmp_path):
+    directory = tmp_path / "host"
+    directory.mkdir()
+    result = cli("agent", "--print-systemd", "--ca-url", "https://ca.example:8443", "--cert-dir", directory)
+    assert result.code == 0, result.err
+    service = keys(split_units(result.out)["mtlskit-agent.service"])
+    (exec_start,) = service[("Service", "ExecStart")]
+    assert exec_start.endswith(f'"agent" "--once" "--ca-url" "https://ca.example:8443" "--cert-dir" "{directory}"')
+    assert ("Service", "LoadCredential") not in service and "passphrase" not in exec_start
+
+
+def test_remote_units_refuse_a_bad_url(cli, tmp_path):
+    result = cli("agent", "--print-systemd", "--ca-url", "http://ca.example", "--cert-dir", tmp_path)
+    assert result.code == 2 and result.err.startswith("error: --ca-url must be https://") and result.out == ""

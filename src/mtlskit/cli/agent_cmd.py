@@ -98,9 +98,18 @@ def _print_systemd(ctx, passphrase_file: Path | None, ca_url, cert_dir) -> None:
     from mtlskit.cli.common import settings_of
     from mtlskit.lifecycle.systemd import units
 
-    settings = settings_of(ctx)
-    unit, timer = units(_mtlskit_script(), settings.home, _owner(settings.home),
-                        passphrase_file.resolve() if passphrase_file else None)
+    if (ca_url is None) != (cert_dir is None):
+        raise UsageError("--ca-url and --cert-dir go together", hint="give both, or neither for the local CA")
+    if ca_url is not None:
+        from mtlskit.lifecycle.remote import CaUrl
+
+        CaUrl.parse(ca_url)
+        directory = cert_dir.absolute()
+        unit, timer = units(_mtlskit_script(), directory, _owner(directory), None, (ca_url, directory))
+    else:
+        settings = settings_of(ctx)
+        unit, timer = units(_mtlskit_script(), settings.home, _owner(settings.home),
+                            passphrase_file.resolve() if passphrase_file else None)
     console.print("# mtlskit-agent.service\n" + unit + "\n# mtlskit-agent.timer\n" + timer, markup=False, end="")
 
 
@@ -112,8 +121,8 @@ def _mtlskit_script() -> Path:
     argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if argv0 is not None and argv0.name == "mtlskit" and argv0.is_file():
         return argv0.absolute()
-    raise UsageError("cannot find the mtlskit script of this installation",
-                     hint=f"install mtlskit so that {beside} exists")
+    raise UsageError(f"cannot find the console script of this installation ({beside})",
+                     hint="install the package (pip install) so that its console script exists")
 
 
 def _owner(home: Path) -> str | None:

@@ -40,17 +40,26 @@ def _setting_path(path: Path) -> str:
     return text.replace("%", "%%")
 
 
-def units(script: Path, home: Path, user: str | None, passphrase_file: Path | None) -> tuple[str, str]:
-    """(service unit, timer unit) for the CA home ``home``.
+def units(script: Path, home: Path, user: str | None, passphrase_file: Path | None,
+          remote: tuple[str, Path] | None = None) -> tuple[str, str]:
+    """(service unit, timer unit) for the CA home ``home``, or for a host without the CA
+    (``remote``: the CA's URL and the certificate directory; no passphrase then).
 
     Args:
         script: absolute path of the `mtlskit` console script.
-        user: who runs it (the owner of ``home``); None leaves User= out (root).
+        user: who runs it (the owner of ``home`` or of the directory); None leaves User= out.
         passphrase_file: where the operator keeps the passphrase (default
             /etc/mtlskit/ca-passphrase, mode 0600, owned by root).
     """
-    secret = passphrase_file or DEFAULT_PASSPHRASE_FILE
-    argv = " ".join(quote_argument(a) for a in (str(script), "--home", str(home), "agent", "--once"))
+    if remote is not None:
+        args = (str(script), "agent", "--once", "--ca-url", remote[0], "--cert-dir", str(remote[1]))
+        secret_lines = ["# No secret: the certificate's own key (0600, in --cert-dir) authenticates the renewal."]
+    else:
+        args = (str(script), "--home", str(home), "agent", "--once")
+        secret_lines = _credential_lines(passphrase_file or DEFAULT_PASSPHRASE_FILE)
+    argv = " ".join(quote_argument(a) for a in args)
+    if remote is None:
+        argv += f" --passphrase-file %d/{CREDENTIAL}"
     service = "\n".join([
         "[Unit]",
         "Description=mtlskit agent: renew certificates, re-sign CRLs, refresh deployments",
@@ -61,14 +70,8 @@ def units(script: Path, home: Path, user: str | None, passphrase_file: Path | No
         "[Service]",
         "Type=oneshot",
         *([f"User={user}"] if user else []),
-        "# The CA passphrase is a systemd credential: systemd reads the file below (keep it",
-        "# mode 0600, owned by root) and hands a private copy to this run in %d, the",
-        "# credentials directory; it never appears in the command line, the environment or",
-        "# the journal. A CA created with --no-passphrase can drop LoadCredential= and",
-        "# --passphrase-file. (Where LoadCredentialEncrypted= is available, `systemd-creds",
-        "# encrypt` keeps the file encrypted at rest too.)",
-        f"LoadCredential={CREDENTIAL}:{_setting_path(secret)}",
-        f"ExecStart={argv} --passphrase-file %d/{CREDENTIAL}",
+        *secret_lines,
+        f"ExecStart={argv}",
         "# exit status 1: a certificate expires within a day (see the journal for which)",
         "# No ProtectSystem=/NoNewPrivileges=: the agent writes into deployment directories",
         "# (often under /etc) and reloads their servers, which may need sudo in a reload command.",
@@ -92,3 +95,15 @@ def units(script: Path, home: Path, user: str | None, passphrase_file: Path | No
         "",
     ])
     return service, timer
+
+
+def _credential_lines(secret: Path) -> list[str]:
+    return [
+        "# The CA passphrase is a systemd credential: systemd reads the file below (keep it",
+        "# mode 0600, owned by root) and hands a private copy to this run in %d, the",
+        "# credentials directory; it never appears in the command line, the environment or",
+        "# the journal. A CA created with --no-passphrase can drop LoadCredential= and",
+        "# --passphrase-file. (Where LoadCredentialEncrypted= is available, `systemd-creds",
+        "# encrypt` keeps the file encrypted at rest too.)",
+        f"LoadCredential={CREDENTIAL}:{_setting_path(secret)}",
+    ]
