@@ -55,11 +55,13 @@ def agent(
 
 def _report(report, as_json: bool) -> int:
     """Print a pass (a line per action, or JSON); 1 when something expires within a day."""
+    from mtlskit.lifecycle.agent_report import WARNING_KINDS
+
     if as_json:
         print_json(report.to_json())
     else:
         for action in report.actions:
-            stream = err_console if action.kind in ("failed", "expired", "expiring", "crl-failed") else console
+            stream = err_console if action.kind in WARNING_KINDS else console
             stream.print(action.line(), markup=False)
     if report.alarms:
         err_console.print(f"error: {len(report.alarms)} certificate(s) expire within a day or have "

@@ -19,7 +19,6 @@ are per certificate and follow the backoff alone.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import threading
@@ -28,6 +27,8 @@ from typing import Callable
 
 from mtlskit.errors import MtlskitError
 from mtlskit.lifecycle import plan
+from mtlskit.lifecycle.agent_report import (ALARM_KINDS, Action, Kind, Report,  # noqa: F401 (public here)
+                                            alarm_window, reason_of)
 from mtlskit.lifecycle.agent_state import STATE_FILE, Failure, load_state, save_state
 
 #: a sleeping agent looks again at least this often
@@ -36,15 +37,8 @@ LONGEST_SLEEP = dt.timedelta(hours=1)
 CA_CHECK_EVERY = dt.timedelta(seconds=30)
 #: after a pass that failed as a whole (the inventory unreadable, say), the next one
 PASS_RETRY = dt.timedelta(minutes=1)
-#: `--once` fails when something it owns expires within this (or within a quarter of its
-#: lifetime, for certificates shorter than four days: a 24 h certificate always has a day)
-ALARM = dt.timedelta(days=1)
 #: a certificate that expired without a successor is reported on every pass this long
 EXPIRED_REPORTED = dt.timedelta(days=7)
-#: actions that make `--once` exit 1
-ALARM_KINDS = ("expiring", "expired")
-
-
 #: the failure entry of the CA key itself (the others are "issuer:serial")
 CA_KEY = "ca"
 
@@ -56,57 +50,12 @@ class CaUnavailable(MtlskitError):
     exit_code = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Action:
-    """One thing the agent did or found; ``line()`` is its log line."""
-
-    kind: str                 # renewed | retry | failed | expired | expiring | crl | crl-failed | deployments
-    target: str               # NAME serial:HEX, or "CRL of <ca>"
-    detail: str
-    at: dt.datetime | None = None
-
-    def line(self) -> str:
-        when = f" at {self.at:%Y-%m-%dT%H:%M:%SZ}" if self.at else ""
-        return f"{self.kind}: {self.target}{when}: {self.detail}"
-
-    def to_json(self) -> dict:
-        return {"action": self.kind, "target": self.target, "detail": self.detail, "at": self.at}
-
-
-@dataclasses.dataclass
-class Report:
-    """What one pass did, and when the next one is needed."""
-
-    actions: list[Action] = dataclasses.field(default_factory=list)
-    wake_at: list[dt.datetime] = dataclasses.field(default_factory=list)
-    ca_down: bool = False
-
-    @property
-    def alarms(self) -> list[Action]:
-        return [a for a in self.actions if a.kind in ALARM_KINDS]
-
-    def add(self, action: Action) -> None:
-        self.actions.append(action)
-
-    def to_json(self) -> dict:
-        return {"actions": [a.to_json() for a in self.actions],
-                "renewed": sum(a.kind == "renewed" for a in self.actions),
-                "failed": sum(a.kind in ("retry", "failed") for a in self.actions),
-                "alarms": [a.to_json() for a in self.alarms],
-                "next_wake": min(self.wake_at) if self.wake_at else None}
-
-
 def _key(record) -> str:
     return f"{record.issuer}:{record.serial_hex}"
 
 
 def _target(record) -> str:
     return f"{record.name} serial:{record.serial_hex}"
-
-
-def alarm_window(span: dt.timedelta) -> dt.timedelta:
-    """How close to expiry a certificate makes `--once` fail."""
-    return min(ALARM, span / 4)
 
 
 class LocalAgent:
@@ -166,7 +115,7 @@ class LocalAgent:
         try:
             return self.service.ca_files.load(self.passphrase_source)
         except (MtlskitError, OSError) as exc:
-            raise CaUnavailable(f"the CA key cannot be used: {_reason(exc)}") from None
+            raise CaUnavailable(f"the CA key cannot be used: {reason_of(exc)}") from None
 
     def ca_files_readable(self) -> bool:
         """Whether the issuing CA key and the passphrase file can be read (a stat and an
@@ -193,10 +142,10 @@ class LocalAgent:
             else:
                 failures.pop(_key(record), None)
                 renewed[_key(record)] = outcome.new
-                report.add(Action("renewed", _target(record), f"new serial:{outcome.new.serial_hex}, valid "
+                report.add(Action(Kind.RENEWED, _target(record), f"new serial:{outcome.new.serial_hex}, valid "
                                   f"until {outcome.new.not_after:%Y-%m-%dT%H:%M:%SZ}, in {outcome.directory}"))
                 for line in outcome.deployments:
-                    report.add(Action("deployed", _target(outcome.new), line))
+                    report.add(Action(Kind.DEPLOYED, _target(outcome.new), line))
         return renewed
 
     def _renew_each(self, authority, due):
@@ -208,13 +157,13 @@ class LocalAgent:
             return [(record, renewals.get(_key(record), "not renewed by the renew workflow")) for record in due]
         except Exception as batch_error:   # noqa: BLE001 - isolated below, record by record
             if len(due) == 1:
-                return [(due[0], _reason(batch_error))]
+                return [(due[0], reason_of(batch_error))]
         results = []
         for record in due:
             try:
                 results.append((record, renew(self.service, authority, [record])[0]))
             except Exception as exc:   # noqa: BLE001 - reported per certificate, never lost
-                results.append((record, _reason(exc)))
+                results.append((record, reason_of(exc)))
         return results
 
     def _renew_function(self):
@@ -231,13 +180,13 @@ class LocalAgent:
         failures[_key(record)] = Failure(count, retry.at, reason, target=_target(record),
                                          expires=record.not_after)
         if retry.expired:
-            report.add(Action("expired", _target(record), f"not renewed before expiry: {reason}"))
+            report.add(Action(Kind.EXPIRED, _target(record), f"not renewed before expiry: {reason}"))
         elif retry.at_risk:
-            report.add(Action("failed", _target(record), f"attempt {count} failed: {reason}; last retry "
+            report.add(Action(Kind.FAILED, _target(record), f"attempt {count} failed: {reason}; last retry "
                               f"before expiry at {retry.at:%Y-%m-%dT%H:%M:%SZ}, expires "
                               f"{record.not_after:%Y-%m-%dT%H:%M:%SZ}", retry.at))
         else:
-            report.add(Action("retry", _target(record), f"attempt {count} failed: {reason}", retry.at))
+            report.add(Action(Kind.RETRY, _target(record), f"attempt {count} failed: {reason}", retry.at))
 
     def _keep_known(self, failures: dict[str, Failure], live: set[str], now, report: Report) -> dict:
         """The failures of live certificates, and of those that expired without a successor
@@ -249,7 +198,7 @@ class LocalAgent:
                 kept[key] = failure
             elif failure.expires is not None and failure.expires <= now < failure.expires + EXPIRED_REPORTED:
                 kept[key] = failure
-                report.add(Action("expired", failure.target or key, f"expired {failure.expires:%Y-%m-%dT%H:%M:%SZ} "
+                report.add(Action(Kind.EXPIRED, failure.target or key, f"expired {failure.expires:%Y-%m-%dT%H:%M:%SZ} "
                                   f"without a renewal: {failure.reason}"))
         return kept
 
@@ -265,31 +214,31 @@ class LocalAgent:
         if due:
             authority = ca.get(soonest=None)
             if authority is None:
-                report.add(Action("crl-failed", f"CRL of {', '.join(due)}", "waiting for the CA key"))
+                report.add(Action(Kind.CRL_FAILED, f"CRL of {', '.join(due)}", "waiting for the CA key"))
                 return
             try:
                 result = crls.publish(self.service, authority, due)
             except (MtlskitError, OSError) as exc:
-                report.add(Action("crl-failed", f"CRL of {', '.join(due)}", _reason(exc)))
+                report.add(Action(Kind.CRL_FAILED, f"CRL of {', '.join(due)}", reason_of(exc)))
                 return
             published = crls.published(self.service)
             for name in due:
-                report.add(Action("crl", f"CRL of {name}", f"re-signed: number {published[name]['crl_number']}, "
+                report.add(Action(Kind.CRL, f"CRL of {name}", f"re-signed: number {published[name]['crl_number']}, "
                                   f"next update {published[name]['next_update']:%Y-%m-%dT%H:%M:%SZ}"))
             if result.error:
-                report.add(Action("crl-failed", "CRL files", result.error))
+                report.add(Action(Kind.CRL_FAILED, "CRL files", result.error))
             self._report_deployments(result.deployments, report)
             return
         pending, delivery = publish_pending(self.service, crls.refresh_deployments)
         if delivery is not None:
-            report.add(Action("deployments", f"CRL of {', '.join(pending)}",
+            report.add(Action(Kind.DEPLOYMENTS, f"CRL of {', '.join(pending)}",
                               delivery.error or "pending CRL delivered"))
             self._report_deployments(delivery.deployments, report)
 
     def _report_deployments(self, results, report: Report) -> None:
         for result in results or []:
             if not result.ok:
-                report.add(Action("deployments", f"{result.server} {result.directory}", result.message))
+                report.add(Action(Kind.DEPLOYMENTS, f"{result.server} {result.directory}", result.message))
 
     # --- what comes next ----------------------------------------------------------------
 
@@ -310,7 +259,7 @@ class LocalAgent:
             span = plan.lifetime(record.not_before, record.not_after)
             if plan.expires_within(record.not_after, now, alarm_window(span)):
                 cause = failure or (ca if due <= now else None)
-                report.add(Action("expiring", _target(record), f"expires {record.not_after:%Y-%m-%dT%H:%M:%SZ}"
+                report.add(Action(Kind.EXPIRING, _target(record), f"expires {record.not_after:%Y-%m-%dT%H:%M:%SZ}"
                                   + (f"; last failure: {cause.reason}" if cause else "")))
         for state in crls.published(self.service).values():
             if state["this_update"] and state["next_update"]:
@@ -367,7 +316,7 @@ class CaAccess:
             at = self.now + plan.retry_delay(count, dt.timedelta(days=self.agent.service.settings.crl_days))
         self.failures[CA_KEY] = Failure(count, at, reason, target="CA key")
         self.report.ca_down = True
-        self.report.add(Action("retry", "CA key", f"attempt {count} failed: {reason}", at))
+        self.report.add(Action(Kind.RETRY, "CA key", f"attempt {count} failed: {reason}", at))
 
 
 def _snapshot(failures: dict[str, Failure]) -> dict:
@@ -376,15 +325,6 @@ def _snapshot(failures: dict[str, Failure]) -> dict:
 
 def _crl_times(state: dict | None) -> tuple[dt.datetime | None, dt.datetime | None]:
     return (state["this_update"], state["next_update"]) if state else (None, None)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, MtlskitError):
-        return exc.message
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def run_loop(agent, *, wait: Callable[[float], bool], log: Callable[[str], None],
@@ -404,7 +344,7 @@ def run_loop(agent, *, wait: Callable[[float], bool], log: Callable[[str], None]
         try:
             report = agent.run_once()
         except Exception as exc:   # noqa: BLE001 - a long-running agent survives a bad pass
-            report = Report([Action("failed", "agent pass", _reason(exc))], [agent.clock_now() + PASS_RETRY])
+            report = Report([Action(Kind.FAILED, "agent pass", reason_of(exc))], [agent.clock_now() + PASS_RETRY])
         passes += 1
         now = agent.clock_now()
         for action in report.actions:

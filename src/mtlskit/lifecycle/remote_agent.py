@@ -20,7 +20,8 @@ from mtlskit.clock import Clock, SystemClock
 from mtlskit.errors import MtlskitError
 from mtlskit.fileio import read_input
 from mtlskit.lifecycle import plan
-from mtlskit.lifecycle.agent import CA_CHECK_EVERY, Action, Report, _reason, alarm_window
+from mtlskit.lifecycle.agent import CA_CHECK_EVERY
+from mtlskit.lifecycle.agent_report import Action, Kind, Report, alarm_window, reason_of
 from mtlskit.lifecycle.agent_state import Failure, load_state, save_state
 
 PORT_CHECK_TIMEOUT = 2.0
@@ -59,7 +60,7 @@ class RemoteAgent:
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         target = f"{self.cert_dir} serial:{key}"
         if not_after <= now:
-            report.add(Action("expired", target, f"expired {not_after:%Y-%m-%dT%H:%M:%SZ}; it cannot "
+            report.add(Action(Kind.EXPIRED, target, f"expired {not_after:%Y-%m-%dT%H:%M:%SZ}; it cannot "
                               "authenticate a renewal: enroll again"))
             return report
         if failure is not None and failure.ca_down and failure.next_attempt and now < failure.next_attempt:
@@ -98,10 +99,10 @@ class RemoteAgent:
             count = (previous.failures if previous else 0) + 1
             retry = plan.next_attempt(count, now, not_before, not_after)
             down = isinstance(exc, CaUnreachable)
-            kind = "failed" if retry.at_risk else "retry"
-            report.add(Action(kind, target, f"attempt {count} failed: {_reason(exc)}", retry.at))
-            return Failure(count, retry.at, _reason(exc), ca_down=down, target=target, expires=not_after)
-        report.add(Action("renewed", target, f"new serial:{issued.serial}, valid until {issued.not_after}, "
+            kind = Kind.FAILED if retry.at_risk else Kind.RETRY
+            report.add(Action(kind, target, f"attempt {count} failed: {reason_of(exc)}", retry.at))
+            return Failure(count, retry.at, reason_of(exc), ca_down=down, target=target, expires=not_after)
+        report.add(Action(Kind.RENEWED, target, f"new serial:{issued.serial}, valid until {issued.not_after}, "
                           f"in {self.cert_dir}"))
         return None
 
@@ -124,7 +125,7 @@ class RemoteAgent:
                 due = min(due, now + CA_CHECK_EVERY)
         report.wake_at.append(due)
         if plan.expires_within(not_after, now, alarm_window(plan.lifetime(not_before, not_after))):
-            report.add(Action("expiring", f"{self.cert_dir} serial:{serial:x}",
+            report.add(Action(Kind.EXPIRING, f"{self.cert_dir} serial:{serial:x}",
                               f"expires {not_after:%Y-%m-%dT%H:%M:%SZ}"
                               + (f"; last failure: {failure.reason}" if failure else "")))
 
