@@ -140,6 +140,20 @@ def test_crl_re_signed_past_half_its_life(lab):
     assert all(crl_next_updates(service)[name] > published[name] for name in published)
 
 
+def test_a_crl_that_cannot_be_re_signed_raises_the_alarm_a_day_before(lab):
+    service, _, _ = lab
+    agent = LocalAgent(service, no_passphrase)
+    agent.run_once()                                     # CRLs published, 7 days
+    service.ca_files.load = _refusing_load
+    service.clock.advance(5 * DAY + 23 * HOUR)
+    report = agent.run_once()
+    assert {a.target for a in report.alarms} == set()
+    assert [a.kind for a in report.actions if a.target.startswith("CRL")] == ["crl-failed"]
+    service.clock.advance(2 * HOUR)                      # 22 h before nextUpdate
+    report = agent.run_once()
+    assert {a.target for a in report.alarms} == {"CRL of root", "CRL of intermediate"}
+
+
 def test_expired_certificate_without_successor_is_reported(lab):
     service, lifetimes, _ = lab
     service.clock.advance(29 * DAY + 23 * HOUR)

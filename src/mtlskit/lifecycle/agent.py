@@ -27,7 +27,7 @@ from typing import Callable
 
 from mtlskit.errors import MtlskitError
 from mtlskit.lifecycle import plan
-from mtlskit.lifecycle.agent_report import (ALARM_KINDS, Action, Kind, Report,  # noqa: F401 (public here)
+from mtlskit.lifecycle.agent_report import (ALARM, ALARM_KINDS, Action, Kind, Report,  # noqa: F401 (public here)
                                             alarm_window, reason_of)
 from mtlskit.lifecycle.agent_state import STATE_FILE, Failure, load_state, save_state
 
@@ -261,9 +261,12 @@ class LocalAgent:
                 cause = failure or (ca if due <= now else None)
                 report.add(Action(Kind.EXPIRING, _target(record), f"expires {record.not_after:%Y-%m-%dT%H:%M:%SZ}"
                                   + (f"; last failure: {cause.reason}" if cause else "")))
-        for state in crls.published(self.service).values():
+        for name, state in crls.published(self.service).items():
             if state["this_update"] and state["next_update"]:
                 wakes.append(plan.crl_refresh_at(state["this_update"], state["next_update"]))
+                if plan.expires_within(state["next_update"], now, ALARM):   # servers refuse every client after
+                    report.add(Action(Kind.EXPIRING, f"CRL of {name}",
+                                      f"next update {state['next_update']:%Y-%m-%dT%H:%M:%SZ}; not re-signed"))
         if ca is not None and ca.next_attempt is not None:
             wakes = [t for t in wakes if t > now]
             wakes.append(min(ca.next_attempt, now + CA_CHECK_EVERY))
