@@ -86,7 +86,9 @@ def read_csr(data: bytes) -> None:
         return
     request.public_key()
     sans = names.sans_of(request)
-    csr_module._name_from(request, sans)
+    subject = csr_module._subject_of(request)
+    csr_module.requested_fields(subject)   # the C, ST, L, O, OU it keeps
+    csr_module._name_from(subject, sans)
 
 
 def check(case) -> None:

@@ -16,6 +16,8 @@ from cryptography.x509.oid import NameOID
 from mtlskit.deploy.bundle import deployment_files
 from mtlskit.deploy.install import install
 from mtlskit.deploy.options import DeployOptions, parse_listen, parse_upstream, validate
+from mtlskit.issue.subject import SubjectOptions
+from mtlskit.pki import names
 from tests.support_deploy import CLIENT, Issued, ServerProcess, TestPki, build_pki, free_port, make_leaf, start_command
 
 SERVERS = ("nginx", "apache", "haproxy")
@@ -90,6 +92,10 @@ def identity_pki() -> TestPki:
         "two-cn": make_leaf(inter, "", CLIENT, subject=_subject(
             [(NameOID.ORGANIZATION_NAME, "mtlskit tests")], [(NameOID.COMMON_NAME, "outer")],
             [(NameOID.COMMON_NAME, "inner")], [(NameOID.ORGANIZATIONAL_UNIT_NAME, "x\\,CN=fake")])),
+        # What `mtlskit issue --country ... --org-unit ...` writes: C, ST, L, O, OU, CN.
+        "every-field": make_leaf(inter, "", CLIENT, subject=names.subject_name(
+            "every-field", SubjectOptions.parse(country="de", state="Bayern", locality="München",
+                                                org='Acme, "Inc" + Co', org_unit="Équipe Ω").attributes())),
         "multi": make_leaf(inter, "", CLIENT, subject=_subject(
             [(NameOID.ORGANIZATION_NAME, "mtlskit tests")],
             [(NameOID.COMMON_NAME, "multi"), (NameOID.USER_ID, "m-1")])),

@@ -30,7 +30,8 @@ from tests.support_identity import SERVERS, identity_pki, in_family, start_stand
 
 pytestmark = pytest.mark.e2e
 
-CLIENTS = ("alice", "bob", "zero-nibble", "whole-lines", "trailing-zero", "escaped", "utf8", "multi", "no-cn", "two-cn")
+CLIENTS = ("alice", "bob", "zero-nibble", "whole-lines", "trailing-zero", "escaped", "utf8", "multi", "no-cn", "two-cn",
+           "every-field")
 TLS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # Where each server's per-request and refusal logs land for --standalone (HAProxy cannot
 # write files: it logs to stdout in the foreground, which the test sends to haproxy.log).
@@ -120,6 +121,10 @@ def test_reference_values_follow_the_documented_rules(env):
     no_cn = H.expected_values(env.pki.clients["no-cn"].cert)
     assert H.CN not in no_cn
     assert no_cn[H.SUBJECT_DN] == "emailAddress=robot@example.com,serialNumber=42,OU=robots,O=mtlskit tests,ST=Berlin,C=DE"
+    every = H.expected_values(env.pki.clients["every-field"].cert)
+    assert every[H.SUBJECT_DN] == (r'CN=every-field,OU=\C3\89quipe \CE\A9,O=Acme\, \"Inc\" \+ Co,'
+                                   r'L=M\C3\BCnchen,ST=Bayern,C=DE')
+    assert every[H.CN] == "every-field"
     two = H.expected_values(env.pki.clients["two-cn"].cert)
     assert two[H.SUBJECT_DN] == r"OU=x\\\,CN=fake,CN=inner,CN=outer,O=mtlskit tests" and two[H.CN] == "inner"
 

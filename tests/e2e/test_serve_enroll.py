@@ -285,3 +285,25 @@ def test_two_workers_share_the_tls_port_and_a_token_still_works_once(tmp_path):
         assert listed.count('"profile": "serve-tls"') == 1  # one certificate for both workers
     finally:
         server.stop()
+
+
+def test_an_expired_certificate_is_refused_by_the_tls_server_clearly(serve, tmp_path):
+    """A host whose clock lags still cannot renew with an expired certificate: the TLS
+    layer refuses it, and the CLI says so in one line."""
+    from mtlskit.config import load_settings
+    from mtlskit.issue.bundle import BundleOptions
+    from mtlskit.issue.issuer import IssueRequest
+    from mtlskit.issue.profiles import get_profile
+    from mtlskit.issue.workflow import issue_batch
+    from mtlskit.pki.keys import KeyType
+    from mtlskit.service import Service
+
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)
+    service = Service.open(load_settings(serve.home), FixedClock(past))
+    out = tmp_path / "old-host"
+    issue_batch(service, service.authority(lambda: None), [IssueRequest(get_profile("client"), "old-host", days=1)],
+                [out], KeyType.EC_P256, BundleOptions())
+    lagging = FixedClock(past + dt.timedelta(hours=1))
+    with pytest.raises(PolicyViolation, match="refused the client certificate during the TLS handshake: it has expired"):
+        renew_remote(serve.url, out, clock=lagging)
+    assert not (out / "cert.pem.prev").exists()

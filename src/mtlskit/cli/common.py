@@ -330,10 +330,9 @@ def subject_options(ctx: typer.Context | None = None, *, country: str | None = N
     Raises:
         BadInput: a value outside its rule (see ``pki.names.subject_field``).
     """
-    from mtlskit.issue.subject import SubjectOptions
+    from mtlskit.issue.subject import SubjectOptions, defaults_of
 
     typed = SubjectOptions.parse(country=country, state=state, locality=locality, org=org, org_unit=org_unit)
     if ctx is None:
         return typed
-    defaults = SubjectOptions.from_mapping(dict(settings_of(ctx).subject), source="[subject]")
-    return typed.over(defaults)
+    return typed.over(defaults_of(settings_of(ctx)))

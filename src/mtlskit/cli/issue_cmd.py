@@ -93,9 +93,10 @@ def issue(
         print_json([{"name": r.name, "serial": r.serial_hex, "not_after": r.not_after,
                      "directory": str(d)} for r, d in zip(records, directories)])
         return
+    until = "%Y-%m-%d %H:%MZ" if hours is not None else "%Y-%m-%d"   # short-lived: the hour matters
     for record, directory in list(zip(records, directories))[:10]:
         console.print(f"issued {record.profile} {record.name}  serial {record.serial_hex}  "
-                      f"until {record.not_after:%Y-%m-%d}  -> {directory}/")
+                      f"until {record.not_after.strftime(until)}  -> {directory}/")
     if len(records) > 10:
         console.print(f"... and {len(records) - 10} more ({len(records)} in all) under {base}/")
     if p12 and not p12_password_file:
@@ -183,7 +184,7 @@ def sign(
     from cryptography.hazmat.primitives import serialization
 
     from mtlskit.issue.lifetime import requested_lifetime
-    from mtlskit.issue.subject import SubjectOptions
+    from mtlskit.issue.subject import defaults_of
 
     from mtlskit.fileio import write_atomic
     from mtlskit.issue.csr import sign_csr
@@ -195,7 +196,7 @@ def sign(
     if name is not None:
         check_name(name, "--name")
     typed = subject_options(country=country, state=state, locality=locality, org=org, org_unit=org_unit)
-    defaults = SubjectOptions.from_mapping(dict(settings_of(ctx).subject), source="[subject]")
+    defaults = defaults_of(settings_of(ctx))
     csr_data = read_input_file(csr_file, "CSR")
     service = open_service(ctx)
     authority = service.authority(passphrase_source(passphrase_file))
@@ -210,8 +211,9 @@ def sign(
         typer.echo(pem.decode(), nl=False)
         return
     write_atomic(out, pem)
+    until = "%Y-%m-%d %H:%MZ" if hours is not None else "%Y-%m-%d"
     console.print(f"signed {record.profile} {record.name}  serial {record.serial_hex}  "
-                  f"until {record.not_after:%Y-%m-%d}  -> {out}")
+                  f"until {record.not_after.strftime(until)}  -> {out}")
 
 
 def register(app: typer.Typer) -> None:

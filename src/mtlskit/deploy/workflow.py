@@ -34,6 +34,7 @@ from mtlskit.fileio import read_input
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, SanRequest
 from mtlskit.issue.profiles import get_profile
+from mtlskit.issue.subject import defaults_of
 from mtlskit.issue.workflow import issue_batch
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType
@@ -341,11 +342,12 @@ def _check_sans_present(creds: _Credentials, typed: list[x509.GeneralName]) -> N
 def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest) -> _Credentials:
     """Issue the server certificate through the core workflow, in a private scratch directory."""
     authority = service.authority(passphrase_source)
+    request = IssueRequest(get_profile("server"), options.name, with_listen_ip(sans, options.listen),
+                           defaults_of(service.settings))   # [subject] of mtlskit.toml
     try:
         scratch = Path(tempfile.mkdtemp(prefix=".mtlskit-issue-", dir=options.directory))
     except OSError as exc:
         raise BadInput(f"cannot write into --dir {options.directory}: {exc.strerror or exc}") from None
-    request = IssueRequest(get_profile("server"), options.name, with_listen_ip(sans, options.listen))
     try:
         out = scratch / "server"
         [record] = issue_batch(service, authority, [request],

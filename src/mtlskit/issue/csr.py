@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from cryptography import x509
 
 from mtlskit.ca.authority import Authority
@@ -42,12 +44,13 @@ def sign_csr(service, authority: Authority, csr_data: bytes, profile: Profile,
     if not csr.is_signature_valid:
         raise BadInput("the CSR's signature does not verify (corrupted, or not signed by its key)")
     template = LeafTemplate(authority, profile, service.settings.public_url, service.clock.now(), days, hours)
-    from_csr, left_out = requested_fields(csr.subject)
+    subject_of_csr = _subject_of(csr)
+    from_csr, left_out = requested_fields(subject_of_csr)
     fields = subject.over(from_csr.over(defaults))
     requested = _requested_sans(csr)
     policy.check_san_count(requested)   # before any work per name
     sans = [names.requested_san(n) for n in requested]
-    name = names.check_name(name, "--name") if name is not None else _name_from(csr, sans)
+    name = names.check_name(name, "--name") if name is not None else _name_from(subject_of_csr, sans)
     sans = apply_profile_defaults(profile, name, sans)
     certificate = template.sign(names.subject_name(name, fields.attributes()), sans, csr.public_key())
     if dropped is not None:
@@ -65,10 +68,18 @@ def _requested_sans(csr: x509.CertificateSigningRequest) -> list[x509.GeneralNam
                        hint="request one subjectAltName extension of DNS, IP, email and URI names") from None
 
 
-def _name_from(csr: x509.CertificateSigningRequest, sans: list[x509.GeneralName]) -> str:
+def _subject_of(csr: x509.CertificateSigningRequest) -> x509.Name:
+    """The CSR's subject, without the warning cryptography prints for a value outside its
+    length bounds (C=Germany): requested_fields refuses it in one line instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return csr.subject
+
+
+def _name_from(subject: x509.Name, sans: list[x509.GeneralName]) -> str:
     """The CSR's CN (else first DNS name) as NAME, only if it is a valid NAME: a CSR is
     written by someone else, and its NAME ends up in configurations and directories."""
-    proposed = names.common_name_of(csr.subject) or _first_dns(sans)
+    proposed = names.common_name_of(subject) or _first_dns(sans)
     if not proposed:
         raise UsageError("the CSR has neither a subject CN nor a DNS name to identify it: give --name NAME")
     if not names.is_valid_name(proposed):

@@ -25,18 +25,16 @@ def requested_lifetime(profile: Profile, days: int | None = None, hours: int | N
     """
     if days is not None and hours is not None:
         raise UsageError("--days and --hours cannot be used together")
-    if hours is not None:
-        if hours < 1:
-            raise BadInput(f"--hours {hours} refused: at least 1 hour is required")
-        lifetime = dt.timedelta(hours=hours)
-    elif days is not None:
-        if days < 1:
-            raise BadInput(f"--days {days} refused: at least 1 day is required")
-        lifetime = dt.timedelta(days=days)
-    else:
+    if days is None and hours is None:
         return profile.default_lifetime
-    check_profile_maximum(profile, lifetime, "--hours" if hours is not None else "--days")
-    return lifetime
+    option, count, unit = ("--hours", hours, HOUR) if hours is not None else ("--days", days, DAY)
+    if count < 1:
+        raise BadInput(f"{option} {count} refused: at least 1 {unit_name(unit)} is required")
+    if count > profile.max_lifetime // unit:   # compared as numbers: a huge count is no timedelta
+        raise PolicyViolation(f"lifetime of {count} {unit_name(unit)}s refused: the {profile.name} profile "
+                              f"allows at most {describe(profile.max_lifetime)}",
+                              hint=f"ask for {option} {profile.max_lifetime // unit} or less")
+    return count * unit
 
 
 def check_profile_maximum(profile: Profile, lifetime: dt.timedelta, option: str = "--days") -> None:
@@ -44,6 +42,10 @@ def check_profile_maximum(profile: Profile, lifetime: dt.timedelta, option: str 
         raise PolicyViolation(f"lifetime of {describe(lifetime)} refused: the {profile.name} profile allows "
                               f"at most {describe(profile.max_lifetime)}",
                               hint=f"ask for {option} {_in_unit(profile.max_lifetime, option)} or less")
+
+
+def unit_name(unit: dt.timedelta) -> str:
+    return "hour" if unit == HOUR else "day"
 
 
 def describe(lifetime: dt.timedelta) -> str:

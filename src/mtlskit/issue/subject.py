@@ -68,6 +68,15 @@ class SubjectOptions:
         return {field: getattr(self, field) for field in FIELDS if getattr(self, field)}
 
 
+def defaults_of(settings) -> SubjectOptions:
+    """The ``[subject]`` defaults of a CA home's settings (``config.Settings.subject``), checked.
+
+    Raises:
+        BadInput: a value outside its rule; the message names ``[subject] key``.
+    """
+    return SubjectOptions.from_mapping(dict(settings.subject), source="[subject]")
+
+
 def _pick(given: str | None, default: str | None) -> str | None:
     if given is None:
         return default

@@ -129,7 +129,7 @@ def trusted_root(url: CaUrl, fingerprint: str, timeout: float = TIMEOUT_SECONDS)
 # --- HTTP ---------------------------------------------------------------------------------
 
 def _request(url: CaUrl, context: ssl.SSLContext, method: str, path: str, payload: dict | None,
-             timeout: float) -> tuple[int, bytes, str]:
+             timeout: float, authenticating: bool = False) -> tuple[int, bytes, str]:
     """(status, body, content type). Raises CaUnreachable, or PolicyViolation for a TLS
     server certificate that does not verify (before anything is sent)."""
     connection = http.client.HTTPSConnection(url.host, url.port, context=context, timeout=timeout)
@@ -140,6 +140,13 @@ def _request(url: CaUrl, context: ssl.SSLContext, method: str, path: str, payloa
             raise PolicyViolation(f"the TLS certificate of {url.text} does not chain to the trusted root "
                                   f"or does not name {url.host} ({exc.verify_message}); nothing was sent",
                                   hint="check --ca-url (use a name the server's certificate carries)") from None
+        except (ssl.SSLError, ConnectionResetError) as exc:
+            if not authenticating:
+                raise
+            raise PolicyViolation(f"the CA at {url.text} refused the client certificate during the TLS "
+                                  f"handshake: {_alert_text(str(getattr(exc, 'reason', '') or ''))}",
+                                  hint="an expired certificate, or one not issued by this CA, cannot "
+                                       "authenticate: enroll again with a new token (`mtlskit enroll`)") from None
         body = json.dumps(payload).encode() if payload is not None else None
         headers = {"Content-Type": "application/json"} if body is not None else {}
         connection.request(method, path, body=body, headers=headers)
@@ -151,6 +158,14 @@ def _request(url: CaUrl, context: ssl.SSLContext, method: str, path: str, payloa
         raise CaUnreachable(f"cannot reach the CA at {url.text}: {reason}") from None
     finally:
         connection.close()
+
+
+def _alert_text(reason: str) -> str:
+    for word, text in (("EXPIRED", "it has expired"), ("REVOKED", "it is revoked"),
+                       ("UNKNOWN_CA", "it is not from this CA")):
+        if word in reason:
+            return text
+    return "it has expired, is not yet valid, or is not from this CA"
 
 
 def _answer(status: int, body: bytes) -> dict:
@@ -268,10 +283,14 @@ def renew_remote(ca_url: str, cert_dir: Path, *, clock: Clock | None = None,
                               "UTC; an expired certificate cannot authenticate a renewal",
                               hint="enroll again with a new token (`mtlskit enroll`)")
     context = _context(root.public_bytes(serialization.Encoding.PEM))
+    # TLS 1.2 when authenticating: a refused client certificate is then reported in the
+    # handshake with its alert (in TLS 1.3 the refusal comes after it, as a bare close).
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(directory / "fullchain.pem" if (directory / "fullchain.pem").exists()
                             else directory / "cert.pem", directory / "key.pem")
     new_key = generate_private_key(KeyType(key_type_of(key)))
-    status, body, _ = _request(url, context, "POST", "/api/v1/renew", {"csr": _csr(new_key).decode("ascii")}, timeout)
+    status, body, _ = _request(url, context, "POST", "/api/v1/renew", {"csr": _csr(new_key).decode("ascii")}, timeout,
+                               authenticating=True)
     data = _answer(status, body)
     cert_pem, chain = _issued(data, new_key, root)
     _replace_files(directory, data.get("name", directory.name), new_key, cert_pem, chain)

@@ -197,7 +197,7 @@ _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 def subject_field(field: str, value: str, source: str = "option") -> str:
     """A C, ST, L, O or OU value as typed (``field``: country, state, locality, org,
-    org_unit), checked: the country two ASCII letters (upper-cased), the others 1 to their
+    org_unit), checked: the country an assigned ISO 3166 alpha-2 code (upper-cased), the others 1 to their
     RFC 5280 upper bound of characters, printable (no control or format character, no
     line break), no surrounding spaces. An empty string is returned as is (it clears a default).
 
@@ -215,9 +215,7 @@ def subject_field(field: str, value: str, source: str = "option") -> str:
     if value == "":
         return value
     if field == "country":
-        if not _COUNTRY.match(value):
-            raise BadInput(f"{what} {shown(value)} is not a country: use its two-letter ISO 3166 code (e.g. DE)")
-        return value.upper()
+        return _country(what, value)
     limit = SUBJECT_FIELD_MAX[field]
     if len(value) > limit:
         raise BadInput(f"{what} is {len(value)} characters: at most {limit} (RFC 5280)")
@@ -226,6 +224,17 @@ def subject_field(field: str, value: str, source: str = "option") -> str:
     if value != value.strip():
         raise BadInput(f"{what} {shown(value)} starts or ends with a space")
     return value
+
+
+def _country(what: str, value: str) -> str:
+    from mtlskit.pki.countries import ALPHA2, MISTAKEN
+
+    code = value.upper()
+    if not _COUNTRY.match(value) or code not in ALPHA2:
+        meant = MISTAKEN.get(code)
+        raise BadInput(f"{what} {shown(value)} is not a country: use its two-letter ISO 3166 code (e.g. DE)",
+                       hint=f"{code} is written {meant} in ISO 3166" if meant else None)
+    return code
 
 
 def subject_attributes(country: str | None = None, state: str | None = None, locality: str | None = None,
