@@ -95,7 +95,7 @@ class RemoteAgent:
         renew = self._renew or _renew_remote
         try:
             issued = renew(self.ca_url, self.cert_dir, clock=self.clock, timeout=self.timeout)
-        except MtlskitError as exc:
+        except (MtlskitError, OSError) as exc:   # a refusal, an unreachable CA, a directory not writable
             count = (previous.failures if previous else 0) + 1
             retry = plan.next_attempt(count, now, not_before, not_after)
             down = isinstance(exc, CaUnreachable)
