@@ -106,3 +106,19 @@ def test_once_cli_remote(serve, tmp_path):
     assert run.returncode == 0, run.stderr.decode()
     data = json.loads(run.stdout)
     assert data["actions"] == [] and data["next_wake"] is not None
+
+
+def test_an_hour_before_expiry_with_the_ca_port_closed_raises_the_alarm(serve, tmp_path):
+    from tests.support_ocsp import free_port
+
+    directory, first = enroll_24h(serve, tmp_path, "agent-host-d")
+    clock = FixedClock(first.not_valid_after_utc - HOUR)
+    closed = f"https://127.0.0.1:{free_port()}"               # nothing listens there
+    report = RemoteAgent(closed, directory, clock=clock, timeout=5).run_once()
+    kinds = [a.kind for a in report.actions]
+    assert kinds == ["retry", "expiring"], report.actions
+    assert "cannot reach the CA at" in report.actions[0].detail
+    assert [a.target for a in report.alarms] == [f"{directory} serial:{first.serial_number:x}"]
+    assert "last failure: cannot reach the CA" in report.alarms[0].detail
+    expired = RemoteAgent(closed, directory, clock=FixedClock(first.not_valid_after_utc)).run_once()
+    assert [a.kind for a in expired.actions] == ["expired"] and "enroll again" in expired.actions[0].detail
