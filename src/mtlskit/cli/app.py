@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.ca_cmd",
     "mtlskit.cli.renew_cmd",
     "mtlskit.cli.token_cmd", "mtlskit.cli.enroll_cmd",
+    "mtlskit.cli.agent_cmd",
 ]
 
 
