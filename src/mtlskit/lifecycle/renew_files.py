@@ -230,7 +230,8 @@ def _renew_range(bounds: tuple[int, int]) -> list[tuple]:
 
 
 def _renew_one(batch: _Batch, job: _Job) -> tuple:
-    """Key, certificate, the staged directory; returns (serial, fingerprint, PEM, key type)."""
+    """Key, certificate, the staged directory; returns (serial, fingerprint, PEM, key type,
+    subject and SANs as text)."""
     if job.key_file is not None:
         key = _load_key(job.old.name, job.key_file, _read(job.old.name, job.key_file, private=True))
     else:
@@ -245,7 +246,8 @@ def _renew_one(batch: _Batch, job: _Job) -> tuple:
         write_new(os.path.join(job.staged, "bundle.pass"), job.p12_password + b"\n", PRIVATE)
     if job.exists:
         _carry_over(job.final, job.staged)
-    return serial, hashlib.sha256(der).hexdigest(), pem.decode("ascii"), key_type_of(key)
+    return (serial, hashlib.sha256(der).hexdigest(), pem.decode("ascii"), key_type_of(key),
+            job.blueprint.subject.rfc4514_string(), tuple(names.general_name_text(n) for n in job.blueprint.sans))
 
 
 def _carry_over(final: str, staged: str) -> None:
@@ -360,13 +362,10 @@ def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> 
 
 
 def _successor(batch: _Batch, job: _Job, result: tuple) -> CertificateRecord:
-    serial, fingerprint, pem, key_type = result
-    template = batch.templates[(job.old.profile, job.blueprint.lifetime)]
-    not_before, not_after = template.validity
-    return CertificateRecord(
-        batch.issuer, serial, job.old.name, job.blueprint.subject.rfc4514_string(),
-        tuple(names.general_name_text(n) for n in job.blueprint.sans), job.old.profile, key_type,
-        not_before, not_after, fingerprint, pem, directory=job.final)
+    serial, fingerprint, pem, key_type, subject, sans = result   # the text computed by the worker
+    not_before, not_after = batch.templates[(job.old.profile, job.blueprint.lifetime)].validity
+    return CertificateRecord(batch.issuer, serial, job.old.name, subject, sans, job.old.profile, key_type,
+                             not_before, not_after, fingerprint, pem, directory=job.final)
 
 
 def _publish(job: _Job) -> bool:
