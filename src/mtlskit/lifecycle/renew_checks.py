@@ -80,7 +80,7 @@ def _key_type(what: str, text: str) -> KeyType:
     try:
         return KeyType(text)
     except ValueError:
-        raise PolicyViolation(f"{what}: its key type {text} is not one mtlskit generates",
+        raise PolicyViolation(f"{what}: its key type {text} is not one that can be generated here",
                               hint="renew it with --reuse-key") from None
 
 
@@ -110,7 +110,7 @@ def _check_reused_key(what: str, old: CertificateRecord, directory: str | None) 
 
 def load_key(what: str, path: str, data: bytes):
     if b"ENCRYPTED" in data:
-        raise BadInput(f"{what}: {path} is encrypted with a password mtlskit does not have",
+        raise BadInput(f"{what}: {path} is encrypted with a password it was not given",
                        hint="decrypt it first, or issue a new certificate with --key-password")
     try:
         return serialization.load_pem_private_key(data, password=None)
@@ -122,7 +122,7 @@ def _check_key_not_encrypted(what: str, final: str) -> None:
     """A new key written unencrypted where an encrypted one was would weaken it silently."""
     path = os.path.join(final, "key.pem")
     if os.path.isfile(path) and b"ENCRYPTED" in read(what, path)[:64]:
-        raise BadInput(f"{what}: {path} is encrypted with a password mtlskit does not have; "
+        raise BadInput(f"{what}: {path} is encrypted with a password it was not given; "
                        "the new key would be written in clear", hint="issue a new certificate with --key-password")
 
 
@@ -132,7 +132,7 @@ def _p12_password(what: str, final: str) -> bytes | None:
         return None
     path = os.path.join(final, "bundle.pass")
     if not os.path.isfile(path):
-        raise BadInput(f"{what}: {final}/bundle.p12 was made with a password mtlskit does not have",
+        raise BadInput(f"{what}: {final}/bundle.p12 was made with a password it was not given",
                        hint="move bundle.p12 away, renew, then `mtlskit export` a new one")
     return read(what, path, private=True).rstrip(b"\r\n")
 
