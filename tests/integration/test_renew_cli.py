@@ -348,3 +348,14 @@ def test_a_certificate_deploy_issued_is_renewed_into_its_deployment(fresh_home, 
     assert key.public_key().public_numbers() == served.public_key().public_numbers()
     assert stat.S_IMODE(os.stat(deployed / "server.pem.key").st_mode) == 0o600
     assert names.sans_of(served) == names.sans_of(x509.load_pem_x509_certificate(old.pem.encode()))
+
+
+def test_an_unwritable_parent_is_refused_before_anything_is_signed(fresh_home, tmp_path, cli, monkeypatch):
+    """(The tests run as root, for whom every directory is writable: access(2) is stubbed.)"""
+    assert cli("--home", fresh_home, "issue", "client", "kim", "--out", tmp_path / "kim").code == 0
+    before = _snapshot(tmp_path / "kim")
+    monkeypatch.setattr("mtlskit.lifecycle.renew_checks.os.access", lambda path, mode: False)
+    result = _renew(cli, fresh_home, "kim")
+    assert result.code == 2 and "cannot write beside" in result.err.splitlines()[0]
+    assert _snapshot(tmp_path / "kim") == before
+    assert len(open_service(fresh_home).inventory.by_name("kim")) == 1

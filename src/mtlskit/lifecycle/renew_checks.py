@@ -44,6 +44,10 @@ def prepare(old: CertificateRecord, now: dt.datetime, out: str | None, reuse_key
     final = os.path.abspath(out if out is not None else old.directory)
     exists = _check_final(what, final, out is None)
     staged = os.path.join(os.path.dirname(final), staging_name(os.path.basename(final)))
+    parent = os.path.dirname(final)
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInput(f"{what}: cannot write beside {final} (the new files are staged in {parent})",
+                       hint="run as a user who may write there, or give --out DIR")
     if os.path.lexists(staged):
         raise AlreadyExists(f"{staged} is left over from an interrupted run",
                             hint="check whether its certificate is in `mtlskit list`, then remove it")
