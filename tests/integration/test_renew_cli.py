@@ -354,7 +354,7 @@ def test_an_unwritable_parent_is_refused_before_anything_is_signed(fresh_home, t
     """(The tests run as root, for whom every directory is writable: access(2) is stubbed.)"""
     assert cli("--home", fresh_home, "issue", "client", "kim", "--out", tmp_path / "kim").code == 0
     before = _snapshot(tmp_path / "kim")
-    monkeypatch.setattr("mtlskit.lifecycle.renew_checks.os.access", lambda path, mode: False)
+    monkeypatch.setattr("mtlskit.lifecycle.renew_checks.writable", lambda directory: False)
     result = _renew(cli, fresh_home, "kim")
     assert result.code == 2 and "cannot write beside" in result.err.splitlines()[0]
     assert _snapshot(tmp_path / "kim") == before

@@ -45,7 +45,7 @@ def prepare(old: CertificateRecord, now: dt.datetime, out: str | None, reuse_key
     exists = _check_final(what, final, out is None)
     staged = os.path.join(os.path.dirname(final), staging_name(os.path.basename(final)))
     parent = os.path.dirname(final)
-    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+    if os.path.isdir(parent) and not writable(parent):
         raise BadInput(f"{what}: cannot write beside {final} (the new files are staged in {parent})",
                        hint="run as a user who may write there, or give --out DIR")
     if os.path.lexists(staged):
@@ -60,6 +60,10 @@ def prepare(old: CertificateRecord, now: dt.datetime, out: str | None, reuse_key
             _check_key_not_encrypted(what, final)
     blueprint = workflow.blueprint_of(old)
     return Job(old, blueprint, final, staged, exists, key_file, _p12_password(what, final) if exists else None)
+
+
+def writable(directory: str) -> bool:
+    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _check_final(what: str, final: str, recorded: bool) -> bool:
