@@ -54,6 +54,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)                 # on the disk (ext4 here)
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N) --dir /dev/shm  # the disk taken out
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
+	$(BIN)/python bench/bench_cli.py --count 100000           # one command per process, against openssl
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
