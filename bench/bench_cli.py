@@ -19,11 +19,11 @@ with its openssl equivalent over the same CA key and an index.txt of the same si
 
 The floors are measured in the same run: `python -c pass`, `import cryptography.x509`,
 and `import typer, cryptography.x509, sqlalchemy.orm` (what every command that opens the
-inventory imports). mtlskit's modules are byte-compiled first, as an installed package's
+inventory imports), the last two with the CLI's garbage-collector thresholds. mtlskit's modules are byte-compiled first, as an installed package's
 are (PYTHONDONTWRITEBYTECODE would otherwise make each run compile them again).
 
 Usage: python bench/bench_cli.py [--count 100000] [--expiring 10000] [--revoked 5000]
-                                 [--runs 9] [--workdir DIR]
+                                 [--runs 9] [--workdir DIR] [--src OTHER/src]
 """
 
 from __future__ import annotations
@@ -46,15 +46,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 from support import mtlskit_env  # noqa: E402 (bench/ is on the path from here)
 
 TARGET_MS = 150
+# The collector thresholds of a CLI process (mtlskit.cli.common.SHORT_LIVED_GC), for the floors.
+GC = "import gc; gc.set_threshold(100_000, 20, 100); "
 
 
-def child_env() -> dict:
-    env = mtlskit_env()
+def child_env(src: Path | None = None) -> dict:
+    env = mtlskit_env(src)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-ENV = child_env()
+ENV = child_env()  # this tree's mtlskit; --src replaces it for the measured runs only
 
 
 def run(argv: list[str], cwd: Path | None = None, check: bool = True) -> float:
@@ -191,9 +193,9 @@ def measure(home: Path, ca: Path, keep: dict[str, Path], count: int, expiring: i
 
     for k in range(rounds):
         add("python -c pass", run([py, "-c", "pass"]))
-        add("import cryptography.x509", run([py, "-c", "import cryptography.x509"]))
+        add("import cryptography.x509", run([py, "-c", GC + "import cryptography.x509"]))
         add("import typer, cryptography.x509, sqlalchemy.orm",
-            run([py, "-c", "import typer.main, cryptography.x509, sqlalchemy.orm"]))
+            run([py, "-c", GC + "import typer.main, cryptography.x509, sqlalchemy.orm"]))
         add("mtlskit --help", run(mtlskit(home, "--help")))
         out = ca.parent / "mtlskit-out"
         add("issue client NAME", run(mtlskit(home, "issue", "client", f"bench-{k}", "--out", str(out / f"b{k}"))))
@@ -259,14 +261,19 @@ def main() -> None:
     parser.add_argument("--revoked", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the home here")
+    parser.add_argument("--src", type=Path, default=None,
+                        help="measure the mtlskit of this src/ (another version; the home is built with this tree's)")
     args = parser.parse_args()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True,
-                   stdout=subprocess.DEVNULL)
+    for src in {ROOT / "src", args.src or ROOT / "src"}:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True, stdout=subprocess.DEVNULL)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-cli-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         home = build_home(work, args.count, args.expiring, args.revoked)
         ca, keep = openssl_ca(home, work)
+        if args.src is not None:
+            global ENV
+            ENV = child_env(args.src.resolve())
         print(f"inventory: {args.count:,} certificates, {args.revoked:,} revoked; openssl index.txt: "
               f"{sum(1 for _ in open(ca / 'index.txt')):,} lines; {args.runs} runs of each, interleaved")
         report(measure(home, ca, keep, args.count, args.expiring, args.revoked, args.runs), args.count)
