@@ -54,7 +54,7 @@ def test_records_are_what_the_certificates_say(fresh_home, tmp_path, cli):
         cert = x509.load_pem_x509_certificate(cert_pem)
         [stored] = inventory.by_name(entry["name"])
         expected = record_of(cert, "intermediate", entry["name"], "client")
-        assert stored == expected
+        assert stored == dataclasses.replace(expected, directory=str(bundle))
         assert entry["serial"] == format(cert.serial_number, "x")
         assert (bundle / "fullchain.pem").read_bytes() == cert_pem + chain
         key = serialization.load_pem_private_key((bundle / "key.pem").read_bytes(), None)
@@ -144,7 +144,8 @@ def test_every_key_type_through_the_pool(ca_home, tmp_path, cli, key_type):
     inventory = open_service(ca_home).inventory
     for name in (names[0], names[-1]):
         cert = x509.load_pem_x509_certificate((out / name / "cert.pem").read_bytes())
-        assert inventory.by_name(name) == [record_of(cert, "intermediate", name, "peer")]
+        assert inventory.by_name(name) == [dataclasses.replace(record_of(cert, "intermediate", name, "peer"),
+                                                               directory=str(out / name))]
         cert.verify_directly_issued_by(x509.load_pem_x509_certificate((out / name / "chain.pem").read_bytes()))
 
 

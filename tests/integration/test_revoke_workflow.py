@@ -108,19 +108,12 @@ def test_twice_is_already_revoked_by_name_and_by_serial(pki):
         assert caught.value.exit_code == 4
 
 
-def test_ambiguous_name_lists_the_serials_and_changes_nothing(pki):
+def test_a_name_designates_every_live_certificate_of_it(pki):
     second = issue(pki.home, "client", "alice", pki.out)
     service = _service(pki.home)
-    with pytest.raises(Ambiguous) as caught:
-        revoke(service, _authority(service), ["bob", "alice"])
-    assert caught.value.exit_code == 4
-    assert format(pki.serial["alice"], "x") in caught.value.message
-    assert format(serial_of(second), "x") in caught.value.message
-    assert service.inventory.get("intermediate", pki.serial["bob"]).status == "valid"
-    # by serial it works, and then the name designates the one left
-    revoke(service, _authority(service), [format(serial_of(second), "x")])
-    result = revoke(service, _authority(service), ["alice"])
-    assert [r.serial for r in result.revoked] == [pki.serial["alice"]]
+    result = revoke(service, _authority(service), ["bob", "alice"])
+    assert {r.serial for r in result.revoked} == {pki.serial["bob"], pki.serial["alice"], serial_of(second)}
+    assert service.inventory.get("intermediate", serial_of(second)).status == "revoked"
 
 
 def test_expired_certificate_only_by_serial(pki):
@@ -332,6 +325,7 @@ def test_a_serial_used_by_two_cas_is_ambiguous(pki):
     with pytest.raises(Ambiguous) as caught:
         revoke(service, _authority(service), [format(pki.serial["alice"], "x")])
     assert "several CAs" in caught.value.message and "root" in caught.value.message
-    # by name it is still ambiguous: two valid certificates are called alice
-    with pytest.raises(Ambiguous):
-        revoke(service, _authority(service), ["alice"])
+    # by name: every live certificate called alice, of either CA
+    result = revoke(service, _authority(service), ["alice"])
+    assert {(r.issuer, r.serial) for r in result.revoked} == {("intermediate", pki.serial["alice"]),
+                                                              ("root", pki.serial["alice"])}

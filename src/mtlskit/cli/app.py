@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.serve_cmd",
     "mtlskit.cli.deploy_cmd",
     "mtlskit.cli.verify_cmd",
+    "mtlskit.cli.renew_cmd",
 ]
 
 # The module of each command whose module is not named after it (``mtlskit.cli.<command>_cmd``

@@ -38,7 +38,8 @@ def list_(
 
     table = Table("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS", box=None)
     for r in records:
-        table.add_row(r.name, r.profile, r.serial_hex, r.status_at(now).value,
+        table.add_row(r.name, r.profile, r.serial_hex,
+                      r.status_at(now).value + (", superseded" if r.superseded_by is not None else ""),
                       f"{r.not_after:%Y-%m-%d %H:%M}", str((r.not_after - now).days))
     console.print(table)
     console.print(f"{len(records)} certificate(s)")
@@ -68,14 +69,15 @@ def show(
     pem: bool = typer.Option(False, "--pem", help="Print the certificate(s) in PEM."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show what the inventory knows about a certificate (every one of that name).
+    """Show what the inventory knows about a certificate (a NAME: its newest one).
 
     A bare argument that is both a NAME and the serial of another certificate is
     refused: say serial:HEX or name:NAME.
     """
     service = open_service(ctx)
     now = service.clock.now()
-    records = service.inventory.find_one(target)
+    found = service.inventory.locate(target)
+    records = list(found.records[-1:] if found.kind == "name" else found.records)
     if pem:
         typer.echo("".join(r.pem for r in records), nl=False)
         return
@@ -87,6 +89,9 @@ def show(
             if value not in (None, []):
                 console.print(f"{key:>20}: {', '.join(value) if isinstance(value, list) else value}")
         console.print()
+    if len(found.records) > len(records):
+        older = ", ".join(r.serial_hex for r in found.records[:-1])
+        console.print(f"older certificates of this name: {older} (show serial:HEX)", markup=False)
 
 
 def inspect(

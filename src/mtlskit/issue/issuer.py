@@ -100,13 +100,17 @@ class LeafTemplate:
     """
 
     def __init__(self, authority: Authority, profile: Profile, public_url: str | None,
-                 now: dt.datetime, days: int | None) -> None:
+                 now: dt.datetime, days: int | None, lifetime: dt.timedelta | None = None) -> None:
+        """``lifetime``: notAfter - notBefore exactly (renewal keeps its predecessor's),
+        instead of ``days`` from now."""
         self.signer: Signer = authority.issuing
         self.profile = profile
         self.days = profile.default_days if days is None else days
+        if lifetime is not None:
+            self.days = -(-(lifetime - BACKDATE) // dt.timedelta(days=1))  # whole days, rounded up
         policy.check_lifetime(profile, self.days)
         self.not_before = now - BACKDATE
-        self.not_after = now + dt.timedelta(days=self.days)
+        self.not_after = now + dt.timedelta(days=self.days) if lifetime is None else self.not_before + lifetime
         policy.check_within_issuer(self.signer.certificate, self.not_after)
         self.name_constraints = policy.name_constraints_of(
             [authority.root.certificate, self.signer.certificate])

@@ -107,7 +107,7 @@ def _sweep_one(path: Path, inventory, at) -> tuple[int, int]:
         left = [(staged, final) for staged, final in _read_entries(fd)
                 if _is_ours(os.path.basename(staged)) and os.path.lexists(staged)]
         fingerprints = {staged: _fingerprint(staged) for staged, final in left if final}
-        recorded = inventory.recorded_fingerprints([f for f in fingerprints.values() if f])
+        recorded = inventory.recorded_fingerprints([f for f in fingerprints.values() if f], current=True)
         published = sum(_publish(staged, final) for staged, final in left
                         if fingerprints.get(staged) in recorded)
         for staged, final in left:
@@ -147,11 +147,28 @@ def _read_entries(fd: int) -> list[tuple[str, str]]:
 
 
 def _publish(staged: str, final: str) -> bool:
-    """Recorded, killed before its rename: put it where the batch would have."""
+    """Recorded, killed before its rename: put it where the batch would have. A renewal's
+    staged successor (``final`` holds the set it replaces) is swapped in, and the old set,
+    kept there as *.prev, removed."""
     try:
         os.rename(staged, final)
     except OSError:
-        pass  # the place was taken since: the bundle stays where it is, recorded
+        if not _swap_renewed(staged, final):
+            pass  # the place was taken since: the bundle stays where it is, recorded
+    return True
+
+
+def _swap_renewed(staged: str, final: str) -> bool:
+    from mtlskit.lifecycle.swap_dirs import exchange
+
+    if not (os.path.isdir(final) and not os.path.islink(final)
+            and os.path.isfile(os.path.join(staged, "cert.pem.prev"))):
+        return False
+    try:
+        exchange(staged, final)
+    except OSError:
+        return False
+    shutil.rmtree(staged, ignore_errors=True)
     return True
 
 

@@ -274,7 +274,8 @@ def _run(service, batch: _Batch, progress: Progress, stop_requested: StopRequest
         pending: list[CertificateRecord] = []
         for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, _results(pool, tasks, stop_requested)):
             pending.append(CertificateRecord(issuer, serial, job.name, subject, sans, profile, key_type,
-                                             not_before, not_after, fingerprint, pem))
+                                             not_before, not_after, fingerprint, pem,
+                                             directory=job.location))
             if len(pending) >= CHUNK_SIZE or len(done) + len(pending) == count:
                 record(pending)
                 pending = []

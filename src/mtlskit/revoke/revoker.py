@@ -61,15 +61,15 @@ def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]
 
     ``serial:HEX`` and ``name:NAME`` say which one is meant; a bare argument that is
     both a NAME and the serial of a certificate is refused (``Inventory.locate``). A
-    NAME designates its certificates that are neither revoked nor expired, and must
-    designate exactly one. A serial (hex, any case, colons optional) designates that
+    NAME designates every one of its certificates that is neither revoked nor expired
+    (after a renewal: the successor and the certificates it superseded). A serial (hex, any case, colons optional) designates that
     certificate even when expired.
 
     Raises:
         BadInput: an empty target, or ``serial:`` with something not hex (exit 2).
         AmbiguousTarget: a bare argument that is a NAME and a serial (exit 2).
         NotFound: nothing of that name or serial (exit 3).
-        Ambiguous: a name with several live certificates, or a serial of two CAs (exit 4).
+        Ambiguous: a serial of two CAs (exit 4).
         AlreadyRevoked: the certificate designated is already revoked (exit 4).
     """
     found = inventory.locate(target)
@@ -80,11 +80,8 @@ def resolve(inventory, target: str, now: dt.datetime) -> list[CertificateRecord]
 
 def _resolve_name(target: str, by_name: list[CertificateRecord], now: dt.datetime) -> list[CertificateRecord]:
     live = [r for r in by_name if r.status_at(now) in LIVE]  # not yet valid is live too
-    if len(live) == 1:
+    if live:  # a renewed NAME has several: its successor and the ones it superseded
         return live
-    if len(live) > 1:
-        raise Ambiguous(f"{target}: {len(live)} valid certificates have this name: {describe(live)}",
-                        hint="revoke the one you mean by serial:HEX (or list every serial)")
     revoked = [r for r in by_name if r.status == Status.REVOKED.value]
     if len(revoked) == len(by_name):
         raise _already_revoked(revoked)

@@ -57,6 +57,8 @@ class CertificateRecord:
     status: str = Status.VALID.value
     revoked_at: dt.datetime | None = None
     revocation_reason: str | None = None
+    directory: str | None = None        # absolute; where its files were written (None: nowhere)
+    superseded_by: int | None = None    # the serial of the certificate that renewed it
 
     @property
     def serial_hex(self) -> str:
@@ -78,19 +80,21 @@ class CertificateRecord:
                 "not_before": self.not_before, "not_after": self.not_after,
                 "days_left": (self.not_after - now).days,
                 "revoked_at": self.revoked_at, "revocation_reason": self.revocation_reason,
-                "fingerprint_sha256": self.fingerprint_sha256}
+                "fingerprint_sha256": self.fingerprint_sha256,
+                "superseded_by": None if self.superseded_by is None else format(self.superseded_by, "x")}
 
     def row_values(self, created_at: dt.datetime) -> tuple:
         """The ``certificates`` row, as values in the order of CERTIFICATE_COLUMNS."""
         return (self.issuer, self.serial_hex, self.name, self.subject,
                 json.dumps(list(self.sans)), self.profile, self.key_type, self.not_before,
                 self.not_after, self.status, self.revoked_at, self.revocation_reason,
-                self.fingerprint_sha256, self.pem, created_at)
+                self.fingerprint_sha256, self.pem, created_at, self.directory,
+                None if self.superseded_by is None else format(self.superseded_by, "x"))
 
 
 CERTIFICATE_COLUMNS = ("issuer", "serial", "name", "subject", "sans", "profile", "key_type",
                        "not_before", "not_after", "status", "revoked_at", "revocation_reason",
-                       "fingerprint_sha256", "pem", "created_at")
+                       "fingerprint_sha256", "pem", "created_at", "directory", "superseded_by")
 AUDIT_COLUMNS = ("at", "action", "issuer", "serial", "detail")
 _DETAIL_JSON = json.JSONEncoder(default=str, sort_keys=True)  # one encoder, not one per event
 
@@ -109,6 +113,8 @@ def record_from_row(row: CertificateRow) -> CertificateRecord:
         not_before=_utc(row.not_before), not_after=_utc(row.not_after),
         fingerprint_sha256=row.fingerprint_sha256, pem=row.pem, status=row.status,
         revoked_at=_utc(row.revoked_at), revocation_reason=row.revocation_reason,
+        directory=row.directory,
+        superseded_by=None if row.superseded_by is None else int(row.superseded_by, 16),
     )
 
 
@@ -199,6 +205,24 @@ class Inventory:
                           revoked_at=at.isoformat()) for r in records])
         return already
 
+    def mark_superseded(self, session: Session, old: CertificateRecord, new: CertificateRecord,
+                        at: dt.datetime) -> bool:
+        """Inside ``session``: mark ``old`` superseded by ``new`` and record one "renew" audit
+        event. False (and nothing changed) when ``old`` was revoked or superseded meanwhile
+        (by another process since it was read): the caller refuses, rolling back."""
+        table = CertificateRow.__table__
+        changed = session.execute(
+            update(table)
+            .where(table.c.issuer == old.issuer, table.c.serial == old.serial_hex,
+                   table.c.status != Status.REVOKED.value, table.c.superseded_by.is_(None))
+            .values(superseded_by=new.serial_hex))
+        if changed.rowcount != 1:
+            return False
+        session.execute(insert(AuditEvent), [audit_row(
+            "renew", at, new.issuer, new.serial, name=new.name, replaces=old.serial_hex,
+            replaces_issuer=old.issuer)])
+        return True
+
     @contextlib.contextmanager
     def _session(self, session: Session | None) -> Iterator[Session]:
         if session is not None:
@@ -235,13 +259,18 @@ class Inventory:
                 CertificateRow.fingerprint_sha256 == fingerprint_sha256.lower())).first()
             return record_from_row(row) if row else None
 
-    def recorded_fingerprints(self, fingerprints: Sequence[str]) -> set[str]:
-        """Which of these SHA-256 fingerprints (lower-case hex) the inventory holds."""
+    def recorded_fingerprints(self, fingerprints: Sequence[str], current: bool = False) -> set[str]:
+        """Which of these SHA-256 fingerprints (lower-case hex) the inventory holds (with
+        ``current``, only those not superseded: a renewal's staged successor, not the set it
+        replaced)."""
         found: set[str] = set()
         column = CertificateRow.fingerprint_sha256
         with Session(self.engine) as s:
             for start in range(0, len(fingerprints), 500):  # under SQLite's bound-variable limit
-                found.update(s.scalars(select(column).where(column.in_(fingerprints[start:start + 500]))))
+                stmt = select(column).where(column.in_(fingerprints[start:start + 500]))
+                if current:
+                    stmt = stmt.where(CertificateRow.superseded_by.is_(None))
+                found.update(s.scalars(stmt))
         return found
 
     def locate(self, target: str) -> Located:
@@ -302,6 +331,18 @@ class Inventory:
             stmt = stmt.limit(limit)
         with self.engine.connect() as connection:  # Core rows: ORM objects cost twice as much
             return [record_from_row(r) for r in connection.execute(stmt)]
+
+    def renewable(self, now: dt.datetime, before: dt.datetime | None = None) -> list[CertificateRecord]:
+        """Live (not revoked, not expired), not superseded certificates with a recorded
+        directory, soonest expiry first; with ``before``, only those expiring by then."""
+        row = CertificateRow
+        stmt = (select(row).where(row.status != Status.REVOKED.value, row.not_after > now,
+                                  row.superseded_by.is_(None), row.directory.is_not(None))
+                .order_by(row.not_after, row.id))
+        if before is not None:
+            stmt = stmt.where(row.not_after <= before)
+        with Session(self.engine) as s:
+            return [record_from_row(r) for r in s.scalars(stmt)]
 
     def expiring(self, now: dt.datetime, before: dt.datetime) -> list[CertificateRecord]:
         return self.query(now, expiring_before=before)
