@@ -154,12 +154,12 @@ def _pinned(argv: list[str]) -> dict:
 
 @pytest.fixture(scope="module")
 def pin_home(tmp_path_factory):
-    """A CA home with two clients, pin-b (to show) and pin-c (to revoke)."""
+    """A CA home with three clients, pin-b (to show), pin-c (to revoke), pin-d (to renew)."""
     from mtlskit.cli.app import main
 
     work = tmp_path_factory.mktemp("pin")
     home = make_home(work)
-    assert main(["--home", str(home), "issue", "client", "pin-b", "pin-c", "--out", str(work / "out")]) == 0
+    assert main(["--home", str(home), "issue", "client", "pin-b", "pin-c", "pin-d", "--out", str(work / "out")]) == 0
     return home
 
 
@@ -170,11 +170,13 @@ def pin_home(tmp_path_factory):
     (["show", "pin-b"], "inventory_cmd", sorted(DATABASE + ["rich"]), CORE),  # ":https:" (a URI SAN) may be an emoji code for all it knows
     (["revoke", "pin-c"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
     (["crl", "--out", "{tmp}/pin.crl"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
+    (["renew", "pin-d"], "renew_cmd", DATABASE, sorted(CORE + ["lifecycle"])),
 ])
 def test_each_command_imports_what_is_pinned(pin_home, tmp_path, argv, command, third_party, subpackages):
     run = _pinned(["--home", str(pin_home), *[a.replace("{tmp}", str(tmp_path)) for a in argv]])
     assert run["code"] == 0
-    assert run["commands"] == [command]  # no other command module, no deploy or serve code
+    shared = ["issue_cmd"] if command == "renew_cmd" else []  # renew runs issue's signal handling
+    assert run["commands"] == sorted([command, *shared])  # no other command module, no deploy or serve code
     assert run["third_party"] == third_party  # no Pydantic, Rich, Alembic, Jinja2, ...
     assert run["subpackages"] == subpackages
 
@@ -182,7 +184,7 @@ def test_each_command_imports_what_is_pinned(pin_home, tmp_path, argv, command, 
 @pytest.mark.parametrize("command, subpackages", [
     ("init", []), ("issue", []), ("sign", []), ("list", []), ("show", []), ("inspect", []),
     ("export", []), ("revoke", ["revoke"]), ("crl", ["revoke"]), ("serve", []), ("deploy", ["deploy"]),
-    ("verify", []), ("probe", [])])  # revoke.reasons, deploy.headers: for their options' help
+    ("verify", []), ("probe", []), ("renew", [])])  # revoke.reasons, deploy.headers: for their options' help
 def test_help_of_a_command_imports_only_its_module_and_typer(command, subpackages):
     run = _pinned([command, "--help"])
     assert run["code"] == 0
