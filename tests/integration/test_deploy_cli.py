@@ -70,13 +70,16 @@ def test_valid_certificate_whose_key_is_elsewhere_is_refused(fresh_home, tmp_pat
     assert cli("--home", fresh_home, "issue", "server", "web.example.com", "--out", tmp_path / "issued").code == 0
     args = ["--home", fresh_home, "deploy", "nginx", "--name", "web.example.com", "--dir", tmp_path / "d",
             "--listen", "443", "--revocation", "none"]
+    found = cli(*args[:7], tmp_path / "found", *args[8:])   # where `issue` wrote it (recorded)
+    assert found.code == 0 and "using server certificate web.example.com" in found.out, found.err
+    (tmp_path / "issued").rename(tmp_path / "moved")        # no longer where it was recorded
     refused = cli(*args)
     assert refused.code == 2
     assert "has a valid server certificate 'web.example.com'" in refused.err and "--cert-dir" in refused.err
-    used = cli(*args, "--cert-dir", tmp_path / "issued")
+    used = cli(*args, "--cert-dir", tmp_path / "moved")
     assert used.code == 0, used.err
     assert "using server certificate web.example.com" in used.out
-    assert (tmp_path / "d" / "server.pem.key").read_bytes() == (tmp_path / "issued" / "key.pem").read_bytes()
+    assert (tmp_path / "d" / "server.pem.key").read_bytes() == (tmp_path / "moved" / "key.pem").read_bytes()
 
 
 def test_deploy_on_a_fresh_ca_publishes_the_crls_it_needs_and_says_how_they_stay_fresh(fresh_home, tmp_path, cli):

@@ -102,7 +102,8 @@ def _is(kind, path: Path) -> bool:
 def _as_json(result) -> dict:
     return {"server": result.options.server, "directory": str(result.options.directory),
             "certificate": {"name": result.certificate.name, "serial": result.certificate.serial_hex,
-                            "issued": result.issued, "not_after": result.certificate.not_after},
+                            "issued": result.issued, "not_after": result.certificate.not_after,
+                            "renewed": result.renewed},
             "files": [str(p) for p in result.files], "reload": result.reload_command,
             "check": None if result.check is None else {"ran": result.check.ran, "ok": result.check.ok,
                                                         "output": result.check.output},
@@ -140,6 +141,8 @@ def _print(result) -> None:
 
     options, record = result.options, result.certificate
     layout = Layout(options.directory, options.server)
+    if result.renewed:
+        console.print(result.renewed, markup=False)
     verb = "issued" if result.issued else "using"
     console.print(f"{verb} server certificate {record.name}  serial {record.serial_hex}  "
                   f"until {record.not_after:%Y-%m-%d}")

@@ -56,6 +56,7 @@ class DeployResult:
     crl_next_update: dt.datetime | None = None   # the first of the deployed CRLs to go stale
     published_crls: tuple[str, ...] = ()         # CAs whose CRL deploy had to publish first
     stapling: str | None = None                  # what became of OCSP stapling, one line
+    renewed: str | None = None                   # why deploy renewed the server certificate, one line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,7 @@ class _Credentials:
     key_pem: bytes
     record: CertificateRecord
     issued: bool
+    renewed: str | None = None
 
 
 def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | None = None,
@@ -110,7 +112,8 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
     reload = apply_change(record, changed, lambda: result or run_check(options, verify_depth(cas)))
     next_update = min((crl.next_update_utc for crl in crls if crl.next_update_utc), default=None)
     return DeployResult(options, creds.record, creds.issued, files, reload_command, result, reload=reload,
-                        crl_next_update=next_update, published_crls=tuple(published), stapling=stapling)
+                        crl_next_update=next_update, published_crls=tuple(published), stapling=stapling,
+                        renewed=creds.renewed)
 
 
 def _haproxy_staple(service, options: DeployOptions, chain_pem: bytes) -> tuple[list[FileSpec], str | None]:
@@ -236,10 +239,10 @@ def _server_credentials(service, options: DeployOptions, passphrase_source,
     now = service.clock.now()
     valid = [r for r in service.inventory.by_name(options.name)
              if r.profile in SERVER_PROFILES and r.status_at(now) is Status.VALID]
-    for chain_path, key_path in _credential_sources(service, options, cert_dir):
+    for chain_path, key_path in _credential_sources(service, options, cert_dir, valid):
         found = _load_matching(chain_path, key_path, valid)
         if found:
-            return found
+            return renew_if_due(service, found, passphrase_source)
     if cert_dir is not None:
         raise BadInput(f"--cert-dir {cert_dir} holds no key.pem + fullchain.pem (or server.pem.key + server.pem) "
                        f"of a valid server certificate named {options.name!r}")
@@ -251,9 +254,12 @@ def _server_credentials(service, options: DeployOptions, passphrase_source,
     return _issue(service, options, passphrase_source, sans)
 
 
-def _credential_sources(service, options: DeployOptions, cert_dir: Path | None) -> list[tuple[Path, Path]]:
+def _credential_sources(service, options: DeployOptions, cert_dir: Path | None,
+                        valid: list[CertificateRecord] = ()) -> list[tuple[Path, Path]]:
     """Where a key of a valid server certificate may be: --cert-dir (as `mtlskit issue` or
-    `mtlskit deploy` wrote it), this directory, then other deployments of the same name."""
+    `mtlskit deploy` wrote it); else the directories its newest certificates were written
+    to (a NAME means its newest certificate: after `renew`, the successor), this
+    directory, then other deployments of the same name."""
     def both_layouts(directory: Path) -> list[tuple[Path, Path]]:
         deployed = Layout(directory, options.server)
         return [(directory / "fullchain.pem", directory / "key.pem"),
@@ -261,7 +267,10 @@ def _credential_sources(service, options: DeployOptions, cert_dir: Path | None) 
 
     if cert_dir:                      # given: used, or refused; never silently passed over
         return both_layouts(cert_dir)
-    sources = both_layouts(options.directory)
+    current = sorted((r for r in valid if r.superseded_by is None and r.directory),
+                     key=lambda r: r.not_before, reverse=True)
+    sources = [(Path(r.directory) / "fullchain.pem", Path(r.directory) / "key.pem") for r in current]
+    sources += both_layouts(options.directory)
     for other in list_deployments(service.inventory):
         if other.name == options.name and other.directory != options.directory:
             sources += both_layouts(other.directory)
@@ -340,8 +349,37 @@ def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest)
     try:
         out = scratch / "server"
         [record] = issue_batch(service, authority, [request],
-                               [out], KeyType.parse("ec-p256"), BundleOptions())
+                               [out], KeyType.parse("ec-p256"), BundleOptions(), record_directories=False)
         return _Credentials((out / "fullchain.pem").read_bytes(), (out / "key.pem").read_bytes(),
                             record, issued=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def renew_if_due(service, creds: _Credentials, passphrase_source) -> _Credentials:
+    """The credentials found, or their successor when less than a third of the lifetime
+    is left: renewed where `issue` wrote them (which installs nothing: deploy does), or
+    in memory for a certificate deploy issued itself (recorded before its key is written)."""
+    from mtlskit.deploy.renewal import due_for_renewal
+
+    record, now = creds.record, service.clock.now()
+    if record.superseded_by is not None or not due_for_renewal(record.not_before, record.not_after, now):
+        return creds
+    authority = service.authority(passphrase_source)
+    why = (f"renewed the server certificate {record.name}: {(record.not_after - now).days} of its "
+           f"{(record.not_after - record.not_before).days} days left (less than a third)")
+    if record.directory and Path(record.directory).is_dir():
+        from mtlskit.lifecycle.renew import renew_certificates
+
+        [renewal] = renew_certificates(service, authority, [record], deploy=False)
+        directory = Path(renewal.directory)
+        return _Credentials(read_input(directory / "fullchain.pem"), read_input(directory / "key.pem"),
+                            renewal.new, issued=False, renewed=why)
+    from mtlskit.lifecycle.renew import build_successor, record_successors
+    from mtlskit.pki.keys import generate_private_key, private_key_pem
+
+    key = generate_private_key(KeyType(record.key_type))
+    new = build_successor(service, authority, record, key.public_key(), at=now)
+    record_successors(service, [(record, new)], now)
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in authority.chain)
+    return _Credentials(new.pem.encode("ascii") + chain, private_key_pem(key), new, issued=False, renewed=why)

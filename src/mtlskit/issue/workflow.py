@@ -66,6 +66,7 @@ class _Batch:
     options: BundleOptions
     parent_fd: int | None = None  # the one output directory, when every bundle goes there
     parent_pid: int | None = None  # the process that records, seen from forked workers
+    record_directories: bool = True
 
     def staged(self, job: _Prepared) -> str:
         """Where a bundle is written: a name in parent_fd, or a path."""
@@ -82,8 +83,10 @@ _batch: _Batch | None = None  # set in the parent before forking; workers read t
 def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
                 directories: Sequence[Path], key_type: KeyType, options: BundleOptions,
                 progress: Progress | None = None,
-                stop_requested: StopRequested | None = None) -> list[CertificateRecord]:
-    """Issue one certificate per request into its directory and record them all.
+                stop_requested: StopRequested | None = None,
+                record_directories: bool = True) -> list[CertificateRecord]:
+    """Issue one certificate per request into its directory and record them all (with the
+    directory, for `renew`, unless ``record_directories`` is False: a scratch directory).
 
     Raises:
         BadInput, PolicyViolation, AlreadyExists: before anything is signed or written.
@@ -105,7 +108,7 @@ def issue_batch(service, authority: Authority, requests: Sequence[IssueRequest],
                           [str(shared_dir)] if shared_dir is not None else [])
         if len(parents) == 1:
             parent_fd = os.open(parents[0], os.O_RDONLY | os.O_DIRECTORY)
-        batch = _Batch(template, jobs, key_type, chain, options, parent_fd)
+        batch = _Batch(template, jobs, key_type, chain, options, parent_fd, record_directories=record_directories)
         return _run(service, batch, progress or (lambda n: None), stop_requested or (lambda: False))
     finally:
         if parent_fd is not None:
@@ -275,7 +278,7 @@ def _run(service, batch: _Batch, progress: Progress, stop_requested: StopRequest
         for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, _results(pool, tasks, stop_requested)):
             pending.append(CertificateRecord(issuer, serial, job.name, subject, sans, profile, key_type,
                                              not_before, not_after, fingerprint, pem,
-                                             directory=job.location))
+                                             directory=job.location if batch.record_directories else None))
             if len(pending) >= CHUNK_SIZE or len(done) + len(pending) == count:
                 record(pending)
                 pending = []

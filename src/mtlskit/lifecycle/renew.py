@@ -187,9 +187,11 @@ def sign_renewal(service, authority: Authority, old: CertificateRecord, public_k
 
 def renew_certificates(service, authority: Authority, records: Sequence[CertificateRecord], *,
                        reuse_key: bool = False, out: str | None = None, revoke_old: bool = False,
-                       progress: Progress | None = None,
-                       stop_requested: StopRequested | None = None) -> list[Renewal]:
-    """Renew ``records`` and write each successor's files (see the module's docstring).
+                       progress: Progress | None = None, stop_requested: StopRequested | None = None,
+                       deploy: bool = True) -> list[Renewal]:
+    """Renew ``records`` and write each successor's files (see the module's docstring);
+    with ``deploy``, a renewed server certificate is then installed into the deployments
+    of its NAME and their servers reloaded (``Renewal.deployments`` says what happened).
 
     Raises:
         BadInput, NotFound, PolicyViolation: before anything is signed or written.
@@ -197,6 +199,12 @@ def renew_certificates(service, authority: Authority, records: Sequence[Certific
     """
     from mtlskit.lifecycle import renew_files
 
-    return renew_files.renew_with_files(service, authority, records, reuse_key=reuse_key, out=out,
-                                        revoke_old=revoke_old, progress=progress,
-                                        stop_requested=stop_requested)
+    renewals = renew_files.renew_with_files(service, authority, records, reuse_key=reuse_key, out=out,
+                                            revoke_old=revoke_old, progress=progress,
+                                            stop_requested=stop_requested)
+    if not deploy or not any(r.new.profile in ("server", "peer") for r in renewals):
+        return renewals
+    from mtlskit.deploy.renewal import installed_by_renewal
+
+    return [dataclasses.replace(r, deployments=tuple(lines))
+            for r, lines in zip(renewals, installed_by_renewal(service, renewals))]

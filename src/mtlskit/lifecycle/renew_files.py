@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mtlskit.ca.authority import Authority, random_serial
 from mtlskit.errors import AlreadyExists, BadInput, Interrupted, PolicyViolation
-from mtlskit.fileio import InputRefused, read_input
+from mtlskit.fileio import PRIVATE, InputRefused, make_dirs, read_input, write_new
 from mtlskit.issue.bundle import BundleOptions, ChainPems, discard_staged, staging_name, write_bundle
 from mtlskit.issue.issuer import LeafTemplate, certificate_pem
 from mtlskit.issue.journal import Journal
@@ -79,6 +79,8 @@ def renew_with_files(service, authority: Authority, records: Sequence[Certificat
     jobs = [_prepare(record, now, out, reuse_key) for record in records]
     _check_distinct(jobs)
     templates = _templates(service, authority, jobs, now)
+    for parent in {os.path.dirname(job.final) for job in jobs}:  # only once nothing was refused
+        make_dirs(parent)
     chain = ChainPems.of(authority.chain, authority.root.certificate)
     journal = Journal(service.settings.home, [(job.staged, job.final) for job in jobs])
     try:
@@ -239,6 +241,8 @@ def _renew_one(batch: _Batch, job: _Job) -> tuple:
     pem = certificate_pem(der)
     options = BundleOptions(p12=job.p12_password is not None, p12_password=job.p12_password)
     write_bundle(job.staged, job.old.name, key, pem, batch.chain, options)
+    if job.p12_password is not None:  # the same password, where it was
+        write_new(os.path.join(job.staged, "bundle.pass"), job.p12_password + b"\n", PRIVATE)
     if job.exists:
         _carry_over(job.final, job.staged)
     return serial, hashlib.sha256(der).hexdigest(), pem.decode("ascii"), key_type_of(key)
