@@ -53,6 +53,7 @@ test-fast: setup
 bench: setup system-deps
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N)                 # on the disk (ext4 here)
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N) --dir /dev/shm  # the disk taken out
+	$(BIN)/python bench/bench_renew.py --count $(BENCH_N)                 # renew --expiring vs the guides' rotation script
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
 	$(BIN)/python bench/bench_cli.py --count 100000           # one command per process, against openssl
 	$(BIN)/python bench/bench_verify.py --count 2000

@@ -66,12 +66,18 @@ def test_redeploy_reuses_the_valid_certificate_and_its_key(fresh_home, tmp_path,
     assert len(list_deployments(_service(fresh_home).inventory)) == 2
 
 
+def test_a_valid_certificate_is_found_where_issue_wrote_it(fresh_home, tmp_path, cli):
+    assert cli("--home", fresh_home, "issue", "server", "web.example.com", "--out", tmp_path / "issued").code == 0
+    found = cli("--home", fresh_home, "deploy", "nginx", "--name", "web.example.com", "--dir", tmp_path / "d",
+                "--listen", "443", "--revocation", "none")
+    assert found.code == 0 and "using server certificate web.example.com" in found.out, found.err
+    assert (tmp_path / "d" / "server.pem.key").read_bytes() == (tmp_path / "issued" / "key.pem").read_bytes()
+
+
 def test_valid_certificate_whose_key_is_elsewhere_is_refused(fresh_home, tmp_path, cli):
     assert cli("--home", fresh_home, "issue", "server", "web.example.com", "--out", tmp_path / "issued").code == 0
     args = ["--home", fresh_home, "deploy", "nginx", "--name", "web.example.com", "--dir", tmp_path / "d",
             "--listen", "443", "--revocation", "none"]
-    found = cli(*args[:7], tmp_path / "found", *args[8:])   # where `issue` wrote it (recorded)
-    assert found.code == 0 and "using server certificate web.example.com" in found.out, found.err
     (tmp_path / "issued").rename(tmp_path / "moved")        # no longer where it was recorded
     refused = cli(*args)
     assert refused.code == 2

@@ -162,11 +162,12 @@ def record_successors(service, pairs: Sequence[tuple[CertificateRecord, Certific
     inventory = service.inventory
     with inventory.transaction() as session:
         inventory.add_certificates([new for _, new in pairs], at, action="issue", session=session)
-        for old, new in pairs:
-            if not inventory.mark_superseded(session, old, new, at):
-                raise PolicyViolation(f"{old.name} (serial {old.serial_hex}) was revoked or renewed "
-                                      "meanwhile by another process; nothing was renewed",
-                                      hint=f"run `mtlskit show serial:{old.serial_hex}`")
+        failed = inventory.mark_superseded_many(session, pairs, at)
+        if failed:
+            old = failed[0]
+            raise PolicyViolation(f"{old.name} (serial {old.serial_hex}) was revoked or renewed "
+                                  "meanwhile by another process; nothing was renewed",
+                                  hint=f"run `mtlskit show serial:{old.serial_hex}`")
 
 
 def sign_renewal(service, authority: Authority, old: CertificateRecord, public_key, *,

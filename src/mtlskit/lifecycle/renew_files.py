@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -34,8 +35,6 @@ from mtlskit.lifecycle.swap_dirs import exchange
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of
 from mtlskit.store.inventory import CertificateRecord
-
-import hashlib
 
 #: The files `issue` writes; each is kept as NAME.prev when it is replaced.
 BUNDLE_FILES = ("key.pem", "cert.pem", "chain.pem", "fullchain.pem", "ca.pem", "bundle.p12", "bundle.pass")
@@ -103,7 +102,8 @@ def _prepare(old: CertificateRecord, now: dt.datetime, out: str | None, reuse_ke
     what = f"{old.name} (serial {old.serial_hex})"
     if out is None and old.directory is None:
         raise BadInput(f"{what}: no directory was recorded when it was issued, so there is "
-                       "nowhere to write its successor", hint="give --out DIR")
+                       "nowhere to write its successor",
+                       hint="give --out DIR (a server certificate `deploy` issued is renewed by running `deploy` again)")
     final = os.path.abspath(out if out is not None else old.directory)
     exists = _check_final(what, final, out is None)
     staged = os.path.join(os.path.dirname(final), staging_name(os.path.basename(final)))
@@ -310,13 +310,23 @@ def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> 
         batch = _batch = dataclasses.replace(batch, parent_pid=os.getpid())
         pool = multiprocessing.get_context("fork").Pool(workers, _start_worker, (os.getpid(),))
     done: list[Renewal] = []
+    removals = []  # the replaced sets, removed by the workers while the parent goes on
+    replaced: list[str] = []  # every one of them, for the clean-up after a failure
 
     def record(pending: list[Renewal]) -> None:
         workflow.record_successors(service, [(r.old, r.new) for r in pending], service.clock.now())
         first = len(done)
         done.extend(pending)  # recorded: from here on the new files are kept, whatever happens
+        swapped = []
         for job in batch.jobs[first:len(done)]:
-            _publish(job)
+            if _publish(job):
+                swapped.append(job.staged)
+                replaced.append(job.staged)
+        if pool is None:
+            _remove_trees(swapped)
+        else:
+            removals.append(pool.map_async(_remove_trees, [swapped[i:i + TASK_SIZE]
+                                                           for i in range(0, len(swapped), TASK_SIZE)]))
         progress(len(pending))
 
     try:
@@ -330,6 +340,8 @@ def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> 
                 pending = []
         if pending:
             record(pending)
+        for removal in removals:
+            removal.get()
         if len(done) < count:
             raise Interrupted(f"stopped after {len(done)} of {count} renewals", done, count)
     except BaseException:
@@ -337,6 +349,7 @@ def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> 
             pool.terminate()
         for job in batch.jobs[len(done):]:
             discard_staged(job.staged)
+        _remove_trees(replaced)
         raise
     finally:
         if pool:
@@ -356,14 +369,20 @@ def _successor(batch: _Batch, job: _Job, result: tuple) -> CertificateRecord:
         not_before, not_after, fingerprint, pem, directory=job.final)
 
 
-def _publish(job: _Job) -> None:
-    """The staged directory becomes the live one; the old set is removed (its files live on
-    as *.prev)."""
+def _publish(job: _Job) -> bool:
+    """The staged directory becomes the live one. True when the replaced set is left at
+    ``job.staged`` for :func:`_remove_trees` (its files live on as *.prev); a killed run
+    leaves it to the journal's sweep (its certificate is superseded: destroyed)."""
     if not job.exists:
         os.rename(job.staged, job.final)
-        return
+        return False
     exchange(job.staged, job.final)
-    shutil.rmtree(job.staged, ignore_errors=True)
+    return True
+
+
+def _remove_trees(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _revoke(service, authority, renewals: list[Renewal]) -> None:

@@ -13,7 +13,7 @@ import enum
 import json
 from typing import Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -210,18 +210,36 @@ class Inventory:
         """Inside ``session``: mark ``old`` superseded by ``new`` and record one "renew" audit
         event. False (and nothing changed) when ``old`` was revoked or superseded meanwhile
         (by another process since it was read): the caller refuses, rolling back."""
+        return not self.mark_superseded_many(session, [(old, new)], at)
+
+    def mark_superseded_many(self, session: Session, pairs: Sequence[tuple[CertificateRecord, CertificateRecord]],
+                             at: dt.datetime) -> list[CertificateRecord]:
+        """Inside ``session``: mark each old certificate superseded by its new one, one
+        "renew" audit event each (one statement for all). Returns the old ones that were
+        revoked or superseded meanwhile: the caller refuses, rolling everything back."""
+        if not pairs:
+            return []
         table = CertificateRow.__table__
-        changed = session.execute(
+        session.execute(
             update(table)
-            .where(table.c.issuer == old.issuer, table.c.serial == old.serial_hex,
+            .where(table.c.issuer == bindparam("o_issuer"), table.c.serial == bindparam("o_serial"),
                    table.c.status != Status.REVOKED.value, table.c.superseded_by.is_(None))
-            .values(superseded_by=new.serial_hex))
-        if changed.rowcount != 1:
-            return False
-        session.execute(insert(AuditEvent), [audit_row(
-            "renew", at, new.issuer, new.serial, name=new.name, replaces=old.serial_hex,
-            replaces_issuer=old.issuer)])
-        return True
+            .values(superseded_by=bindparam("n_serial")),
+            [{"o_issuer": old.issuer, "o_serial": old.serial_hex, "n_serial": new.serial_hex}
+             for old, new in pairs])
+        marked: dict[tuple[str, str], str | None] = {}
+        olds = [old.serial_hex for old, _ in pairs]
+        for first in range(0, len(olds), 500):  # under SQLite's bound-variable limit
+            rows = session.execute(select(table.c.issuer, table.c.serial, table.c.superseded_by)
+                                   .where(table.c.serial.in_(olds[first:first + 500])))
+            marked.update({(issuer, serial): by for issuer, serial, by in rows})
+        failed = [old for old, new in pairs if marked.get((old.issuer, old.serial_hex)) != new.serial_hex]
+        if not failed:
+            _INSERT_EVENTS(session.connection(), [
+                audit_values("renew", at, new.issuer, new.serial,
+                             {"name": new.name, "replaces": old.serial_hex, "replaces_issuer": old.issuer})
+                for old, new in pairs])
+        return failed
 
     @contextlib.contextmanager
     def _session(self, session: Session | None) -> Iterator[Session]:
