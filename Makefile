@@ -55,6 +55,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_issue.py --count $(BENCH_N) --dir /dev/shm  # the disk taken out
 	$(BIN)/python bench/bench_renew.py --count $(BENCH_N)                 # renew --expiring vs the guides' rotation script
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
+	$(BIN)/python bench/bench_cli.py --count 100000           # one command per process, against openssl
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_ocsp.py
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads

@@ -115,3 +115,107 @@ def test_gc_is_tuned_only_for_a_process_of_its_own():
                             env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=60)
     assert result.stderr.strip() == f"{SHORT_LIVED_GC} 0"
     assert "Usage: mtlskit" in result.stdout
+
+
+# What one CLI process imports, pinned per command: the command modules (only the one of
+# the command that runs), the third-party packages, and the mtlskit subpackages whose
+# modules it loads. A new top-level import of something heavy (Pydantic, Rich, Alembic,
+# requests, the deploy or serve code, ...) into a command's path fails here; if it is
+# needed, change the pin here and say why in the commit.
+_PIN_PROBE = r"""
+import contextlib, io, json, sys
+from mtlskit.cli.app import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(json.loads(sys.argv[1]))
+names = set(sys.modules)
+third = sorted({m.split(".")[0] for m in names if not m.startswith(("_", "mtlskit"))}
+               - set(sys.stdlib_module_names) - {"__main__"})
+print(json.dumps({"code": code, "third_party": third,
+                  "commands": sorted(m.rsplit(".", 1)[1] for m in names
+                                     if m.startswith("mtlskit.cli.") and m.endswith("_cmd")),
+                  "subpackages": sorted({m.split(".")[1] for m in names
+                                         if m.startswith("mtlskit.") and m.count(".") >= 2})}))
+"""
+
+TYPER = ["annotated_doc", "shellingham", "typer"]  # typer and what it imports
+DATABASE = sorted(TYPER + ["cryptography", "cython_runtime", "sqlalchemy", "typing_extensions"])
+CORE = ["ca", "cli", "issue", "pki", "store"]  # issue: its journal, swept before each command
+
+
+def _pinned(argv: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", _PIN_PROBE, json.dumps(argv)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def pin_home(tmp_path_factory):
+    """A CA home with three clients, pin-b (to show), pin-c (to revoke), pin-d (to renew)."""
+    from mtlskit.cli.app import main
+
+    work = tmp_path_factory.mktemp("pin")
+    home = make_home(work)
+    assert main(["--home", str(home), "issue", "client", "pin-b", "pin-c", "pin-d", "--out", str(work / "out")]) == 0
+    return home
+
+
+@pytest.mark.parametrize("argv, command, third_party, subpackages", [
+    (["issue", "client", "pin-a", "--out", "{tmp}/pin-a"], "issue_cmd", DATABASE, CORE),
+    (["list", "--json"], "inventory_cmd", DATABASE, CORE),
+    (["list", "--expiring", "30d", "--json"], "inventory_cmd", DATABASE, CORE),
+    (["show", "pin-b"], "inventory_cmd", sorted(DATABASE + ["rich"]), CORE),  # ":https:" (a URI SAN) may be an emoji code for all it knows
+    (["revoke", "pin-c"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
+    (["crl", "--out", "{tmp}/pin.crl"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
+    (["renew", "pin-d"], "renew_cmd", DATABASE, sorted(CORE + ["lifecycle"])),
+])
+def test_each_command_imports_what_is_pinned(pin_home, tmp_path, argv, command, third_party, subpackages):
+    run = _pinned(["--home", str(pin_home), *[a.replace("{tmp}", str(tmp_path)) for a in argv]])
+    assert run["code"] == 0
+    shared = ["issue_cmd"] if command == "renew_cmd" else []  # renew runs issue's signal handling
+    assert run["commands"] == sorted([command, *shared])  # no other command module, no deploy or serve code
+    assert run["third_party"] == third_party  # no Pydantic, Rich, Alembic, Jinja2, ...
+    assert run["subpackages"] == subpackages
+
+
+@pytest.mark.parametrize("command, subpackages", [
+    ("init", []), ("issue", []), ("sign", []), ("list", []), ("show", []), ("inspect", []),
+    ("export", []), ("revoke", ["revoke"]), ("crl", ["revoke"]), ("serve", []), ("deploy", ["deploy"]),
+    ("verify", []), ("probe", []), ("renew", [])])  # revoke.reasons, deploy.headers: for their options' help
+def test_help_of_a_command_imports_only_its_module_and_typer(command, subpackages):
+    run = _pinned([command, "--help"])
+    assert run["code"] == 0
+    assert len(run["commands"]) == 1 and run["third_party"] == TYPER
+    assert run["subpackages"] == sorted(["cli", "pki", *subpackages])  # pki.reference: cli/params.py's switch
+
+
+def test_every_command_is_found_by_name_without_importing_the_others():
+    """Each command of COMMAND_MODULES is run with its own module alone (app.modules_for):
+    a module named after its command (``mtlskit.cli.<command>_cmd``) or listed in
+    COMMAND_HOMES."""
+    import importlib
+
+    import typer
+
+    from mtlskit.cli.app import COMMAND_MODULES, modules_for
+
+    for module_name in COMMAND_MODULES:
+        app = typer.Typer()
+        app.callback()(lambda: None)
+        importlib.import_module(module_name).register(app)
+        for name in typer.main.get_command(app).commands:
+            found = modules_for(["--home", "x", "--debug", name, "--help"], tuple(COMMAND_MODULES))
+            assert found == (module_name,), (name, found)
+
+
+def test_global_help_and_unknown_commands_load_every_module():
+    from mtlskit.cli.app import COMMAND_MODULES, main, modules_for
+
+    every = tuple(COMMAND_MODULES)
+    for args in ([], ["--help"], ["--home", "x"], ["--bogus", "list"], ["nosuch"], ["--home=x", "--help"]):
+        assert modules_for(args, every) == every
+    assert modules_for(["--home=x", "list"], every) == ("mtlskit.cli.inventory_cmd",)
+    assert main(["nosuch"]) == 2  # click's "No such command", from the full parser

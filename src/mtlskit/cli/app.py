@@ -1,8 +1,9 @@
 """The `mtlskit` command: global options, command registration, the one error handler.
 
 Each command group lives in its own module under ``mtlskit.cli`` and exposes
-``register(app)``; COMMAND_MODULES lists them in help order. This is the only place
-that turns an exception into an exit code.
+``register(app)``; COMMAND_MODULES lists them in help order. A run imports only the
+module of the command it runs (see modules_for); --help and unknown commands import
+them all. This is the only place that turns an exception into an exit code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ try:  # typer >= 0.2x ships its own copy of click; its exceptions are not click'
 except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
+from mtlskit.cli import params
 from mtlskit.cli.common import State, err_console, short_lived_gc
 from mtlskit.errors import MtlskitError
 from mtlskit.fileio import NotRegularFile
@@ -39,6 +41,18 @@ COMMAND_MODULES = [
     "mtlskit.cli.agent_cmd",
 ]
 
+# The module of each command whose module is not named after it (``mtlskit.cli.<command>_cmd``
+# is found without an entry). A command missing from both is still found: the run then
+# imports every command module (slower; tests/integration/test_cli_startup.py notices).
+COMMAND_HOMES = {
+    "sign": "mtlskit.cli.issue_cmd",
+    "list": "mtlskit.cli.inventory_cmd",
+    "show": "mtlskit.cli.inventory_cmd",
+    "inspect": "mtlskit.cli.inventory_cmd",
+    "crl": "mtlskit.cli.revoke_cmd",
+    "probe": "mtlskit.cli.verify_cmd",
+}
+
 
 def _root_callback(
     ctx: typer.Context,
@@ -51,7 +65,37 @@ def _root_callback(
     ctx.obj = State(home=home, debug=debug)
 
 
-def build_app() -> typer.Typer:
+def modules_for(args: list[str], modules: tuple[str, ...]) -> tuple[str, ...]:
+    """The command modules a run with ``args`` needs: the one of its command, or all of
+    ``modules`` (for --help, an unknown command or an option before the command that
+    only the full parser can judge)."""
+    name = _command_name(args)
+    if name is None:
+        return modules
+    for candidate in (f"mtlskit.cli.{name.replace('-', '_')}_cmd", COMMAND_HOMES.get(name)):
+        if candidate in modules:
+            return (candidate,)
+    return modules
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The first argument after the global options (--home DIR, --debug), if any."""
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        if arg == "--home":
+            position += 2
+        elif arg.startswith("--home=") or arg == "--debug":
+            position += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def build_app(modules: tuple[str, ...] | None = None) -> typer.Typer:
+    params.install()  # parameters converted without Pydantic where Typer's result is the same
     app = typer.Typer(
         name="mtlskit",
         help="The whole life of mutual TLS: private CA, issuance, inventory, revocation, deployment, diagnosis.",
@@ -61,16 +105,16 @@ def build_app() -> typer.Typer:
         rich_markup_mode=None,
     )
     app.callback()(_root_callback)
-    for module_name in COMMAND_MODULES:
+    for module_name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(module_name).register(app)
     return app
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
 def _command(modules: tuple[str, ...]):
-    """The click command for ``modules`` (COMMAND_MODULES), built once per process: tests
-    run main() thousands of times in one process."""
-    return typer.main.get_command(build_app())
+    """The click command for ``modules`` (some of COMMAND_MODULES), built once per process
+    and set of modules: tests run main() thousands of times in one process."""
+    return typer.main.get_command(build_app(modules))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         short_lived_gc()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    command = _command(tuple(COMMAND_MODULES))
+    command = _command(modules_for(args, tuple(COMMAND_MODULES)))
     try:
         # Without standalone mode, click hands back the code of a `typer.Exit` raised
         # inside a command instead of raising it.

@@ -257,24 +257,58 @@ def json_text(data: Any) -> str:
     ``--json`` prints for a batch of thousands) goes through the C encoder instead, whose
     separator puts each member on its own indented line; only the breaks between the
     objects are then rewritten (a raw newline appears nowhere else: strings escape it).
+    A member that is a list of scalars (the SANs of `list --json`) is encoded as a
+    placeholder string, and its indented text put in its place afterwards.
     """
     if _flat_objects(data):
+        data, lists, hole = _with_holes(data)
         text = _FLAT_OBJECTS.encode(data)  # [{"a": 1,\n    "b": 2},\n    {"a": 3, ...}]
-        return "[\n  {\n    " + text[2:-2].replace("},\n    {", "\n  },\n  {\n    ") + "\n  }\n]"
+        text = "[\n  {\n    " + text[2:-2].replace("},\n    {", "\n  },\n  {\n    ") + "\n  }\n]"
+        if lists:
+            text = re.sub(f'"{re.escape(hole)}([0-9]+)"', lambda m: _list_text(lists[int(m.group(1))]), text)
+        return text
     return json.dumps(data, indent=2, default=_json_default)
 
 
 def _flat_objects(data: Any) -> bool:
-    """A non-empty list of non-empty dicts whose values hold no containers."""
+    """A non-empty list of non-empty dicts whose values are scalars or lists of scalars."""
     if type(data) is not list or not data:
         return False
     for item in data:
         if type(item) is not dict or not item:
             return False
         for value in item.values():
-            if isinstance(value, (dict, list, tuple)):
+            if type(value) is list:
+                if any(isinstance(one, (dict, list, tuple)) for one in value):
+                    return False
+            elif isinstance(value, (dict, list, tuple)):
                 return False
     return True
+
+
+def _with_holes(data: list[dict]) -> tuple[list[dict], list[list], str]:
+    """``data`` with each non-empty list member replaced by HOLE + its index in the lists.
+    HOLE starts with a NUL and holds 64 random bits: no string of the data can be it."""
+    lists: list[list] = []
+    hole = "\\u0000" + os.urandom(8).hex()  # as the encoder writes it: \u0000 and hex
+    text_hole = "\0" + hole[6:]
+
+    def filled(item: dict) -> dict:
+        if not any(type(value) is list and value for value in item.values()):
+            return item  # an empty list is written "[]" either way
+        copy = dict(item)
+        for key, value in item.items():
+            if type(value) is list and value:
+                copy[key] = f"{text_hole}{len(lists)}"
+                lists.append(value)
+        return copy
+
+    return [filled(item) for item in data], lists, hole
+
+
+def _list_text(values: list) -> str:
+    """A non-empty list of scalars as ``json.dumps(indent=2)`` writes it inside an object of a list."""
+    return "[\n      " + _LIST_ITEMS.encode(values)[1:-1] + "\n    ]"
 
 
 def _json_default(value: Any) -> Any:
@@ -286,6 +320,7 @@ def _json_default(value: Any) -> Any:
 
 
 _FLAT_OBJECTS = json.JSONEncoder(default=_json_default, separators=(",\n    ", ": "))
+_LIST_ITEMS = json.JSONEncoder(default=_json_default, separators=(",\n      ", ": "))
 
 
 def exclusive(**flags: Any) -> None:
