@@ -37,7 +37,8 @@ COMMAND_MODULES = [
     "mtlskit.cli.verify_cmd",
     "mtlskit.cli.ca_cmd",
     "mtlskit.cli.renew_cmd",
-    "mtlskit.cli.token_cmd", "mtlskit.cli.enroll_cmd",
+    "mtlskit.cli.token_cmd",
+    "mtlskit.cli.enroll_cmd",
     "mtlskit.cli.agent_cmd",
 ]
 
@@ -51,6 +52,8 @@ COMMAND_HOMES = {
     "inspect": "mtlskit.cli.inventory_cmd",
     "crl": "mtlskit.cli.revoke_cmd",
     "probe": "mtlskit.cli.verify_cmd",
+    "root": "mtlskit.cli.ca_cmd",
+    "rotate": "mtlskit.cli.ca_cmd",
 }
 
 
