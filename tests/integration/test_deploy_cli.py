@@ -245,3 +245,34 @@ def test_one_missing_deployment_does_not_stop_the_others(fresh_home, tmp_path, c
     assert "no longer exists" in revoked.err
     assert not (tmp_path / "gone").exists()
     assert _revoked_in(tmp_path / "kept" / "crl.pem", serial)
+
+
+def test_a_renewal_that_died_before_installing_is_renewed_again(fresh_home, tmp_path, cli, monkeypatch):
+    """`deploy` renews a certificate it issued itself in memory: recorded, then installed.
+    Killed in between, the successor's key is lost and the deployment still serves the
+    superseded certificate; the next deploy must renew again, not leave it to expire."""
+    import datetime as dt
+
+    from mtlskit.clock import FixedClock
+    from mtlskit.lifecycle.renew import build_successor, record_successors
+    from mtlskit.pki.keys import KeyType, generate_private_key
+
+    args = ["--home", fresh_home, "deploy", "nginx", "--name", "api.example.com", "--dir", tmp_path / "d",
+            "--listen", "127.0.0.1:8443", "--upstream", "http://127.0.0.1:8000", "--revocation", "none"]
+    assert cli(*args).code == 0
+    service = _service(fresh_home)
+    [served] = service.inventory.by_name("api.example.com")
+    authority = service.authority(lambda: None)
+    orphan = build_successor(service, authority, served, generate_private_key(KeyType.EC_P256).public_key(),
+                             at=service.clock.now())
+    record_successors(service, [(served, orphan)], service.clock.now())   # then the process died
+    later = served.not_after - dt.timedelta(days=5)
+    monkeypatch.setattr("mtlskit.cli.common.SystemClock", lambda: FixedClock(later))
+    result = cli(*args)
+    assert result.code == 0, result.err
+    assert f"its successor {orphan.serial_hex} was never installed" in result.out
+    leaf = x509.load_pem_x509_certificates((tmp_path / "d" / "server.pem").read_bytes())[0]
+    installed = _service(fresh_home).inventory.by_serial(leaf.serial_number)[0]
+    assert installed.serial not in (served.serial, orphan.serial)
+    assert installed.superseded_by is None and installed.status_at(later).value == "valid"
+    assert _service(fresh_home).inventory.by_serial(orphan.serial)[0].superseded_by == installed.serial

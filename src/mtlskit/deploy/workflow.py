@@ -39,7 +39,7 @@ from mtlskit.issue.workflow import issue_batch
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType
 from mtlskit.publish import crls as crl_publishing
-from mtlskit.store.inventory import CertificateRecord, Status
+from mtlskit.store.inventory import LIVE, CertificateRecord, Status
 from mtlskit.store.publication import stored_crls
 
 SERVER_PROFILES = ("server", "peer")
@@ -358,6 +358,16 @@ def _issue(service, options: DeployOptions, passphrase_source, sans: SanRequest)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _unplaced_successor(service, record: CertificateRecord, now) -> CertificateRecord | None:
+    """The live successor of ``record`` that `deploy` signed for itself (no directory) and
+    that is not superseded in turn, or None."""
+    for successor in service.inventory.by_serial(record.superseded_by):
+        if (successor.name == record.name and successor.superseded_by is None and not successor.directory
+                and successor.status_at(now) in LIVE):
+            return successor
+    return None
+
+
 def renew_if_due(service, creds: _Credentials, passphrase_source) -> _Credentials:
     """The credentials found, or their successor when less than a third of the lifetime
     is left: renewed where `issue` wrote them (which installs nothing: deploy does), or
@@ -365,11 +375,19 @@ def renew_if_due(service, creds: _Credentials, passphrase_source) -> _Credential
     from mtlskit.deploy.renewal import due_for_renewal
 
     record, now = creds.record, service.clock.now()
-    if record.superseded_by is not None or not due_for_renewal(record.not_before, record.not_after, now):
+    if not due_for_renewal(record.not_before, record.not_after, now):
         return creds
-    authority = service.authority(passphrase_source)
     why = (f"renewed the server certificate {record.name}: {(record.not_after - now).days} of its "
            f"{(record.not_after - record.not_before).days} days left (less than a third)")
+    if record.superseded_by is not None:
+        # Found installed, yet renewed: a renewal died between recording its successor and
+        # installing it, so the successor's key is lost. Renew the successor in its place.
+        lost = _unplaced_successor(service, record, now)
+        if lost is None:
+            return creds
+        why += f"; its successor {lost.serial_hex} was never installed (its key is lost) and is superseded"
+        record = lost
+    authority = service.authority(passphrase_source)
     if record.directory and Path(record.directory).is_dir():
         from mtlskit.lifecycle.renew import renew_certificates
 
