@@ -216,3 +216,10 @@ def test_revoking_an_intermediate_needs_the_root_and_changes_nothing_without_it(
     assert "root CA key" in _one_error_line(result)
     shown = cli("--home", offline, "show", "name:intermediate", "--json")
     assert '"status": "valid"' in shown.out
+
+
+@pytest.mark.parametrize("days", ["0", "3651", "-5"])
+def test_crl_root_crl_days_out_of_range_is_refused(home, cli, days, tmp_path):
+    result = cli("--home", home, "crl", "--ca", "root", "--root-crl-days", days, "--out", tmp_path / "r.crl")
+    assert result.code == 2 and "--root-crl-days must be between 1 and 3650" in result.err
+    assert not (tmp_path / "r.crl").exists()

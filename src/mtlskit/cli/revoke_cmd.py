@@ -109,8 +109,8 @@ def crl(
     fmt: str = typer.Option("pem", "--format", help="pem | der"),
     bundle: bool = typer.Option(False, "--bundle", help="The PEM CRLs of every CA in the chain, in one file."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here; - or none: stdout."),
-    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days", min=1, max=3650,
-                                                help="Lifetime of the root's CRL (default: root_crl_days, 365)."),
+    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days",
+                                                help="Lifetime of the root's CRL, 1-3650 days (default: root_crl_days, 365)."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
 ) -> None:
     """Publish a fresh full CRL for every CA that signs leaves, and output one (or the bundle).
@@ -135,6 +135,8 @@ def crl(
     if bundle and ca:
         raise UsageError("--bundle and --ca cannot be used together",
                          hint="--bundle already holds the CRL of every CA")
+    if root_crl_days is not None and not 1 <= root_crl_days <= 3650:  # checked here: a range
+        raise BadInput("--root-crl-days must be between 1 and 3650")   # would load Pydantic
     if ca is not None and not is_ca_name(ca):
         raise BadInput(f"unknown CA {ca!r}", hint="choose root, intermediate or intermediate-N")
     if out is None and fmt == "der" and sys.stdout.isatty():
