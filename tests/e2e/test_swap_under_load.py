@@ -132,3 +132,34 @@ def test_revocations_after_swaps_keep_the_server_up(site):
     assert wait_for(lambda: site.served_serial_now() == serial)
     result = LoadRun(site.load_spec(seconds=0.5, workers=1)).run()
     assert result.failed == 0 and result.ok > 0, result.summary()
+
+
+def test_agent_renewal_under_load_fails_no_request(site, monkeypatch):
+    """`mtlskit agent --once` finds the deployed server certificate due (80 of its 90 days
+    gone), renews it where it was issued and installs the successor into the running
+    server while the load client runs: zero failed requests, the successor served after."""
+    import datetime as dt
+
+    from mtlskit.clock import FixedClock
+    from mtlskit.deploy.renewal import install_credentials
+
+    now = dt.datetime.now(dt.timezone.utc)
+    issued = site.base / f"aged-{time.monotonic_ns()}"
+    with monkeypatch.context() as past:
+        past.setattr("mtlskit.cli.common.SystemClock", lambda: FixedClock(now - dt.timedelta(days=80)))
+        site.mtlskit("issue", "server", "localhost", "--dns", "localhost", "--ip", "127.0.0.1",
+                     "--days", "90", "--out", issued)
+    service = _service(site)
+    record = next(d for d in list_deployments(service.inventory) if d.directory == site.deploy_dir)
+    install_credentials(service, record, (issued / "fullchain.pem").read_bytes(), (issued / "key.pem").read_bytes())
+    aged = x509.load_pem_x509_certificate((issued / "cert.pem").read_bytes()).serial_number
+    assert wait_for(lambda: site.served_serial_now() == aged)
+
+    _, result = _during_load(site, lambda: site.mtlskit("agent", "--once"))
+
+    assert result.failed == 0, result.summary()
+    renewed = x509.load_pem_x509_certificate((issued / "cert.pem").read_bytes()).serial_number
+    assert renewed != aged and (issued / "cert.pem.prev").exists()      # renewed where it was issued
+    [old] = _service(site).inventory.by_serial(aged)
+    assert old.superseded_by == renewed
+    assert wait_for(lambda: site.served_serial_now() == renewed), "the agent's renewal is not served"
