@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
-from mtlskit.issue import workflow
+from mtlskit.issue import pool as pool_of, workflow
 from mtlskit.issue.bundle import BundleOptions
 from mtlskit.issue.issuer import IssueRequest, record_of
 from mtlskit.issue.profiles import get_profile
@@ -25,7 +25,7 @@ from mtlskit.store.inventory import CERTIFICATE_COLUMNS, CertificateRecord, Inve
 from mtlskit.store.models import CertificateRow
 from tests.support_crl import open_service
 
-COUNT = 2 * workflow.PARALLEL_THRESHOLD + 5  # enough for two workers
+COUNT = 2 * pool_of.PARALLEL_THRESHOLD + 5  # enough for two workers
 
 
 def _names(count: int, prefix: str = "dev") -> list[str]:
@@ -98,7 +98,7 @@ def _assert_recorded_or_absent(home, out, cli, expected: list[str]) -> None:
 
 def test_a_failing_worker_keeps_the_committed_chunks_only(fresh_home, tmp_path, cli, monkeypatch):
     monkeypatch.setattr(workflow, "CHUNK_SIZE", 30)
-    monkeypatch.setattr(workflow, "TASK_SIZE", 7)
+    monkeypatch.setattr(pool_of, "TASK_SIZE", 7)
     real_write = workflow.write_bundle
 
     def failing_write(directory, name, *args, **kwargs):  # runs in the forked workers

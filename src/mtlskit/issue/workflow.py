@@ -20,10 +20,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import multiprocessing
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -35,6 +33,7 @@ from mtlskit.errors import AlreadyExists, BadInput, Interrupted
 from mtlskit.fileio import make_dirs
 from mtlskit.issue.bundle import (BundleOptions, ChainPems, discard_staged, publish_staged,
                                   staging_dir, staging_name, write_bundle)
+from mtlskit.issue import pool as pool_of
 from mtlskit.issue.journal import CHAIN_PREFIX, Journal
 from mtlskit.issue.issuer import (IssueRequest, LeafTemplate, certificate_pem, resolve_sans,
                                   validate_name)
@@ -45,10 +44,7 @@ from mtlskit.store.inventory import CertificateRecord
 
 Progress = Callable[[int], None]
 StopRequested = Callable[[], bool]
-POLL_SECONDS = 0.1  # how often the parent looks at a stop request while it waits for workers
 CHUNK_SIZE = 1000
-PARALLEL_THRESHOLD = 64
-TASK_SIZE = 100  # certificates per worker task: few round trips, little imbalance at the end
 
 
 class _Prepared(NamedTuple):  # a tuple: one per certificate, built in the serial part
@@ -189,7 +185,7 @@ def _check_free(job: _Prepared) -> None:
 def _shared_chain(batch_chain: ChainPems, jobs: list[_Prepared],
                   parents: list[str]) -> tuple[ChainPems, Path | None]:
     """For a large batch into one directory, one copy of chain.pem and ca.pem to link to."""
-    if len(jobs) < PARALLEL_THRESHOLD or len(parents) != 1:
+    if len(jobs) < pool_of.PARALLEL_THRESHOLD or len(parents) != 1:
         return batch_chain, None
     shared = Path(tempfile.mkdtemp(prefix=CHAIN_PREFIX, dir=parents[0]))
     return batch_chain.shared_in(shared), shared
@@ -216,59 +212,15 @@ def _issue_one(batch: _Batch, job: _Prepared) -> tuple:
             hashlib.sha256(der).hexdigest(), pem.decode("ascii"))
 
 
-def _ranges(count: int, size: int) -> Iterator[tuple[int, int]]:
-    return ((start, min(start + size, count)) for start in range(0, count, size))
-
-
-def _start_worker(parent_pid: int) -> None:
-    """Pool initializer: the parent alone decides when to stop (SIGINT and SIGTERM sent to
-    the process group are its to handle), and a worker never outlives a killed parent (it
-    holds the journal's lock, and would keep staging bundles nobody records)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # the parent died before the line above
-        os._exit(1)
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass  # elsewhere: _issue_range checks the parent before each task
-
-
-def _results(pool, tasks: Iterator[tuple[int, int]], stop_requested: StopRequested) -> Iterator[tuple]:
-    """The workers' results in order; stops early (without waiting for a worker) on a stop
-    request."""
-    if pool is None:
-        for task in tasks:
-            if stop_requested():
-                return
-            yield from _issue_range(task)
-        return
-    pending = pool.imap(_issue_range, tasks)
-    while not stop_requested():
-        try:
-            yield from pending.next(POLL_SECONDS)
-        except multiprocessing.TimeoutError:
-            continue
-        except StopIteration:
-            return
-
-
 def _run(service, batch: _Batch, progress: Progress, stop_requested: StopRequested) -> list[CertificateRecord]:
     global _batch
     _batch = batch
     count = len(batch.jobs)
-    workers = min(os.cpu_count() or 1, max(1, count // PARALLEL_THRESHOLD))
+    workers = pool_of.worker_count(count)
     pool = None
     if workers > 1:
         batch = _batch = dataclasses.replace(batch, parent_pid=os.getpid())
-        pool = multiprocessing.get_context("fork").Pool(workers, _start_worker, (os.getpid(),))
+        pool = pool_of.start(workers)
     issuer, profile, key_type = batch.template.signer.name, batch.template.profile.name, batch.key_type.value
     not_before, not_after = batch.template.validity
     done: list[CertificateRecord] = []
@@ -282,9 +234,9 @@ def _run(service, batch: _Batch, progress: Progress, stop_requested: StopRequest
         progress(len(pending))
 
     try:
-        tasks = _ranges(count, max(1, min(TASK_SIZE, count // (workers * 8))))  # a few tasks each at least
+        tasks = pool_of.task_ranges(count, workers)
         pending: list[CertificateRecord] = []
-        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, _results(pool, tasks, stop_requested)):
+        for job, (serial, subject, sans, fingerprint, pem) in zip(batch.jobs, pool_of.results(pool, _issue_range, tasks, stop_requested)):
             pending.append(CertificateRecord(issuer, serial, job.name, subject, sans, profile, key_type,
                                              not_before, not_after, fingerprint, pem,
                                              directory=job.location if batch.record_directories else None))

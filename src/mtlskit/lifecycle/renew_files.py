@@ -14,10 +14,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import multiprocessing
 import os
 import shutil
-import signal
 from typing import Iterator, Sequence
 
 from mtlskit.ca.authority import Authority, random_serial
@@ -25,6 +23,7 @@ from mtlskit.errors import BadInput, Interrupted
 from mtlskit.fileio import PRIVATE, make_dirs, write_new
 from mtlskit.issue.bundle import BundleOptions, ChainPems, discard_staged, write_bundle
 from mtlskit.issue.issuer import LeafTemplate, certificate_pem
+from mtlskit.issue import pool as pool_of
 from mtlskit.issue.journal import Journal
 from mtlskit.lifecycle import renew as workflow
 from mtlskit.lifecycle.renew import Renewal
@@ -38,9 +37,7 @@ from mtlskit.store.inventory import CertificateRecord
 BUNDLE_FILES = ("key.pem", "cert.pem", "chain.pem", "fullchain.pem", "ca.pem", "bundle.p12", "bundle.pass")
 PREV_SUFFIX = ".prev"
 CHUNK_SIZE = 1000
-PARALLEL_THRESHOLD = 64
-TASK_SIZE = 50
-POLL_SECONDS = 0.1
+TASK_SIZE = 50  # renewals per worker task (and per removal task)
 
 
 @dataclasses.dataclass
@@ -142,47 +139,17 @@ def _link(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def _start_worker(parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _results(pool, tasks: Iterator[tuple[int, int]], stop_requested) -> Iterator[tuple]:
-    if pool is None:
-        for task in tasks:
-            if stop_requested():
-                return
-            yield from _renew_range(task)
-        return
-    pending = pool.imap(_renew_range, tasks)
-    while not stop_requested():
-        try:
-            yield from pending.next(POLL_SECONDS)
-        except multiprocessing.TimeoutError:
-            continue
-        except StopIteration:
-            return
-
-
 # --- the parent: record, then swap ----------------------------------------------------
 
 def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> list[Renewal]:
     global _batch
     _batch = batch
     count = len(batch.jobs)
-    workers = min(os.cpu_count() or 1, max(1, count // PARALLEL_THRESHOLD))
+    workers = pool_of.worker_count(count)
     pool = None
     if workers > 1:
         batch = _batch = dataclasses.replace(batch, parent_pid=os.getpid())
-        pool = multiprocessing.get_context("fork").Pool(workers, _start_worker, (os.getpid(),))
+        pool = pool_of.start(workers)
     done: list[Renewal] = []
     removals = []  # the replaced sets, removed by the workers while the parent goes on
     replaced: list[str] = []  # every one of them, for the clean-up after a failure
@@ -204,10 +171,9 @@ def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> 
         progress(len(pending))
 
     try:
-        size = max(1, min(TASK_SIZE, count // (workers * 8)))
-        tasks = ((start, min(start + size, count)) for start in range(0, count, size))
+        tasks = pool_of.task_ranges(count, workers, TASK_SIZE)
         pending: list[Renewal] = []
-        for job, result in zip(batch.jobs, _results(pool, tasks, stop_requested)):
+        for job, result in zip(batch.jobs, pool_of.results(pool, _renew_range, tasks, stop_requested)):
             pending.append(Renewal(job.old, _successor(batch, job, result), job.final))
             if len(pending) >= CHUNK_SIZE:
                 record(pending)
