@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from mtlskit.ca.authority import Authority, random_serial
 from mtlskit.errors import BadInput, Interrupted
