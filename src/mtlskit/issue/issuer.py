@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 
 from mtlskit.ca.authority import BACKDATE, Authority, random_serial
 from mtlskit.ca.signer import Signer
-from mtlskit.errors import BadInput
 from mtlskit.issue import policy
 from mtlskit.issue.lifetime import check_profile_maximum, requested_lifetime
 from mtlskit.issue.profiles import Profile
