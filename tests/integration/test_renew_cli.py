@@ -326,3 +326,36 @@ def test_a_renewal_that_fails_before_the_record_leaves_the_old_files(fresh_home,
     assert _snapshot(out) == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert len(service.inventory.by_name("jay")) == 2   # the other process's successor only
+
+
+def test_a_certificate_deploy_issued_is_renewed_into_its_deployment(fresh_home, tmp_path, cli):
+    deployed = tmp_path / "deploy"
+    assert cli("--home", fresh_home, "deploy", "nginx", "--name", "api.example.com", "--dir", deployed,
+               "--listen", "443", "--revocation", "none").code == 0
+    [old] = open_service(fresh_home).inventory.by_name("api.example.com")
+    assert old.directory is None                      # deploy's scratch directory is not recorded
+    refused = _renew(cli, fresh_home, "api.example.com", "--reuse-key")
+    assert refused.code == 4 and "`deploy` issued this one" in refused.err
+    result = _renew(cli, fresh_home, "--expiring", "100d", "--json")
+    assert result.code == 0, result.err
+    [printed] = json.loads(result.out)
+    assert printed["replaces"] == old.serial_hex and printed["directory"] is None
+    [line] = printed["deployments"]
+    assert line.startswith(f"nginx {deployed}: not-running: ")    # no nginx runs here: files only
+    served = x509.load_pem_x509_certificates((deployed / "server.pem").read_bytes())[0]
+    assert format(served.serial_number, "x") == printed["serial"]
+    key = serialization.load_pem_private_key((deployed / "server.pem.key").read_bytes(), None)
+    assert key.public_key().public_numbers() == served.public_key().public_numbers()
+    assert stat.S_IMODE(os.stat(deployed / "server.pem.key").st_mode) == 0o600
+    assert names.sans_of(served) == names.sans_of(x509.load_pem_x509_certificate(old.pem.encode()))
+
+
+def test_an_unwritable_parent_is_refused_before_anything_is_signed(fresh_home, tmp_path, cli, monkeypatch):
+    """(The tests run as root, for whom every directory is writable: access(2) is stubbed.)"""
+    assert cli("--home", fresh_home, "issue", "client", "kim", "--out", tmp_path / "kim").code == 0
+    before = _snapshot(tmp_path / "kim")
+    monkeypatch.setattr("mtlskit.lifecycle.renew_checks.writable", lambda directory: False)
+    result = _renew(cli, fresh_home, "kim")
+    assert result.code == 2 and "cannot write beside" in result.err.splitlines()[0]
+    assert _snapshot(tmp_path / "kim") == before
+    assert len(open_service(fresh_home).inventory.by_name("kim")) == 1

@@ -133,3 +133,31 @@ def _staple(service, deployment: DeploymentRecord, layout: Layout, chain_pem: by
         return f"OCSP staple removed ({exc.message}); deploy again once the responder answers"
     install(deployment.directory, [FileSpec(target.name, staple.der)])
     return "OCSP staple renewed"
+
+
+def renew_into_deployments(service, authority, old):
+    """Renew a server certificate that `deploy` issued (it has no directory of its own): a new
+    key in memory, the successor recorded (before the key is written anywhere), then key and
+    chain installed into every deployment of its NAME and the running servers reloaded.
+
+    Returns:
+        the ``Renewal`` (``directory`` None, ``deployments`` the outcome lines).
+    """
+    from mtlskit.lifecycle.renew import Renewal, build_successor, record_successors
+    from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem
+
+    now = service.clock.now()
+    key = generate_private_key(KeyType(old.key_type))
+    new = build_successor(service, authority, old, key.public_key(), at=now)
+    record_successors(service, [(old, new)], now)
+    chain_pem = new.pem.encode("ascii") + b"".join(
+        c.public_bytes(serialization.Encoding.PEM) for c in authority.chain)
+    key_pem = private_key_pem(key)
+    lines = []
+    for deployment in (d for d in list_deployments(service.inventory) if d.name == old.name):
+        try:
+            outcome = install_credentials(service, deployment, chain_pem, key_pem)
+        except (MtlskitError, OSError) as exc:
+            outcome = "not installed: " + (exc.message if isinstance(exc, MtlskitError) else str(exc))
+        lines.append(f"{deployment.server} {deployment.directory}: {outcome}")
+    return Renewal(old, new, None, tuple(lines))

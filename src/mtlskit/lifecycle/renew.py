@@ -95,12 +95,25 @@ def select(service, targets: Sequence[str], within: dt.timedelta | None = None,
     certificate expiring ``within`` from now, or ``every`` renewable one."""
     now = service.clock.now()
     if within is not None or every:
-        return service.inventory.renewable(now, now + within if within is not None else None)
+        before = now + within if within is not None else None
+        return service.inventory.renewable(now, before) + _deployed_due(service, now, before)
     chosen: dict[tuple[str, int], CertificateRecord] = {}
     for target in targets:
         record = resolve(service.inventory, target, now)
         chosen.setdefault((record.issuer, record.serial), record)
     return list(chosen.values())
+
+
+def _deployed_due(service, now: dt.datetime, before: dt.datetime | None) -> list[CertificateRecord]:
+    """The live server certificates `deploy` issued (no directory) of each deployed NAME."""
+    from mtlskit.deploy.records import list_deployments
+
+    due = []
+    for name in sorted({d.name for d in list_deployments(service.inventory)}):
+        due += [r for r in service.inventory.by_name(name)
+                if r.directory is None and r.superseded_by is None and r.profile in ("server", "peer")
+                and r.status_at(now) in LIVE and (before is None or r.not_after <= before)]
+    return due
 
 
 def resolve(inventory, target: str, now: dt.datetime) -> CertificateRecord:
@@ -200,6 +213,10 @@ def renew_certificates(service, authority: Authority, records: Sequence[Certific
     """
     from mtlskit.lifecycle import renew_files
 
+    deployed = _deployed_only(service, records) if deploy and out is None else []
+    if deployed:
+        return _renew_deployed(service, authority, records, deployed, reuse_key=reuse_key,
+                               revoke_old=revoke_old, progress=progress, stop_requested=stop_requested)
     renewals = renew_files.renew_with_files(service, authority, records, reuse_key=reuse_key, out=out,
                                             revoke_old=revoke_old, progress=progress,
                                             stop_requested=stop_requested)
@@ -209,3 +226,38 @@ def renew_certificates(service, authority: Authority, records: Sequence[Certific
 
     return [dataclasses.replace(r, deployments=tuple(lines))
             for r, lines in zip(renewals, installed_by_renewal(service, renewals))]
+
+
+def _deployed_only(service, records: Sequence[CertificateRecord]) -> list[CertificateRecord]:
+    """The server certificates with no recorded directory that a deployment of their NAME
+    serves (`deploy` issued them): renewed straight into their deployments."""
+    candidates = [r for r in records if r.directory is None and r.profile in ("server", "peer")]
+    if not candidates:
+        return []
+    from mtlskit.deploy.records import list_deployments
+
+    deployed_names = {d.name for d in list_deployments(service.inventory)}
+    return [r for r in candidates if r.name in deployed_names]
+
+
+def _renew_deployed(service, authority: Authority, records, deployed, **options) -> list[Renewal]:
+    """Renew the others with their files, then each deployed-only one into its deployments
+    (checked first, so a refusal still leaves everything as it was)."""
+    from mtlskit.deploy.renewal import renew_into_deployments
+
+    if options["reuse_key"]:
+        raise PolicyViolation(f"{deployed[0].name}: --reuse-key reads the key from the directory the "
+                              "certificate was issued into, and `deploy` issued this one",
+                              hint="renew it without --reuse-key")
+    now = service.clock.now()
+    for record in deployed:
+        check_renewable(record, now)
+    ids = {(r.issuer, r.serial) for r in deployed}
+    others = [r for r in records if (r.issuer, r.serial) not in ids]
+    renewals = renew_certificates(service, authority, others, **options) if others else []
+    renewals += [renew_into_deployments(service, authority, record) for record in deployed]
+    if options["revoke_old"]:
+        from mtlskit.revoke.revoker import revoke
+
+        revoke(service, authority, [f"serial:{r.serial_hex}" for r in deployed], reason="superseded")
+    return renewals

@@ -18,19 +18,17 @@ import multiprocessing
 import os
 import shutil
 import signal
-import stat
-from typing import Iterator, NamedTuple, Sequence
-
-from cryptography.hazmat.primitives import serialization
+from typing import Iterator, Sequence
 
 from mtlskit.ca.authority import Authority, random_serial
-from mtlskit.errors import AlreadyExists, BadInput, Interrupted, PolicyViolation
-from mtlskit.fileio import PRIVATE, InputRefused, make_dirs, read_input, write_new
-from mtlskit.issue.bundle import BundleOptions, ChainPems, discard_staged, staging_name, write_bundle
+from mtlskit.errors import BadInput, Interrupted
+from mtlskit.fileio import PRIVATE, make_dirs, write_new
+from mtlskit.issue.bundle import BundleOptions, ChainPems, discard_staged, write_bundle
 from mtlskit.issue.issuer import LeafTemplate, certificate_pem
 from mtlskit.issue.journal import Journal
 from mtlskit.lifecycle import renew as workflow
-from mtlskit.lifecycle.renew import Blueprint, Renewal
+from mtlskit.lifecycle.renew import Renewal
+from mtlskit.lifecycle.renew_checks import Job, check_distinct, load_key, prepare, read
 from mtlskit.lifecycle.swap_dirs import exchange
 from mtlskit.pki import names
 from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of
@@ -45,19 +43,9 @@ TASK_SIZE = 50
 POLL_SECONDS = 0.1
 
 
-class _Job(NamedTuple):
-    old: CertificateRecord
-    blueprint: Blueprint
-    final: str          # absolute directory the files go to
-    staged: str         # the staging directory beside it
-    exists: bool        # final exists (swap) or not (a plain rename, as issue does)
-    key_file: str | None   # --reuse-key: the key to read again
-    p12_password: bytes | None  # the old bundle.pass, when bundle.p12 is to be renewed too
-
-
 @dataclasses.dataclass
 class _Batch:
-    jobs: list[_Job]
+    jobs: list[Job]
     templates: dict[tuple, LeafTemplate]
     chain: ChainPems
     issuer: str
@@ -75,8 +63,8 @@ def renew_with_files(service, authority: Authority, records: Sequence[Certificat
     if out is not None and len(records) > 1:
         raise BadInput("--out names one directory: give one certificate to renew with it")
     now = service.clock.now()
-    jobs = [_prepare(record, now, out, reuse_key) for record in records]
-    _check_distinct(jobs)
+    jobs = [prepare(record, now, out, reuse_key) for record in records]
+    check_distinct(jobs)
     templates = _templates(service, authority, jobs, now)
     for parent in {os.path.dirname(job.final) for job in jobs}:  # only once nothing was refused
         make_dirs(parent)
@@ -92,123 +80,7 @@ def renew_with_files(service, authority: Authority, records: Sequence[Certificat
     return renewals
 
 
-def _prepare(old: CertificateRecord, now: dt.datetime, out: str | None, reuse_key: bool) -> _Job:
-    """Everything checked before anything is signed or written.
-
-    Raises:
-        PolicyViolation, BadInput, AlreadyExists: why this one cannot be renewed.
-    """
-    workflow.check_renewable(old, now)
-    what = f"{old.name} (serial {old.serial_hex})"
-    if out is None and old.directory is None:
-        raise BadInput(f"{what}: no directory was recorded when it was issued, so there is "
-                       "nowhere to write its successor",
-                       hint="give --out DIR (a server certificate `deploy` issued is renewed by running `deploy` again)")
-    final = os.path.abspath(out if out is not None else old.directory)
-    exists = _check_final(what, final, out is None)
-    staged = os.path.join(os.path.dirname(final), staging_name(os.path.basename(final)))
-    if os.path.lexists(staged):
-        raise AlreadyExists(f"{staged} is left over from an interrupted run",
-                            hint="check whether its certificate is in `mtlskit list`, then remove it")
-    key_type = _key_type(what, old.key_type)
-    key_file = None
-    if reuse_key:
-        key_file = _check_reused_key(what, old, final if out is None else old.directory)
-    elif exists:
-        _check_key_not_encrypted(what, final)
-    blueprint = dataclasses.replace(workflow.blueprint_of(old), key_type=key_type.value)
-    return _Job(old, blueprint, final, staged, exists, key_file, _p12_password(what, final) if exists else None)
-
-
-def _check_final(what: str, final: str, recorded: bool) -> bool:
-    """True when ``final`` is an existing directory of plain files; False when missing
-    (only with --out)."""
-    try:
-        info = os.lstat(final)
-    except FileNotFoundError:
-        if recorded:
-            raise BadInput(f"{what}: its directory {final} is gone", hint="give --out DIR") from None
-        return False
-    if not stat.S_ISDIR(info.st_mode):
-        raise BadInput(f"{what}: {final} is not a directory; refusing to replace it")
-    for entry in os.scandir(final):
-        if not entry.is_file(follow_symlinks=False):
-            raise BadInput(f"{what}: {final} holds {entry.name!r}, which is not a regular file; "
-                           "renew only replaces a directory of certificate files")
-    return True
-
-
-def _key_type(what: str, text: str) -> KeyType:
-    try:
-        return KeyType(text)
-    except ValueError:
-        raise PolicyViolation(f"{what}: its key type {text} is not one mtlskit generates",
-                              hint="renew it with --reuse-key") from None
-
-
-def _read(what: str, path: str, private: bool = False) -> bytes:
-    try:
-        return read_input(path, private=private)
-    except InputRefused as exc:
-        raise BadInput(f"{what}: cannot use {path}: {exc}") from None
-
-
-def _check_reused_key(what: str, old: CertificateRecord, directory: str | None) -> str:
-    """The key.pem --reuse-key reads: present, unencrypted, and the old certificate's."""
-    if directory is None:
-        raise BadInput(f"{what}: --reuse-key needs the directory it was issued into, and none was recorded")
-    path = os.path.join(directory, "key.pem")
-    if not os.path.lexists(path):
-        raise BadInput(f"{what}: --reuse-key, but {path} is missing", hint="renew it without --reuse-key")
-    key = _load_key(what, path, _read(what, path, private=True))
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    certificate_key = workflow.blueprint_public_key(old)
-    if key.public_key().public_bytes(serialization.Encoding.DER, public) != \
-            certificate_key.public_bytes(serialization.Encoding.DER, public):
-        raise BadInput(f"{what}: {path} is not the key of this certificate; refusing to reuse it",
-                       hint="renew it without --reuse-key")
-    return path
-
-
-def _load_key(what: str, path: str, data: bytes):
-    if b"ENCRYPTED" in data:
-        raise BadInput(f"{what}: {path} is encrypted with a password mtlskit does not have",
-                       hint="decrypt it first, or issue a new certificate with --key-password")
-    try:
-        return serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise BadInput(f"{what}: {path} is not a PEM private key") from None
-
-
-def _check_key_not_encrypted(what: str, final: str) -> None:
-    """A new key written unencrypted where an encrypted one was would weaken it silently."""
-    path = os.path.join(final, "key.pem")
-    if os.path.isfile(path) and b"ENCRYPTED" in _read(what, path)[:64]:
-        raise BadInput(f"{what}: {path} is encrypted with a password mtlskit does not have; "
-                       "the new key would be written in clear", hint="issue a new certificate with --key-password")
-
-
-def _p12_password(what: str, final: str) -> bytes | None:
-    """The password to renew bundle.p12 with: bundle.pass, written when it was made."""
-    if not os.path.isfile(os.path.join(final, "bundle.p12")):
-        return None
-    path = os.path.join(final, "bundle.pass")
-    if not os.path.isfile(path):
-        raise BadInput(f"{what}: {final}/bundle.p12 was made with a password mtlskit does not have",
-                       hint="move bundle.p12 away, renew, then `mtlskit export` a new one")
-    return _read(what, path, private=True).rstrip(b"\r\n")
-
-
-def _check_distinct(jobs: list[_Job]) -> None:
-    seen: dict[str, CertificateRecord] = {}
-    for job in jobs:
-        if job.final in seen:
-            raise BadInput(f"{job.old.name} and {seen[job.final].name} were both written to "
-                           f"{job.final}; renew them one at a time, with --out for one of them")
-        seen[job.final] = job.old
-
-
-def _templates(service, authority, jobs: list[_Job], now: dt.datetime) -> dict[tuple, LeafTemplate]:
+def _templates(service, authority, jobs: list[Job], now: dt.datetime) -> dict[tuple, LeafTemplate]:
     """One template per (profile, lifetime): a fleet issued together shares one."""
     templates: dict[tuple, LeafTemplate] = {}
     for job in jobs:
@@ -229,10 +101,11 @@ def _renew_range(bounds: tuple[int, int]) -> list[tuple]:
     return [_renew_one(batch, batch.jobs[index]) for index in range(*bounds)]
 
 
-def _renew_one(batch: _Batch, job: _Job) -> tuple:
-    """Key, certificate, the staged directory; returns (serial, fingerprint, PEM, key type)."""
+def _renew_one(batch: _Batch, job: Job) -> tuple:
+    """Key, certificate, the staged directory; returns (serial, fingerprint, PEM, key type,
+    subject and SANs as text)."""
     if job.key_file is not None:
-        key = _load_key(job.old.name, job.key_file, _read(job.old.name, job.key_file, private=True))
+        key = load_key(job.old.name, job.key_file, read(job.old.name, job.key_file, private=True))
     else:
         key = generate_private_key(KeyType(job.blueprint.key_type))
     template = batch.templates[(job.old.profile, job.blueprint.lifetime)]
@@ -245,7 +118,8 @@ def _renew_one(batch: _Batch, job: _Job) -> tuple:
         write_new(os.path.join(job.staged, "bundle.pass"), job.p12_password + b"\n", PRIVATE)
     if job.exists:
         _carry_over(job.final, job.staged)
-    return serial, hashlib.sha256(der).hexdigest(), pem.decode("ascii"), key_type_of(key)
+    return (serial, hashlib.sha256(der).hexdigest(), pem.decode("ascii"), key_type_of(key),
+            job.blueprint.subject.rfc4514_string(), tuple(names.general_name_text(n) for n in job.blueprint.sans))
 
 
 def _carry_over(final: str, staged: str) -> None:
@@ -359,17 +233,14 @@ def _run(service, batch: _Batch, now: dt.datetime, progress, stop_requested) -> 
     return done
 
 
-def _successor(batch: _Batch, job: _Job, result: tuple) -> CertificateRecord:
-    serial, fingerprint, pem, key_type = result
-    template = batch.templates[(job.old.profile, job.blueprint.lifetime)]
-    not_before, not_after = template.validity
-    return CertificateRecord(
-        batch.issuer, serial, job.old.name, job.blueprint.subject.rfc4514_string(),
-        tuple(names.general_name_text(n) for n in job.blueprint.sans), job.old.profile, key_type,
-        not_before, not_after, fingerprint, pem, directory=job.final)
+def _successor(batch: _Batch, job: Job, result: tuple) -> CertificateRecord:
+    serial, fingerprint, pem, key_type, subject, sans = result   # the text computed by the worker
+    not_before, not_after = batch.templates[(job.old.profile, job.blueprint.lifetime)].validity
+    return CertificateRecord(batch.issuer, serial, job.old.name, subject, sans, job.old.profile, key_type,
+                             not_before, not_after, fingerprint, pem, directory=job.final)
 
 
-def _publish(job: _Job) -> bool:
+def _publish(job: Job) -> bool:
     """The staged directory becomes the live one. True when the replaced set is left at
     ``job.staged`` for :func:`_remove_trees` (its files live on as *.prev); a killed run
     leaves it to the journal's sweep (its certificate is superseded: destroyed)."""

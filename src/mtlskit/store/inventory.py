@@ -218,6 +218,33 @@ class Inventory:
         revoked or superseded meanwhile: the caller refuses, rolling everything back."""
         if not pairs:
             return []
+        if self._supersede_sqlite(session, pairs):
+            failed = []
+        else:
+            failed = self._supersede_checked(session, pairs)
+        if not failed:
+            _INSERT_EVENTS(session.connection(), [
+                audit_values("renew", at, new.issuer, new.serial,
+                             {"name": new.name, "replaces": old.serial_hex, "replaces_issuer": old.issuer})
+                for old, new in pairs])
+        return failed
+
+    _SUPERSEDE = ("UPDATE certificates SET superseded_by = ? WHERE issuer = ? AND serial = ? "
+                  "AND status != 'revoked' AND superseded_by IS NULL")
+
+    def _supersede_sqlite(self, session: Session, pairs) -> bool:
+        """SQLite: one executemany, whose rowcount is the sum of the rows changed; True when
+        every one was (else nothing is concluded: the checked path decides)."""
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            return False
+        result = connection.exec_driver_sql(self._SUPERSEDE, [(new.serial_hex, old.issuer, old.serial_hex)
+                                                             for old, new in pairs])
+        return result.rowcount == len(pairs)
+
+    def _supersede_checked(self, session: Session, pairs) -> list[CertificateRecord]:
+        """Any database: the UPDATE, then each old one read back (the old ones not marked
+        with their successor are returned)."""
         table = CertificateRow.__table__
         session.execute(
             update(table)
@@ -232,13 +259,7 @@ class Inventory:
             rows = session.execute(select(table.c.issuer, table.c.serial, table.c.superseded_by)
                                    .where(table.c.serial.in_(olds[first:first + 500])))
             marked.update({(issuer, serial): by for issuer, serial, by in rows})
-        failed = [old for old, new in pairs if marked.get((old.issuer, old.serial_hex)) != new.serial_hex]
-        if not failed:
-            _INSERT_EVENTS(session.connection(), [
-                audit_values("renew", at, new.issuer, new.serial,
-                             {"name": new.name, "replaces": old.serial_hex, "replaces_issuer": old.issuer})
-                for old, new in pairs])
-        return failed
+        return [old for old, new in pairs if marked.get((old.issuer, old.serial_hex)) != new.serial_hex]
 
     @contextlib.contextmanager
     def _session(self, session: Session | None) -> Iterator[Session]:
