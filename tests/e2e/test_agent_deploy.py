@@ -72,3 +72,25 @@ def test_agent_once_renews_the_deployed_certificate_and_nginx_serves_it(site, ca
     capsys.readouterr()
     assert main(["--home", str(site.home), "agent", "--once"]) == 0
     assert "renewed:" not in capsys.readouterr().out
+
+
+def test_agent_once_renews_a_certificate_deploy_issued_itself(site, capsys, monkeypatch):
+    port, deploy_dir = free_port(), site.base / "deploy-own"
+    upstream = EchoUpstream("agent-own")
+    assert main(["--home", str(site.home), "deploy", "nginx", "--name", "own.localhost", "--dir", str(deploy_dir),
+                 "--listen", f"127.0.0.1:{port}", "--upstream", upstream.url, "--standalone", "--check"]) == 0
+    server = ServerProcess(start_command("nginx", deploy_dir), port, site.base / "nginx-own.log")
+    try:
+        old = _served_serial(port)
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=65)   # 90-day server default
+        monkeypatch.setattr("mtlskit.cli.common.SystemClock", lambda: FixedClock(later))
+        capsys.readouterr()
+        code = main(["--home", str(site.home), "agent", "--once"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert f"renewed: own.localhost serial:{old:x}" in out
+        new = _file_serial(deploy_dir / "server.pem")
+        assert new != old and wait_for(lambda: _served_serial(port) == new)
+    finally:
+        server.close()
+        upstream.close()

@@ -3,18 +3,19 @@
 live certificate and every CRL's nextUpdate is in the future; the first renewals of each
 lifetime spread over its jitter window (measured), not one run.
 
-Time moves with the fixed clock; nothing sleeps. A renewal costs ~14 ms here (sign,
-record, write five files, swap) and a pass over 1,000 certificates reads them all, so
-the full proof — 1,000 certificates (250 of each lifetime) across a year, ~90,000
-renewals, most of them of the 24 h ones — takes many minutes: it runs only when asked
-for (`pytest -m slow tests/integration/test_agent_fleet.py`). The suite runs 200
-certificates (a few 24 h ones: each renews ~540 times a year) over 70 days, in which
-the 24 h, 30 d and 90 d ones renew.
+Time moves with the fixed clock; nothing sleeps. The full proof — 1,000 certificates (250 of each lifetime) across a year, 115,954
+renewals, most of them of the 24 h ones — takes about 10 minutes here: it runs only when
+asked for (`pytest -m slow tests/integration/test_agent_fleet.py`). Measured on that run:
+the first renewals of the 365 d ones fell in 96 passes over 18 days of their 18.25-day
+window, the 90 d ones in 27 passes, the 30 d ones in 9. The suite runs 1,000
+certificates (25 of 24 h: each renews ~540 times a year; 325 each of 30, 90 and 365 d)
+over 70 days, in which the 24 h, 30 d and 90 d ones renew (~20 s here).
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import datetime as dt
 
 import pytest
@@ -26,7 +27,7 @@ from tests.integration.agent_support import (T0, crl_next_updates, issue_fleet, 
                                              new_home, no_passphrase, service_at)
 
 FULL_FLEET = {1: 250, 30: 250, 90: 250, 365: 250}
-SUITE_FLEET = {1: 5, 30: 65, 90: 65, 365: 65}
+SUITE_FLEET = {1: 25, 30: 325, 90: 325, 365: 325}
 
 
 def run_fleet(tmp_path, fleet: dict[int, int], days: int, step: dt.timedelta) -> dict:
@@ -75,8 +76,11 @@ def check_spread(result: dict, spread: dict[int, dict], expected: set[int]) -> N
     for days, figures in spread.items():
         assert figures["renewed"] == result["counts"][days]
         if figures["window"] > 2 * step:
-            # spread over the window: about as many runs as the window holds (not one run)
-            assert figures["runs"] >= figures["window"] / step - 2, (days, figures)
+            # spread over the window: the runs of the window that an even spread of these
+            # certificates would hit (runs * (1 - e^(-count/runs))), give or take 15 %
+            runs = figures["window"] / step
+            expected = runs * (1 - math.exp(-figures["renewed"] / runs))
+            assert figures["runs"] >= 0.85 * expected, (days, figures, expected)
             assert figures["span"] >= figures["window"] - 2 * step, (days, figures)
         else:   # a 24 h certificate's window (72 min) is shorter than a run interval
             assert figures["runs"] >= 1

@@ -89,7 +89,7 @@ class LocalAgent:
         report = Report()
         failures = load_state(self.state_path)
         before = _snapshot(failures)
-        records = self.service.inventory.renewable(now)
+        records = self._owned(now)
         failures = self._keep_known(failures, {_key(r) for r in records}, now, report)
         ca = CaAccess(self, failures, now, report)
         due = [r for r in records if self._attempt_now(r, failures.get(_key(r)), now)]
@@ -100,6 +100,13 @@ class LocalAgent:
         current = [renewed.get(_key(r), r) for r in records]
         self._plan_next(current, failures, now, report)
         return report
+
+    def _owned(self, now: dt.datetime) -> list:
+        """What the agent keeps fresh: what `renew --all` renews (live certificates with a
+        recorded directory, and server certificates `deploy` issued into its deployments)."""
+        from mtlskit.lifecycle.renew import select
+
+        return select(self.service, (), every=True)
 
     def _attempt_now(self, record, failure: Failure | None, now: dt.datetime) -> bool:
         if not plan.is_due(record.serial, record.not_before, record.not_after, now):
