@@ -72,16 +72,23 @@ def refresh_deployments(service, crl_bundle_pem: bytes) -> list[RefreshResult]:
     Returns:
         one RefreshResult per recorded deployment, in recording order.
     """
+    return _each_deployment(service, "deploy-refresh", lambda deployment: _with_staple(
+        _refresh_one(deployment, crl_bundle_pem), deployment, service.clock.now()))
+
+
+def _each_deployment(service, action: str, apply) -> list[RefreshResult]:
+    """``apply`` to every recorded deployment, in recording order; one broken deployment
+    never stops the others (its result is "failed"). One ``action`` audit event each."""
     results = []
     for deployment in list_deployments(service.inventory):
         try:
-            result = _with_staple(_refresh_one(deployment, crl_bundle_pem), deployment, service.clock.now())
-        except (MtlskitError, OSError) as exc:   # one broken deployment never stops the others
+            result = apply(deployment)
+        except (MtlskitError, OSError) as exc:
             message = exc.message if isinstance(exc, MtlskitError) else f"{exc.strerror or exc}"
             result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
                                    message, written=False)
         results.append(result)
-        service.inventory.record_event("deploy-refresh", service.clock.now(), server=deployment.server,
+        service.inventory.record_event(action, service.clock.now(), server=deployment.server,
                                        directory=str(deployment.directory), status=result.status,
                                        message=result.message)
     return results
@@ -241,19 +248,7 @@ def refresh_trust(service, ca_certificates: list[x509.Certificate]) -> list[Refr
         one RefreshResult per recorded deployment ("unchanged" when it had these CAs).
     """
     pem = pem_bundle(ca_certificates)
-    results = []
-    for deployment in list_deployments(service.inventory):
-        try:
-            result = _trust_one(deployment, pem)
-        except (MtlskitError, OSError) as exc:
-            message = exc.message if isinstance(exc, MtlskitError) else f"{exc.strerror or exc}"
-            result = RefreshResult(deployment.server, deployment.name, deployment.directory, "failed",
-                                   message, written=False)
-        results.append(result)
-        service.inventory.record_event("deploy-trust", service.clock.now(), server=deployment.server,
-                                       directory=str(deployment.directory), status=result.status,
-                                       message=result.message)
-    return results
+    return _each_deployment(service, "deploy-trust", lambda deployment: _trust_one(deployment, pem))
 
 
 def _trust_one(deployment: DeploymentRecord, client_ca_pem: bytes) -> RefreshResult:
