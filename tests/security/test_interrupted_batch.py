@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 import mtlskit
 from mtlskit.issue.journal import JOURNAL_DIR, Journal
 from mtlskit.store.inventory import Inventory
+from tests.support_process import wait_group_gone
 
 SRC = str(Path(mtlskit.__file__).resolve().parents[1])
 BATCH = 1500
@@ -63,18 +64,6 @@ def _wait_for_entries(process: subprocess.Popen, out: Path, at_least: int) -> No
             pass
         time.sleep(0.002)
     assert process.poll() is None, f"the batch ended before the kill point: {process.stderr.read()[-500:]}"
-
-
-def _wait_group_gone(pgid: int) -> None:
-    """The workers die with the parent (they hold the journal's lock until then)."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.005)
-    raise AssertionError("workers outlived their killed parent")
 
 
 def _inventory(home: Path, cli) -> dict[str, str]:
@@ -119,7 +108,7 @@ def test_kill_9_at_a_random_point_leaves_only_known_certificates(home, tmp_path,
     else:
         os.kill(process.pid, signal.SIGKILL)    # the parent alone, as the OOM killer does
     process.wait()
-    _wait_group_gone(process.pid)
+    wait_group_gone(process.pid, DEADLINE)
     kept = _assert_known_or_gone(home, out, prefix, cli)
     assert kept < BATCH
 
@@ -135,7 +124,7 @@ def test_kill_9_during_a_20000_batch(home, tmp_path, cli, run, request):
     _wait_for_entries(process, out, rng.randrange(1, 15_000))
     os.killpg(process.pid, signal.SIGKILL) if run % 2 else os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    _wait_group_gone(process.pid)
+    wait_group_gone(process.pid, DEADLINE)
     _assert_known_or_gone(home, out, prefix, cli)
 
 
@@ -147,7 +136,7 @@ def test_a_signal_stops_the_batch_cleanly_and_says_how_many(home, tmp_path, cli,
     _wait_for_entries(process, out, BATCH // 5)
     (os.killpg if whole_group else os.kill)(process.pid, signum)
     _stdout, stderr = process.communicate(timeout=DEADLINE)
-    _wait_group_gone(process.pid)
+    wait_group_gone(process.pid, DEADLINE)
     assert process.returncode == 128 + signum, stderr
     issued = _assert_known_or_gone(home, out, prefix, cli)
     assert 0 < issued < BATCH

@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives import serialization
 
 import mtlskit
 from mtlskit.issue.journal import JOURNAL_DIR
+from tests.support_process import wait_group_gone
 
 SRC = str(Path(mtlskit.__file__).resolve().parents[1])
 FLEET = 2200          # more than one chunk of records (renew_files.CHUNK_SIZE)
+
 DEADLINE = 90.0
 
 
@@ -55,17 +57,6 @@ def _wait_for_staged(process: subprocess.Popen, out: Path, at_least: int) -> Non
             return
         time.sleep(0.002)
     assert process.poll() is None, f"the renewal ended before the kill point: {process.stderr.read()[-500:]}"
-
-
-def _wait_group_gone(pgid: int) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.005)
-    raise AssertionError("workers outlived their killed parent")
 
 
 def _fingerprint(path: Path) -> str:
@@ -106,7 +97,7 @@ def test_kill_9_during_a_batch_renewal_leaves_every_directory_consistent(fleet, 
     _wait_for_staged(process, out, rng.randrange(1, 900))
     (os.killpg if run % 2 else os.kill)(process.pid, signal.SIGKILL)
     process.wait()
-    _wait_group_gone(process.pid)
+    wait_group_gone(process.pid, DEADLINE)
     _check_consistent(home, out, cli)
 
 
