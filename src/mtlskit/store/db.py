@@ -12,10 +12,19 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0005_service"
 
 
+def alembic_url(database_url: str) -> str:
+    """The URL SQLAlchemy (Alembic) opens: PostgreSQL through psycopg 3, whatever the
+    URL names (``postgresql://``, ``postgres://``); other URLs unchanged."""
+    scheme, _, rest = database_url.partition("://")
+    if scheme.lower() in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return database_url
+
+
 def make_engine(database_url: str) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
     is_sqlite = database_url.startswith("sqlite")
-    engine = create_engine(database_url, connect_args={"timeout": 30} if is_sqlite else {})
+    engine = create_engine(alembic_url(database_url), connect_args={"timeout": 30} if is_sqlite else {})
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -51,18 +60,33 @@ def head_revision() -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision_on(connection)
+
+
+def _revision_on(connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration; cheap when it already is."""
+    """Bring the schema to the newest migration; cheap when it already is.
+
+    On PostgreSQL the check and the upgrade run under a database lock (an advisory lock
+    held by the migration's transaction, DDL being transactional there): replicas that
+    open a new or older database at the same moment upgrade it once, one after the other,
+    the others finding it done."""
     if current_revision(engine) == SCHEMA_HEAD:
         return
     from alembic import command
 
     config = _alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            from mtlskit.store.locks import MIGRATE, lock_key
+
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(MIGRATE)})
+            if _revision_on(connection) == SCHEMA_HEAD:
+                return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
