@@ -36,6 +36,8 @@ SCHEMA_TEMPLATE = "mtlskit_schema"
 # clusters); the newest major version present wins.
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 UNPRIVILEGED_USERS = ("postgres", "nobody")
+# Not UTC, and not a whole hour: a datetime stored or read in the session's zone shows.
+SERVER_TIME_ZONE = "Asia/Kolkata"
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 15.0
 
@@ -109,7 +111,8 @@ class PostgresServer:
                 _as_user(user, [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
                                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
                                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                                "-c", "max_connections=200", "-c", "shared_buffers=64MB"]),
+                                "-c", "max_connections=200", "-c", "shared_buffers=64MB",
+                                "-c", f"TimeZone={SERVER_TIME_ZONE}"]),
                 env=_child_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         server = cls(root, port, process, log)
         try:

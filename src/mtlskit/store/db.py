@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from mtlskit.store.sql import SESSION_UTC, connection_refused
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Kept here so that opening an up-to-date database does not import
@@ -24,10 +27,18 @@ def alembic_url(database_url: str) -> str:
 def make_engine(database_url: str) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
     is_sqlite = database_url.startswith("sqlite")
-    engine = create_engine(alembic_url(database_url), connect_args={"timeout": 30} if is_sqlite else {})
-    if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        engine = create_engine(alembic_url(database_url), connect_args={"timeout": 30} if is_sqlite else {})
+    except (ArgumentError, ValueError) as exc:
+        raise connection_refused(database_url, exc) from None
+    event.listen(engine, "connect", _sqlite_pragmas if is_sqlite else _postgresql_utc)
     return engine
+
+
+def _postgresql_utc(dbapi_connection, _record) -> None:
+    with dbapi_connection.cursor() as cursor:  # see store.sql.connect_postgresql
+        cursor.execute(SESSION_UTC)
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -76,8 +87,11 @@ def migrate(engine: Engine) -> None:
     held by the migration's transaction, DDL being transactional there): replicas that
     open a new or older database at the same moment upgrade it once, one after the other,
     the others finding it done."""
-    if current_revision(engine) == SCHEMA_HEAD:
-        return
+    try:
+        if current_revision(engine) == SCHEMA_HEAD:
+            return
+    except (DBAPIError, ValueError) as exc:  # cannot connect: one line, never the password
+        raise connection_refused(engine.url.render_as_string(hide_password=False), exc) from None
     from alembic import command
 
     config = _alembic_config()
