@@ -4,7 +4,8 @@
 ``postgres`` on a free port of 127.0.0.1, its unix socket in that directory too; as an
 unprivileged user when the tests run as root (PostgreSQL refuses to run as root). It is
 stopped by PID (``close``) and its directory removed. Durability is switched off
-(fsync, synchronous_commit, full_page_writes): a test server holds nothing worth a flush.
+(fsync, synchronous_commit, full_page_writes) unless ``start(durable=True)`` (the
+benchmarks): a test server holds nothing worth a flush.
 
 Each test gets a database of its own: ``server.create_database()`` copies a template
 (``CREATE DATABASE ... TEMPLATE``), by default one that already holds mtlskit's schema,
@@ -39,6 +40,7 @@ UNPRIVILEGED_USERS = ("postgres", "nobody")
 # Not UTC, and not a whole hour: a datetime stored or read in the session's zone shows.
 SERVER_TIME_ZONE = "Asia/Kolkata"
 _START_TIMEOUT = 30.0
+_NOT_DURABLE = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 _STOP_TIMEOUT = 15.0
 
 
@@ -92,7 +94,9 @@ class PostgresServer:
         self._template_ready = False
 
     @classmethod
-    def start(cls) -> "PostgresServer":
+    def start(cls, durable: bool = False) -> "PostgresServer":
+        """Start a new cluster; ``durable`` keeps PostgreSQL's default fsync settings
+        (benchmarks), otherwise they are off (tests)."""
         bin_dir = server_bin_dir()
         if bin_dir is None:
             raise RuntimeError(f"no PostgreSQL server binaries in {BIN_GLOB} (apt-get install postgresql)")
@@ -110,8 +114,8 @@ class PostgresServer:
             process = subprocess.Popen(
                 _as_user(user, [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
                                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
-                                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                                "-c", "max_connections=200", "-c", "shared_buffers=64MB",
+                                *([] if durable else _NOT_DURABLE),
+                                "-c", "max_connections=200", "-c", "shared_buffers=64MB" if not durable else "shared_buffers=256MB",
                                 "-c", f"TimeZone={SERVER_TIME_ZONE}"]),
                 env=_child_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         server = cls(root, port, process, log)
