@@ -51,6 +51,7 @@ from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.inventory import audit_row
 from mtlskit.store.deployments import any_deployment
+from mtlskit.store.locks import lock_crls
 from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
 from mtlskit.store.publication import pending_crls
 
@@ -261,6 +262,7 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
     revokedCertificates bytes are reused as they are and the new entries appended:
     nothing is decoded or re-encoded. Otherwise the entries come from ``crl_entries``.
     """
+    lock_crls(session)   # PostgreSQL: one signer at a time across hosts (re-entrant)
     state = session.get(CrlState, signer.name)
     if state is None:
         state = CrlState(issuer=signer.name, crl_number=0)
@@ -326,6 +328,7 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
             # Write first, read after: the transaction takes the write lock before it reads
             # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
             # one failing on a stale snapshot (SQLite) or reusing a CRL number.
+            lock_crls(session)   # PostgreSQL: the CRL lock first, before any crl_state row lock
             session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
                             .values(crl_number=CrlState.crl_number))
             ders = {name: regenerate(session, signers[name], now, crl_lifetime_days(service, name))

@@ -50,3 +50,20 @@ def cluster_lock(database, name: str, lock_file: Path) -> Iterator[None]:
     with open(lock_file, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def lock_crls(tx) -> None:
+    """Inside a transaction that signs CRLs, before it reads ``crl_state``: on PostgreSQL,
+    wait for the CRL lock, so that publishers and revokers of every process and host sign
+    one after the other and CRL numbers only ever go up (READ COMMITTED would let two of
+    them read the same number; a row lock cannot cover a CA's first CRL, which has no row
+    yet). Taken before any ``crl_state`` row is written, in every such transaction, so the
+    lock order is the same everywhere. Accepts a store.sql Tx or a SQLAlchemy Session."""
+    dialect = getattr(tx, "dialect", None)
+    if isinstance(dialect, str):
+        advisory_xact_lock(tx, CRL)
+        return
+    if tx.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        tx.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(CRL)})
