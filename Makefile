@@ -1,5 +1,6 @@
 # make run   — set up, create a demo CA (embedded SQLite) and start `mtlskit serve` on it
-# make test  — set up (Python packages + Debian packages) and run the whole suite
+# make test  — set up (Python packages + Debian packages) and run the whole suite, then the
+#              integration and e2e tiers again on PostgreSQL (MTLSKIT_TEST_DATABASE=postgresql)
 # make test-reference — the whole suite on the reference encoders (cryptography's builders
 #              instead of the hand-written DER: MTLSKIT_REFERENCE_ENCODERS=1)
 # make bench — benchmarks: mtlskit against the tools it replaces, same run, with ratios
@@ -11,6 +12,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_HOME ?= $(CURDIR)/demo-home
 BENCH_N ?= 20000
+# certificates in the inventory of bench/bench_postgres.py (make bench BENCH_PG_N=100000: a quick run)
+BENCH_PG_N ?= 1000000
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
 ATHERIS_TARGETS := ocsp_request http_simple csr_pem   # when atheris is installed (optional)
@@ -42,6 +45,7 @@ run: setup
 
 test: setup system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
+	MTLSKIT_TEST_DATABASE=postgresql $(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider tests/integration tests/e2e
 	MTLSKIT_REFERENCE_ENCODERS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider $(REFERENCE_SUBSET)
 
 test-reference: setup system-deps
@@ -60,6 +64,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_ocsp.py
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
 	$(BIN)/python bench/bench_swap.py --seconds 4 --swaps 3   # a server certificate replaced under mTLS load
+	$(BIN)/python bench/bench_postgres.py --count $(BENCH_PG_N)   # SQLite and PostgreSQL side by side, two replicas
 
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \

@@ -31,7 +31,11 @@ _KEPT_ENV = ("MTLSKIT_REFERENCE_ENCODERS", TEST_DATABASE_ENV)
 
 # Tests about SQLite itself (its files, WAL, pragmas, a sqlite:/// URL they build): they
 # run on SQLite only, and are skipped when the suite runs on PostgreSQL.
-SQLITE_ONLY: tuple[str, ...] = ()
+SQLITE_ONLY: tuple[str, ...] = (
+    "tests/integration/test_cli_startup.py",                 # import pins (psycopg is imported there)
+    "tests/integration/test_inventory_serial_lookup.py",     # SQLite's EXPLAIN QUERY PLAN
+    "tests/integration/test_crl_refill.py",                  # edits inventory.db with sqlite3
+)
 
 
 def on_postgresql() -> bool:
@@ -46,9 +50,12 @@ def pytest_collection_modifyitems(config, items):
     if not on_postgresql():
         return
     skip = pytest.mark.skip(reason="about SQLite itself (SQLITE_ONLY in tests/conftest.py)")
+    again = pytest.mark.skip(reason="runs on PostgreSQL in every run already")
     for item in items:
         if item.nodeid.startswith(SQLITE_ONLY):
             item.add_marker(skip)
+        elif "postgres" in item.path.name:   # test_postgres_*.py, test_replicas_postgres.py
+            item.add_marker(again)
 
 
 @pytest.fixture(scope="session", autouse=True)
