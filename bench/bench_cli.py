@@ -18,8 +18,9 @@ with its openssl equivalent over the same CA key and an index.txt of the same si
   list --json (all)      awk over index.txt (fewer runs: it prints every certificate)
 
 The floors are measured in the same run: `python -c pass`, `import cryptography.x509`,
-and `import typer, cryptography.x509, sqlalchemy.orm` (what every command that opens the
-inventory imports), the last two with the CLI's garbage-collector settings. mtlskit's modules are byte-compiled first, as an installed package's
+`import typer, cryptography.x509, sqlite3` (what every command that opens the inventory
+imports) and, for comparison, the same with `sqlalchemy.orm` (what they imported before
+store.sql), the last three with the CLI's garbage-collector settings. mtlskit's modules are byte-compiled first, as an installed package's
 are (PYTHONDONTWRITEBYTECODE would otherwise make each run compile them again).
 
 Usage: python bench/bench_cli.py [--count 100000] [--expiring 10000] [--revoked 5000]
@@ -195,6 +196,8 @@ def measure(home: Path, ca: Path, keep: dict[str, Path], count: int, expiring: i
     for k in range(rounds):
         add("python -c pass", run([py, "-c", "pass"]))
         add("import cryptography.x509", run([py, "-c", GC + "import cryptography.x509"]))
+        add("import typer, cryptography.x509, sqlite3",
+            run([py, "-c", GC + "import typer.main, cryptography.x509, sqlite3"]))
         add("import typer, cryptography.x509, sqlalchemy.orm",
             run([py, "-c", GC + "import typer.main, cryptography.x509, sqlalchemy.orm"]))
         add("mtlskit --help", run(mtlskit(home, "--help")))
@@ -238,7 +241,7 @@ def report(times: dict[str, list[float]], count: int) -> None:
         return statistics.median(times[case]) * 1000
 
     print("\nfloors (same run, median):")
-    for case in ("python -c pass", "import cryptography.x509",
+    for case in ("python -c pass", "import cryptography.x509", "import typer, cryptography.x509, sqlite3",
                  "import typer, cryptography.x509, sqlalchemy.orm", "mtlskit --help"):
         print(f"  {case:52} {ms(case):7.0f} ms")
     print(f"\n{'command (one process, median)':32} {'mtlskit':>9} {'openssl':>9} {'ratio':>7}  target {TARGET_MS} ms"

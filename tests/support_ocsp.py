@@ -152,16 +152,11 @@ def record_for(issuer: str, certificate: x509.Certificate, name: str, profile: s
 
 
 def revoke_in_inventory(inventory, issuer: str, serial: int, reason: str, at: dt.datetime) -> None:
-    """Revoke the way the revocation workflow does: row update + audit event, one transaction."""
-    from sqlalchemy import update
-
-    from mtlskit.store.models import CertificateRow
-
+    """Revoke the way the revocation workflow does (Inventory.mark_revoked: row update, audit
+    event, change counter), in one transaction."""
+    [record] = [r for r in inventory.by_serial(serial) if r.issuer == issuer]
     with inventory.transaction() as tx:
-        tx.execute(update(CertificateRow)
-                   .where(CertificateRow.issuer == issuer, CertificateRow.serial == format(serial, "x"))
-                   .values(status="revoked", revoked_at=at, revocation_reason=reason))
-        inventory.record_event("revoke", at, issuer, serial, session=tx, reason=reason)
+        assert inventory.mark_revoked(tx, [record], at, reason, at) == []
 
 
 @dataclasses.dataclass
@@ -196,7 +191,7 @@ def make_world(tmp_path: Path, refresh_seconds: float = 0, ocsp_url: str | None 
     inventory.add_certificates([record_for("intermediate", c, n) for n, c in leaves.items()]
                                + [record_for("root", ca.certificate, "Test Issuing CA", "intermediate")], now)
     clock = SystemClock()
-    lookup = InventoryStatusLookup(inventory.engine)
+    lookup = InventoryStatusLookup(inventory)
     source = OcspSource([ServedCa(c.name, c.certificate, make_responder(c, now)) for c in (root, ca)],
                         lookup, clock, refresh_seconds=refresh_seconds)
     view = ServiceView(source, {"root": root.certificate, "intermediate": ca.certificate},

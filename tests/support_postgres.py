@@ -156,14 +156,10 @@ class PostgresServer:
     def _ensure_schema_template(self) -> None:
         if self._template_ready:
             return
-        from mtlskit.store.db import make_engine, migrate
+        from mtlskit.store.db import run_migrations
 
         self.admin(f'CREATE DATABASE "{SCHEMA_TEMPLATE}" TEMPLATE template0')
-        engine = make_engine(self.url(SCHEMA_TEMPLATE))
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
+        run_migrations(self.url(SCHEMA_TEMPLATE))
         self._template_ready = True
 
     # --- life --------------------------------------------------------------------------

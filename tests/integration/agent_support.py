@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import text
 
 from mtlskit.cli.app import main
 from mtlskit.clock import FixedClock
@@ -51,12 +50,11 @@ def issue_fleet(service: Service, out: Path, counts: dict[int, int], profile: st
 def names_with_a_live_certificate(service: Service, now: dt.datetime) -> int:
     """How many names of a fleet (issue_fleet's names) have at least one certificate valid
     at ``now`` (not revoked)."""
-    stamp = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    with service.inventory.engine.connect() as connection:
-        return connection.execute(text(
+    with service.inventory.read() as tx:
+        return tx.scalar(
             "SELECT count(DISTINCT name) FROM certificates WHERE status != 'revoked'"
             " AND name GLOB 'd[0-9]*-[0-9][0-9][0-9][0-9]'"
-            " AND not_before <= :now AND not_after > :now"), {"now": stamp}).scalar_one()
+            " AND not_before <= ? AND not_after > ?", (now, now))
 
 
 def crl_next_updates(service: Service) -> dict[str, dt.datetime]:

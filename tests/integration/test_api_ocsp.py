@@ -222,7 +222,7 @@ def test_unreadable_inventory_gives_try_later_not_a_stale_answer(tmp_path, caplo
     req = request_der(world.leaves["alice"], world.ca.certificate)
     assert cocsp.load_der_ocsp_response(world.source.respond(req).body).certificate_status \
         is cocsp.OCSPCertStatus.GOOD
-    world.inventory.engine.dispose()
+    world.inventory.close()
     (tmp_path / "inventory.db").unlink()
     (tmp_path / "inventory.db").mkdir()  # now unopenable: sqlite cannot read a directory
     parsed = cocsp.load_der_ocsp_response(world.source.respond(req).body)

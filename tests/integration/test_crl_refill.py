@@ -1,7 +1,7 @@
 """The CRL entry cache refilled after revocations written behind mtlskit's back (a bulk
 import by SQL): a real CA home and SQLite inventory, rows stored in the text forms
 SQLAlchemy and other writers use, entries compared with what ``entry_for`` encodes
-from the datetimes SQLAlchemy reads."""
+from the datetimes SQLAlchemy 2 read (``datetime.fromisoformat`` of the stored text)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ import sqlite3
 
 import pytest
 from cryptography import x509
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
-
 from mtlskit.publish import crls
 from mtlskit.publish.crl import revoked_entries_content
-from mtlskit.store.models import CertificateRow, CrlEntry
+from mtlskit.store import sql
 from tests.support_crl import make_home, no_passphrase, open_service
 
 REASONS = [None, "unspecified", "key-compromise", "superseded", "certificate-hold",
@@ -65,14 +62,19 @@ def _bulk_import(home, count: int, seed: int) -> None:
     db.close()
 
 
-def _expected(session) -> dict[str, bytes]:
-    """Serial -> entry, as the refill encoded them before: the ORM reads the rows (its
-    DateTime processing) and ``entry_for`` encodes them."""
-    rows = session.execute(select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
-                                  CertificateRow.not_after)
-                           .where(CertificateRow.issuer == "intermediate", CertificateRow.status == "revoked")).all()
-    return {serial: crls.entry_for(int(serial, 16), crls._utc(revoked_at or not_after), reason)
+def _expected(tx) -> dict[str, bytes]:
+    """Serial -> entry, as the refill encoded them before: each stored text read into a
+    datetime (as SQLAlchemy 2's SQLite DateTime did: ``datetime.fromisoformat``) and
+    encoded by ``entry_for``."""
+    rows = tx.all("SELECT serial, revoked_at, revocation_reason, not_after FROM certificates"
+                  " WHERE issuer = 'intermediate' AND status = 'revoked'")
+    return {serial: crls.entry_for(int(serial, 16), crls._utc(dt.datetime.fromisoformat(revoked_at or not_after)),
+                                   reason)
             for serial, revoked_at, reason, not_after in rows}
+
+
+class _Rollback(Exception):
+    pass
 
 
 def test_published_crl_after_a_bulk_import_has_the_entries_entry_for_encodes(home):
@@ -82,13 +84,13 @@ def test_published_crl_after_a_bulk_import_has_the_entries_entry_for_encodes(hom
     der = crls.publish(service, authority, ["intermediate"]).ders["intermediate"]
     with service.inventory.transaction() as session:
         expected = _expected(session)
-        cached = session.execute(text("SELECT serial, der, typeof(der) FROM crl_entries"
-                                      " WHERE issuer = 'intermediate' ORDER BY serial")).all()
+        cached = session.all("SELECT serial, der, typeof(der) FROM crl_entries"
+                             " WHERE issuer = 'intermediate' ORDER BY serial")
     ordered = sorted(expected)
     assert len(ordered) == 1500
     # the CRL lists them in stored-serial order, each as entry_for encodes it
     assert revoked_entries_content(der) == b"".join(expected[s] for s in ordered)
-    # and the cache holds them as BLOBs (the same as bytes through SQLAlchemy)
+    # and the cache holds them as BLOBs
     assert [(s, d) for s, d, _ in cached] == [(s, expected[s]) for s in ordered]
     assert {kind for _, _, kind in cached} == {"blob"}
     crl = x509.load_der_x509_crl(der)
@@ -97,27 +99,26 @@ def test_published_crl_after_a_bulk_import_has_the_entries_entry_for_encodes(hom
 
 def test_refill_in_small_chunks_and_through_core_gives_the_same_entries(home, monkeypatch):
     """The chunking does not change the result, nor does the portable path other
-    databases take (Core rows, datetimes, sorted in Python), run here on SQLite by
-    giving the engine's dialect another name."""
+    databases take (all rows, sorted in Python), run here on SQLite by giving the
+    transaction's dialect another name."""
     _bulk_import(home, 700, seed=2)
     service = open_service(home)
-    with service.inventory.transaction() as session:
+    cached = "SELECT der FROM crl_entries WHERE issuer = 'intermediate' ORDER BY serial"
+    with pytest.raises(_Rollback), service.inventory.transaction() as session:
         expected = _expected(session)
         wanted = [expected[s] for s in sorted(expected)]
-        session.execute(text("PRAGMA threads = 0"))
+        session.execute("PRAGMA threads = 0")
         assert crls._reencode_entries(session, "intermediate") == wanted
-        assert session.execute(text("PRAGMA threads")).scalar() == 0  # the sorter's helper thread is given back
+        assert session.scalar("PRAGMA threads") == 0  # the sorter's helper thread is given back
         assert crls._reencode_entries(session, "intermediate", chunk=97) == wanted
-        assert session.scalars(select(CrlEntry.der).where(CrlEntry.issuer == "intermediate")
-                               .order_by(CrlEntry.serial)).all() == wanted
-        session.rollback()
+        assert [der for (der,) in session.all(cached)] == wanted
+        raise _Rollback
     other = open_service(home)
-    monkeypatch.setattr(other.inventory.engine.dialect, "name", "another-database")
+    monkeypatch.setattr(sql.Tx, "dialect", property(lambda self: "another-database"))
     with other.inventory.transaction() as session:
-        assert session.connection().dialect.name == "another-database"
+        assert session.dialect == "another-database"
         assert crls._reencode_entries(session, "intermediate", chunk=200) == wanted
-        assert session.scalars(select(CrlEntry.der).where(CrlEntry.issuer == "intermediate")
-                               .order_by(CrlEntry.serial)).all() == wanted
+        assert [der for (der,) in session.all(cached)] == wanted
 
 
 def test_a_row_entry_for_refuses_fails_the_refill_and_keeps_the_cache(home):
@@ -125,8 +126,8 @@ def test_a_row_entry_for_refuses_fails_the_refill_and_keeps_the_cache(home):
     service = open_service(home)
     authority = service.authority(no_passphrase)
     crls.publish(service, authority, ["intermediate"])
-    with service.inventory.transaction() as session:
-        before = session.scalar(text("SELECT count(*) FROM crl_entries"))
+    with service.inventory.read() as session:
+        before = session.scalar("SELECT count(*) FROM crl_entries")
     db = sqlite3.connect(home / "inventory.db")
     with db:
         db.execute("INSERT INTO certificates (issuer, serial, name, subject, sans, profile, key_type, not_before,"
@@ -137,13 +138,13 @@ def test_a_row_entry_for_refuses_fails_the_refill_and_keeps_the_cache(home):
     db.close()
     with pytest.raises(ValueError):
         crls.publish(service, authority, ["intermediate"])
-    with service.inventory.engine.connect() as connection:  # failing midway, the cursor is closed at once
-        connection.exec_driver_sql("PRAGMA threads = 0")
-        with Session(bind=connection) as session, pytest.raises(ValueError) as caught:
+    with pytest.raises(_Rollback), service.inventory.transaction() as session:  # failing midway,
+        session.execute("PRAGMA threads = 0")                                    # the cursor is closed at once
+        with pytest.raises(ValueError) as caught:
             crls._reencode_entries(session, "intermediate", chunk=10)
         # (``caught`` holds the traceback, and with it the frames of the refill)
-        assert connection.exec_driver_sql("PRAGMA threads").scalar() == 0 and caught.value
-        connection.rollback()
+        assert session.scalar("PRAGMA threads") == 0 and caught.value
+        raise _Rollback
     with service.inventory.transaction() as session:
-        assert session.scalar(text("SELECT count(*) FROM crl_entries")) == before
-        session.execute(text("DELETE FROM certificates WHERE name = 'broken'"))
+        assert session.scalar("SELECT count(*) FROM crl_entries") == before
+        session.execute("DELETE FROM certificates WHERE name = 'broken'")

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from mtlskit.cli.app import main
 from mtlskit.clock import SystemClock
 from mtlskit.config import load_settings
 from mtlskit.service import Service
+from mtlskit.store import sql
 from tests.support_crl import make_home
 
 
@@ -24,20 +24,18 @@ def service(tmp_path_factory):
 def _plans(service, lookup) -> tuple[object, list[str]]:
     """What ``lookup()`` returns, and SQLite's plan of each SELECT it ran."""
     statements = []
+    run = sql.Tx.all
 
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        statements.append((statement, parameters))
+    def seen(tx, statement, params=()):
+        statements.append((statement, params))
+        return run(tx, statement, params)
 
-    engine = service.inventory.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sql.Tx, "all", seen)
         result = lookup()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    with engine.connect() as connection:
-        raw = connection.connection.driver_connection
-        plans = [" | ".join(row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sql, params))
-                 for sql, params in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+    with service.inventory.read() as tx:
+        plans = [" | ".join(row[3] for row in run(tx, "EXPLAIN QUERY PLAN " + statement, params))
+                 for statement, params in statements if statement.lstrip().upper().startswith(("SELECT", "WITH"))]
     return result, plans
 
 

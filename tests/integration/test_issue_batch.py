@@ -13,7 +13,6 @@ import stat
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import text
 
 from mtlskit.issue import pool as pool_of, workflow
 from mtlskit.issue.bundle import BundleOptions
@@ -21,6 +20,7 @@ from mtlskit.issue.issuer import IssueRequest, record_of
 from mtlskit.issue.profiles import get_profile
 from mtlskit.pki.keys import KeyType
 from mtlskit.errors import AlreadyExists
+from mtlskit.store.db import make_engine
 from mtlskit.store.inventory import CERTIFICATE_COLUMNS, CertificateRecord, Inventory
 from mtlskit.store.models import CertificateRow
 from tests.support_crl import open_service
@@ -156,27 +156,30 @@ def _record(serial: int, name: str) -> CertificateRecord:
                              "-----BEGIN CERTIFICATE-----\n...\n")
 
 
-def test_bulk_rows_are_stored_as_sqlalchemy_core_stores_them(tmp_path):
+def test_bulk_rows_are_stored_as_sqlalchemy_core_stored_them(tmp_path):
     inventory = Inventory.open(f"sqlite:///{tmp_path / 'inv.db'}")
     at = dt.datetime(2026, 11, 22, 12, 0, 9, 123456, tzinfo=dt.timezone.utc)
     fast = _record(0xA1, "fast")
     inventory.add_certificates([fast], at)
     core = _record(0xB2, "core")
-    with inventory.transaction() as tx:  # the plain Core insert, as before the bulk path
-        tx.connection().execute(CertificateRow.__table__.insert(), [dict(zip(CERTIFICATE_COLUMNS, core.row_values(at)))])
-    # the same instant in another offset: SQLite keeps the local fields, so must the bulk path
+    engine = make_engine(inventory.db.url)  # the plain Core insert, as before store.sql
+    with engine.begin() as connection:
+        connection.execute(CertificateRow.__table__.insert(), [dict(zip(CERTIFICATE_COLUMNS, core.row_values(at)))])
+    engine.dispose()
+    # the same instant in another offset: stored as UTC text (store.sql's contract; SQLAlchemy
+    # kept the local fields, so text comparisons mixed instants), the same text as in UTC
     berlin = dt.timezone(dt.timedelta(hours=1))
     shifted = dataclasses.replace(_record(0xC3, "shifted"), not_before=fast.not_before.astimezone(berlin))
     inventory.add_certificates([dataclasses.replace(_record(0xD4, "utc")), shifted], at)
     assert inventory.by_name("fast") == [fast] and inventory.by_name("core") == [core]
     columns = ", ".join(c for c in CERTIFICATE_COLUMNS if c not in ("serial", "name", "subject", "sans",
                                                                     "fingerprint_sha256"))
-    with inventory.engine.connect() as connection:
-        raw = {row[0]: row[1:] for row in connection.execute(text(f"SELECT name, sans, {columns} FROM certificates"))}
+    with inventory.read() as tx:
+        raw = {row[0]: row[1:] for row in tx.all(f"SELECT name, sans, {columns} FROM certificates")}
     assert raw["fast"] == raw["core"] == raw["utc"]
-    with inventory.engine.connect() as connection:
-        stored = dict(connection.execute(text("SELECT name, not_before FROM certificates")).all())
-    assert stored["utc"].startswith("2026-11-22 12:00:05") and stored["shifted"].startswith("2026-11-22 13:00:05")
+    with inventory.read() as tx:
+        stored = dict(tx.all("SELECT name, not_before FROM certificates"))
+    assert stored["utc"].startswith("2026-11-22 12:00:05") and stored["shifted"] == stored["utc"]
     [event] = [e for e in inventory.events() if e["serial"] == "a1"]
     assert event["action"] == "issue" and event["detail"] == {"name": "fast", "profile": "client"}
     assert event["at"] == at

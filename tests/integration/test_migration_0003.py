@@ -11,6 +11,7 @@ from sqlalchemy import text
 from mtlskit.store.db import _alembic_config, make_engine, migrate
 from mtlskit.store.inventory import Inventory
 from mtlskit.store.publication import pending_crls
+from mtlskit.store.sql import Database
 
 LEGACY = [  # (server, directory, recorded reload, what it becomes)
     ("nginx", "/srv/n", "nginx -p /srv/n -c /srv/n/nginx.conf -s reload", "signal:HUP:nginx:/srv/n/nginx.pid"),
@@ -24,7 +25,8 @@ LEGACY = [  # (server, directory, recorded reload, what it becomes)
 
 
 def test_migration_0003_marks_stored_crls_published_and_rewrites_legacy_reloads(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = make_engine(url)
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -38,9 +40,11 @@ def test_migration_0003_marks_stored_crls_published_and_rewrites_legacy_reloads(
                 "created_at, updated_at) VALUES (:s, 'n', :d, 'crl', :r, '{}', :t, :t)"),
                 {"s": server, "d": directory, "r": reload_command, "t": now})
 
-    migrate(engine)
+    engine.dispose()
+    database = Database.open(url)
+    migrate(database)
 
-    assert pending_crls(Inventory(engine)) == {}
-    with engine.connect() as connection:
-        recorded = dict(connection.execute(text("SELECT directory, reload_command FROM deployments")).all())
+    assert pending_crls(Inventory(database)) == {}
+    with database.read() as tx:
+        recorded = dict(tx.all("SELECT directory, reload_command FROM deployments"))
     assert recorded == {directory: new for _, directory, _, new in LEGACY}

@@ -10,14 +10,12 @@ import types
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import delete, select, update
 
 from mtlskit.clock import FixedClock
 from mtlskit.errors import AlreadyRevoked, Ambiguous, BadInput, NotFound
 from mtlskit.publish import crls
 from mtlskit.revoke.reasons import RevocationReason
 from mtlskit.revoke.revoker import revoke
-from mtlskit.store.models import CertificateRow, CrlEntry, CrlState, Deployment
 from tests.support_crl import (issue, make_home, no_passphrase, open_service, pkilint_crl_findings,
                                serial_of)
 
@@ -157,6 +155,12 @@ def test_every_published_crl_lints_clean(pki):
         assert pkilint_crl_findings(crl.public_bytes(Encoding.DER)) == [], name
 
 
+def _revoke_behind_the_back(tx, serial: int, when: dt.datetime, reason: str) -> None:
+    """What a bulk import or another tool does: the row alone, no entry, no CRL."""
+    assert tx.execute("UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?"
+                      " WHERE serial = ?", (when, reason, format(serial, "x"))) == 1
+
+
 def test_cache_follows_the_certificates_table(pki):
     """Entries revoked behind the revoker's back, or a lost cache, are re-encoded."""
     service = _service(pki.home)
@@ -164,23 +168,22 @@ def test_cache_follows_the_certificates_table(pki):
     revoke(service, authority, ["alice"], "key-compromise")
     when = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
     with service.inventory.transaction() as tx:
-        tx.execute(update(CertificateRow).where(CertificateRow.serial == format(pki.serial["bob"], "x"))
-                   .values(status="revoked", revoked_at=when, revocation_reason="superseded"))
+        _revoke_behind_the_back(tx, pki.serial["bob"], when, "superseded")
     crl = crls.publish_crls(service, authority)["intermediate"]
     assert {r.serial_number for r in crl} == {pki.serial["alice"], pki.serial["bob"]}
     bob = crl.get_revoked_certificate_by_serial_number(pki.serial["bob"])
     assert bob.revocation_date_utc == when
     assert bob.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.superseded
     with service.inventory.transaction() as tx:
-        assert sorted(tx.scalars(select(CrlEntry.serial)).all()) == sorted(
+        assert sorted(serial for (serial,) in tx.all("SELECT serial FROM crl_entries")) == sorted(
             format(pki.serial[n], "x") for n in ("alice", "bob"))
         # a CRL stored by an older version (no entry count) and a lost cache
-        tx.execute(delete(CrlEntry))
-        tx.execute(update(CrlState).values(entry_count=None))
+        tx.execute("DELETE FROM crl_entries")
+        tx.execute("UPDATE crl_state SET entry_count = NULL")
     again = crls.publish_crls(service, authority)["intermediate"]
     assert {r.serial_number for r in again} == {pki.serial["alice"], pki.serial["bob"]}
     with service.inventory.transaction() as tx:
-        assert len(tx.scalars(select(CrlEntry.serial)).all()) == 2
+        assert tx.scalar("SELECT count(*) FROM crl_entries") == 2
 
 
 def test_a_refilled_cache_lists_the_entries_in_serial_order(pki):
@@ -192,8 +195,7 @@ def test_a_refilled_cache_lists_the_entries_in_serial_order(pki):
     names = ("www", "carol", "alice", "bob")
     with service.inventory.transaction() as tx:
         for name in names:  # revoked in an order unrelated to the serials
-            tx.execute(update(CertificateRow).where(CertificateRow.serial == format(pki.serial[name], "x"))
-                       .values(status="revoked", revoked_at=when, revocation_reason="superseded"))
+            _revoke_behind_the_back(tx, pki.serial[name], when, "superseded")
     crl = crls.publish_crls(service, authority)["intermediate"]
     expected = sorted(format(pki.serial[n], "x") for n in names)
     assert [format(r.serial_number, "x") for r in crl] == expected
@@ -206,7 +208,7 @@ def test_fast_path_appends_to_the_stored_crl(pki):
     authority = _authority(service)
     revoke(service, authority, ["alice"], "key-compromise")
     with service.inventory.transaction() as tx:
-        tx.execute(delete(CrlEntry))
+        tx.execute("DELETE FROM crl_entries")
     crl = revoke(service, authority, ["bob"], "superseded").crls["intermediate"]
     assert {r.serial_number for r in crl} == {pki.serial["alice"], pki.serial["bob"]}
     alice = crl.get_revoked_certificate_by_serial_number(pki.serial["alice"])
@@ -264,8 +266,8 @@ def test_deployments_are_refreshed_when_the_deploy_module_exists(pki, monkeypatc
     assert revoke(service, _authority(service), ["carol"]).deployments is None  # none recorded yet
     now = service.clock.now()
     with service.inventory.transaction() as tx:
-        tx.add(Deployment(server="nginx", name="www", directory=str(pki.home / "deployed"),
-                          revocation="crl", options="{}", created_at=now, updated_at=now))
+        tx.execute("INSERT INTO deployments (server, name, directory, revocation, options, created_at, updated_at)"
+                   " VALUES ('nginx', 'www', ?, 'crl', '{}', ?, ?)", (str(pki.home / "deployed"), now, now))
     result = revoke(service, _authority(service), ["alice"])
     assert result.deployments is refreshed
     assert calls == [(pki.home / "crl" / "bundle.pem").read_bytes()]
@@ -277,8 +279,7 @@ def test_unknown_stored_reason_still_publishes_without_reason_code(pki):
     service = _service(pki.home)
     when = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
     with service.inventory.transaction() as tx:
-        tx.execute(update(CertificateRow).where(CertificateRow.serial == format(pki.serial["bob"], "x"))
-                   .values(status="revoked", revoked_at=when, revocation_reason="lost-in-the-post"))
+        _revoke_behind_the_back(tx, pki.serial["bob"], when, "lost-in-the-post")
     crl = crls.publish_crls(service, _authority(service))["intermediate"]
     entry = crl.get_revoked_certificate_by_serial_number(pki.serial["bob"])
     assert entry.revocation_date_utc == when and len(entry.extensions) == 0

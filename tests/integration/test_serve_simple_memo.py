@@ -95,7 +95,7 @@ def test_an_unreadable_inventory_is_not_hidden_by_the_memory(setup, tmp_path):
 
     def test(shared):
         assert status(shared.wire.one_shot(data)).certificate_status is cocsp.OCSPCertStatus.GOOD
-        world.inventory.engine.dispose()
+        world.inventory.close()
         (tmp_path / "inventory.db").unlink()
         (tmp_path / "inventory.db").mkdir()
         ticks[0] += 5.1
@@ -174,7 +174,7 @@ def test_an_unreadable_inventory_is_not_hidden_by_the_nonce_memory(setup, tmp_pa
     def test(shared):
         shared.wire.one_shot(nonce_post(world, "alice", b"a" * 16))
         assert shared.wire.nonce_memo
-        world.inventory.engine.dispose()
+        world.inventory.close()
         (tmp_path / "inventory.db").unlink()
         (tmp_path / "inventory.db").mkdir()
         ticks[0] += 5.1

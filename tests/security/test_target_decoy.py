@@ -14,11 +14,8 @@ import json
 import pytest
 from cryptography import x509
 from cryptography.x509 import ocsp as cocsp
-from sqlalchemy import update
-
 from mtlskit.config import load_settings
 from mtlskit.service import Service
-from mtlskit.store.models import CertificateRow
 from tests.integration.test_api_revoke import Pki, assert_problem
 from tests.support_crl import cli, issue, make_home, serial_of
 
@@ -27,10 +24,9 @@ def plant_decoy_name(home, decoy_serial: int, name: str) -> None:
     """Rename one inventory row, as a database from before the NAME rule could hold it."""
     inventory = Service.open(load_settings(home)).inventory
     with inventory.transaction() as session:
-        changed = session.execute(update(CertificateRow)
-                                  .where(CertificateRow.serial == format(decoy_serial, "x"))
-                                  .values(name=name))
-        assert changed.rowcount == 1
+        changed = session.execute("UPDATE certificates SET name = ? WHERE serial = ?",
+                                  (name, format(decoy_serial, "x")))
+        assert changed == 1
 
 
 def revoked_serials(home) -> set[int]:

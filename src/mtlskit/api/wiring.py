@@ -28,7 +28,7 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
-        service: an open Service (its own inventory engine: call this after fork).
+        service: an open Service (its own inventory connections: call this after fork).
         authority: the loaded Authority; its signers certify the OCSP responders (and,
             with the REST API, sign the CRLs of revocations made through it).
         api_token: the bearer token of the REST API (``serve --api``); None leaves
@@ -42,8 +42,8 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     keeper = ResponderKeeper(responder_dir(service), signers, service.inventory, service.clock)
     responders = keeper.current()
     cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in signers.items()]
-    engine, refresh = service.inventory.engine, service.settings.ocsp_refresh_seconds
-    lookup = InventoryStatusLookup(engine, change_watch(engine, interval=refresh))
+    refresh = service.settings.ocsp_refresh_seconds
+    lookup = InventoryStatusLookup(service.inventory, change_watch(service.inventory.db, interval=refresh))
     if service.inventory.db.dialect != "sqlite":   # replicas: the change counter, never event ids
         from mtlskit.store.counter import CounterStatusLookup, CounterWatch
 

@@ -55,7 +55,7 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
         if any(value is not None for value in chosen.values()) or subject_defaults:
             write_settings_file(settings, chosen, subject_defaults)
         ca_files.save(authority, passphrase)
-    inventory.engine.dispose()
+    inventory.close()
     return authority
 
 

@@ -18,14 +18,12 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mtlskit.errors import NotFound
 from mtlskit.fileio import PUBLIC_DIR, make_dirs, remove_quietly, write_atomic, write_temp
 from mtlskit.pki import der as der_codec
 from mtlskit.publish.crl import crl_number_of
-from mtlskit.store.models import CrlState
+from mtlskit.store import crl_state as store
 
 BUNDLE_FILE = "bundle.pem"
 
@@ -208,8 +206,8 @@ def _export_lock(crl_dir: Path):
 
 
 def _crl_numbers(service) -> dict[str, int]:
-    with Session(service.inventory.engine) as session:
-        return dict(session.execute(select(CrlState.issuer, CrlState.crl_number)).all())
+    with service.inventory.read() as tx:
+        return store.crl_numbers(tx)
 
 
 def chain_names(service) -> list[str]:
@@ -253,9 +251,8 @@ def _chain_pems(service, known_pems: dict[str, bytes]) -> tuple[list[bytes], dic
 
 def _stored_ders(service, names: list[str]) -> dict[str, bytes]:
     """The last CRL published of each CA in ``names`` that has one (DER by CA name)."""
-    with Session(service.inventory.engine) as session:
-        return dict(session.execute(select(CrlState.issuer, CrlState.der)
-                                    .where(CrlState.issuer.in_(names), CrlState.der.is_not(None))).all())
+    with service.inventory.read() as tx:
+        return store.stored_ders(tx, names)
 
 
 def pem_crl(der: bytes) -> bytes:

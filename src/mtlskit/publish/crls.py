@@ -32,12 +32,9 @@ import datetime as dt
 import functools
 import importlib
 import importlib.util
-import operator
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from cryptography import x509
-from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.orm import Session
 
 from mtlskit.ca.home import ROOT, root_offline_hint
 from mtlskit.errors import BadInput, NotFound
@@ -48,12 +45,13 @@ from mtlskit.publish.crl_files import (BUNDLE_FILE, chain_names, crl_bundle_pem,
                                        export_crls, pem_crl, staged_export)
 from mtlskit.publish.delivery import deliver
 from mtlskit.revoke.reasons import RevocationReason
-from mtlskit.store.bulk import BulkInsert
-from mtlskit.store.inventory import audit_row
+from mtlskit.store import crl_state as store
+from mtlskit.store.crl_state import count_revoked  # noqa: F401 (public here)
 from mtlskit.store.deployments import any_deployment
 from mtlskit.store.locks import lock_crls
-from mtlskit.store.models import AuditEvent, CertificateRow, CrlEntry, CrlState
+from mtlskit.store.inventory import audit_row, record_events
 from mtlskit.store.publication import pending_crls
+from mtlskit.store.sql import Tx
 
 REVOKED = "revoked"
 
@@ -78,19 +76,12 @@ def entry_for(serial: int, revoked_at: dt.datetime, reason: str | None) -> bytes
     return encode_entry(serial, revoked_at, _flag(reason))
 
 
-def store_entries(session: Session, issuer: str, entries: Iterable[tuple[int, bytes]]) -> None:
+def store_entries(session: Tx, issuer: str, entries: Iterable[tuple[int, bytes]]) -> None:
     """Keep the encoded entries ``(serial, der)`` of newly revoked certificates of ``issuer``."""
-    rows = [{"issuer": issuer, "serial": format(serial, "x"), "der": der} for serial, der in entries]
-    if rows:
-        # a stale entry (the cache outlived a database restore, say) must not block the new one
-        table = CrlEntry.__table__
-        session.execute(delete(table).where(table.c.issuer == bindparam("b_issuer"),
-                                            table.c.serial == bindparam("b_serial")),
-                        [{"b_issuer": r["issuer"], "b_serial": r["serial"]} for r in rows])
-        session.execute(insert(CrlEntry), rows)
+    store.store_entries(session, issuer, [(format(serial, "x"), der) for serial, der in entries])
 
 
-def load_entries(session: Session, issuer: str, revoked: int | None = None) -> list[bytes]:
+def load_entries(session: Tx, issuer: str, revoked: int | None = None) -> list[bytes]:
     """The encoded entries of every revoked certificate of ``issuer``, from the cache.
 
     The cache is checked against the certificates table by count; when they differ —
@@ -99,72 +90,24 @@ def load_entries(session: Session, issuer: str, revoked: int | None = None) -> l
     certificates table.
     """
     if revoked is None:
-        revoked = count_revoked(session, issuer)
-    table = CrlEntry.__table__
-    # Core, not ORM: a million rows of one blob each, no objects wanted
-    entries = session.connection().execute(
-        select(table.c.der).where(table.c.issuer == issuer).order_by(table.c.serial)).scalars().all()
+        revoked = store.count_revoked(session, issuer)
+    entries = store.cached_entries(session, issuer)
     if len(entries) == revoked:
-        return list(entries)
+        return entries
     return _reencode_entries(session, issuer)
 
 
-def count_revoked(session: Session, issuer: str) -> int:
-    """Revoked certificates of ``issuer`` (answered from the (issuer, status) index)."""
-    return session.scalar(select(func.count()).select_from(CertificateRow).where(
-        CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)) or 0
-
-
-def _reencode_entries(session: Session, issuer: str, chunk: int = 50_000) -> list[bytes]:
+def _reencode_entries(session: Tx, issuer: str, chunk: int = 50_000) -> list[bytes]:
     """Encode every revoked certificate's entry of ``issuer`` again and refill the cache,
     in serial order and in chunks (on SQLite, a million rows never sit in Python at once)."""
-    connection = session.connection()
-    table = CrlEntry.__table__
-    connection.execute(delete(table).where(table.c.issuer == issuer))
+    store.clear_entries(session, issuer)
     entries: list[bytes] = []
-    with contextlib.closing(_revoked_rows(connection, issuer, chunk)) as chunks:  # its cursor, now
+    with contextlib.closing(store.revoked_rows(session, issuer, chunk)) as chunks:  # its cursor, now
         for rows in chunks:
             ders = encode_stored_entries(rows)
             entries.extend(ders)
-            _INSERT_ENTRIES(connection, [(issuer, row[0], der) for row, der in zip(rows, ders)])
+            store.insert_entries(session, [(issuer, row[0], der) for row, der in zip(rows, ders)])
     return entries
-
-
-def _revoked_rows(connection, issuer: str, chunk: int) -> Iterator[list[tuple]]:
-    """(serial, revoked_at or not_after, reason) of every revoked certificate of
-    ``issuer``, ordered by the stored serial (as text), ``chunk`` rows at a time.
-
-    On SQLite the rows come straight from the DBAPI cursor, times as the stored text
-    (``encode_stored_entries`` reads it without building a datetime per row), sorted by
-    SQLite: ``ORDER BY +serial`` keeps the (issuer, status) index for the WHERE, which
-    reads the table in row order, and sorts in a temporary B-tree; ordered through the
-    (issuer, serial) index instead, SQLite reads the table all over (1M rows: 4-7 s, not
-    about 2). Elsewhere: Core, datetimes from the driver, sorted in Python.
-    """
-    if connection.dialect.name == "sqlite":
-        cursor = connection.connection.cursor()
-        (threads,) = cursor.execute("PRAGMA threads").fetchone()
-        try:
-            # one helper thread for SQLite's sorter: it sorts what was read so far while
-            # the rows are read on (https://sqlite.org/pragma.html#pragma_threads)
-            cursor.execute("PRAGMA threads = 1")
-            cursor.execute("SELECT serial, coalesce(revoked_at, not_after), revocation_reason"
-                           " FROM certificates WHERE issuer = ? AND status = ? ORDER BY +serial",
-                           (issuer, REVOKED))
-            while rows := cursor.fetchmany(chunk):
-                yield rows
-        finally:
-            cursor.execute(f"PRAGMA threads = {int(threads)}")
-            cursor.close()
-        return
-    rows = connection.execute(
-        select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason,
-               CertificateRow.not_after)
-        .where(CertificateRow.issuer == issuer, CertificateRow.status == REVOKED)).all()
-    rows.sort(key=operator.itemgetter(0))
-    for start in range(0, len(rows), chunk):
-        yield [(serial, revoked_at or not_after, reason)
-               for serial, revoked_at, reason, not_after in rows[start:start + chunk]]
 
 
 def encode_stored_entries(rows: Iterable[tuple]) -> list[bytes]:
@@ -246,10 +189,7 @@ _fromhex = bytes.fromhex
 _UTC = dt.timezone.utc
 
 
-_INSERT_ENTRIES = BulkInsert(CrlEntry.__table__, ("issuer", "serial", "der"))
-
-
-def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
+def regenerate(session: Tx, signer, now: dt.datetime, crl_days: int,
                added: Sequence[bytes] = ()) -> bytes:
     """Sign the next full CRL of ``signer``'s CA inside ``session``: bump its CRL number,
     store it in ``crl_state`` and record a "crl" audit event. Returns the DER.
@@ -263,14 +203,11 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
     nothing is decoded or re-encoded. Otherwise the entries come from ``crl_entries``.
     """
     lock_crls(session)   # PostgreSQL: one signer at a time across hosts (re-entrant)
-    state = session.get(CrlState, signer.name)
-    if state is None:
-        state = CrlState(issuer=signer.name, crl_number=0)
-        session.add(state)
-    number = (state.crl_number or 0) + 1
+    state = store.crl_state(session, signer.name) or store.CrlStateRow(0, None, None)
+    number = state.crl_number + 1
     this_update = now.replace(microsecond=0)
     next_update = this_update + dt.timedelta(days=crl_days)
-    revoked = count_revoked(session, signer.name)
+    revoked = store.count_revoked(session, signer.name)
     entries: list[bytes] | None = None
     if state.der is not None and state.entry_count is not None \
             and state.entry_count + len(added) == revoked:
@@ -281,12 +218,9 @@ def regenerate(session: Session, signer, now: dt.datetime, crl_days: int,
     if entries is None:
         entries = load_entries(session, signer.name, revoked)
     der = build_crl(signer, number, this_update, next_update, entries)
-    state.crl_number, state.this_update, state.next_update, state.der, state.entry_count = (
-        number, this_update, next_update, der, revoked)
-    session.execute(insert(AuditEvent), [audit_row(
-        "crl", now, signer.name, None, crl_number=number, entries=revoked,
-        next_update=next_update.isoformat())])
-    session.flush()
+    store.save_crl(session, signer.name, number, this_update, next_update, der, revoked)
+    record_events(session, [audit_row("crl", now, signer.name, None, crl_number=number, entries=revoked,
+                                      next_update=next_update.isoformat())])
     return der
 
 
@@ -329,8 +263,7 @@ def publish(service, authority, names: Iterable[str] | None = None) -> PublishRe
             # the CRL numbers, so two publishers (a cron `crl` and `serve`) queue instead of
             # one failing on a stale snapshot (SQLite) or reusing a CRL number.
             lock_crls(session)   # PostgreSQL: the CRL lock first, before any crl_state row lock
-            session.execute(update(CrlState).where(CrlState.issuer.in_(wanted))
-                            .values(crl_number=CrlState.crl_number))
+            store.lock_crl_states(session, wanted)
             ders = {name: regenerate(session, signers[name], now, crl_lifetime_days(service, name))
                     for name in wanted}
             export.stage({**pending, **ders})  # written while the transaction commits, in place after it
@@ -363,13 +296,8 @@ def refresh_deployments(service, bundle_pem: bytes):
 def published(service) -> dict[str, dict]:
     """Per CA with a stored CRL: its crl_number, this_update, next_update and number of
     entries (without reading the DER)."""
-    with Session(service.inventory.engine) as session:
-        rows = session.execute(select(CrlState.issuer, CrlState.crl_number, CrlState.this_update,
-                                      CrlState.next_update, CrlState.entry_count)
-                               .where(CrlState.der.is_not(None)))
-        return {issuer: {"crl_number": number, "this_update": _utc(this) if this else None,
-                         "next_update": _utc(nxt) if nxt else None, "entries": count}
-                for issuer, number, this, nxt, count in rows}
+    with service.inventory.read() as tx:
+        return store.published_states(tx)
 
 
 def current_crl_der(service, ca_name: str) -> bytes:
@@ -378,8 +306,8 @@ def current_crl_der(service, ca_name: str) -> bytes:
     Raises:
         NotFound: no such CA, or no CRL was published for it yet.
     """
-    with Session(service.inventory.engine) as session:
-        der = session.scalar(select(CrlState.der).where(CrlState.issuer == ca_name))
+    with service.inventory.read() as tx:
+        der = store.stored_der(tx, ca_name)
     if der is None:
         raise NotFound(f"no CRL published for CA {ca_name!r}",
                        hint="run `mtlskit crl` to publish the CRLs")
@@ -443,5 +371,5 @@ def revocation_marker(service_or_inventory) -> int:
     published): the sum of the CRL numbers of every CA. Poll it to invalidate caches
     across processes that share the database; it costs one read of a tiny table."""
     inventory = getattr(service_or_inventory, "inventory", service_or_inventory)
-    with Session(inventory.engine) as session:
-        return session.scalar(select(func.coalesce(func.sum(CrlState.crl_number), 0))) or 0
+    with inventory.read() as tx:
+        return store.crl_number_sum(tx)

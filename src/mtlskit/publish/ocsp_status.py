@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 
 from cryptography import x509
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from mtlskit.errors import BadInput, InternalError
 from mtlskit.publish.ocsp import CertStatus
 from mtlskit.publish.ocsp_source import CertificateState
 from mtlskit.revoke.reasons import RevocationReason
+from mtlskit.store import status as store
 from mtlskit.store.changes import ChangeWatch
-from mtlskit.store.models import AuditEvent, CertificateRow
+from mtlskit.store.dberrors import database_errors
 
 GOOD = CertificateState(CertStatus.GOOD)
 UNKNOWN = CertificateState(CertStatus.UNKNOWN)
 
 
 def _guarded(method):
-    """SQLAlchemy errors (database locked, unreachable, ...) become InternalError."""
+    """Database errors (locked, unreachable, ...) become InternalError."""
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except SQLAlchemyError as exc:
+        except database_errors() as exc:
             raise InternalError(f"the inventory cannot be read: {type(exc).__name__}") from exc
     return wrapper
 
@@ -35,8 +33,8 @@ class InventoryStatusLookup:
     """The StatusLookup of a live inventory: one indexed query per uncached serial,
     and ``max(audit_events.id)`` as the change marker (every change writes an event)."""
 
-    def __init__(self, engine: Engine, watch: ChangeWatch | None = None) -> None:
-        self._engine = engine
+    def __init__(self, inventory, watch: ChangeWatch | None = None) -> None:
+        self._inventory = inventory
         self._watch = watch
 
     def moved(self) -> bool:
@@ -50,38 +48,31 @@ class InventoryStatusLookup:
         """good, revoked (time, reason) or unknown for a serial this CA never issued."""
         if serial < 0:
             return UNKNOWN
-        stmt = select(CertificateRow.status, CertificateRow.revoked_at, CertificateRow.revocation_reason) \
-            .where(CertificateRow.issuer == issuer, CertificateRow.serial == format(serial, "x"))
-        with self._engine.connect() as connection:
-            row = connection.execute(stmt).first()
+        with self._inventory.read() as tx:
+            row = store.certificate_status(tx, issuer, format(serial, "x"))
         if row is None:
             return UNKNOWN
-        if row.status != "revoked":
+        status, revoked_at, reason = row
+        if status != "revoked":
             return GOOD
-        return CertificateState(CertStatus.REVOKED, _utc(row.revoked_at), reason_flag(row.revocation_reason))
+        return CertificateState(CertStatus.REVOKED, revoked_at, reason_flag(reason))
 
     @_guarded
     def change_marker(self) -> int:
-        with self._engine.connect() as connection:
-            return connection.execute(select(func.max(AuditEvent.id))).scalar() or 0
+        with self._inventory.read() as tx:
+            return store.last_event_id(tx)
 
     @_guarded
     def changed_since(self, marker: int) -> tuple[int, set[tuple[str, int]]]:
         """(new marker, the (issuer, serial) pairs named by events after ``marker``)."""
-        stmt = select(AuditEvent.id, AuditEvent.issuer, AuditEvent.serial).where(AuditEvent.id > marker)
         changed: set[tuple[str, int]] = set()
-        with self._engine.connect() as connection:
-            for event_id, issuer, serial in connection.execute(stmt):
-                marker = max(marker, event_id)
-                if issuer and serial:
-                    changed.add((issuer, int(serial, 16)))
+        with self._inventory.read() as tx:
+            rows = store.events_after(tx, marker)
+        for event_id, issuer, serial in rows:
+            marker = max(marker, event_id)
+            if issuer and serial:
+                changed.add((issuer, int(serial, 16)))
         return marker, changed
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc)
 
 
 def reason_flag(text: str | None) -> x509.ReasonFlags | None:

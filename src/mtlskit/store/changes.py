@@ -23,7 +23,7 @@ import sqlite3
 import time
 from typing import Callable
 
-from sqlalchemy import Engine
+from mtlskit.store.sql import SQLITE
 
 WAL_INDEX_VERSION = 3007000  # iVersion of the wal-index header (walformat.html)
 HEADER_BYTES = 48
@@ -89,10 +89,11 @@ class _IntervalWatch(ChangeWatch):
         return True
 
 
-def change_watch(engine: Engine, interval: float = 5.0,
+def change_watch(database, interval: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> ChangeWatch:
-    """The cheapest exact watch the database offers, else one that moves every ``interval``."""
-    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    """The cheapest exact watch ``database`` (a :class:`mtlskit.store.sql.Database`) offers,
+    else one that moves every ``interval``."""
+    path = database.path if database.dialect == SQLITE else None
     if not path or path == ":memory:":
         return _IntervalWatch(interval, monotonic)
     connection = sqlite3.connect(path, check_same_thread=False)  # reads only; holds the -shm file

@@ -5,10 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlalchemy import select
-
 from mtlskit.store.inventory import Inventory
-from mtlskit.store.models import Deployment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,26 +23,27 @@ class DeploymentRow:
 def save_deployment(inventory: Inventory, row: DeploymentRow, at: dt.datetime) -> None:
     """Insert or update the deployment of ``row.directory`` and its "deploy" audit event,
     in one transaction."""
+    values = (row.server, row.name, row.revocation, row.reload_command, row.options, at)
     with inventory.transaction() as tx:
-        stored = tx.scalars(select(Deployment).where(Deployment.directory == row.directory)).one_or_none()
-        if stored is None:
-            stored = Deployment(directory=row.directory, created_at=at)
-            tx.add(stored)
-        stored.server, stored.name, stored.revocation = row.server, row.name, row.revocation
-        stored.reload_command, stored.options, stored.updated_at = row.reload_command, row.options, at
+        updated = tx.execute("UPDATE deployments SET server = ?, name = ?, revocation = ?, reload_command = ?,"
+                             " options = ?, updated_at = ? WHERE directory = ?", (*values, row.directory))
+        if not updated:
+            tx.execute("INSERT INTO deployments (server, name, revocation, reload_command, options, updated_at,"
+                       " directory, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*values, row.directory, at))
         inventory.record_event("deploy", at, session=tx, server=row.server, name=row.name,
                                directory=row.directory, revocation=row.revocation)
 
 
 def all_deployments(inventory: Inventory) -> list[DeploymentRow]:
     """Every recorded deployment, oldest first."""
-    with inventory.transaction() as tx:
-        rows = tx.scalars(select(Deployment).order_by(Deployment.id)).all()
-        return [DeploymentRow(r.server, r.name, r.directory, r.revocation, r.reload_command, r.options or "{}")
-                for r in rows]
+    with inventory.read() as tx:
+        rows = tx.all("SELECT server, name, directory, revocation, reload_command, options"
+                      " FROM deployments ORDER BY id")
+    return [DeploymentRow(server, name, directory, revocation, reload_command, options or "{}")
+            for server, name, directory, revocation, reload_command, options in rows]
 
 
 def any_deployment(inventory: Inventory) -> bool:
     """Whether a deployment is recorded (one indexed read)."""
-    with inventory.transaction() as tx:
-        return tx.scalar(select(Deployment.id).limit(1)) is not None
+    with inventory.read() as tx:
+        return tx.scalar("SELECT id FROM deployments LIMIT 1") is not None

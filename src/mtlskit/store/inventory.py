@@ -13,14 +13,11 @@ import enum
 import json
 from typing import Iterator, Sequence
 
-from sqlalchemy import Engine, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from mtlskit.errors import AlreadyExists, AmbiguousTarget, BadInput, NotFound
 from mtlskit.store.bulk import BulkInsert
-from mtlskit.store.db import make_engine, migrate
-from mtlskit.store.models import AuditEvent, CertificateRow
+from mtlskit.store.dberrors import is_integrity_error
+from mtlskit.store.db import open_database
+from mtlskit.store.sql import SQLITE, Database, Tx, utc
 
 
 class Status(str, enum.Enum):
@@ -100,28 +97,33 @@ AUDIT_COLUMNS = ("at", "action", "issuer", "serial", "detail")
 _DETAIL_JSON = json.JSONEncoder(default=str, sort_keys=True)  # one encoder, not one per event
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc)
+_utc = utc  # the name callers used before store.sql
+
+# The columns of a CertificateRecord, in the order record_from_row reads them.
+RECORD_COLUMNS = ("issuer", "serial", "name", "subject", "sans", "profile", "key_type", "not_before",
+                  "not_after", "fingerprint_sha256", "pem", "status", "revoked_at", "revocation_reason",
+                  "directory", "superseded_by")
+SELECT_RECORDS = f"SELECT {', '.join(RECORD_COLUMNS)} FROM certificates"
 
 
-def record_from_row(row: CertificateRow) -> CertificateRecord:
+def record_from_row(row: Sequence) -> CertificateRecord:
+    """A record from the values of RECORD_COLUMNS, as the database returns them."""
+    (issuer, serial, name, subject, sans, profile, key_type, not_before, not_after, fingerprint,
+     pem, status, revoked_at, reason, directory, superseded_by) = row
     return CertificateRecord(
-        issuer=row.issuer, serial=int(row.serial, 16), name=row.name, subject=row.subject,
-        sans=tuple(json.loads(row.sans)), profile=row.profile, key_type=row.key_type,
-        not_before=_utc(row.not_before), not_after=_utc(row.not_after),
-        fingerprint_sha256=row.fingerprint_sha256, pem=row.pem, status=row.status,
-        revoked_at=_utc(row.revoked_at), revocation_reason=row.revocation_reason,
-        directory=row.directory,
-        superseded_by=None if row.superseded_by is None else int(row.superseded_by, 16),
+        issuer=issuer, serial=int(serial, 16), name=name, subject=subject,
+        sans=tuple(json.loads(sans)), profile=profile, key_type=key_type,
+        not_before=utc(not_before), not_after=utc(not_after),
+        fingerprint_sha256=fingerprint, pem=pem, status=status,
+        revoked_at=utc(revoked_at), revocation_reason=reason, directory=directory,
+        superseded_by=None if superseded_by is None else int(superseded_by, 16),
     )
 
 
 def audit_row(action: str, at: dt.datetime, issuer: str | None = None,
-              serial: int | None = None, **detail) -> dict:
-    return dict(zip(AUDIT_COLUMNS, audit_values(action, at, issuer, serial, detail)))
+              serial: int | None = None, **detail) -> tuple:
+    """The ``audit_events`` row of one event, as values in the order of AUDIT_COLUMNS."""
+    return audit_values(action, at, issuer, serial, detail)
 
 
 def audit_values(action: str, at: dt.datetime, issuer: str | None, serial: int | None,
@@ -131,46 +133,61 @@ def audit_values(action: str, at: dt.datetime, issuer: str | None, serial: int |
             _DETAIL_JSON.encode(detail))
 
 
-_INSERT_CERTIFICATES = BulkInsert(CertificateRow.__table__, CERTIFICATE_COLUMNS)
-_INSERT_EVENTS = BulkInsert(AuditEvent.__table__, AUDIT_COLUMNS)
+def record_events(tx: Tx, rows: Sequence[tuple]) -> None:
+    """Insert audit events given as AUDIT_COLUMNS tuples (``audit_row``/``audit_values``)."""
+    INSERT_EVENTS(tx, rows)
+
+
+INSERT_CERTIFICATES = BulkInsert("certificates", CERTIFICATE_COLUMNS,
+                                 ("not_before", "not_after", "revoked_at", "created_at"))
+INSERT_EVENTS = BulkInsert("audit_events", AUDIT_COLUMNS, ("at",))
+CERTIFICATES_TOPIC = "certificates"
+
+
+def bump_change_counter(tx: Tx, topic: str = CERTIFICATES_TOPIC) -> None:
+    """Inside ``tx``: move the change counter of ``topic`` (see migration 0005_service:
+    its row lock orders the bumps as the transactions commit)."""
+    tx.execute("UPDATE change_counters SET value = value + 1 WHERE topic = ?", (topic,))
 
 
 class Inventory:
-    """Named queries and changes over the inventory database.
+    """Named queries and changes over the inventory database (plain SQL, :mod:`mtlskit.store.sql`).
 
-    Use ``transaction()`` to group changes; every ``add_*``/``set_*`` call records its
-    audit event inside the same transaction.
+    Use ``transaction()`` to group changes; every ``add_*``/``mark_*`` call records its
+    audit event inside the same transaction. A read made inside a transaction of the same
+    thread joins it (one connection per thread).
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._db = None
-
-    @property
-    def db(self):
-        """The inventory's :class:`mtlskit.store.sql.Database` (plain DB-API SQL)."""
-        if self._db is None:
-            from mtlskit.store.sql import Database
-
-            self._db = Database.open(self.engine.url.render_as_string(hide_password=False))
-        return self._db
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     @classmethod
     def open(cls, database_url: str) -> "Inventory":
-        engine = make_engine(database_url)
-        migrate(engine)
-        return cls(engine)
+        """The inventory of ``database_url``, migrated to the newest schema if it is behind."""
+        return cls(open_database(database_url))
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with Session(self.engine) as session, session.begin():
-            yield session
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    def transaction(self) -> contextlib.AbstractContextManager[Tx]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        return self.db.transaction()
+
+    def read(self) -> contextlib.AbstractContextManager[Tx]:
+        """A consistent read (inside a transaction of this thread: that transaction)."""
+        return self.db.read()
+
+    def close(self) -> None:
+        """Close this thread's connection (the next use opens another)."""
+        self.db.close()
 
     # --- changes -----------------------------------------------------------------
 
     def add_certificates(self, records: Sequence[CertificateRecord], at: dt.datetime,
-                         action: str = "issue", session: Session | None = None) -> None:
-        """Record issued certificates and one audit event each, atomically.
+                         action: str = "issue", session: Tx | None = None) -> None:
+        """Record issued certificates and one audit event each, atomically, and move the
+        ``certificates`` change counter (a serial an OCSP cache knew as unknown is good now).
 
         Raises:
             AlreadyExists: a serial is already used by that issuer (never expected with
@@ -182,48 +199,47 @@ class Inventory:
         events = [audit_values(action, at, r.issuer, r.serial, {"name": r.name, "profile": r.profile})
                   for r in records]
         with self._session(session) as tx:
-            connection = tx.connection()
             try:
-                _INSERT_CERTIFICATES(connection, certificates)
-            except IntegrityError:
+                INSERT_CERTIFICATES(tx, certificates)
+            except Exception as exc:
+                if not is_integrity_error(exc):
+                    raise
                 raise AlreadyExists("a certificate with the same issuer and serial or "
                                     "fingerprint is already in the inventory") from None
-            _INSERT_EVENTS(connection, events)
+            INSERT_EVENTS(tx, events)
+            bump_change_counter(tx)
 
     def record_event(self, action: str, at: dt.datetime, issuer: str | None = None,
-                     serial: int | None = None, session: Session | None = None, **detail) -> None:
+                     serial: int | None = None, session: Tx | None = None, **detail) -> None:
         with self._session(session) as tx:
-            tx.execute(insert(AuditEvent), [audit_row(action, at, issuer, serial, **detail)])
+            INSERT_EVENTS(tx, [audit_values(action, at, issuer, serial, detail)])
 
-    def mark_revoked(self, session: Session, records: Sequence[CertificateRecord], at: dt.datetime,
+    _REVOKE = ("UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?"
+               " WHERE issuer = ? AND serial = ? AND status != 'revoked'")
+
+    def mark_revoked(self, session: Tx, records: Sequence[CertificateRecord], at: dt.datetime,
                      reason: str, now: dt.datetime) -> list[CertificateRecord]:
-        """Inside ``session``: set each certificate revoked (``at``, ``reason``) and record one
-        "revoke" audit event each. Returns those that were revoked already (by another
-        process since they were read): the caller refuses, rolling everything back."""
-        table = CertificateRow.__table__
-        already = []
-        for record in records:
-            changed = session.execute(
-                update(table)
-                .where(table.c.issuer == record.issuer, table.c.serial == record.serial_hex,
-                       table.c.status != Status.REVOKED.value)
-                .values(status=Status.REVOKED.value, revoked_at=at, revocation_reason=reason))
-            if changed.rowcount != 1:
-                already.append(record)
+        """Inside ``session``: set each certificate revoked (``at``, ``reason``), record one
+        "revoke" audit event each and move the ``certificates`` change counter. Returns
+        those that were revoked already (by another process since they were read): the
+        caller refuses, rolling everything back."""
+        already = [record for record in records
+                   if session.execute(self._REVOKE, (at, reason, record.issuer, record.serial_hex)) != 1]
         if not already:
-            session.execute(insert(AuditEvent), [
-                audit_row("revoke", now, r.issuer, r.serial, name=r.name, reason=reason,
-                          revoked_at=at.isoformat()) for r in records])
+            INSERT_EVENTS(session, [
+                audit_values("revoke", now, r.issuer, r.serial,
+                             {"name": r.name, "reason": reason, "revoked_at": at.isoformat()}) for r in records])
+            bump_change_counter(session)
         return already
 
-    def mark_superseded(self, session: Session, old: CertificateRecord, new: CertificateRecord,
+    def mark_superseded(self, session: Tx, old: CertificateRecord, new: CertificateRecord,
                         at: dt.datetime) -> bool:
         """Inside ``session``: mark ``old`` superseded by ``new`` and record one "renew" audit
         event. False (and nothing changed) when ``old`` was revoked or superseded meanwhile
         (by another process since it was read): the caller refuses, rolling back."""
         return not self.mark_superseded_many(session, [(old, new)], at)
 
-    def mark_superseded_many(self, session: Session, pairs: Sequence[tuple[CertificateRecord, CertificateRecord]],
+    def mark_superseded_many(self, session: Tx, pairs: Sequence[tuple[CertificateRecord, CertificateRecord]],
                              at: dt.datetime) -> list[CertificateRecord]:
         """Inside ``session``: mark each old certificate superseded by its new one, one
         "renew" audit event each (one statement for all). Returns the old ones that were
@@ -235,7 +251,7 @@ class Inventory:
         else:
             failed = self._supersede_checked(session, pairs)
         if not failed:
-            _INSERT_EVENTS(session.connection(), [
+            INSERT_EVENTS(session, [
                 audit_values("renew", at, new.issuer, new.serial,
                              {"name": new.name, "replaces": old.serial_hex, "replaces_issuer": old.issuer})
                 for old, new in pairs])
@@ -244,37 +260,30 @@ class Inventory:
     _SUPERSEDE = ("UPDATE certificates SET superseded_by = ? WHERE issuer = ? AND serial = ? "
                   "AND status != 'revoked' AND superseded_by IS NULL")
 
-    def _supersede_sqlite(self, session: Session, pairs) -> bool:
+    def _supersede_sqlite(self, session: Tx, pairs) -> bool:
         """SQLite: one executemany, whose rowcount is the sum of the rows changed; True when
         every one was (else nothing is concluded: the checked path decides)."""
-        connection = session.connection()
-        if connection.dialect.name != "sqlite":
+        if session.dialect != SQLITE:
             return False
-        result = connection.exec_driver_sql(self._SUPERSEDE, [(new.serial_hex, old.issuer, old.serial_hex)
-                                                             for old, new in pairs])
-        return result.rowcount == len(pairs)
+        changed = session.executemany(self._SUPERSEDE, [(new.serial_hex, old.issuer, old.serial_hex)
+                                                        for old, new in pairs])
+        return changed == len(pairs)
 
-    def _supersede_checked(self, session: Session, pairs) -> list[CertificateRecord]:
+    def _supersede_checked(self, session: Tx, pairs) -> list[CertificateRecord]:
         """Any database: the UPDATE, then each old one read back (the old ones not marked
         with their successor are returned)."""
-        table = CertificateRow.__table__
-        session.execute(
-            update(table)
-            .where(table.c.issuer == bindparam("o_issuer"), table.c.serial == bindparam("o_serial"),
-                   table.c.status != Status.REVOKED.value, table.c.superseded_by.is_(None))
-            .values(superseded_by=bindparam("n_serial")),
-            [{"o_issuer": old.issuer, "o_serial": old.serial_hex, "n_serial": new.serial_hex}
-             for old, new in pairs])
+        session.executemany(self._SUPERSEDE, [(new.serial_hex, old.issuer, old.serial_hex) for old, new in pairs])
         marked: dict[tuple[str, str], str | None] = {}
         olds = [old.serial_hex for old, _ in pairs]
         for first in range(0, len(olds), 500):  # under SQLite's bound-variable limit
-            rows = session.execute(select(table.c.issuer, table.c.serial, table.c.superseded_by)
-                                   .where(table.c.serial.in_(olds[first:first + 500])))
+            chunk = olds[first:first + 500]
+            rows = session.all("SELECT issuer, serial, superseded_by FROM certificates"
+                               f" WHERE serial IN ({', '.join('?' * len(chunk))})", chunk)
             marked.update({(issuer, serial): by for issuer, serial, by in rows})
         return [old for old, new in pairs if marked.get((old.issuer, old.serial_hex)) != new.serial_hex]
 
     @contextlib.contextmanager
-    def _session(self, session: Session | None) -> Iterator[Session]:
+    def _session(self, session: Tx | None) -> Iterator[Tx]:
         if session is not None:
             yield session
         else:
@@ -283,44 +292,46 @@ class Inventory:
 
     # --- queries -----------------------------------------------------------------
 
+    def _records(self, sql: str, params: Sequence = ()) -> list[CertificateRecord]:
+        with self.db.read() as tx:
+            return [record_from_row(row) for row in tx.all(sql, params)]
+
     def get(self, issuer: str, serial: int) -> CertificateRecord | None:
-        with Session(self.engine) as s:
-            row = s.scalars(select(CertificateRow).where(
-                CertificateRow.issuer == issuer, CertificateRow.serial == format(serial, "x"))).first()
-            return record_from_row(row) if row else None
+        found = self._records(f"{SELECT_RECORDS} WHERE issuer = ? AND serial = ?", (issuer, format(serial, "x")))
+        return found[0] if found else None
+
+    # ``serial = ?`` alone has no index (the unique one is (issuer, serial)) and read every
+    # row (23 ms at 100,000); with the issuers listed first it is one seek each: a recursive
+    # CTE finds the smallest issuer, then the smallest above it, ...
+    _BY_SERIAL = ("WITH RECURSIVE issuers(issuer) AS ("
+                  " SELECT min(issuer) FROM certificates"
+                  " UNION ALL"
+                  " SELECT (SELECT min(c.issuer) FROM certificates c WHERE c.issuer > issuers.issuer)"
+                  " FROM issuers WHERE issuers.issuer IS NOT NULL)"
+                  f" {SELECT_RECORDS} WHERE issuer IN (SELECT issuer FROM issuers) AND serial = ?")
 
     def by_serial(self, serial: int) -> list[CertificateRecord]:
-        # ``serial = ?`` alone has no index (the unique one is (issuer, serial)) and read
-        # every row (23 ms at 100,000); with the issuers listed first it is one seek each.
-        with Session(self.engine) as s:
-            rows = s.scalars(select(CertificateRow).where(CertificateRow.issuer.in_(_issuers()),
-                                                          CertificateRow.serial == format(serial, "x")))
-            return [record_from_row(r) for r in rows]
+        return self._records(self._BY_SERIAL, (format(serial, "x"),))
 
     def by_name(self, name: str) -> list[CertificateRecord]:
-        with Session(self.engine) as s:
-            rows = s.scalars(select(CertificateRow).where(CertificateRow.name == name)
-                             .order_by(CertificateRow.not_before, CertificateRow.id))
-            return [record_from_row(r) for r in rows]
+        return self._records(f"{SELECT_RECORDS} WHERE name = ? ORDER BY not_before, id", (name,))
 
     def by_fingerprint(self, fingerprint_sha256: str) -> CertificateRecord | None:
-        with Session(self.engine) as s:
-            row = s.scalars(select(CertificateRow).where(
-                CertificateRow.fingerprint_sha256 == fingerprint_sha256.lower())).first()
-            return record_from_row(row) if row else None
+        found = self._records(f"{SELECT_RECORDS} WHERE fingerprint_sha256 = ?", (fingerprint_sha256.lower(),))
+        return found[0] if found else None
 
     def recorded_fingerprints(self, fingerprints: Sequence[str], current: bool = False) -> set[str]:
         """Which of these SHA-256 fingerprints (lower-case hex) the inventory holds (with
         ``current``, only those not superseded: a renewal's staged successor, not the set it
         replaced)."""
         found: set[str] = set()
-        column = CertificateRow.fingerprint_sha256
-        with Session(self.engine) as s:
+        only_current = " AND superseded_by IS NULL" if current else ""
+        with self.db.read() as tx:
             for start in range(0, len(fingerprints), 500):  # under SQLite's bound-variable limit
-                stmt = select(column).where(column.in_(fingerprints[start:start + 500]))
-                if current:
-                    stmt = stmt.where(CertificateRow.superseded_by.is_(None))
-                found.update(s.scalars(stmt))
+                chunk = list(fingerprints[start:start + 500])
+                found.update(value for (value,) in tx.all(
+                    "SELECT fingerprint_sha256 FROM certificates"
+                    f" WHERE fingerprint_sha256 IN ({', '.join('?' * len(chunk))}){only_current}", chunk))
         return found
 
     def locate(self, target: str) -> Located:
@@ -353,69 +364,70 @@ class Inventory:
 
     find_one = find  # the name callers used when NotFound was the point
 
+    # the WHERE conditions of each status filter of ``query`` (``now`` bound to each ?)
+    _STATUS_FILTERS = {
+        Status.REVOKED: ("status = 'revoked'", 0),
+        Status.EXPIRED: ("status != 'revoked' AND not_after <= ?", 1),
+        Status.VALID: ("status != 'revoked' AND not_before <= ? AND not_after > ?", 2),
+        Status.NOT_YET_VALID: ("status != 'revoked' AND not_before > ? AND not_after > ?", 2),
+    }
+
     def query(self, now: dt.datetime, status: Status | None = None,
               expiring_before: dt.datetime | None = None, profile: str | None = None,
               issuer: str | None = None, limit: int | None = None) -> list[CertificateRecord]:
         """The certificates matching every given filter, soonest expiry first."""
-        stmt = select(*CertificateRow.__table__.c).order_by(CertificateRow.not_after, CertificateRow.id)
-        if status is Status.REVOKED:
-            stmt = stmt.where(CertificateRow.status == Status.REVOKED.value)
-        elif status is Status.EXPIRED:
-            stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
-                              CertificateRow.not_after <= now)
-        elif status is Status.VALID:
-            stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
-                              CertificateRow.not_before <= now, CertificateRow.not_after > now)
-        elif status is Status.NOT_YET_VALID:
-            stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
-                              CertificateRow.not_before > now, CertificateRow.not_after > now)
+        where: list[str] = []
+        params: list = []
+        if status in self._STATUS_FILTERS:
+            condition, times = self._STATUS_FILTERS[status]
+            where.append(condition)
+            params.extend([now] * times)
         if expiring_before is not None:  # valid ones only
-            stmt = stmt.where(CertificateRow.status != Status.REVOKED.value,
-                              CertificateRow.not_before <= now, CertificateRow.not_after > now,
-                              CertificateRow.not_after <= expiring_before)
+            where.append("status != 'revoked' AND not_before <= ? AND not_after > ? AND not_after <= ?")
+            params.extend([now, now, expiring_before])
         if profile:
-            stmt = stmt.where(CertificateRow.profile == profile)
+            where.append("profile = ?")
+            params.append(profile)
         if issuer:
-            stmt = stmt.where(CertificateRow.issuer == issuer)
+            where.append("issuer = ?")
+            params.append(issuer)
+        sql = SELECT_RECORDS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY not_after, id"
         if limit:
-            stmt = stmt.limit(limit)
-        with self.engine.connect() as connection:  # Core rows: ORM objects cost twice as much
-            return [record_from_row(r) for r in connection.execute(stmt)]
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._records(sql, params)
 
     def renewable(self, now: dt.datetime, before: dt.datetime | None = None) -> list[CertificateRecord]:
         """Live (not revoked, not expired), not superseded certificates with a recorded
         directory, soonest expiry first; with ``before``, only those expiring by then."""
-        row = CertificateRow
-        stmt = (select(row).where(row.status != Status.REVOKED.value, row.not_after > now,
-                                  row.superseded_by.is_(None), row.directory.is_not(None))
-                .order_by(row.not_after, row.id))
+        sql = (f"{SELECT_RECORDS} WHERE status != 'revoked' AND not_after > ? AND superseded_by IS NULL"
+               " AND directory IS NOT NULL")
+        params: list = [now]
         if before is not None:
-            stmt = stmt.where(row.not_after <= before)
-        with Session(self.engine) as s:
-            return [record_from_row(r) for r in s.scalars(stmt)]
+            sql += " AND not_after <= ?"
+            params.append(before)
+        return self._records(sql + " ORDER BY not_after, id", params)
 
     def expiring(self, now: dt.datetime, before: dt.datetime) -> list[CertificateRecord]:
         return self.query(now, expiring_before=before)
 
     def count(self) -> int:
-        with Session(self.engine) as s:
-            return s.scalar(select(func.count()).select_from(CertificateRow)) or 0
+        with self.db.read() as tx:
+            return tx.scalar("SELECT count(*) FROM certificates") or 0
+
+    def change_counter(self, topic: str = CERTIFICATES_TOPIC) -> int:
+        """The change counter of ``topic``: moves with each committed change it covers
+        (``certificates``: every change of a certificate's status)."""
+        with self.db.read() as tx:
+            return tx.scalar("SELECT value FROM change_counters WHERE topic = ?", (topic,)) or 0
 
     def events(self, limit: int = 100) -> list[dict]:
-        with Session(self.engine) as s:
-            rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))
-            return [{"id": e.id, "at": _utc(e.at), "action": e.action, "issuer": e.issuer,
-                     "serial": e.serial, "detail": json.loads(e.detail)} for e in rows]
-
-
-def _issuers():
-    """Every issuer the inventory holds, as a subquery that finds each with one index seek
-    (a recursive CTE: the smallest issuer, then the smallest above it, ...)."""
-    issuer = CertificateRow.issuer
-    issuers = select(func.min(issuer).label("issuer")).cte("issuers", recursive=True)
-    above = select(func.min(issuer)).where(issuer > issuers.c.issuer).scalar_subquery()
-    issuers = issuers.union_all(select(above).where(issuers.c.issuer.is_not(None)))
-    return select(issuers.c.issuer)
+        with self.db.read() as tx:
+            rows = tx.all("SELECT id, at, action, issuer, serial, detail FROM audit_events"
+                          " ORDER BY id DESC LIMIT ?", (int(limit),))
+        return [{"id": event_id, "at": utc(at), "action": action, "issuer": issuer,
+                 "serial": serial, "detail": json.loads(detail)}
+                for event_id, at, action, issuer, serial, detail in rows]
 
 
 SERIAL_PREFIX, NAME_PREFIX = "serial:", "name:"   # a NAME never holds a ':'

@@ -58,12 +58,5 @@ def lock_crls(tx) -> None:
     one after the other and CRL numbers only ever go up (READ COMMITTED would let two of
     them read the same number; a row lock cannot cover a CA's first CRL, which has no row
     yet). Taken before any ``crl_state`` row is written, in every such transaction, so the
-    lock order is the same everywhere. Accepts a store.sql Tx or a SQLAlchemy Session."""
-    dialect = getattr(tx, "dialect", None)
-    if isinstance(dialect, str):
-        advisory_xact_lock(tx, CRL)
-        return
-    if tx.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        tx.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(CRL)})
+    lock order is the same everywhere (re-entrant within the transaction)."""
+    advisory_xact_lock(tx, CRL)

@@ -7,25 +7,20 @@ later publication succeeds: `revoke`, `crl` and `serve` at start publish it.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
-
 from mtlskit.store.inventory import Inventory
-from mtlskit.store.models import CrlState
 
 
 def pending_crls(inventory: Inventory) -> dict[str, bytes]:
     """The stored CRL (DER) of each CA whose newest CRL was never published, by CA name."""
-    with inventory.transaction() as tx:
-        rows = tx.execute(select(CrlState.issuer, CrlState.der).where(
-            CrlState.der.is_not(None),
-            or_(CrlState.published_number.is_(None), CrlState.published_number < CrlState.crl_number)))
-        return dict(rows.all())
+    with inventory.read() as tx:
+        return dict(tx.all("SELECT issuer, der FROM crl_state WHERE der IS NOT NULL"
+                           " AND (published_number IS NULL OR published_number < crl_number)"))
 
 
 def stored_crls(inventory: Inventory) -> dict[str, bytes]:
     """The last CRL stored for each CA that has one (DER), by CA name."""
-    with inventory.transaction() as tx:
-        return dict(tx.execute(select(CrlState.issuer, CrlState.der).where(CrlState.der.is_not(None))).all())
+    with inventory.read() as tx:
+        return dict(tx.all("SELECT issuer, der FROM crl_state WHERE der IS NOT NULL"))
 
 
 def mark_published(inventory: Inventory, numbers: dict[str, int | None]) -> None:
@@ -35,7 +30,6 @@ def mark_published(inventory: Inventory, numbers: dict[str, int | None]) -> None
         for issuer, number in numbers.items():
             if number is None:
                 continue
-            tx.execute(update(CrlState).where(
-                CrlState.issuer == issuer,
-                or_(CrlState.published_number.is_(None), CrlState.published_number < number))
-                .values(published_number=number))
+            tx.execute("UPDATE crl_state SET published_number = ?"
+                       " WHERE issuer = ? AND (published_number IS NULL OR published_number < ?)",
+                       (number, issuer, number))

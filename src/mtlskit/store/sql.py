@@ -121,6 +121,18 @@ class Tx:
         row = self.one(sql, params)
         return None if row is None else row[0]
 
+    def chunks(self, sql: str, params: Sequence = (), size: int = 10_000) -> Iterator[list[tuple]]:
+        """The rows of one query, ``size`` at a time, through a cursor of their own: other
+        statements may run on this transaction between two chunks (close the generator,
+        or exhaust it, to close the cursor)."""
+        cursor = self._cursor.connection.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            cursor.close()
+
     def _sql(self, sql: str) -> str:
         return sql if self._translate is None else self._translate(sql)
 
@@ -144,14 +156,14 @@ class Database:
         """A write transaction: committed when the block ends, rolled back if it raises.
         On SQLite it takes the write lock at once (BEGIN IMMEDIATE), waiting up to
         BUSY_TIMEOUT_SECONDS for another writer, so it never fails half-way on a lock."""
-        with self._begin("BEGIN IMMEDIATE" if self.dialect == SQLITE else "BEGIN") as tx:
+        with self._begin("BEGIN IMMEDIATE" if self.dialect == SQLITE else "BEGIN", writes=True) as tx:
             yield tx
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Tx]:
         """A read that sees one state of the database for all its statements."""
         begin = "BEGIN" if self.dialect == SQLITE else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-        with self._begin(begin) as tx:
+        with self._begin(begin, writes=False) as tx:
             yield tx
 
     def close(self) -> None:
@@ -162,18 +174,31 @@ class Database:
         self._local.connection = None
 
     @contextlib.contextmanager
-    def _begin(self, begin: str) -> Iterator[Tx]:
+    def _begin(self, begin: str, writes: bool) -> Iterator[Tx]:
         connection = self._connection()
+        outer = getattr(self._local, "active", None)
+        if outer is not None:
+            # Nested on this thread (one connection per thread): a read, or a write inside
+            # a write, joins the open transaction and sees its changes; they commit with it.
+            if writes and not outer[1]:
+                raise RuntimeError("a write transaction cannot start inside a read of the same thread")
+            yield outer[0]
+            return
         cursor = connection.cursor()
         cursor.execute(begin)
+        tx = Tx(cursor, None if self.dialect == SQLITE else self._postgresql_sql)
+        self._local.active = (tx, writes)
         try:
-            yield Tx(cursor, None if self.dialect == SQLITE else self._postgresql_sql)
+            yield tx
         except BaseException:
+            self._local.active = None
             cursor.execute("ROLLBACK")
             raise
         else:
+            self._local.active = None
             cursor.execute("COMMIT")
         finally:
+            self._local.active = None
             cursor.close()
 
     def _connection(self):
@@ -181,7 +206,7 @@ class Database:
         connection = getattr(local, "connection", None)
         if connection is None or local.pid != os.getpid():
             connection = self._connect()
-            local.connection, local.pid = connection, os.getpid()
+            local.connection, local.pid, local.active = connection, os.getpid(), None
         return connection
 
     def _connect(self):

@@ -11,11 +11,11 @@ import dataclasses
 import datetime as dt
 import json
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from mtlskit.store.inventory import audit_row, record_events
+from mtlskit.store.sql import Tx, utc
 
-from mtlskit.store.inventory import _utc, audit_row
-from mtlskit.store.models import AuditEvent, EnrollmentToken
+_SELECT_TOKENS = ("SELECT name, profile, request, created_at, expires_at, used_at, used_serial"
+                  " FROM enrollment_tokens")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,58 +37,52 @@ class TokenRecord:
         return "expired" if self.expires_at <= now else "pending"
 
 
-def _record(row: EnrollmentToken) -> TokenRecord:
-    return TokenRecord(row.name, row.profile, json.loads(row.request), _utc(row.created_at),
-                       _utc(row.expires_at), _utc(row.used_at), row.used_serial)
+def _record(row: tuple) -> TokenRecord:
+    name, profile, request, created_at, expires_at, used_at, used_serial = row
+    return TokenRecord(name, profile, json.loads(request), utc(created_at), utc(expires_at),
+                       utc(used_at), used_serial)
 
 
 def add_token(inventory, token_sha256: str, name: str, profile: str, grant: dict,
               at: dt.datetime, expires_at: dt.datetime) -> None:
     """Store a new token's hash and what it allows, with its audit event."""
     with inventory.transaction() as tx:
-        tx.execute(insert(EnrollmentToken).values(
-            name=name, token_sha256=token_sha256, profile=profile, request=json.dumps(grant, sort_keys=True),
-            created_at=at, expires_at=expires_at))
-        tx.execute(insert(AuditEvent), [audit_row("token-create", at, name=name, profile=profile,
-                                                  expires_at=expires_at.isoformat())])
+        tx.execute("INSERT INTO enrollment_tokens (name, token_sha256, profile, request, created_at, expires_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?)",
+                   (name, token_sha256, profile, json.dumps(grant, sort_keys=True), at, expires_at))
+        record_events(tx, [audit_row("token-create", at, name=name, profile=profile,
+                                     expires_at=expires_at.isoformat())])
 
 
 def find_token(inventory, token_sha256: str) -> TokenRecord | None:
-    with Session(inventory.engine) as session:
-        row = session.scalars(select(EnrollmentToken).where(EnrollmentToken.token_sha256 == token_sha256)).first()
-        return _record(row) if row else None
+    with inventory.read() as tx:
+        row = tx.one(f"{_SELECT_TOKENS} WHERE token_sha256 = ?", (token_sha256,))
+    return _record(row) if row else None
 
 
 def all_tokens(inventory) -> list[TokenRecord]:
-    with Session(inventory.engine) as session:
-        rows = session.scalars(select(EnrollmentToken).order_by(EnrollmentToken.created_at, EnrollmentToken.id))
-        return [_record(row) for row in rows]
+    with inventory.read() as tx:
+        rows = tx.all(f"{_SELECT_TOKENS} ORDER BY created_at, id")
+    return [_record(row) for row in rows]
 
 
-def claim(session: Session, token_sha256: str, now: dt.datetime) -> bool:
+def claim(session: Tx, token_sha256: str, now: dt.datetime) -> bool:
     """Mark the token used, atomically; False when it is unknown, used or expired."""
-    result = session.execute(
-        update(EnrollmentToken)
-        .where(EnrollmentToken.token_sha256 == token_sha256, EnrollmentToken.used_at.is_(None),
-               EnrollmentToken.expires_at > now)
-        .values(used_at=now))
-    return result.rowcount == 1
+    return session.execute("UPDATE enrollment_tokens SET used_at = ?"
+                           " WHERE token_sha256 = ? AND used_at IS NULL AND expires_at > ?",
+                           (now, token_sha256, now)) == 1
 
 
-def set_used_serial(session: Session, token_sha256: str, serial_hex: str) -> None:
-    session.execute(update(EnrollmentToken).where(EnrollmentToken.token_sha256 == token_sha256)
-                    .values(used_serial=serial_hex))
+def set_used_serial(session: Tx, token_sha256: str, serial_hex: str) -> None:
+    session.execute("UPDATE enrollment_tokens SET used_serial = ? WHERE token_sha256 = ?",
+                    (serial_hex, token_sha256))
 
 
 def expire_tokens(inventory, name: str, now: dt.datetime) -> int:
     """Revoke the pending tokens of ``name`` (they expire now); how many there were."""
     with inventory.transaction() as tx:
-        result = tx.execute(
-            update(EnrollmentToken)
-            .where(EnrollmentToken.name == name, EnrollmentToken.used_at.is_(None),
-                   EnrollmentToken.expires_at > now)
-            .values(expires_at=now))
-        if result.rowcount:
-            tx.execute(insert(AuditEvent), [audit_row("token-revoke", now, name=name, count=result.rowcount)])
-        return result.rowcount
-
+        count = tx.execute("UPDATE enrollment_tokens SET expires_at = ?"
+                           " WHERE name = ? AND used_at IS NULL AND expires_at > ?", (now, name, now))
+        if count:
+            record_events(tx, [audit_row("token-revoke", now, name=name, count=count)])
+        return count
