@@ -1,0 +1,155 @@
+"""Writing and reading the tar file of a backup, trusting nothing in what is read.
+
+Reading never calls tarfile's extraction: each header is checked (a regular file, a name
+the manifest format allows, listed in the manifest, not seen before, of the listed size,
+within the member limits) and its bytes are handed to a sink that hashes them, and
+writes them only on the second pass. Links, devices, directories, ``..`` and absolute
+names are refused by the first check that sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable
+
+from mtlskit.backup.manifest import (MANIFEST, MAX_MANIFEST, MAX_MEMBERS, MEMBER_NAMES, Manifest, Member,
+                                     parse_manifest, size_limit)
+from mtlskit.errors import BadInput
+
+CHUNK = 1024 * 1024
+# (member, its bytes in chunks) -> the SHA-256 of what the sink consumed
+Sink = Callable[[Member, Iterable[bytes]], str]
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a file."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def write_archive(out: BinaryIO, manifest: Manifest, sources: dict[str, Path | bytes], mtime: int) -> None:
+    """Write the tar: the manifest first, then each member in manifest order.
+
+    Args:
+        sources: each member's bytes, or the file that holds them.
+    """
+    with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, MANIFEST, manifest.to_json(), mtime)
+        for member in manifest.members:
+            _add(tar, member.name, sources[member.name], mtime, member.size)
+
+
+def _add(tar: tarfile.TarFile, name: str, source: Path | bytes, mtime: int, size: int | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o600, mtime, 0, 0, "", ""
+    if isinstance(source, bytes):
+        import io
+
+        info.size = len(source)
+        tar.addfile(info, io.BytesIO(source))
+        return
+    info.size = size if size is not None else source.stat().st_size
+    with open(source, "rb") as handle:
+        tar.addfile(info, handle)
+
+
+def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
+    """Check the archive in ``handle`` against its manifest; hand each member to ``sink``.
+
+    Without a sink the members are only hashed. Every member must be in the manifest
+    with its size and SHA-256, and every manifest entry must be in the archive.
+
+    Raises:
+        BadInput: the first thing found wrong (one line).
+    """
+    handle.seek(0)
+    try:
+        with tarfile.open(fileobj=handle, mode="r:") as tar:
+            manifest = _read_manifest(tar)
+            seen: set[str] = set()
+            while (info := tar.next()) is not None:
+                if len(seen) >= MAX_MEMBERS or len(seen) >= len(manifest.members):
+                    raise BadInput("the archive holds members its manifest does not list "
+                                   f"(first: {_shown(info.name)})")
+                member = _check_header(info, manifest, seen)
+                digest = (sink or _hash_only)(member, _chunks(tar, info))
+                if digest != member.sha256:
+                    raise BadInput(f"{member.name}: its SHA-256 does not match the manifest (the archive was changed)")
+                tar.members.clear()   # headers are not kept: memory stays flat
+    except (tarfile.TarError, EOFError) as exc:
+        raise BadInput(f"the archive is damaged or truncated ({_shown(str(exc))})") from None
+    missing = [m.name for m in manifest.members if m.name not in seen]
+    if missing:
+        raise BadInput(f"the archive lacks {missing[0]}, which its manifest lists (truncated or changed)")
+    return manifest
+
+
+def _read_manifest(tar: tarfile.TarFile) -> Manifest:
+    info = tar.next()
+    if info is None or info.name != MANIFEST:
+        raise BadInput(f"the archive does not start with {MANIFEST}: not an mtlskit backup")
+    if not info.isreg() or info.size > MAX_MANIFEST:
+        raise BadInput(f"the archive's {MANIFEST} is not a regular file of at most {MAX_MANIFEST} bytes")
+    return parse_manifest(b"".join(_chunks(tar, info)))
+
+
+def _check_header(info: tarfile.TarInfo, manifest: Manifest, seen: set[str]) -> Member:
+    name = info.name
+    if not info.isreg() or info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        raise BadInput(f"the archive holds {_shown(name)}, which is not a regular file "
+                       f"({_kind(info)}): refused")
+    if not MEMBER_NAMES.match(name):
+        raise BadInput(f"the archive holds a member name that is not allowed: {_shown(name)}")
+    member = manifest.member(name)
+    if member is None:
+        raise BadInput(f"the archive holds {name}, which its manifest does not list")
+    if name in seen:
+        raise BadInput(f"the archive holds {name} twice")
+    limit = size_limit(name)
+    if info.size != member.size or (limit is not None and info.size > limit):
+        raise BadInput(f"{name}: its size in the archive does not match the manifest (the archive was changed)")
+    seen.add(name)
+    return member
+
+
+def _chunks(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterable[bytes]:
+    stream = tar.extractfile(info)
+    remaining = info.size
+    while remaining > 0:
+        chunk = stream.read(min(CHUNK, remaining))
+        if not chunk:
+            raise BadInput(f"the archive is truncated (in {info.name})")
+        remaining -= len(chunk)
+        yield chunk
+
+
+def _hash_only(_member: Member, chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _kind(info: tarfile.TarInfo) -> str:
+    if info.issym():
+        return "a symbolic link"
+    if info.islnk():
+        return "a hard link"
+    if info.isdir():
+        return "a directory"
+    if info.ischr() or info.isblk():
+        return "a device"
+    if info.isfifo():
+        return "a FIFO"
+    return f"tar type {info.type!r}"
+
+
+def _shown(text: str) -> str:
+    """A name from the archive, made safe to print on one line."""
+    return repr(text[:80]) if not text.isprintable() or len(text) > 80 else text
