@@ -9,7 +9,10 @@ names are refused by the first check that sees them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import io
+import os
 import tarfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -34,29 +37,70 @@ def sha256_file(path: Path) -> tuple[int, str]:
 
 
 def write_archive(out: BinaryIO, manifest: Manifest, sources: dict[str, Path | bytes], mtime: int) -> None:
-    """Write the tar: the manifest first, then each member in manifest order.
+    """Write the tar: the manifest first, then each member in manifest order, each with
+    the one header ``canonical_header`` gives (so a reader can demand exactly that).
 
     Args:
         sources: each member's bytes, or the file that holds them.
     """
     with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, MANIFEST, manifest.to_json(), mtime)
+        body = manifest.to_json()
+        tar.addfile(_info(MANIFEST, len(body), mtime), io.BytesIO(body))
         for member in manifest.members:
-            _add(tar, member.name, sources[member.name], mtime, member.size)
+            source = sources[member.name]
+            info = _info(member.name, member.size, mtime)
+            if isinstance(source, bytes):
+                tar.addfile(info, io.BytesIO(source))
+            else:
+                with open(source, "rb") as handle:
+                    tar.addfile(info, handle)
 
 
-def _add(tar: tarfile.TarFile, name: str, source: Path | bytes, mtime: int, size: int | None = None) -> None:
+def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o600, mtime, 0, 0, "", ""
-    if isinstance(source, bytes):
-        import io
+    info.size, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = size, 0o600, mtime, 0, 0, "", ""
+    return info
 
-        info.size = len(source)
-        tar.addfile(info, io.BytesIO(source))
-        return
-    info.size = size if size is not None else source.stat().st_size
-    with open(source, "rb") as handle:
-        tar.addfile(info, handle)
+
+def canonical_header(name: str, size: int, mtime: int) -> bytes:
+    return _info(name, size, mtime).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+class _Layout:
+    """Holds the archive to the bytes ``write_archive`` writes: each header exactly the
+    canonical one, member after member with nothing between them but zero padding, and
+    only the zero end blocks after the last. Together with the members' SHA-256 this
+    leaves no byte of the file unchecked."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.next_offset = handle, 0
+
+    def check(self, info: tarfile.TarInfo, mtime: int) -> None:
+        header = canonical_header(info.name, info.size, mtime)
+        if info.offset != self.next_offset or info.offset_data - info.offset != len(header) \
+                or self._read(info.offset, len(header)) != header:
+            raise BadInput(f"the tar header of {_shown(info.name)} is not the one mtlskit writes (the archive was changed)")
+        end = info.offset_data + info.size
+        self.next_offset = -(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        self._zeros(end, self.next_offset)
+
+    def finish(self) -> None:
+        size = os.fstat(self.handle.fileno()).st_size
+        expected = -(-(self.next_offset + 2 * tarfile.BLOCKSIZE) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+        if size != expected:
+            raise BadInput("the archive has bytes after its last member, or lacks its end (truncated or changed)")
+        self._zeros(self.next_offset, size)
+
+    def _zeros(self, start: int, end: int) -> None:
+        while start < end:
+            chunk = self._read(start, min(CHUNK, end - start))
+            if not chunk or chunk.count(0) != len(chunk):
+                raise BadInput("the archive has bytes outside its members (changed or truncated)")
+            start += len(chunk)
+
+    def _read(self, offset: int, size: int) -> bytes:
+        self.handle.seek(offset)
+        return self.handle.read(size)
 
 
 def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
@@ -69,15 +113,17 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
         BadInput: the first thing found wrong (one line).
     """
     handle.seek(0)
+    layout = _Layout(handle)
     try:
         with tarfile.open(fileobj=handle, mode="r:") as tar:
-            manifest = _read_manifest(tar)
+            manifest, mtime = _read_manifest(tar, layout)
             seen: set[str] = set()
             while (info := tar.next()) is not None:
                 if len(seen) >= MAX_MEMBERS or len(seen) >= len(manifest.members):
                     raise BadInput("the archive holds members its manifest does not list "
                                    f"(first: {_shown(info.name)})")
                 member = _check_header(info, manifest, seen)
+                layout.check(info, mtime)
                 digest = (sink or _hash_only)(member, _chunks(tar, info))
                 if digest != member.sha256:
                     raise BadInput(f"{member.name}: its SHA-256 does not match the manifest (the archive was changed)")
@@ -87,16 +133,29 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
     missing = [m.name for m in manifest.members if m.name not in seen]
     if missing:
         raise BadInput(f"the archive lacks {missing[0]}, which its manifest lists (truncated or changed)")
+    layout.finish()
     return manifest
 
 
-def _read_manifest(tar: tarfile.TarFile) -> Manifest:
+def _read_manifest(tar: tarfile.TarFile, layout: _Layout) -> tuple[Manifest, int]:
     info = tar.next()
     if info is None or info.name != MANIFEST:
         raise BadInput(f"the archive does not start with {MANIFEST}: not an mtlskit backup")
     if not info.isreg() or info.size > MAX_MANIFEST:
         raise BadInput(f"the archive's {MANIFEST} is not a regular file of at most {MAX_MANIFEST} bytes")
-    return parse_manifest(b"".join(_chunks(tar, info)))
+    manifest = parse_manifest(b"".join(_chunks(tar, info)))
+    mtime = created_epoch(manifest.created_at)
+    layout.check(info, mtime)
+    return manifest, mtime
+
+
+def created_epoch(created_at: str) -> int:
+    """The members' mtime: the manifest's created_at (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    try:
+        when = dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise BadInput("the archive's manifest has no valid created_at") from None
+    return int(when.timestamp())
 
 
 def _check_header(info: tarfile.TarInfo, manifest: Manifest, seen: set[str]) -> Member:

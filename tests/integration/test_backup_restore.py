@@ -1,0 +1,195 @@
+"""`mtlskit backup` and `mtlskit restore` in-process on real SQLite homes: what the archive
+holds (manifest, hashes, modes), a restore onto a fresh path, a restore over a home
+(--force), the stale -wal/-shm of a replaced database, and the refusals of FILE."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mtlskit import __version__
+from mtlskit.cli.app import main
+from mtlskit.store.db import SCHEMA_HEAD
+from tests.support_crl import cli, make_home
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backup")
+    home = make_home(root)
+    out = root / "out"
+    for name in ("alice", "bob", "carol"):
+        assert cli(home, "issue", "client", name, "--out", str(out / name)) == 0
+    assert cli(home, "revoke", "bob", "--reason", "key-compromise") == 0
+    return home
+
+
+@pytest.fixture(scope="module")
+def archive(home, tmp_path_factory):
+    path = tmp_path_factory.mktemp("archive") / "home.tar"
+    assert cli(home, "backup", str(path)) == 0
+    return path
+
+
+def _json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+def _listing(home: Path, capsys) -> list[dict]:
+    capsys.readouterr()
+    assert cli(home, "list", "--json") == 0
+    return sorted(_json(capsys), key=lambda r: r["serial"])
+
+
+def _tree(path: Path) -> dict[str, int]:
+    return {str(p.relative_to(path)): stat.S_IMODE(p.lstat().st_mode) for p in [path, *path.rglob("*")]}
+
+
+def test_archive_is_private_and_its_manifest_lists_every_member_with_its_hash(archive):
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        contents = {name: tar.extractfile(name).read() for name in names[1:]}
+    assert names[0] == "manifest.json"
+    assert manifest["format"] == "mtlskit-backup" and manifest["format_version"] == 1
+    assert manifest["mtlskit_version"] == __version__ and manifest["schema_revision"] == SCHEMA_HEAD
+    assert manifest["created_at"].endswith("Z") and manifest["database"] == {"dialect": "sqlite", "member": "inventory.db"}
+    assert manifest["inventory"]["certificates"] == 5 and manifest["inventory"]["revoked"] == 1
+    assert manifest["keys"] == {"root": "in-archive", "intermediate": "in-archive"}
+    listed = {m["name"]: m for m in manifest["members"]}
+    assert set(listed) == set(contents) == {"ca/root.pem", "ca/root.key.pem", "ca/intermediate.pem",
+                                             "ca/intermediate.key.pem", "inventory.db"}
+    for name, data in contents.items():
+        assert listed[name]["sha256"] == hashlib.sha256(data).hexdigest() and listed[name]["size"] == len(data)
+
+
+def test_the_keys_in_the_archive_are_the_home_files_unchanged(home, tmp_path):
+    passphrase = tmp_path / "pass"
+    passphrase.write_text("correct horse battery\n")
+    passphrase.chmod(0o600)
+    encrypted = make_home(tmp_path, "--passphrase-file", str(passphrase))
+    target = tmp_path / "enc.tar"
+    assert cli(encrypted, "backup", str(target)) == 0
+    with tarfile.open(target) as tar:
+        for name in ("root", "intermediate"):
+            data = tar.extractfile(f"ca/{name}.key.pem").read()
+            assert data == (encrypted / "ca" / f"{name}.key.pem").read_bytes()
+            assert data.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+def test_restore_onto_a_fresh_path_gives_the_same_inventory_and_private_modes(home, archive, tmp_path, capsys):
+    target = tmp_path / "fresh" / "machine" / "home"
+    assert main(["restore", str(archive), "--home", str(target)]) == 0
+    assert _listing(target, capsys) == _listing(home, capsys)
+    modes = _tree(target)
+    assert modes["."] == 0o700 and modes["ca"] == 0o700
+    assert modes["ca/root.key.pem"] == modes["ca/intermediate.key.pem"] == 0o600
+    assert modes["ca/root.pem"] == 0o644 and modes["inventory.db"] == 0o600
+    assert not [p for p in target.parent.iterdir() if p.name != "home"]   # no staging left behind
+
+
+def test_json_output_of_both(home, tmp_path, capsys):
+    capsys.readouterr()
+    assert cli(home, "backup", str(tmp_path / "b.tar"), "--json") == 0
+    written = _json(capsys)
+    data = (tmp_path / "b.tar").read_bytes()
+    assert written["sha256"] == hashlib.sha256(data).hexdigest() and written["size"] == len(data)
+    assert written["manifest"]["inventory"]["certificates"] == 5
+    assert main(["--home", str(tmp_path / "r"), "restore", str(tmp_path / "b.tar"), "--json",
+                 "--expect-sha256", written["sha256"]]) == 0
+    restored = _json(capsys)
+    assert restored["home"] == str(tmp_path / "r") and restored["replaced_into"] is None
+    assert restored["manifest"] == written["manifest"]
+
+
+def test_restore_over_a_home_needs_force_and_moves_the_old_one_aside(home, archive, tmp_path, capsys):
+    target = make_home(tmp_path)           # another CA
+    before = (target / "ca" / "root.pem").read_bytes()
+    assert main(["restore", str(archive), "--home", str(target)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert (target / "ca" / "root.pem").read_bytes() == before
+    assert main(["restore", str(archive), "--home", str(target), "--force"]) == 0
+    assert (target / "ca" / "root.pem").read_bytes() == (home / "ca" / "root.pem").read_bytes()
+    [aside] = target.glob("replaced-*")
+    assert (aside / "ca" / "root.pem").read_bytes() == before and (aside / "inventory.db").exists()
+    assert stat.S_IMODE(aside.stat().st_mode) == 0o700
+    assert _listing(target, capsys) == _listing(home, capsys)
+
+
+def test_stale_wal_and_shm_of_the_replaced_database_are_not_replayed(home, archive, tmp_path, capsys):
+    """A crashed process's -wal holds writes to the old database: replayed into the
+    restored file they would corrupt it or bring back what the backup does not hold."""
+    target = make_home(tmp_path)
+    db = target / "inventory.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("INSERT INTO audit_events (at, action, detail) VALUES ('2026-01-01', 'stale', '{}')")
+    stale_wal = Path(f"{db}-wal").read_bytes()
+    writer.close()   # checkpoints, removes -wal; put the crash's leftovers back
+    Path(f"{db}-wal").write_bytes(stale_wal)
+    Path(f"{db}-shm").write_bytes(b"\0" * 32768)
+    assert main(["restore", str(archive), "--home", str(target), "--force"]) == 0
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert check.execute("SELECT count(*) FROM audit_events WHERE action = 'stale'").fetchone()[0] == 0
+    check.close()
+    assert _listing(target, capsys) == _listing(home, capsys)
+
+
+def test_backup_refuses_an_existing_file_and_a_link_unless_forced(home, tmp_path, capsys):
+    existing = tmp_path / "existing.tar"
+    existing.write_bytes(b"keep me")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"the link's target")
+    link = tmp_path / "link.tar"
+    link.symlink_to(victim)
+    for path in (existing, link):
+        capsys.readouterr()
+        assert cli(home, "backup", str(path)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "refusing to replace it" in err
+    assert existing.read_bytes() == b"keep me" and victim.read_bytes() == b"the link's target"
+    assert cli(home, "backup", str(link), "--force") == 0
+    assert not link.is_symlink() and tarfile.is_tarfile(link)       # the link replaced, not followed
+    assert victim.read_bytes() == b"the link's target"
+    assert cli(home, "backup", str(existing), "--force") == 0 and tarfile.is_tarfile(existing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.tar", "link.tar", "victim"]
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "missing-parent"])
+def test_backup_refuses_what_is_not_a_file_even_forced(home, tmp_path, capsys, kind):
+    path = tmp_path / "x"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = tmp_path / "missing" / "x.tar"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    assert cli(home, "backup", str(path), "--force") == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_home_whose_root_key_is_offline_says_so_in_the_manifest(tmp_path, capsys):
+    home = make_home(tmp_path)
+    (home / "ca" / "root.key.pem").rename(tmp_path / "root.key.pem")   # kept off the machine
+    capsys.readouterr()
+    assert cli(home, "backup", str(tmp_path / "b.tar"), "--json") == 0
+    captured = capsys.readouterr()
+    manifest = json.loads(captured.out)["manifest"]
+    assert manifest["keys"] == {"root": "not-in-archive", "intermediate": "in-archive"}
+    assert "ca/root.key.pem" not in {m["name"] for m in manifest["members"]}
+    assert cli(home, "backup", str(tmp_path / "c.tar")) == 0
+    assert "root CA key(s) are NOT in this archive" in capsys.readouterr().err
