@@ -1,0 +1,71 @@
+"""A backup restored onto a fresh path answers OCSP as the original did: a real `mtlskit
+serve` on the restored home, judged by `openssl ocsp` (revoked before the backup:
+revoked; issued before it: good). And `restore --force` refuses a home a `serve` has open."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from mtlskit.cli.app import main
+from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli, openssl
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def backed_up(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backup-ocsp")
+    home, out = root / "home", root / "out"
+    assert main(["--home", str(home), "init", "--name", "Backup Test CA", "--no-passphrase"]) == 0
+    for name in ("alice", "bob"):
+        assert main(["--home", str(home), "issue", "client", name, "--out", str(out / name)]) == 0
+    assert main(["--home", str(home), "revoke", "bob", "--reason", "key-compromise"]) == 0
+    archive = root / "home.tar"
+    made = mtlskit_cli(home, "backup", str(archive))      # the real CLI, in its own process
+    assert made.returncode == 0, made.stderr.decode()
+    return root, home, out, archive
+
+
+def ocsp(server: ServeProcess, out, name: str) -> subprocess.CompletedProcess:
+    return openssl("ocsp", "-issuer", str(out / name / "chain.pem"), "-cert", str(out / name / "cert.pem"),
+                   "-CAfile", str(out / name / "ca.pem"), "-url", f"{server.url}/ocsp")
+
+
+def test_restored_home_answers_revoked_and_good(backed_up):
+    root, _home, out, archive = backed_up
+    fresh = root / "another" / "machine" / "mtlskit"
+    restored = mtlskit_cli(fresh, "restore", str(archive))
+    assert restored.returncode == 0, restored.stderr.decode()
+    server = ServeProcess(fresh, free_port(), "--ocsp-refresh-seconds", "0")
+    try:
+        bob, alice = ocsp(server, out, "bob"), ocsp(server, out, "alice")
+    finally:
+        server.stop()
+    assert "Response verify OK" in bob.stderr.decode(), bob.stderr.decode()
+    assert "cert.pem: revoked" in bob.stdout.decode() and "Reason: keyCompromise" in bob.stdout.decode()
+    assert "Response verify OK" in alice.stderr.decode() and "cert.pem: good" in alice.stdout.decode()
+
+
+def test_restore_refuses_a_home_that_serve_has_open(backed_up):
+    root, _home, _out, archive = backed_up
+    target = root / "busy"
+    assert mtlskit_cli(target, "restore", str(archive)).returncode == 0
+    before = {str(p.relative_to(target)): p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()}
+    server = ServeProcess(target, free_port())
+    try:
+        refused = mtlskit_cli(target, "restore", str(archive), "--force")
+        still = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}/healthz"],
+                               capture_output=True)
+    finally:
+        server.stop()
+    err = refused.stderr.decode()
+    assert refused.returncode == 2 and err.startswith("error: ") and "in use" in err, err
+    assert len(err.strip().splitlines()) <= 2            # error: and hint:
+    assert still.stdout == b"200"
+    assert not list(target.glob("replaced-*"))
+    after = {name: (target / name).stat().st_mtime_ns for name in before if (target / name).exists()}
+    assert after.keys() == before.keys()
+    assert {n: t for n, t in after.items() if not n.startswith("inventory.db")} == \
+        {n: t for n, t in before.items() if not n.startswith("inventory.db")}    # serve writes the database
