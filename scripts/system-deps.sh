@@ -26,6 +26,8 @@ declare -A PACKAGE_OF_MODULE=(
 for module in "${!PACKAGE_OF_MODULE[@]}"; do
   [ -e "/usr/lib/nginx/modules/$module" ] || missing+=("${PACKAGE_OF_MODULE[$module]}")
 done
+# PostgreSQL's server binaries (initdb, postgres, pg_dump): the tests start their own server.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""
@@ -34,6 +36,6 @@ echo "installing Debian packages: ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start system services on install; the tests run their own, on free ports.
-for service in nginx apache2 haproxy; do
+for service in nginx apache2 haproxy postgresql; do
   $SUDO service "$service" stop >/dev/null 2>&1 || true
 done

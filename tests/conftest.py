@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mtlskit.cli.app import main
+from tests import support_postgres
 
 
 @dataclasses.dataclass
@@ -69,3 +70,22 @@ def make_home(tmp_path):
         return _init_home(tmp_path / f"home{next(counter)}", *extra)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL per test session (per xdist worker), started by the tests
+    (tests/support_postgres.py) and stopped by PID at the end."""
+    if not support_postgres.available():
+        pytest.skip("PostgreSQL server binaries are not installed (scripts/system-deps.sh)")
+    server = support_postgres.PostgresServer.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a database of this test's own, already holding mtlskit's schema."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)

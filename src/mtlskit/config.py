@@ -24,7 +24,9 @@ class Settings:
 
     Attributes:
         home: the CA home directory.
-        database_url: SQLAlchemy URL of the inventory (SQLite in the home by default).
+        database_url: URL of the inventory: ``sqlite:///PATH`` (the home's inventory.db by
+            default) or ``postgresql://USER@HOST:PORT/DB`` (psycopg 3; the password best
+            in ~/.pgpass). Never printed whole: see ``mtlskit.store.sql.redact``.
         public_url: base URL where `mtlskit serve` is reachable by relying parties; when
             set, issued certificates carry CRL distribution point and OCSP/CA-issuer AIA.
         crl_days: days between a CRL's thisUpdate and nextUpdate.
@@ -44,6 +46,11 @@ class Settings:
     root_crl_days: int = 365
     ocsp_refresh_seconds: int = 5
     subject: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def default_database(self) -> bool:
+        """Is the inventory the home's own SQLite file (nothing to record in mtlskit.toml)?"""
+        return self.database_url == default_database_url(self.home)
 
     @property
     def ca_dir(self) -> Path:
@@ -67,6 +74,13 @@ _FIELDS = {
 }
 SUBJECT_TABLE = "subject"
 SUBJECT_KEYS = ("country", "state", "locality", "org", "org_unit")   # issue.subject.FIELDS
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def default_database_url(home: Path) -> str:
+    return f"sqlite:///{home / 'inventory.db'}"
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -97,7 +111,8 @@ def load_settings(
             values[field] = env_value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     clean = {field: _coerce(field, values[field]) for field in _FIELDS if field in values}
-    clean.setdefault("database_url", f"sqlite:///{home / 'inventory.db'}")
+    clean.setdefault("database_url", default_database_url(home))
+    _check_database_url(clean["database_url"])
     if clean.get("public_url"):
         clean["public_url"] = _check_url(clean["public_url"])
     if clean.get("crl_days", 7) < 1:
@@ -121,6 +136,17 @@ def write_settings_file(settings: Settings, values: Mapping[str, Any],
                   f"[{SUBJECT_TABLE}]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in subject.items() if value]
     settings.config_file.write_text("\n".join(lines) + "\n")
+    if values.get("database_url"):  # may hold the database's password: the owner's alone
+        settings.config_file.chmod(0o600)
+
+
+def _check_database_url(url: str) -> None:
+    """A URL of a database mtlskit runs on; the refusal never repeats the URL (it may
+    hold a password)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not rest or scheme.split("+", 1)[0].lower() not in DATABASE_SCHEMES:
+        raise BadInput("database_url is not a database URL mtlskit knows",
+                       hint="use sqlite:///ABSOLUTE/PATH or postgresql://USER@HOST:PORT/DB")
 
 
 def _toml_value(value: Any) -> str:

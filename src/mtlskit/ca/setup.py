@@ -49,7 +49,8 @@ def initialize(settings: Settings, request: CaRequest, passphrase: bytes | None,
     with inventory.transaction() as tx:
         inventory.add_certificates(ca_records, clock.now(), action="init", session=tx)
         # Files last, inside the transaction: if writing fails, the rows roll back too.
-        chosen = {"public_url": request.public_url,
+        chosen = {"database_url": None if settings.default_database else settings.database_url,
+                  "public_url": request.public_url,
                   "root_crl_days": settings.root_crl_days if settings.root_crl_days != ROOT_CRL_DAYS else None}
         if any(value is not None for value in chosen.values()) or subject_defaults:
             write_settings_file(settings, chosen, subject_defaults)

@@ -65,9 +65,15 @@ def _root_callback(
         None, "--home", help="CA home directory (default: $MTLSKIT_HOME, else ~/.mtlskit).",
         envvar="MTLSKIT_HOME", show_envvar=True,
     ),
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", metavar="URL",
+        help="Inventory database: sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: "
+             "$MTLSKIT_DATABASE_URL, else database_url in mtlskit.toml, else SQLite in the home). "
+             "Keep the password out of the command line: ~/.pgpass or PGPASSFILE.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
-    ctx.obj = State(home=home, debug=debug)
+    ctx.obj = State(home=home, debug=debug, database_url=database_url)
 
 
 def modules_for(args: list[str], modules: tuple[str, ...]) -> tuple[str, ...]:
@@ -83,14 +89,18 @@ def modules_for(args: list[str], modules: tuple[str, ...]) -> tuple[str, ...]:
     return modules
 
 
+_VALUED_GLOBALS = ("--home", "--database-url")
+
+
 def _command_name(args: list[str]) -> str | None:
-    """The first argument after the global options (--home DIR, --debug), if any."""
+    """The first argument after the global options (--home DIR, --database-url URL,
+    --debug), if any."""
     position = 0
     while position < len(args):
         arg = args[position]
-        if arg == "--home":
+        if arg in _VALUED_GLOBALS:
             position += 2
-        elif arg.startswith("--home=") or arg == "--debug":
+        elif arg.startswith(tuple(f"{name}=" for name in _VALUED_GLOBALS)) or arg == "--debug":
             position += 1
         elif arg.startswith("-"):
             return None

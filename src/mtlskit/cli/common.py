@@ -125,6 +125,7 @@ err_console = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 class State:
     home: Path | None
     debug: bool
+    database_url: str | None = None   # --database-url (over MTLSKIT_DATABASE_URL and mtlskit.toml)
 
 
 def state_of(ctx: typer.Context) -> State:
@@ -133,7 +134,8 @@ def state_of(ctx: typer.Context) -> State:
 
 
 def settings_of(ctx: typer.Context, **overrides):
-    return load_settings(state_of(ctx).home, overrides)
+    state = state_of(ctx)
+    return load_settings(state.home, {"database_url": state.database_url, **overrides})
 
 
 def open_service(ctx: typer.Context, at: dt.datetime | None = None) -> "Service":

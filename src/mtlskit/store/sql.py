@@ -28,6 +28,7 @@ from mtlskit.errors import BadInput
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 BUSY_TIMEOUT_SECONDS = 30
+SESSION_UTC = "SET TIME ZONE 'UTC'"
 _UTC = dt.timezone.utc
 
 
@@ -67,6 +68,18 @@ def dialect_of(url: str) -> str:
         return POSTGRESQL
     raise BadInput(f"unsupported database URL scheme {scheme[:20]!r}",
                    hint="use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+
+
+def redact(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``: what may be printed or logged."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def sqlite_path(url: str) -> str:
@@ -200,14 +213,50 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 
 
 def connect_postgresql(url: str):
-    """A psycopg 3 connection in autocommit mode (transactions are explicit)."""
+    """A psycopg 3 connection in autocommit mode (transactions are explicit).
+
+    Raises:
+        BadInput: psycopg is missing, or the connection failed (the message is libpq's
+            first line, without the URL's password even where libpq quotes the URL).
+    """
     try:
         import psycopg
     except ImportError:
         raise BadInput("PostgreSQL needs psycopg 3", hint="pip install 'mtlskit[postgres]'") from None
     conninfo = "postgresql:" + url.split(":", 1)[1]  # drop a SQLAlchemy driver suffix
     try:
-        return psycopg.connect(conninfo, autocommit=True)
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"cannot connect to PostgreSQL: {first[:200]}") from None
+        connection = psycopg.connect(conninfo, autocommit=True)
+        # Datetime columns hold UTC wall time (TIMESTAMP WITHOUT TIME ZONE, as on SQLite):
+        # the session's zone must be UTC, or PostgreSQL shifts aware values into its own.
+        connection.execute(SESSION_UTC)
+        return connection
+    except psycopg.Error as exc:
+        raise connection_refused(url, exc) from None
+
+
+def connection_refused(url: str, exc: BaseException) -> BadInput:
+    """The one-line refusal for a database that cannot be reached: the driver's first
+    line, scrubbed of the URL and of its password (libpq quotes a malformed URL whole)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return BadInput(f"cannot connect to the database: {scrub(first, url)[:200]}",
+                    hint="check database_url (--database-url, MTLSKIT_DATABASE_URL or mtlskit.toml)")
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` without ``url`` (shown redacted instead) or its password, raw or decoded."""
+    text = text.replace(url, redact(url))
+    password = _password_of(url)
+    if password:
+        from urllib.parse import unquote
+
+        for form in {password, unquote(password)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _password_of(url: str) -> str | None:
+    authority = url.partition("://")[2].partition("/")[0]
+    credentials, at, _ = authority.rpartition("@")
+    user, colon, password = credentials.partition(":")
+    return password if at and colon else None
