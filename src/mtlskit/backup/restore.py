@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from mtlskit.backup.archive import read_archive
-from mtlskit.backup.manifest import PRIVATE_DIR, SQLITE_MEMBER, Manifest, Member, mode_of
+from mtlskit.backup.manifest import CONFIG_MEMBER, PRIVATE_DIR, SQLITE_MEMBER, Manifest, Member, mode_of
 from mtlskit.errors import BadInput
 from mtlskit.fileio import make_dirs
 
@@ -59,12 +59,15 @@ def restore_backup(archive: Path, home: Path, now: dt.datetime, force: bool = Fa
             _check_whole(handle, expect_sha256)
         manifest = read_archive(handle)
         _check_schema(manifest)
+        if manifest.dialect == "sqlite" and database_url and not database_url.startswith("sqlite"):
+            raise BadInput("this backup holds a SQLite inventory; --database-url is for PostgreSQL backups",
+                           hint="restore it without --database-url (it goes to HOME/inventory.db)")
         replacing = _check_home(home, force)
         make_dirs(home.parent)   # a fresh machine's path: its missing parents (0755)
         staging = Path(tempfile.mkdtemp(dir=home.parent, prefix=f".{home.name}.restore-"))
         try:
             _stage(handle, staging, manifest, progress)
-            _check_database(staging, manifest, database_url)
+            _check_database(staging, manifest, database_url, force)
             replaced = _replace(home, staging, now) if replacing else _install(home, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -149,17 +152,60 @@ def _stage(handle: BinaryIO, staging: Path, manifest: Manifest, progress: Progre
     read_archive(handle, write)
 
 
-def _check_database(staging: Path, manifest: Manifest, database_url: str | None) -> None:
-    if manifest.dialect != "sqlite":
-        from mtlskit.store.pgdump import restore_postgresql
+def _check_database(staging: Path, manifest: Manifest, database_url: str | None, replace: bool) -> None:
+    """SQLite: the staged copy holds what the manifest says. PostgreSQL: restore the dump
+    into its database (empty unless ``replace``), then the same comparison."""
+    if manifest.dialect == "sqlite":
+        from mtlskit.store.snapshot import sqlite_facts
 
-        restore_postgresql(staging / manifest.database_member, database_url, manifest)
-        return
-    from mtlskit.store.snapshot import sqlite_facts
-
-    facts = sqlite_facts(staging / SQLITE_MEMBER)
+        facts = sqlite_facts(staging / SQLITE_MEMBER)
+    else:
+        facts = _restore_postgresql(staging, manifest, database_url, replace)
     if facts.schema_revision != manifest.schema_revision or facts.as_dict() != manifest.inventory:
         raise BadInput("the database in the archive does not hold what its manifest says")
+
+
+def _restore_postgresql(staging: Path, manifest: Manifest, database_url: str | None, replace: bool):
+    from mtlskit.store.pgdump import restore_postgresql
+    from mtlskit.store.sql import POSTGRESQL, dialect_of
+
+    config = staging / CONFIG_MEMBER
+    recorded = _recorded_database_url(config)
+    url = database_url or recorded
+    if url is None or dialect_of(url) != POSTGRESQL:
+        raise BadInput("this backup holds a PostgreSQL database: say where to restore it",
+                       hint="add --database-url postgresql://USER@HOST:PORT/DB (an empty database)")
+    dump = staging / manifest.database_member
+    facts = restore_postgresql(dump, url, replace)
+    os.unlink(dump)    # in the database now; the home keeps no copy
+    if database_url is not None and database_url != recorded:
+        _set_database_url(config, database_url)
+    return facts
+
+
+def _recorded_database_url(config: Path) -> str | None:
+    import tomllib
+
+    if not config.exists():
+        return None
+    try:
+        value = tomllib.loads(config.read_text()).get("database_url")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        raise BadInput("the archive's mtlskit.toml is not valid TOML") from None
+    return value if isinstance(value, str) else None
+
+
+def _set_database_url(config: Path, url: str) -> None:
+    """The restored mtlskit.toml names the database the dump went into."""
+    import json
+
+    lines = config.read_text().splitlines() if config.exists() else []
+    kept = [line for line in lines if not line.lstrip().startswith("database_url")]
+    first_table = next((i for i, line in enumerate(kept) if line.lstrip().startswith("[")), len(kept))
+    kept.insert(first_table, f"database_url = {json.dumps(url)}")
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(kept) + "\n")
 
 
 def _install(home: Path, staging: Path) -> None:

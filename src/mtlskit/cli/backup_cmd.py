@@ -63,7 +63,7 @@ def restore(
     target = (home or state_of(ctx).home or default_home()).expanduser()
     with _progress(json_out, "restoring") as progress:
         result = restore_backup(file, target, dt.datetime.now(dt.timezone.utc), force,
-                                database_url=database_url, progress=progress, expect_sha256=expect_sha256)
+                                database_url=database_url or state_of(ctx).database_url, progress=progress, expect_sha256=expect_sha256)
     manifest = result.manifest
     if json_out:
         print_json({"home": str(result.home), "replaced_into": str(result.replaced_into or "") or None,
