@@ -193,3 +193,12 @@ def test_a_home_whose_root_key_is_offline_says_so_in_the_manifest(tmp_path, caps
     assert "ca/root.key.pem" not in {m["name"] for m in manifest["members"]}
     assert cli(home, "backup", str(tmp_path / "c.tar")) == 0
     assert "root CA key(s) are NOT in this archive" in capsys.readouterr().err
+
+
+def test_backup_and_restore_start_without_heavy_imports(home, tmp_path):
+    from tests.integration.test_cli_startup import _imports
+
+    runs = _imports(["--home", str(home), "backup", str(tmp_path / "s.tar")],
+                    ["restore", str(tmp_path / "s.tar"), "--home", str(tmp_path / "r")])
+    assert [r["code"] for r in runs] == [0, 0]
+    assert [r["loaded"] for r in runs] == [[], []] and not any(r["sqlalchemy"] for r in runs)

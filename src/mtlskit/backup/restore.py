@@ -101,9 +101,11 @@ def _check_whole(handle: BinaryIO, expected: str) -> None:
 
 
 def _check_schema(manifest: Manifest) -> None:
-    from mtlskit.store.db import MIGRATIONS_DIR
+    import mtlskit.store
 
-    known = {p.stem for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py")}
+    # the migrations' file names, without importing store.db (SQLAlchemy: a slow start)
+    versions = Path(mtlskit.store.__file__).parent / "migrations" / "versions"
+    known = {p.stem for p in versions.glob("[0-9]*.py")}
     if manifest.schema_revision not in known:
         raise BadInput(f"the backup's schema revision {manifest.schema_revision[:40]!r} is not one this mtlskit "
                        f"knows (written by mtlskit {manifest.mtlskit_version[:20]})",
