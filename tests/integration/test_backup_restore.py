@@ -202,3 +202,30 @@ def test_backup_and_restore_start_without_heavy_imports(home, tmp_path):
                     ["restore", str(tmp_path / "s.tar"), "--home", str(tmp_path / "r")])
     assert [r["code"] for r in runs] == [0, 0]
     assert [r["loaded"] for r in runs] == [[], []] and not any(r["sqlalchemy"] for r in runs)
+
+
+def test_a_home_whose_keys_are_in_a_token_says_the_keys_are_not_in_the_archive(tmp_path, capsys):
+    """A PKCS#11 home keeps ca/<name>.pkcs11.json (module, token and key labels, the PIN
+    file's path; never the PIN) instead of the key file: the archive carries that
+    reference, the manifest says "in-token", and backup warns that the keys are not in it."""
+    home = make_home(tmp_path)
+    for name in ("root", "intermediate"):
+        (home / "ca" / f"{name}.key.pem").unlink()
+        reference = home / "ca" / f"{name}.pkcs11.json"
+        reference.write_text(json.dumps({"module": "/usr/lib/softhsm/libsofthsm2.so", "token": "ca",
+                                         "label": name, "pin_file": "/etc/mtlskit/pin"}))
+        reference.chmod(0o600)
+    capsys.readouterr()
+    assert cli(home, "backup", str(tmp_path / "t.tar")) == 0
+    err = capsys.readouterr().err
+    assert "root, intermediate CA key(s) are in a PKCS#11 token, NOT in this archive" in err
+    with tarfile.open(tmp_path / "t.tar") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        names = set(tar.getnames())
+    assert manifest["keys"] == {"root": "in-token", "intermediate": "in-token"}
+    assert {"ca/root.pkcs11.json", "ca/intermediate.pkcs11.json"} <= names
+    assert not any(name.endswith(".key.pem") for name in names)
+    assert main(["restore", str(tmp_path / "t.tar"), "--home", str(tmp_path / "r")]) == 0
+    restored = tmp_path / "r" / "ca" / "root.pkcs11.json"
+    assert restored.read_bytes() == (home / "ca" / "root.pkcs11.json").read_bytes()
+    assert stat.S_IMODE(restored.stat().st_mode) == 0o600

@@ -78,9 +78,12 @@ def _home_files(settings: Settings, ca_files: CaFiles) -> tuple[dict[str, Path |
     for name in ca_files.registry().names:
         sources[f"ca/{name}.pem"] = _read_home_file(ca_files.certificate_path(name))
         key = _read_home_file(ca_files.key_path(name), missing_ok=True)
-        keys[name] = "in-archive" if key is not None else "not-in-archive"
+        reference = _read_home_file(ca_files.ca_dir / f"{name}.pkcs11.json", missing_ok=True)
         if key is not None:
             sources[f"ca/{name}.key.pem"] = key
+        if reference is not None:    # the key is in a PKCS#11 token: where, not the key
+            sources[f"ca/{name}.pkcs11.json"] = reference
+        keys[name] = "in-archive" if key is not None else "in-token" if reference is not None else "not-in-archive"
     config = _read_home_file(settings.config_file, missing_ok=True)
     if config is not None:
         sources[CONFIG_MEMBER] = config

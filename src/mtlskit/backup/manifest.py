@@ -6,7 +6,7 @@ An archive is a POSIX tar file whose first member is ``manifest.json``:
      "schema_revision": "0005_service", "created_at": "2026-12-06T02:30:00Z",
      "database": {"dialect": "sqlite", "member": "inventory.db"},
      "inventory": {"certificates": 3, "revoked": 1, "audit_events": 9},
-     "keys": {"root": "in-archive", "intermediate": "in-archive"},
+     "keys": {"root": "in-archive", "intermediate": "in-archive"},   (or in-token, not-in-archive)
      "members": [{"name": "ca/root.pem", "size": 619, "sha256": "..."}, ...]}
 
 Every other member is listed in ``members`` with its size and SHA-256. A member name
@@ -29,12 +29,14 @@ SQLITE_MEMBER = "inventory.db"
 POSTGRESQL_MEMBER = "inventory.pgdump"
 CONFIG_MEMBER = "mtlskit.toml"
 _CA = r"(?:root|intermediate(?:-(?:[2-9]|[1-9][0-9]{1,3}))?)"
-MEMBER_NAMES = re.compile(rf"(?:ca/{_CA}(?:\.key)?\.pem|{re.escape(SQLITE_MEMBER)}|"
+MEMBER_NAMES = re.compile(rf"(?:ca/{_CA}(?:\.key\.pem|\.pem|\.pkcs11\.json)|{re.escape(SQLITE_MEMBER)}|"
                           rf"{re.escape(POSTGRESQL_MEMBER)}|{re.escape(CONFIG_MEMBER)})\Z")
 MAX_MEMBERS = 256            # a home holds a few CA files, a config and a database
 MAX_MANIFEST = 1024 * 1024
 MAX_SMALL_MEMBER = 1024 * 1024   # a CA certificate, key or config file
-KEY_STATES = ("in-archive", "not-in-archive")
+# a key file in the archive; a key in a PKCS#11 token (the archive holds the home's
+# reference to it, ca/<name>.pkcs11.json, not the key); a key kept off the machine
+KEY_STATES = ("in-archive", "in-token", "not-in-archive")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
 PRIVATE_FILE, PUBLIC_FILE, PRIVATE_DIR = 0o600, 0o644, 0o700
@@ -43,7 +45,7 @@ PRIVATE_FILE, PUBLIC_FILE, PRIVATE_DIR = 0o600, 0o644, 0o700
 def mode_of(name: str) -> int:
     """The mode a restored member gets: CA certificates are public, the rest is private
     (keys, the config that may hold a database URL, the inventory)."""
-    if name.startswith("ca/") and not name.endswith(".key.pem"):
+    if name.startswith("ca/") and name.endswith(".pem") and not name.endswith(".key.pem"):
         return PUBLIC_FILE
     return PRIVATE_FILE
 

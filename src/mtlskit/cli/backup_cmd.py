@@ -87,12 +87,16 @@ def _manifest_summary(manifest) -> dict:
 
 def _print_keys(manifest) -> None:
     inside = [name for name, state in manifest.keys.items() if state == "in-archive"]
-    outside = [name for name, state in manifest.keys.items() if state != "in-archive"]
+    token = [name for name, state in manifest.keys.items() if state == "in-token"]
+    outside = [name for name, state in manifest.keys.items() if state == "not-in-archive"]
     if inside:
         console.print(f"CA keys in the archive (the files of the home, as they are: encrypted unless --no-passphrase): {', '.join(inside)}", markup=False)
+    if token:
+        err_console.print(f"warning: the {', '.join(token)} CA key(s) are in a PKCS#11 token, NOT in this archive "
+                          "(it holds only where they are): the restored home needs that token", markup=False)
     if outside:
-        err_console.print(f"warning: the {', '.join(outside)} CA key(s) are NOT in this archive (kept offline or "
-                          "in an HSM): keep them safe separately", markup=False)
+        err_console.print(f"warning: the {', '.join(outside)} CA key(s) are NOT in this archive (kept off this "
+                          "machine): keep them safe separately", markup=False)
 
 
 def _size(size: int) -> str:
