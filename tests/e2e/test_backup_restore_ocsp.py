@@ -1,6 +1,7 @@
 """A backup restored onto a fresh path answers OCSP as the original did: a real `mtlskit
 serve` on the restored home, judged by `openssl ocsp` (revoked before the backup:
-revoked; issued before it: good). And `restore --force` refuses a home a `serve` has open."""
+revoked; issued before it: good). (tests/security/test_backup_hostile_paths.py: a
+home a `serve` has open is refused.)"""
 
 from __future__ import annotations
 
@@ -46,26 +47,3 @@ def test_restored_home_answers_revoked_and_good(backed_up):
     assert "Response verify OK" in bob.stderr.decode(), bob.stderr.decode()
     assert "cert.pem: revoked" in bob.stdout.decode() and "Reason: keyCompromise" in bob.stdout.decode()
     assert "Response verify OK" in alice.stderr.decode() and "cert.pem: good" in alice.stdout.decode()
-
-
-def test_restore_refuses_a_home_that_serve_has_open(backed_up):
-    root, _home, _out, archive = backed_up
-    target = root / "busy"
-    assert mtlskit_cli(target, "restore", str(archive)).returncode == 0
-    before = {str(p.relative_to(target)): p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()}
-    server = ServeProcess(target, free_port())
-    try:
-        refused = mtlskit_cli(target, "restore", str(archive), "--force")
-        still = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}/healthz"],
-                               capture_output=True)
-    finally:
-        server.stop()
-    err = refused.stderr.decode()
-    assert refused.returncode == 2 and err.startswith("error: ") and "in use" in err, err
-    assert len(err.strip().splitlines()) <= 2            # error: and hint:
-    assert still.stdout == b"200"
-    assert not list(target.glob("replaced-*"))
-    after = {name: (target / name).stat().st_mtime_ns for name in before if (target / name).exists()}
-    assert after.keys() == before.keys()
-    assert {n: t for n, t in after.items() if not n.startswith("inventory.db")} == \
-        {n: t for n, t in before.items() if not n.startswith("inventory.db")}    # serve writes the database

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import stat
 import tarfile
@@ -144,42 +143,6 @@ def test_stale_wal_and_shm_of_the_replaced_database_are_not_replayed(home, archi
     assert check.execute("SELECT count(*) FROM audit_events WHERE action = 'stale'").fetchone()[0] == 0
     check.close()
     assert _listing(target, capsys) == _listing(home, capsys)
-
-
-def test_backup_refuses_an_existing_file_and_a_link_unless_forced(home, tmp_path, capsys):
-    existing = tmp_path / "existing.tar"
-    existing.write_bytes(b"keep me")
-    victim = tmp_path / "victim"
-    victim.write_bytes(b"the link's target")
-    link = tmp_path / "link.tar"
-    link.symlink_to(victim)
-    for path in (existing, link):
-        capsys.readouterr()
-        assert cli(home, "backup", str(path)) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("error: ") and "refusing to replace it" in err
-    assert existing.read_bytes() == b"keep me" and victim.read_bytes() == b"the link's target"
-    assert cli(home, "backup", str(link), "--force") == 0
-    assert not link.is_symlink() and tarfile.is_tarfile(link)       # the link replaced, not followed
-    assert victim.read_bytes() == b"the link's target"
-    assert cli(home, "backup", str(existing), "--force") == 0 and tarfile.is_tarfile(existing)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.tar", "link.tar", "victim"]
-
-
-@pytest.mark.parametrize("kind", ["directory", "fifo", "missing-parent"])
-def test_backup_refuses_what_is_not_a_file_even_forced(home, tmp_path, capsys, kind):
-    path = tmp_path / "x"
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "fifo":
-        os.mkfifo(path)
-    else:
-        path = tmp_path / "missing" / "x.tar"
-    before = sorted(p.name for p in tmp_path.iterdir())
-    capsys.readouterr()
-    assert cli(home, "backup", str(path), "--force") == 2
-    assert capsys.readouterr().err.startswith("error: ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_a_home_whose_root_key_is_offline_says_so_in_the_manifest(tmp_path, capsys):
