@@ -192,3 +192,20 @@ def test_a_home_whose_keys_are_in_a_token_says_the_keys_are_not_in_the_archive(t
     restored = tmp_path / "r" / "ca" / "root.pkcs11.json"
     assert restored.read_bytes() == (home / "ca" / "root.pkcs11.json").read_bytes()
     assert stat.S_IMODE(restored.stat().st_mode) == 0o600
+
+
+def test_an_sqlite_home_with_its_own_database_path_restores_to_the_new_home(tmp_path, capsys):
+    """database_url in mtlskit.toml names a file outside the home: the copy is restored to
+    the new HOME/inventory.db, and the restored mtlskit.toml no longer points away from it."""
+    elsewhere = tmp_path / "data" / "ca.db"
+    elsewhere.parent.mkdir()
+    home = tmp_path / "home"
+    assert main(["--database-url", f"sqlite:///{elsewhere}", "--home", str(home), "init", "--no-passphrase"]) == 0
+    assert "database_url" in (home / "mtlskit.toml").read_text()
+    assert cli(home, "issue", "client", "dora", "--out", str(tmp_path / "dora")) == 0
+    assert cli(home, "backup", str(tmp_path / "b.tar")) == 0
+    restored = tmp_path / "restored"
+    assert main(["restore", str(tmp_path / "b.tar"), "--home", str(restored)]) == 0
+    assert "database_url" not in (restored / "mtlskit.toml").read_text()
+    assert (restored / "inventory.db").exists()
+    assert [r["name"] for r in _listing(restored, capsys)].count("dora") == 1

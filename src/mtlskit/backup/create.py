@@ -105,6 +105,8 @@ def check_target(target: Path, force: bool) -> None:
                        hint="give a new path, or --force to replace it (a link is replaced, not followed)")
     if not target.parent.is_dir():
         raise BadInput(f"the directory of {target} does not exist")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write in {target.parent}: permission denied")
 
 
 def _read_home_file(path: Path, missing_ok: bool = False) -> bytes | None:

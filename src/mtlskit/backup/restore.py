@@ -161,6 +161,8 @@ def _check_database(staging: Path, manifest: Manifest, database_url: str | None,
         from mtlskit.store.snapshot import sqlite_facts
 
         facts = sqlite_facts(staging / SQLITE_MEMBER)
+        if _recorded_database_url(staging / CONFIG_MEMBER) is not None:
+            _set_database_url(staging / CONFIG_MEMBER, None)   # the copy is HOME/inventory.db now
     else:
         facts = _restore_postgresql(staging, manifest, database_url, replace)
     if facts.schema_revision != manifest.schema_revision or facts.as_dict() != manifest.inventory:
@@ -197,14 +199,16 @@ def _recorded_database_url(config: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _set_database_url(config: Path, url: str) -> None:
-    """The restored mtlskit.toml names the database the dump went into."""
+def _set_database_url(config: Path, url: str | None) -> None:
+    """The restored mtlskit.toml names the database the dump went into (None: the
+    default, HOME/inventory.db, where an SQLite copy is restored)."""
     import json
 
     lines = config.read_text().splitlines() if config.exists() else []
     kept = [line for line in lines if not line.lstrip().startswith("database_url")]
     first_table = next((i for i, line in enumerate(kept) if line.lstrip().startswith("[")), len(kept))
-    kept.insert(first_table, f"database_url = {json.dumps(url)}")
+    if url is not None:
+        kept.insert(first_table, f"database_url = {json.dumps(url)}")
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(kept) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Optional
 import typer
 
 from mtlskit.cli.common import console, err_console, print_json, settings_of, state_of
+from mtlskit.errors import BadInput
 
 # The backup package (tarfile, sqlite3) is imported inside the commands.
 
@@ -26,7 +28,7 @@ def backup(
     from mtlskit.backup.create import take_backup
 
     settings = settings_of(ctx)
-    with _progress(json_out, "backing up") as progress:
+    with _progress(json_out, "backing up") as progress, _file_errors():
         result = take_backup(settings, file, dt.datetime.now(dt.timezone.utc), force, progress)
     manifest = result.manifest
     if json_out:
@@ -61,7 +63,7 @@ def restore(
     from mtlskit.config import default_home
 
     target = (home or state_of(ctx).home or default_home()).expanduser()
-    with _progress(json_out, "restoring") as progress:
+    with _progress(json_out, "restoring") as progress, _file_errors():
         result = restore_backup(file, target, dt.datetime.now(dt.timezone.utc), force,
                                 database_url=database_url or state_of(ctx).database_url, progress=progress, expect_sha256=expect_sha256)
     manifest = result.manifest
@@ -76,6 +78,16 @@ def restore(
     if result.replaced_into is not None:
         console.print(f"what the home held before is in {result.replaced_into}", markup=False)
     _print_keys(manifest)
+
+
+@contextlib.contextmanager
+def _file_errors():
+    """A file system refusal (permissions, a full disk) as one line, exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise BadInput(f"cannot write{where}: {exc.strerror or exc}") from None
 
 
 def _manifest_summary(manifest) -> dict:
