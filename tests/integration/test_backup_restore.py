@@ -209,3 +209,12 @@ def test_an_sqlite_home_with_its_own_database_path_restores_to_the_new_home(tmp_
     assert "database_url" not in (restored / "mtlskit.toml").read_text()
     assert (restored / "inventory.db").exists()
     assert [r["name"] for r in _listing(restored, capsys)].count("dora") == 1
+
+
+def test_force_over_a_home_whose_database_is_not_a_database(home, archive, tmp_path, capsys):
+    target = make_home(tmp_path)
+    (target / "inventory.db").write_bytes(b"this is not an SQLite file" * 100)
+    assert main(["restore", str(archive), "--home", str(target), "--force"]) == 0
+    [aside] = target.glob("replaced-*")
+    assert (aside / "inventory.db").read_bytes().startswith(b"this is not")
+    assert _listing(target, capsys) == _listing(home, capsys)

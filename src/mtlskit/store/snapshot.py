@@ -101,8 +101,11 @@ def replacing_sqlite(path: Path) -> Iterator[None]:
         try:
             mode = connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
             connection.execute("BEGIN EXCLUSIVE")
-        except sqlite3.OperationalError:
-            mode = "locked"
+        except sqlite3.DatabaseError as exc:
+            # busy or locked: someone has it open; anything else (not a database at
+            # all): nothing can be using it as one, and it is only moved aside
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            mode = "locked" if busy else "delete"
         if mode != "delete":
             raise BadInput(f"the database {path} is in use (a running `mtlskit serve` or another command)",
                            hint="stop what uses this home, then restore again")
