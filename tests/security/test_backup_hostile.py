@@ -217,3 +217,22 @@ def test_inputs_that_are_not_archives_are_refused(tmp_path, capsys):
         refused(path, tmp_path, capsys)
     refused(tmp_path / "absent.tar", tmp_path, capsys)
     refused(Path("/dev/zero"), tmp_path, capsys)
+
+
+def test_a_pax_or_long_name_header_is_refused_before_it_is_read(good, tmp_path, capsys):
+    """tarfile reads an extended header's whole claimed size into memory; mtlskit writes
+    none, so one is refused from its 512-byte header, whatever size it claims."""
+    manifest, entries = members_of(good)
+    plain = build(tmp_path / "plain.tar", manifest, entries)
+    with tarfile.open(plain) as tar:
+        second = tar.getmember(entries[0][0]).offset
+    data = bytearray(plain.read_bytes())
+    for offset, kind in [(0, b"x"), *((second, kind) for kind in (b"x", b"g", b"L", b"K"))]:
+        header = bytearray(data[offset:offset + 512])
+        header[156:157] = kind
+        header[124:136] = b"77777777777\0"                   # claims 8 GiB
+        header[148:156] = b"        "
+        header[148:156] = b"%06o\0 " % sum(header)
+        path = tmp_path / f"ext-{offset}-{kind.decode()}.tar"
+        path.write_bytes(bytes(data[:offset] + header + data[offset + 512:]))
+        assert "tar type" in refused(path, tmp_path, capsys)

@@ -84,6 +84,16 @@ class _Layout:
         self.next_offset = -(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
         self._zeros(end, self.next_offset)
 
+    def plain_header_next(self, offset: int) -> bool:
+        """Refuse the header at ``offset`` before tarfile parses it unless it is a plain
+        file's (or the end): a pax or GNU long-name header makes tarfile read its whole
+        claimed size into memory, and mtlskit never writes one."""
+        block = self._read(offset, tarfile.BLOCKSIZE)
+        if len(block) == tarfile.BLOCKSIZE and block.count(0) != len(block) and block[156:157] not in (b"0", b"\0"):
+            raise BadInput(f"the archive holds an entry of tar type {block[156:157]!r} after byte {offset}, "
+                           "not a regular file: refused")
+        return True
+
     def finish(self) -> None:
         size = os.fstat(self.handle.fileno()).st_size
         expected = -(-(self.next_offset + 2 * tarfile.BLOCKSIZE) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
@@ -118,7 +128,7 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
         with tarfile.open(fileobj=handle, mode="r:") as tar:
             manifest, mtime = _read_manifest(tar, layout)
             seen: set[str] = set()
-            while (info := tar.next()) is not None:
+            while layout.plain_header_next(tar.offset) and (info := tar.next()) is not None:
                 if len(seen) >= MAX_MEMBERS or len(seen) >= len(manifest.members):
                     raise BadInput("the archive holds members its manifest does not list "
                                    f"(first: {_shown(info.name)})")
@@ -138,7 +148,7 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
 
 
 def _read_manifest(tar: tarfile.TarFile, layout: _Layout) -> tuple[Manifest, int]:
-    info = tar.next()
+    info = tar.next() if layout.plain_header_next(0) else None
     if info is None or info.name != MANIFEST:
         raise BadInput(f"the archive does not start with {MANIFEST}: not an mtlskit backup")
     if not info.isreg() or info.size > MAX_MANIFEST:
