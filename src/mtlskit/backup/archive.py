@@ -125,6 +125,7 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
     handle.seek(0)
     layout = _Layout(handle)
     try:
+        layout.plain_header_next(0)        # tarfile.open reads the first header itself
         with tarfile.open(fileobj=handle, mode="r:") as tar:
             manifest, mtime = _read_manifest(tar, layout)
             seen: set[str] = set()
@@ -148,7 +149,7 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
 
 
 def _read_manifest(tar: tarfile.TarFile, layout: _Layout) -> tuple[Manifest, int]:
-    info = tar.next() if layout.plain_header_next(0) else None
+    info = tar.next()
     if info is None or info.name != MANIFEST:
         raise BadInput(f"the archive does not start with {MANIFEST}: not an mtlskit backup")
     if not info.isreg() or info.size > MAX_MANIFEST:
