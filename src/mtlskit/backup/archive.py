@@ -126,6 +126,7 @@ def read_archive(handle: BinaryIO, sink: Sink | None = None) -> Manifest:
     layout = _Layout(handle)
     try:
         layout.plain_header_next(0)        # tarfile.open reads the first header itself
+        handle.seek(0)
         with tarfile.open(fileobj=handle, mode="r:") as tar:
             manifest, mtime = _read_manifest(tar, layout)
             seen: set[str] = set()
