@@ -65,8 +65,7 @@ def take_backup(settings: Settings, target: Path, now: dt.datetime, force: bool 
                             created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), dialect=dialect,
                             inventory=facts.as_dict(), keys=keys, members=members)
         archive = Path(work) / "archive.tar"
-        _write(archive, manifest, sources, int(now.timestamp()), progress)
-        size, digest = sha256_file(archive)
+        size, digest = _write(archive, manifest, sources, int(now.timestamp()), progress)
         _place(archive, target, force)
     return BackupResult(target, manifest, size, digest)
 
@@ -151,16 +150,37 @@ def _member(name: str, source: Path | bytes) -> Member:
     return Member(name, size, digest)
 
 
-def _write(archive: Path, manifest: Manifest, sources, mtime: int, progress: Progress | None) -> None:
+def _write(archive: Path, manifest: Manifest, sources, mtime: int, progress: Progress | None) -> tuple[int, str]:
+    """Write the archive (0600 from its creation), flushed to disk; its size and SHA-256,
+    hashed as it is written."""
     fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
     os.fchmod(fd, PRIVATE)
+    total = sum(m.size for m in manifest.members)
     with os.fdopen(fd, "wb") as out:
-        write_archive(out, manifest, sources, mtime)
+        hashing = _HashingWriter(out, None if progress is None else lambda done: progress("archive", done, total))
+        write_archive(hashing, manifest, sources, mtime)
         out.flush()
         os.fsync(out.fileno())
-    if progress is not None:
-        total = sum(m.size for m in manifest.members)
-        progress("archive", total, total)
+    return hashing.size, hashing.digest.hexdigest()
+
+
+class _HashingWriter:
+    """A file to write that hashes what goes through it (tarfile needs ``write`` and ``tell``)."""
+
+    def __init__(self, out, report) -> None:
+        import hashlib
+
+        self.out, self.report, self.digest, self.size = out, report, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        if self.report is not None:
+            self.report(self.size)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.size
 
 
 def _place(archive: Path, target: Path, force: bool) -> None:
