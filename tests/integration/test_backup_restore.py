@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import stat
 import tarfile
@@ -218,3 +219,33 @@ def test_force_over_a_home_whose_database_is_not_a_database(home, archive, tmp_p
     [aside] = target.glob("replaced-*")
     assert (aside / "inventory.db").read_bytes().startswith(b"this is not")
     assert _listing(target, capsys) == _listing(home, capsys)
+
+
+def test_a_backup_that_fails_half_way_leaves_nothing_at_file(home, tmp_path, capsys, monkeypatch):
+    import mtlskit.backup.create as create
+
+    real = create.write_archive
+
+    def half_then_fail(out, manifest, sources, mtime):
+        out.write(b"\0" * 4096)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(create, "write_archive", half_then_fail)
+    assert cli(home, "backup", str(tmp_path / "b.tar")) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []              # no FILE, no temporary file or directory
+    monkeypatch.setattr(create, "write_archive", real)
+    assert cli(home, "backup", str(tmp_path / "b.tar")) == 0
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_modes_do_not_depend_on_the_umask(archive, tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        assert main(["restore", str(archive), "--home", str(tmp_path / "r")]) == 0
+        assert cli(tmp_path / "r", "backup", str(tmp_path / "again.tar")) == 0
+    finally:
+        os.umask(previous)
+    modes = _tree(tmp_path / "r")
+    assert modes["."] == modes["ca"] == 0o700 and modes["ca/root.key.pem"] == 0o600 and modes["ca/root.pem"] == 0o644
+    assert stat.S_IMODE((tmp_path / "again.tar").stat().st_mode) == 0o600

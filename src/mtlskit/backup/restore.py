@@ -132,6 +132,7 @@ def _check_home(home: Path, force: bool) -> bool:
 
 def _stage(handle: BinaryIO, staging: Path, manifest: Manifest, progress: Progress | None) -> None:
     os.mkdir(staging / "ca", PRIVATE_DIR)
+    os.chmod(staging / "ca", PRIVATE_DIR)     # whatever the umask
     total = sum(m.size for m in manifest.members)
     done = [0]
 
