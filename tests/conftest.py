@@ -1,4 +1,11 @@
-"""Shared fixtures: the CLI run in-process, and CA homes built once per session."""
+"""Shared fixtures: the CLI run in-process, and CA homes built once per session.
+
+``MTLSKIT_TEST_DATABASE=postgresql`` runs the tests on PostgreSQL (`make test` runs the
+integration and e2e tiers so a second time): every CA home that `init` creates in the
+test process gets a fresh database of its own on the session's PostgreSQL
+(tests/support_postgres.py), recorded in its mtlskit.toml, so every later command on that
+home, in-process or in a child process (`serve`, `agent`), runs on PostgreSQL. Tests that
+are about SQLite itself are listed in SQLITE_ONLY and skipped there."""
 
 from __future__ import annotations
 
@@ -19,12 +26,59 @@ class CliResult:
     err: str
 
 
+TEST_DATABASE_ENV = "MTLSKIT_TEST_DATABASE"
+_KEPT_ENV = ("MTLSKIT_REFERENCE_ENCODERS", TEST_DATABASE_ENV)
+
+# Tests about SQLite itself (its files, WAL, pragmas, a sqlite:/// URL they build): they
+# run on SQLite only, and are skipped when the suite runs on PostgreSQL.
+SQLITE_ONLY: tuple[str, ...] = ()
+
+
+def on_postgresql() -> bool:
+    """Does this run put the tests' CA homes on PostgreSQL?"""
+    value = os.environ.get(TEST_DATABASE_ENV, "sqlite")
+    if value not in ("sqlite", "postgresql"):
+        raise pytest.UsageError(f"{TEST_DATABASE_ENV} must be sqlite or postgresql")
+    return value == "postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not on_postgresql():
+        return
+    skip = pytest.mark.skip(reason="about SQLite itself (SQLITE_ONLY in tests/conftest.py)")
+    for item in items:
+        if item.nodeid.startswith(SQLITE_ONLY):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _homes_on_the_test_database(request):
+    """On PostgreSQL runs: `init` in this process puts each new home on a fresh database."""
+    if not on_postgresql():
+        yield
+        return
+    server = request.getfixturevalue("postgres_server")
+    from mtlskit.ca import setup
+
+    initialize = setup.initialize
+
+    def initialize_on_postgresql(settings, *args, **kwargs):
+        if settings.default_database:
+            settings = dataclasses.replace(settings, database_url=server.create_database())
+        return initialize(settings, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(setup, "initialize", initialize_on_postgresql)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_ambient_mtlskit_env(monkeypatch):
     """Tests never see the developer's own CA home or passphrase (the encoder switch
-    of `make test-reference`, MTLSKIT_REFERENCE_ENCODERS, is kept: it is no secret)."""
+    of `make test-reference`, MTLSKIT_REFERENCE_ENCODERS, and the tests' database choice,
+    MTLSKIT_TEST_DATABASE, are kept: they are no secrets)."""
     for name in list(os.environ):
-        if name.startswith("MTLSKIT_") and name != "MTLSKIT_REFERENCE_ENCODERS":
+        if name.startswith("MTLSKIT_") and name not in _KEPT_ENV:
             monkeypatch.delenv(name)
 
 

@@ -145,7 +145,7 @@ def _check_database_url(url: str) -> None:
     hold a password)."""
     scheme, separator, rest = url.partition("://")
     if not separator or not rest or scheme.split("+", 1)[0].lower() not in DATABASE_SCHEMES:
-        raise BadInput("database_url is not a database URL mtlskit knows",
+        raise BadInput("database_url is not a database URL: only SQLite and PostgreSQL are supported",
                        hint="use sqlite:///ABSOLUTE/PATH or postgresql://USER@HOST:PORT/DB")
 
 

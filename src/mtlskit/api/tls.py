@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fcntl
 import ipaddress
 import socket
 import ssl
@@ -36,6 +35,7 @@ from mtlskit.errors import BadInput
 from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
 from mtlskit.pki import extensions, names
 from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem, public_keys_match
+from mtlskit.store.locks import SERVE_TLS, cluster_lock
 
 PROFILE = "serve-tls"  # the inventory's mark of the certificate serve manages itself
 LIFETIME = dt.timedelta(days=30)
@@ -139,8 +139,9 @@ class TlsFiles:
 
 class TlsKeeper:
     """Keeps serve's TLS server certificate current (renewal needs the CA's Signer); every
-    new one is recorded in the inventory with profile ``serve-tls``. A file lock lets one
-    of several serving processes renew and the others load its result."""
+    new one is recorded in the inventory with profile ``serve-tls``. A lock (a database lock
+    on PostgreSQL, a file lock on SQLite) lets one of several serving processes renew and
+    the others load its result."""
 
     def __init__(self, directory: Path, authority, inventory, clock: Clock, tls_names: TlsNames) -> None:
         self.files = TlsFiles(directory)
@@ -153,8 +154,7 @@ class TlsKeeper:
         """(the current certificate, whether it was just made)."""
         make_private_dir(self.files.directory)
         signer = self._authority.issuing
-        with open(self.files.directory / ".lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with cluster_lock(self._inventory.db, SERVE_TLS, self.files.directory / ".lock"):
             now = self._clock.now()
             stored = self.files.load(signer.certificate)
             if stored is not None and not renewal_due(stored, self._names, now):

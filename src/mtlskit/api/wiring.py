@@ -44,6 +44,10 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in signers.items()]
     engine, refresh = service.inventory.engine, service.settings.ocsp_refresh_seconds
     lookup = InventoryStatusLookup(engine, change_watch(engine, interval=refresh))
+    if service.inventory.db.dialect != "sqlite":   # replicas: the change counter, never event ids
+        from mtlskit.store.counter import CounterStatusLookup, CounterWatch
+
+        lookup = CounterStatusLookup(lookup, CounterWatch(service.inventory.db.url))
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)

@@ -14,7 +14,9 @@ Freshness:
   every ``refresh_seconds``). When it did, it reads the change marker, the highest audit
   event id, and drops from both caches the certificates named by the new events (revoke,
   issue, ...), so a revocation committed by any process sharing the database is answered
-  on the next request; one made through this process (``invalidate``) likewise.
+  on the next request; one made through this process (``invalidate``) likewise. On
+  PostgreSQL the marker is the change counter, polled every ~150 ms by every replica
+  (:mod:`mtlskit.store.counter`), and a move drops both caches whole.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class StatusLookup(Protocol):
 
     def moved(self) -> bool: ...
 
-    def changed_since(self, marker: int) -> tuple[int, set[tuple[str, int]]]: ...
+    def changed_since(self, marker: int) -> tuple[int, set[tuple[str, int]] | None]:
+        """(new marker, the (CA name, serial) pairs changed since ``marker``; None: any may have)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +281,16 @@ class OcspSource:
         if self._lookup.change_marker() == self._marker:
             return
         self._marker, changed = self._lookup.changed_since(self._marker)
-        self.invalidate(changed)
+        if changed is None:   # the lookup cannot say what changed: all of it may have
+            self.forget_all()
+        else:
+            self.invalidate(changed)
+
+    def forget_all(self) -> None:
+        """Forget every cached status and response (read again on the next request)."""
+        self._states.clear()
+        self._replies.clear()
+        self._bodies.clear()
 
     def invalidate(self, keys: Iterable[tuple[str, int]]) -> None:
         """Forget the status and pre-signed responses of these (CA name, serial) pairs."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fcntl
 from pathlib import Path
 from typing import Mapping
 
@@ -25,6 +24,7 @@ from mtlskit.errors import BadInput
 from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
 from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem, public_keys_match
 from mtlskit.publish.ocsp import ResponderKey
+from mtlskit.store.locks import RESPONDERS, cluster_lock
 
 RESPONDER_LIFETIME = dt.timedelta(days=7)
 RENEW_AT_FRACTION = 2 / 3
@@ -143,7 +143,8 @@ class ResponderKeeper:
 
     Creating or renewing needs the CA key (the Signer); every new responder certificate
     is recorded in the inventory with profile "ocsp". Processes serving the same home
-    take a file lock, so only one of them renews and the others load its result.
+    take a lock (a database lock on PostgreSQL, whatever host they run on; a file lock on
+    SQLite), so only one of them renews and the others load its result.
     """
 
     def __init__(self, directory: Path, signers: Mapping[str, object], inventory, clock: Clock,
@@ -162,8 +163,7 @@ class ResponderKeeper:
         """The responder of each CA by name, renewed where due."""
         make_private_dir(self.directory)
         found = {}
-        with open(self.directory / ".lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with cluster_lock(self._inventory.db, RESPONDERS, self.directory / ".lock"):
             for name, signer in self._signers.items():
                 files = ResponderFiles(self.directory, name)
                 found[name], created = ensure_responder(files, signer, self._clock, self._lifetime)
