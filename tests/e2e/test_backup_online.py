@@ -21,9 +21,12 @@ from cryptography import x509
 from mtlskit.backup.create import take_backup
 from mtlskit.cli.app import main
 from mtlskit.config import load_settings
+from tests.conftest import on_postgresql
 from tests.support_ocsp import ServeProcess, free_port, mtlskit_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(on_postgresql(), reason=
+                                 "SQLite's backup API under writers (pg_dump: tests/integration/test_backup_postgres.py)")]
 
 WRITER = r"""
 import os, sys

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from mtlskit.cli.app import main
+from tests.conftest import on_postgresql
 from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli, openssl
 
 pytestmark = pytest.mark.e2e
@@ -34,10 +35,14 @@ def ocsp(server: ServeProcess, out, name: str) -> subprocess.CompletedProcess:
                    "-CAfile", str(out / name / "ca.pem"), "-url", f"{server.url}/ocsp")
 
 
-def test_restored_home_answers_revoked_and_good(backed_up):
+def test_restored_home_answers_revoked_and_good(backed_up, request):
+    """On a PostgreSQL run (MTLSKIT_TEST_DATABASE=postgresql) the home's database is
+    dumped with pg_dump and restored into another, empty database."""
     root, _home, out, archive = backed_up
     fresh = root / "another" / "machine" / "mtlskit"
-    restored = mtlskit_cli(fresh, "restore", str(archive))
+    into = ("--database-url", request.getfixturevalue("postgres_server").create_database(with_schema=False)) \
+        if on_postgresql() else ()
+    restored = mtlskit_cli(fresh, "restore", str(archive), *into)
     assert restored.returncode == 0, restored.stderr.decode()
     server = ServeProcess(fresh, free_port(), "--ocsp-refresh-seconds", "0")
     try:

@@ -17,7 +17,11 @@ import pytest
 from mtlskit import __version__
 from mtlskit.cli.app import main
 from mtlskit.store.db import SCHEMA_HEAD
+from tests.conftest import on_postgresql
 from tests.support_crl import cli, make_home
+
+pytestmark = pytest.mark.skipif(on_postgresql(), reason="SQLite homes: the copy is HOME/inventory.db "
+                                "(PostgreSQL: tests/integration/test_backup_postgres.py)")
 
 
 @pytest.fixture(scope="module")

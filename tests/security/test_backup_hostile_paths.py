@@ -13,10 +13,13 @@ import tarfile
 import pytest
 
 from mtlskit.cli.app import main
+from tests.conftest import on_postgresql
 from tests.support_crl import cli, make_home
 from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli
 
-pytestmark = pytest.mark.security
+pytestmark = [pytest.mark.security,
+              pytest.mark.skipif(on_postgresql(), reason=
+                                 "SQLite homes (a serve holding the SQLite file)")]
 
 
 @pytest.fixture(scope="module")
