@@ -103,7 +103,8 @@ def parse_manifest(data: bytes) -> Manifest:
         raise BadInput("the archive's manifest is not JSON") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise BadInput("not an mtlskit backup (its manifest has no \"format\": \"mtlskit-backup\")")
-    if document.get("format_version") != FORMAT_VERSION:
+    version = document.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:   # JSON true is not version 1
         raise BadInput(f"backup format version {str(document.get('format_version'))[:20]} is not one this "
                        f"mtlskit reads ({FORMAT_VERSION})", hint="restore it with the mtlskit that wrote it")
     database = _field(document, "database", dict)
