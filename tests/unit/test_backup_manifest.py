@@ -65,6 +65,8 @@ def test_modes_and_limits_by_kind():
                   for n in range(MAX_MEMBERS + 1)]}, "at most"),
     ({"keys": {"root": "somewhere"}}, "keys"),
     ({"created_at": 5}, "created_at"),
+    ({"inventory": {"certificates": True, "revoked": 0, "audit_events": 2}}, "counts"),
+    ({"inventory": {"certificates": 2, "revoked": 0}}, "counts"),
 ])
 def test_refusals(changes, words):
     with pytest.raises(BadInput, match=words):

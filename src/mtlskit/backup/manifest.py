@@ -36,6 +36,7 @@ MAX_MANIFEST = 1024 * 1024
 MAX_SMALL_MEMBER = 1024 * 1024   # a CA certificate, key or config file
 # a key file in the archive; a key in a PKCS#11 token (the archive holds the home's
 # reference to it, ca/<name>.pkcs11.json, not the key); a key kept off the machine
+INVENTORY_COUNTS = ("certificates", "revoked", "audit_events")
 KEY_STATES = ("in-archive", "in-token", "not-in-archive")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -116,11 +117,14 @@ def parse_manifest(data: bytes) -> Manifest:
     keys = _field(document, "keys", dict)
     if not all(isinstance(v, str) and v in KEY_STATES for v in keys.values()):
         raise BadInput("the manifest's \"keys\" are not understood")
+    inventory = _field(document, "inventory", dict)
+    if set(inventory) != set(INVENTORY_COUNTS) or any(type(v) is not int or v < 0 for v in inventory.values()):
+        raise BadInput("the manifest's \"inventory\" counts are not understood")
     return Manifest(
         mtlskit_version=_field(document, "mtlskit_version", str),
         schema_revision=_field(document, "schema_revision", str),
         created_at=_field(document, "created_at", str), dialect=dialect,
-        inventory=_field(document, "inventory", dict), keys=keys, members=members)
+        inventory=inventory, keys=keys, members=members)
 
 
 def _field(document: dict, key: str, kind: type):
