@@ -43,7 +43,7 @@ def build(path: Path, manifest: dict, entries: list) -> Path:
     """A tar of the manifest then ``entries`` ((name, bytes), or a TarInfo and bytes), with
     the headers mtlskit writes: what each test changes is the only thing wrong."""
     mtime = created_epoch(manifest.get("created_at", "2026-01-01T00:00:00Z"))
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
         for item in [("manifest.json", json.dumps(manifest).encode()), *entries]:
             info, data = item if isinstance(item[0], tarfile.TarInfo) else (tarfile.TarInfo(item[0]), item[1])
             info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o600, mtime, 0, 0, "", ""

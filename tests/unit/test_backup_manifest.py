@@ -77,3 +77,12 @@ def test_not_json():
     for data in (b"", b"\xff\xfe", b"[]", b"null"):
         with pytest.raises(BadInput):
             parse_manifest(data)
+
+
+def test_every_header_is_one_block_even_past_8_gib():
+    """A database copy past 8 GiB must not need an extended header: restore refuses them."""
+    from mtlskit.backup.archive import canonical_header
+
+    for size in (0, 8 * 1024 ** 3 - 1, 9 * 1024 ** 3, 2 ** 40):
+        header = canonical_header("inventory.pgdump", size, 1_800_000_000)
+        assert len(header) == 512 and header[156:157] == b"0"

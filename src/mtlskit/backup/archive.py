@@ -43,7 +43,7 @@ def write_archive(out: BinaryIO, manifest: Manifest, sources: dict[str, Path | b
     Args:
         sources: each member's bytes, or the file that holds them.
     """
-    with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=out, mode="w:", format=tarfile.GNU_FORMAT) as tar:
         body = manifest.to_json()
         tar.addfile(_info(MANIFEST, len(body), mtime), io.BytesIO(body))
         for member in manifest.members:
@@ -63,7 +63,10 @@ def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 
 def canonical_header(name: str, size: int, mtime: int) -> bytes:
-    return _info(name, size, mtime).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+    """The one 512-byte header of a member. GNU format: names are short ASCII and a size
+    past 8 GiB is written in base-256 in the header itself, so no extended (pax or long
+    name) header is ever written, and a reader may refuse every one."""
+    return _info(name, size, mtime).tobuf(tarfile.GNU_FORMAT, tarfile.ENCODING, "surrogateescape")
 
 
 class _Layout:
