@@ -220,8 +220,9 @@ def _install(home: Path, staging: Path) -> None:
     os.chmod(staging, PRIVATE_DIR)
     try:
         os.rename(staging, home)    # onto a missing or empty directory
-    except OSError:
-        raise BadInput(f"{home} changed while restoring; nothing was restored there") from None
+    except OSError as exc:   # it became non-empty meanwhile, or is a mount point
+        raise BadInput(f"cannot put the restored home at {home}: {exc.strerror}; nothing was restored there",
+                       hint="restore into a new directory (not a mount point)") from None
     _fsync_dir(home.parent)
 
 
