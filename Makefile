@@ -29,7 +29,7 @@ REFERENCE_SUBSET := $(addprefix tests/unit/test_,crl_builder.py crl_stored_entri
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,pkcs11]'
 	touch $(STAMP)
 
 setup: $(STAMP)

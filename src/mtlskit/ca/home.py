@@ -184,7 +184,6 @@ class CaFiles:
         for name in registry.intermediates:
             self._check_certified(name, certificates[name], certificates[ROOT])
         passphrase: list[bytes | None] = []  # asked once, lazily
-        sessions: dict = {}  # one PKCS#11 session per token, shared by the CAs whose keys it holds
 
         def ask() -> bytes | None:
             if not passphrase:
@@ -192,7 +191,7 @@ class CaFiles:
             return passphrase[0]
 
         def deferred(name: str) -> DeferredKey:
-            return DeferredKey(lambda: self._load_key(name, ask, sessions), present=lambda: self.has_key(name),
+            return DeferredKey(lambda: self._load_key(name, ask), present=lambda: self.has_key(name),
                                reference=self.token_reference(name))
 
         def load_signer(name: str) -> Signer:
@@ -231,13 +230,13 @@ class CaFiles:
             raise BadInput(f"{self.certificate_path(name)} is not a CA certificate signed by this root",
                            hint="move that file out of the CA directory")
 
-    def _load_key(self, name: str, ask: Callable[[], bytes | None], sessions: dict):
+    def _load_key(self, name: str, ask: Callable[[], bytes | None]):
         reference = self.token_reference(name)
         if reference is not None:
             from mtlskit.ca import pkcs11
 
             certificate = x509.load_pem_x509_certificate(self.certificate_path(name).read_bytes())
-            return pkcs11.load_key(reference, certificate.public_key(), sessions)
+            return pkcs11.load_key(reference, certificate.public_key())
         path = self.key_path(name)
         if not path.exists():
             raise KeyOffline(f"this needs the {name} CA key, and it is not on this machine ({path} is absent)",

@@ -20,10 +20,12 @@ never closed: they are the parent's) and opens and logs in its own session.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,6 +38,7 @@ from mtlskit.pki.keys import KeyType
 _CURVE_OIDS = {KeyType.EC_P256: "1.2.840.10045.3.1.7", KeyType.EC_P384: "1.3.132.0.34"}
 _RSA_BITS = {KeyType.RSA_2048: 2048, KeyType.RSA_3072: 3072, KeyType.RSA_4096: 4096}
 TOKEN_KEY_TYPES = (*_CURVE_OIDS, *_RSA_BITS)
+RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2)  # seconds before looking for a token again
 # RFC 8017 §9.2 note 1: the DER DigestInfo that precedes each hash in PKCS#1 v1.5
 _DIGEST_INFO = {
     "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
@@ -102,21 +105,37 @@ def read_pin(pin_file: Path) -> str:
 
 
 class _Process:
-    """What this process has: the libraries it initialized (fork resets it)."""
+    """What this process has: the libraries it initialized, its logged-in token sessions
+    (PKCS#11 logs a whole process in: one session per token), and an epoch that moves
+    whenever the libraries start afresh (after a fork, or ``restart_libraries``)."""
 
-    lock = threading.Lock()
+    lock = threading.RLock()
     initialized: set[str] = set()
     forked = False
+    epoch = 0
+    tokens: dict[tuple[str, str], "TokenSession"] = {}
     abandoned: list = []   # the parent's sessions, kept alive so that nothing closes them here
 
 
 def _after_fork_in_child() -> None:
-    _Process.lock = threading.Lock()
+    _Process.lock = threading.RLock()
     _Process.forked = bool(_Process.initialized) or _Process.forked
     _Process.initialized = set()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def restart_libraries() -> None:
+    """Finalize and initialize again every library this process loaded (the tokens made
+    since are listed then); every session is dropped and opened again on next use."""
+    import pkcs11
+
+    with _Process.lock:
+        for module in _Process.initialized:
+            pkcs11.lib(module).reinitialize()
+        _Process.epoch += 1
+        _Process.tokens.clear()
 
 
 def _library(module: Path):
@@ -148,56 +167,113 @@ class TokenSession:
     def __init__(self, config: TokenConfig, pin: str) -> None:
         self.config = config
         self._pin = pin
-        self._pid: int | None = None
+        self._opened_in: tuple[int, int] | None = None   # (pid, epoch)
         self._session = None
         self.generation = 0
 
     def __repr__(self) -> str:
         return f"TokenSession(token={self.config.token!r})"
 
+    @property
+    def _pid(self) -> int | None:
+        return self._opened_in[0] if self._opened_in else None
+
     def session(self):
-        if self._pid != os.getpid():
+        if self._opened_in != (os.getpid(), _Process.epoch):
             with _Process.lock:
-                if self._pid != os.getpid():
+                if self._opened_in != (os.getpid(), _Process.epoch):
                     self._open()
         return self._session
+
+    def pin_matches(self, pin: str) -> bool:
+        return hmac.compare_digest(self._pin.encode(), pin.encode())
+
+    def close(self) -> None:
+        """Log this process out of the token and close the session (when opened here)."""
+        if self._opened_in == (os.getpid(), _Process.epoch):
+            try:
+                self._session.close()
+            except Exception:  # already logged out or closed: nothing to undo
+                pass
+        self._opened_in = None
 
     def _open(self) -> None:
         import pkcs11
 
         library = _library(self.config.module)
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                session = self._log_in(library)
+                break
+            except _Transient as exc:
+                if delay is None:
+                    raise exc.error from None
+            # a token read while another process rewrites its files (SoftHSM2 does at log-in) is
+            # not listed: read the tokens afresh (which drops this process's sessions: new epoch)
+            time.sleep(delay)
+            library.reinitialize()
+            _Process.epoch += 1
+        if self._session is not None and self._pid != os.getpid():
+            _Process.abandoned.append(self._session)
+        self._session, self._opened_in = session, (os.getpid(), _Process.epoch)
+        self.generation += 1
+
+    def _log_in(self, library):
+        import pkcs11
+
         try:
             token = library.get_token(token_label=self.config.token)
         except pkcs11.NoSuchToken:
-            raise BadInput(f"no PKCS#11 token labelled {self.config.token!r} in {self.config.module}",
-                           hint="list the tokens with `softhsm2-util --show-slots` (or the HSM's tool)") from None
+            raise _Transient(BadInput(f"no PKCS#11 token labelled {self.config.token!r} in {self.config.module}",
+                             hint="list the tokens with `softhsm2-util --show-slots` (or the HSM's tool)")) from None
         except pkcs11.MultipleTokensReturned:
             raise BadInput(f"several PKCS#11 tokens are labelled {self.config.token!r}") from None
+        except pkcs11.PKCS11Error as exc:
+            raise _Transient(BadInput(f"cannot list the tokens of {self.config.module}: {type(exc).__name__}")) from None
         try:
-            session = token.open(rw=True, user_pin=self._pin)
+            return token.open(rw=True, user_pin=self._pin)
+        except pkcs11.UserAlreadyLoggedIn:
+            # another session of this process logged in with a PIN checked then (login is per process)
+            return token.open(rw=True)
         except (pkcs11.PinIncorrect, pkcs11.PinLenRange, pkcs11.PinInvalid):
             raise BadInput(f"wrong PIN for the PKCS#11 token {self.config.token!r} "
                            f"(from {self.config.pin_file})") from None
         except pkcs11.PinLocked:
             raise BadInput(f"the user PIN of the PKCS#11 token {self.config.token!r} is locked") from None
         except pkcs11.PKCS11Error as exc:
-            raise BadInput(f"cannot log in to the PKCS#11 token {self.config.token!r}: "
-                           f"{type(exc).__name__}") from None
-        if self._session is not None:
-            _Process.abandoned.append(self._session)
-        self._session, self._pid = session, os.getpid()
-        self.generation += 1
+            raise _Transient(BadInput(f"cannot log in to the PKCS#11 token {self.config.token!r}: "
+                                      f"{type(exc).__name__}")) from None
+
+
+class _Transient(Exception):
+    """A token not found or not answering, which a second look may find (``error`` if not)."""
+
+    def __init__(self, error: BadInput) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def open_token(config: TokenConfig) -> TokenSession:
-    """A session on the token, logged in with the PIN file's PIN (checked now).
+    """The process's session on the token, logged in with the PIN file's PIN (checked now:
+    a PIN other than the one this process logged in with logs in afresh).
 
     Raises:
         BadInput: the module, the token, the PIN file or the PIN is wrong (each said so).
     """
-    token = TokenSession(config, read_pin(config.pin_file))
-    token.session()
-    return token
+    pin = read_pin(config.pin_file)
+    key = (str(config.module), config.token)
+    with _Process.lock:
+        current = _Process.tokens.get(key)
+        if current is not None and current.pin_matches(pin):
+            current.session()
+            return current
+        if current is not None:
+            current.close()
+            del _Process.tokens[key]
+        token = TokenSession(config, pin)
+        token.session()
+        _Process.tokens[key] = token
+        return token
 
 
 def labels_in_use(token: TokenSession, labels: list[str]) -> list[str]:
@@ -255,17 +331,13 @@ def token_key(reference: KeyReference, token: TokenSession, public_key):
     raise BadInput(f"the key {reference.label!r} in the PKCS#11 token is neither EC nor RSA")
 
 
-def load_key(reference: KeyReference, public_key, sessions: dict[TokenConfig, TokenSession]):
-    """The key of a CA certificate, found in its token (one session per token, shared by
-    the CAs of the home through ``sessions``).
+def load_key(reference: KeyReference, public_key):
+    """The key of a CA certificate, found in its token.
 
     Raises:
         BadInput: token, PIN or key missing, or the token's key is not the certificate's.
     """
-    token = sessions.get(reference.token)
-    if token is None:
-        token = sessions[reference.token] = open_token(reference.token)
-    key = token_key(reference, token, public_key)
+    key = token_key(reference, open_token(reference.token), public_key)
     key.check_public_half()
     return key
 
