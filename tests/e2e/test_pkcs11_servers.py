@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import types
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,34 @@ def test_a_revocation_signed_in_the_token_reaches_the_server(site):
     else:
         assert refused.status is None and "CERTIFICATE_REVOKED" in refused.tls_error, refused
     assert get(site.port, "/", site.ca, site.cert("alice")).status == 200
+
+
+def test_serve_with_token_keys_answers_ocsp_and_serves_the_token_signed_crl(world, tmp_path):
+    """`serve --workers 2` on an HSM home: its responder certificate was signed in the
+    token, each forked worker answers OCSP, and a revocation by another process is
+    answered `revoked` with the CRL the token signed."""
+    from tests.support_ocsp import ServeProcess, mtlskit_cli
+
+    home, out, port = world.base / "serve-home", world.base / "serve-out", free_port()
+    _mtlskit(home, "init", "--name", "HSM serve", "--public-url", f"http://127.0.0.1:{port}",
+             *world.hsm.init_args(TOKEN, "serve"))
+    _mtlskit(home, "issue", "client", "carol", "--out", out / "carol")
+    server = ServeProcess(home, port, "--workers", "2")
+    try:
+        def ask(*extra):
+            return openssl("ocsp", "-issuer", out / "carol" / "chain.pem", "-cert", out / "carol" / "cert.pem",
+                           "-CAfile", out / "carol" / "ca.pem", "-url", f"{server.url}/ocsp", *extra)
+        for _ in range(4):
+            answer = ask()
+            assert b"cert.pem: good" in answer.stdout and b"Response verify OK" in answer.stderr, answer
+        revoked = mtlskit_cli(home, "revoke", "carol")
+        assert revoked.returncode == 0, revoked.stderr
+        for _ in range(4):
+            assert b"cert.pem: revoked" in ask().stdout
+        crl = tmp_path / "intermediate.crl"
+        crl.write_bytes(urllib.request.urlopen(f"{server.url}/crl/intermediate.crl", timeout=10).read())
+        verdict = openssl("crl", "-inform", "DER", "-in", crl, "-noout", "-verify",
+                          "-CAfile", home / "ca" / "intermediate.pem")
+        assert b"verify OK" in verdict.stdout + verdict.stderr, verdict.stderr
+    finally:
+        server.stop()
