@@ -126,3 +126,22 @@ def test_the_root_key_in_a_token_cannot_be_exported_or_replaced(hsm, cli, tmp_pa
     result = cli("--home", taken, "root", "import-key", stray)
     assert result.code == 2 and "it cannot leave the token" in result.err
     assert sorted(path.name for path in (taken / "ca").iterdir()) == before
+
+
+def test_a_home_whose_pin_file_changed_refuses_to_sign_in_one_line(hsm, cli, tmp_path):
+    pin_file = tmp_path / "own-pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    home = tmp_path / "home"
+    assert cli("--home", home, "init", *_args(hsm, **{"--pkcs11-pin-file": str(pin_file),
+                                                       "--pkcs11-key-prefix": "later"})).code == 0
+    pin_file.write_text("changed-pin-4242\n")
+    result = cli("--home", home, "issue", "client", "x", "--out", tmp_path / "x")
+    assert result.code == 2 and "wrong PIN for the PKCS#11 token" in result.err, result.err
+    assert "changed-pin-4242" not in result.err and not (tmp_path / "x").exists()
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o644)
+    result = cli("--home", home, "issue", "client", "x", "--out", tmp_path / "x")
+    assert result.code == 2 and "group or others have access to it" in result.err, result.err
+    pin_file.chmod(0o600)
+    assert cli("--home", home, "issue", "client", "x", "--out", tmp_path / "x").code == 0
