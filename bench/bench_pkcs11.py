@@ -84,10 +84,12 @@ def main() -> int:
     parser.add_argument("--signatures", type=int, default=5000, help="raw signatures per home")
     parser.add_argument("--key-types", default="ec-p256,rsa-2048")
     parser.add_argument("--rounds", type=int, default=3, help="turns per home; the best is kept")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where to write (default: the system's temporary directory); /dev/shm takes the disk out")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = []
-    with tempfile.TemporaryDirectory(prefix="mtlskit-bench-pkcs11-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mtlskit-bench-pkcs11-", dir=args.dir) as tmp:
         work = Path(tmp)
         env, module, pin_file = softhsm(work)
         names = work / "names.txt"
