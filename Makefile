@@ -32,7 +32,7 @@ REFERENCE_SUBSET := $(addprefix tests/unit/test_,crl_builder.py crl_stored_entri
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,postgres]'
+	$(BIN)/pip install -q -e '.[test,postgres,pkcs11]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -66,6 +66,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
 	$(BIN)/python bench/bench_swap.py --seconds 4 --swaps 3   # a server certificate replaced under mTLS load
 	$(BIN)/python bench/bench_postgres.py --count $(BENCH_PG_N)   # SQLite and PostgreSQL side by side, two replicas
+	$(BIN)/python bench/bench_pkcs11.py --count 2000          # CA keys in SoftHSM2 vs in files, same run
 
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \
