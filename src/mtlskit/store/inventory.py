@@ -144,6 +144,16 @@ class Inventory:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._db = None
+
+    @property
+    def db(self):
+        """The inventory's :class:`mtlskit.store.sql.Database` (plain DB-API SQL)."""
+        if self._db is None:
+            from mtlskit.store.sql import Database
+
+            self._db = Database.open(self.engine.url.render_as_string(hide_password=False))
+        return self._db
 
     @classmethod
     def open(cls, database_url: str) -> "Inventory":
