@@ -17,8 +17,8 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mtlskit.audit_actor import current_by
 from mtlskit.errors import AlreadyExists, AmbiguousTarget, BadInput, NotFound
-from mtlskit.store.actor import stamped
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.db import make_engine, migrate
 from mtlskit.store.models import AuditEvent, CertificateRow
@@ -128,9 +128,12 @@ def audit_row(action: str, at: dt.datetime, issuer: str | None = None,
 def audit_values(action: str, at: dt.datetime, issuer: str | None, serial: int | None,
                  detail: dict) -> tuple:
     """The ``audit_events`` row, as values in the order of AUDIT_COLUMNS (with the ``by``
-    of the caller the service acts for, :mod:`mtlskit.store.actor`)."""
+    of :func:`mtlskit.audit_actor.acting_as` when a service caller acts)."""
+    by = current_by()
+    if by is not None and "by" not in detail:
+        detail = {**detail, "by": by}
     return (at, action, issuer, None if serial is None else format(serial, "x"),
-            _DETAIL_JSON.encode(stamped(detail)))
+            _DETAIL_JSON.encode(detail))
 
 
 _INSERT_CERTIFICATES = BulkInsert(CertificateRow.__table__, CERTIFICATE_COLUMNS)
