@@ -157,10 +157,12 @@ def authenticate(authorizations: list[str], db, file_token: str | None, now: dt.
     if not authorizations:
         raise Unauthenticated("a bearer token is required", hint=_HINT)
     if len(authorizations) > 1:
-        raise Unauthenticated("send one Authorization field, not several", hint=_HINT)
+        raise Unauthenticated("one bearer token is required: send one Authorization field, not several",
+                              hint=_HINT)
     presented = bearer_token(authorizations[0])
     if presented is None:
-        raise Unauthenticated("the Authorization field must read 'Bearer <token>'", hint=_HINT)
+        raise Unauthenticated("a bearer token is required: the Authorization field must read "
+                              "'Bearer <token>'", hint=_HINT)
     if file_token is not None and hmac.compare_digest(presented.encode(), file_token.encode()):
         return Principal(FILE_TOKEN_NAME, "admin", "token")
     stored = find_api_token(db, token_sha256(presented))
