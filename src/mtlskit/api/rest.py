@@ -114,7 +114,10 @@ def _certificate_principal(api: RestApi, pem: str, now) -> Principal:
 
     from mtlskit.api.auth import certificate_refusal, common_name, principal_for_certificate
 
-    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii", "replace"))
+    except ValueError:  # the TLS layer verified it: unreadable here would be our bug, never a way in
+        raise Unauthenticated("the client certificate cannot be read") from None
     refusal = certificate_refusal(certificate, api.service.inventory, now)
     if refusal is not None:
         raise Unauthenticated(refusal)
