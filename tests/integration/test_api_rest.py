@@ -80,6 +80,8 @@ def test_list_filters(world):
     assert names(profile="server") == {"web.example"}
     assert names(name="cert-admin") == {"cert-admin"}
     assert names(name="cert-*") >= {"cert-admin", "cert-revoker", "cert-nobody"}
+    assert names(name="cert-admi*") == {"cert-admin"} and names(name="CERT-*") == set()  # case counts
+    assert names(name="cert-admin*") == {"cert-admin"} and names(name="cert-admin-*") == set()
     assert "fleet-0" in names(expiring="31d") and "cert-admin" not in names(expiring="31d")
     assert names(status="valid", name="ops-reader") == {"ops-reader"}
     assert names(status="revoked", name="ops-reader") == set()

@@ -16,6 +16,7 @@ from mtlskit.store.sql import utc
 
 _REVOKED = Status.REVOKED.value
 _SELECT = ", ".join(CERTIFICATE_COLUMNS) + ", id"
+_LAST_CHAR = "\U0010ffff"  # the highest code point: prefix <= name < prefix + this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,7 @@ class SearchPage:
 
 
 def search_certificates(db, now: dt.datetime, search: Search) -> SearchPage:
-    where, params = _filters(now, search)
+    where, params = _filters(now, search, db.dialect)
     with db.read() as tx:
         total = tx.scalar(f"SELECT COUNT(*) FROM certificates WHERE {where}", params) or 0
         if search.after is not None:
@@ -61,7 +62,18 @@ def search_certificates(db, now: dt.datetime, search: Search) -> SearchPage:
     return SearchPage(records, total, next_after)
 
 
-def _filters(now: dt.datetime, search: Search) -> tuple[str, list]:
+def _prefix_clause(dialect: str) -> str:
+    # Not LIKE: it ignores case on SQLite and not on PostgreSQL. SQLite compares names as
+    # bytes, so a range on ix_certificates_name is exact; PostgreSQL's collation may not
+    # order that way, so it compares the prefix itself.
+    return "name >= ? AND name < ?" if dialect == "sqlite" else "substr(name, 1, ?) = ?"
+
+
+def _prefix_params(dialect: str, prefix: str) -> list:
+    return [prefix, prefix + _LAST_CHAR] if dialect == "sqlite" else [len(prefix), prefix]
+
+
+def _filters(now: dt.datetime, search: Search, dialect: str) -> tuple[str, list]:
     clauses, params = ["1 = 1"], []
     if search.status is Status.REVOKED:
         clauses.append("status = ?"), params.append(_REVOKED)
@@ -80,9 +92,7 @@ def _filters(now: dt.datetime, search: Search) -> tuple[str, list]:
         clauses.append("issuer = ?"), params.append(search.issuer)
     if search.name is not None:
         if search.name.endswith("*"):
-            # substr, not LIKE: LIKE ignores case on SQLite and not on PostgreSQL
-            prefix = search.name[:-1]
-            clauses.append("substr(name, 1, ?) = ?"), params.extend([len(prefix), prefix])
+            clauses.append(_prefix_clause(dialect)), params.extend(_prefix_params(dialect, search.name[:-1]))
         else:
             clauses.append("name = ?"), params.append(search.name)
     return " AND ".join(clauses), params
