@@ -82,7 +82,9 @@ def test_list_filters(world):
     assert names(name="cert-*") >= {"cert-admin", "cert-revoker", "cert-nobody"}
     assert names(name="cert-admi*") == {"cert-admin"} and names(name="CERT-*") == set()  # case counts
     assert names(name="cert-admin*") == {"cert-admin"} and names(name="cert-admin-*") == set()
-    assert "fleet-0" in names(expiring="31d") and "cert-admin" not in names(expiring="31d")
+    issue(world.home, "client", "short-lived", world.out, "--days", "20")
+    assert "short-lived" in names(expiring="21d") and "cert-admin" not in names(expiring="21d")
+    assert "short-lived" not in names(expiring="19d")
     assert names(status="valid", name="ops-reader") == {"ops-reader"}
     assert names(status="revoked", name="ops-reader") == set()
 
