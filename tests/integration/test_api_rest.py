@@ -51,6 +51,12 @@ def test_openapi_documents_every_route_with_bodies_and_the_bearer_scheme(world):
     assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
 
 
+def test_the_openapi_document_is_valid_for_an_independent_validator(world):
+    from openapi_spec_validator import validate
+
+    validate(world.client.get(API + "/openapi.json").json())  # raises on any error
+
+
 # --- list / search / show -----------------------------------------------------------------------
 
 def test_list_pages_follow_the_cursor_soonest_expiry_first(world):
