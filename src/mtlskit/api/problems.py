@@ -9,7 +9,13 @@ import json
 
 from mtlskit import errors
 from mtlskit.api.auth import Unauthenticated
-from mtlskit.api.rest import InvalidRequest
+
+
+class InvalidRequest(errors.BadInput):
+    """A JSON body or query of the wrong shape: unknown or missing fields, wrong types (422)."""
+
+    code = "invalid-request"
+
 
 STATUS_BY_ERROR: list[tuple[type[errors.MtlskitError], int]] = [
     # most specific first

@@ -33,18 +33,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mtlskit.api.auth import Forbidden, Principal, Unauthenticated, allows
+from mtlskit.api.problems import InvalidRequest
 from mtlskit.audit_actor import acting_as
 from mtlskit.errors import BadInput
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = PREFIX + "/openapi.json"
 MAX_JSON_OCTETS = 64 * 1024  # the server refuses larger bodies anyway (api.server.MAX_BODY)
-
-
-class InvalidRequest(BadInput):
-    """A JSON body of the wrong shape: unknown or missing fields, wrong types (HTTP 422)."""
-
-    code = "invalid-request"
 
 
 @dataclasses.dataclass
