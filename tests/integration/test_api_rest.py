@@ -295,6 +295,19 @@ def test_status_routes(world):
     assert world.get("/deployments", "read").json() == []
 
 
+def test_whoami_and_the_audit_trail_for_admins(world):
+    assert world.get("/whoami", "issue").json() == {"name": "t-issue", "role": "issue", "via": "token",
+                                                   "by": "token:t-issue"}
+    issued = world.post("/certificates", {"profile": "client", "name": "audited"}, "issue").json()
+    events = world.get("/events", "admin", params={"limit": "50"})
+    assert events.status_code == 200
+    [event] = [e for e in events.json() if e["serial"] == issued["serial"]]
+    assert event["action"] == "issue" and event["detail"]["by"] == "token:t-issue"
+    assert_problem(world.get("/events", "revoke"), 403, "forbidden")
+    assert_problem(world.get("/events", "admin", params={"limit": "0"}), 422, "invalid-request")
+    assert_problem(world.get("/events", "admin", params={"since": "x"}), 422, "invalid-request")
+
+
 # --- token lifecycle --------------------------------------------------------------------------------------
 
 def test_a_revoked_token_is_refused_on_the_next_request(world):

@@ -12,6 +12,8 @@ acting as the caller (every audit event it writes carries ``"by": "<via>:<name>"
     POST /revocations                    revoke; OCSP answers "revoked" at once                revoke
     GET  /crls                           CRL status per CA                                      read
     GET  /deployments                    what `mtlskit deploy` installed                        read
+    GET  /whoami                         the caller, its role and audit ``by``                  read
+    GET  /events                         the audit trail, newest first                          admin
 
 Who: ``Authorization: Bearer <token>`` (an API token of `mtlskit token api create`, or
 ``HOME/api-token`` as admin: :mod:`mtlskit.api.token`), or, on `serve --tls-port` without
