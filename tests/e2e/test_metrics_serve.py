@@ -169,3 +169,27 @@ def test_serve_removes_its_metrics_directory_at_exit_and_no_metrics_makes_none(s
         assert not [line for line in open(f"/proc/{quiet.process.pid}/maps") if ".slots" in line]
     finally:
         quiet.stop()
+
+
+def test_with_a_token_file_metrics_needs_the_bearer_token(served, tmp_path):
+    home, _out, _server = served
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text("m3trics-t0ken\n")
+    token_file.chmod(0o600)
+    settings = home / "mtlskit.toml"
+    original = settings.read_text()
+    settings.write_text(original + f'metrics_token_file = "{token_file}"\n')
+    try:
+        server = ServeProcess(home, free_port())
+    finally:
+        settings.write_text(original)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _scrape(server)
+        assert refused.value.code == 401 and refused.value.headers["content-type"] == "application/problem+json"
+        request = urllib.request.Request(f"{server.url}/metrics", headers={"Authorization": "Bearer m3trics-t0ken"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert b"mtlskit_certificates" in response.read()
+        assert "m3trics-t0ken" not in server.log.read_text()
+    finally:
+        server.stop()

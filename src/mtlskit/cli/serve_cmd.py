@@ -116,9 +116,9 @@ def _metrics_token(settings) -> str | None:
     """The bearer token /metrics requires (setting metrics_token_file), or None."""
     if not settings.metrics_token_file:
         return None
-    from mtlskit.api.token import load_token
+    from mtlskit.metrics.token import load_metrics_token
 
-    return load_token(Path(settings.metrics_token_file).expanduser())
+    return load_metrics_token(Path(settings.metrics_token_file).expanduser())
 
 
 def _metrics_options(token: str | None):
