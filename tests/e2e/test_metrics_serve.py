@@ -177,7 +177,7 @@ def test_with_a_token_file_metrics_needs_the_bearer_token(served, tmp_path):
     token_file.write_text("m3trics-t0ken\n")
     token_file.chmod(0o600)
     settings = home / "mtlskit.toml"
-    original = settings.read_text()
+    original = settings.read_text() if settings.exists() else ""
     settings.write_text(original + f'metrics_token_file = "{token_file}"\n')
     try:
         server = ServeProcess(home, free_port())
