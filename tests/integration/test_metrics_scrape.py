@@ -157,3 +157,19 @@ def test_without_metrics_there_is_no_route_and_nothing_counted(tmp_path):
     worker = build_worker(service, service.authority(lambda: None))
     assert AsgiClient(worker.app).get("/metrics").status_code == 404
     assert worker.app.metrics is None
+
+
+def test_the_workers_of_one_serve_share_the_aggregates_through_their_directory(served, tmp_path):
+    ticks = [50.0]
+    db, clock = served.service.inventory.db, served.service.clock
+    first, second = (InventoryGauges(db, clock, ttl=30, monotonic=lambda: ticks[0], shared_dir=tmp_path)
+                     for _ in range(2))
+    computed = first.current()
+    ticks[0] = 79.0
+    assert second.current() == computed and (first.queries, second.queries) == (1, 0)
+    ticks[0] = 80.0  # the shared result is as old as the interval: the next one to scrape queries again
+    second.current()
+    assert (first.queries, second.queries) == (1, 1)
+    (tmp_path / "inventory.json").write_text("{not json")
+    ticks[0] = 200.0
+    assert first.current() == computed and first.queries == 2  # a broken file is a miss, not an error

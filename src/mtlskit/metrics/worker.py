@@ -32,7 +32,7 @@ class WorkerMetrics:
     def __init__(self, options: MetricsOptions, db, clock, source) -> None:
         self.options = options
         self.recorder = Recorder(Slots(options.directory))
-        self.gauges = InventoryGauges(db, clock)
+        self.gauges = InventoryGauges(db, clock, shared_dir=options.directory)
         self.source = source  # the OcspSource: its responders' certificates
 
     def counts(self) -> dict[str, float]:
