@@ -6,7 +6,10 @@ Times, on one CA home holding ``--count`` certificates (every leaf profile, the 
   scrape's text with the aggregates computed (what a worker does once per
   mtlskit.metrics.inventory.CACHE_SECONDS) and cached, in-process;
 - scrapes through a real `mtlskit serve`: the first (the query runs), then cached ones;
-- the series count at 1,000 and at ``--count`` certificates (it must not change).
+- the series count at 1,000 and at ``--count`` certificates (it must not change);
+- the OCSP hot path in-process (OcspWire.simple on a kept-alive pre-signed request, what
+  `serve` runs per request before writing) with the metrics recorder on and off, interleaved:
+  what counting costs per answer, free of the network and of this VM's neighbours.
 
 Prints the median and the slowest of ``--rounds`` runs of each.
 """
@@ -70,6 +73,10 @@ def run(work: Path, args) -> int:
         print(f"  scrape through serve, {name} certificates: first (query runs) "
               f"{first * 1e3:.1f} ms, cached {statistics.median(cached) * 1e3:.1f} ms [{max(cached) * 1e3:.1f}]; "
               f"{len(text):,} bytes")
+    on, off = time_hot_path(small, work, args.rounds)
+    print(f"  OCSP hot path in-process (pre-signed, kept-alive): metrics on {statistics.median(on):.2f} µs, "
+          f"off {statistics.median(off):.2f} µs per answer (+{statistics.median(on) - statistics.median(off):.2f} µs, "
+          f"ratio off/on {statistics.median(off) / statistics.median(on):.3f})")
     counts = sorted(set(series.values()))
     print(f"  series: {', '.join(f'{n} certificates: {c}' for n, c in series.items())} "
           f"({'the same' if len(counts) == 1 else 'DIFFERENT'})")
@@ -133,6 +140,43 @@ def time_in_process(home: Path, rounds: int) -> tuple[list[float], list[float], 
         metrics.scrape()
         warm.append(time.perf_counter() - started)
     return query, cold, warm
+
+
+def time_hot_path(home: Path, work: Path, rounds: int, answers: int = 200_000) -> tuple[list[float], list[float]]:
+    """µs per OcspWire.simple() answer with the recorder on, and off (rounds interleaved)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509 import ocsp
+
+    from mtlskit.api.http1 import DateHeader
+    from mtlskit.api.ocsp_wire import OcspWire
+    from mtlskit.api.wiring import build_worker
+    from mtlskit.config import load_settings
+    from mtlskit.metrics.worker import MetricsOptions
+    from mtlskit.service import Service
+
+    subprocess.run([sys.executable, "-m", "mtlskit", "--home", str(home), "issue", "client", "hot-path", "--out",
+                    str(work / "hot-path")], check=True, env=mtlskit_env(), stdout=subprocess.DEVNULL)
+    service = Service.open(load_settings(home))
+    worker = build_worker(service, service.authority(lambda: None), metrics=MetricsOptions())
+    cert = x509.load_pem_x509_certificate((work / "hot-path" / "cert.pem").read_bytes())
+    issuer = x509.load_pem_x509_certificate((work / "hot-path" / "chain.pem").read_bytes())
+    der = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build().public_bytes(Encoding.DER)
+    data = (b"POST /ocsp HTTP/1.1\r\nHost: ocsp\r\nContent-Type: application/ocsp-request\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(der)) + der
+    wires = {True: OcspWire(worker.source, service.clock, DateHeader(), worker.app.metrics.recorder),
+             False: OcspWire(worker.source, service.clock, DateHeader(), None)}
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for on, wire in wires.items():
+            wire.simple(data)  # answered once: the pre-signed reply and its memo exist
+            simple = wire.simple
+            started = time.perf_counter()
+            for _ in range(answers):
+                simple(data)
+            times[on].append((time.perf_counter() - started) / answers * 1e6)
+    return times[True], times[False]
 
 
 def time_scrapes(url: str, rounds: int) -> tuple[float, list[float], str]:

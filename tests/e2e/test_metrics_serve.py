@@ -17,13 +17,12 @@ import pytest
 from cryptography import x509
 
 from mtlskit.cli.app import main
-from mtlskit.metrics.recorder import series_key
+from mtlskit.metrics.recorder import ocsp_tallies
 from mtlskit.metrics.slots import read_directory
 from tests.support_metrics import value
 from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli, request_der
 
 pytestmark = pytest.mark.e2e
-GOOD = series_key("mtlskit_ocsp_responses_total", status="good")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +79,7 @@ def _good_of(path: Path) -> float:
     from mtlskit.metrics.slots import SIZE, _read
 
     with open(path, "rb") as file, mmap.mmap(file.fileno(), SIZE, access=mmap.ACCESS_READ) as mapped:
-        return _read(mapped).get(GOOD, 0.0)
+        return ocsp_tallies(_read(mapped))[0]["good"]
 
 
 def _good(server) -> float:
@@ -122,7 +121,7 @@ def test_a_killed_worker_is_neither_lost_nor_counted_twice(served):
     for _ in range(30):
         _post(server, body)
     assert _good(server) == total + 30
-    assert read_directory(victim_file.parent)[GOOD] == total + 30
+    assert ocsp_tallies(read_directory(victim_file.parent))[0]["good"] == total + 30
 
 
 def test_each_ocsp_status_is_counted(served):

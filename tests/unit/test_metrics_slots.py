@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 
 from mtlskit.metrics import slots as slots_module
-from mtlskit.metrics.recorder import LATENCY_BUCKETS, Recorder, bucket_label, series_key
+import pytest
+
+from mtlskit.metrics.recorder import LATENCY_BUCKETS, OCSP_STATUSES, Recorder, ocsp_tallies, series_key
 from mtlskit.metrics.slots import Slots, read_directory
 
 
@@ -66,13 +68,14 @@ def test_series_beyond_the_capacity_are_dropped_not_crashed(monkeypatch):
 
 def test_the_latency_histogram_puts_each_answer_in_its_bucket():
     recorder = Recorder(Slots())
-    for seconds in (0.00003, 0.00005, 0.0002, 2.0):  # the bounds are inclusive (le)
-        recorder.ocsp("good", seconds)
-    counts = recorder.slots.read()
-    bucket = lambda bound: counts[series_key("mtlskit_ocsp_response_duration_seconds_bucket", le=bound)]
-    assert bucket(bucket_label(0)) == 2 and bucket("0.00025") == 1 and bucket("+Inf") == 1
-    assert sum(bucket(bucket_label(i)) for i in range(len(LATENCY_BUCKETS) + 1)) == 4
-    assert counts[series_key("mtlskit_ocsp_responses_total", status="good")] == 4
+    for status, seconds in (("good", 0.00003), ("good", 0.00005), ("revoked", 0.0002), ("try_later", 2.0)):
+        recorder.ocsp(status, seconds)  # the bounds are inclusive (le)
+    by_status, by_bucket = ocsp_tallies(recorder.slots.read())
+    assert by_bucket[0] == 2 and by_bucket[LATENCY_BUCKETS.index(0.00025)] == 1 and by_bucket[-1] == 1
+    assert sum(by_bucket) == 4
+    assert by_status == {**dict.fromkeys(OCSP_STATUSES, 0.0), "good": 2, "revoked": 1, "try_later": 1}
+    assert recorder.slots.read()[series_key("mtlskit_ocsp_response_duration_seconds_sum")] == \
+        pytest.approx(0.00003 + 0.00005 + 0.0002 + 2.0)
 
 
 def test_request_labels_are_bounded():

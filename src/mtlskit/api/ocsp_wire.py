@@ -68,12 +68,14 @@ class OcspWire:
         """(response, keep the connection?, the reply) when ``data`` is exactly one simple
         /ocsp request (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and
         for a keep-alive request unless ``keep_alive_ok``, before anything is answered."""
-        if self.recorder is None:
+        recorder = self.recorder
+        if recorder is None:
             return self._simple(data, keep_alive_ok)
         started = time.perf_counter()
         found = self._simple(data, keep_alive_ok)
         if found is not None:
-            self.recorder.ocsp(_status(found[2]), time.perf_counter() - started)
+            reply = found[2]
+            recorder.ocsp(reply.status if reply is not None else "method_not_allowed", time.perf_counter() - started)
         return found
 
     def _simple(self, data: bytes, keep_alive_ok: bool) -> tuple[bytes, bool, OcspReply | None] | None:

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Mapping
 
 from mtlskit.metrics.recorder import (
-    HTTP_REQUESTS, LATENCY_BUCKETS, OCSP_DURATION, OCSP_RESPONSES, OCSP_STATUSES, bucket_label, parse_key,
+    HTTP_REQUESTS, OCSP_DURATION, OCSP_RESPONSES, bucket_label, ocsp_tallies, parse_key, series_key,
 )
 from mtlskit.store.metrics import InventoryAggregates
 
@@ -109,24 +109,19 @@ def _timestamps(name: str, documentation: str, label: str, values: Mapping[str, 
 def _ocsp(counts: Mapping[str, float]):
     from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
-    by_name: dict[str, dict[str, float]] = {}
-    for key, value in counts.items():
-        name, labels = parse_key(key)
-        if name.startswith("mtlskit_ocsp_"):
-            by_name.setdefault(name, {})[labels.get("status") or labels.get("le") or ""] = value
+    by_status, by_bucket = ocsp_tallies(counts)
     responses = CounterMetricFamily(OCSP_RESPONSES, "OCSP answers by status: the certificate status of a "
                                     "successful response, else the response status", labels=["status"])
-    for status in OCSP_STATUSES:
-        responses.add_metric([status], by_name.get(OCSP_RESPONSES, {}).get(status, 0.0))
+    for status, answers in by_status.items():
+        responses.add_metric([status], answers)
     yield responses
     buckets, cumulative = [], 0.0
-    per_bucket = by_name.get(OCSP_DURATION + "_bucket", {})
-    for index in range(len(LATENCY_BUCKETS) + 1):
-        cumulative += per_bucket.get(bucket_label(index), 0.0)
+    for index, answers in enumerate(by_bucket):
+        cumulative += answers
         buckets.append((bucket_label(index), cumulative))
     duration = HistogramMetricFamily(OCSP_DURATION, "Time to produce an OCSP answer in the serving process "
                                      "(from the whole request read to the response bytes)")
-    duration.add_metric([], buckets, by_name.get(OCSP_DURATION + "_sum", {}).get("", 0.0))
+    duration.add_metric([], buckets, counts.get(series_key(OCSP_DURATION + "_sum"), 0.0))
     yield duration
 
 
