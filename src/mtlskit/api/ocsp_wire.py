@@ -18,7 +18,7 @@ as fast as the answer allows:
 Each memory holds at most MEMO_ENTRIES entries and is emptied when full.
 
 With metrics on, every answer is counted by status with its time
-(:class:`mtlskit.metrics.recorder.Recorder`: three stores to shared memory).
+(:class:`mtlskit.metrics.recorder.Recorder`: two stores to shared memory).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def serve(
         help="Serve /metrics (Prometheus; see `mtlskit alerts`) and count OCSP answers and requests. Open on "
              "the listen address unless the metrics_token_file setting names a bearer token file."),
 ) -> None:
-    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
+    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem, /healthz and /metrics.
 
     OCSP responses are signed by a delegated responder certificate per CA (7 days,
     renewed automatically); creating it needs the CA passphrase once, at start.
