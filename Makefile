@@ -62,7 +62,8 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_cli.py --count 100000           # one command per process, against openssl
 	$(BIN)/python bench/bench_verify.py --count 2000
 	$(BIN)/python bench/bench_backup.py --count 100000   # backup/restore of a 100,000-certificate home vs sqlite3 .backup + tar
-	$(BIN)/python bench/bench_ocsp.py
+	$(BIN)/python bench/bench_ocsp.py                          # includes metrics on against --no-metrics
+	$(BIN)/python bench/bench_metrics.py --count 100000        # a /metrics scrape with 100,000 certificates
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
 	$(BIN)/python bench/bench_swap.py --seconds 4 --swaps 3   # a server certificate replaced under mTLS load
 	$(BIN)/python bench/bench_postgres.py --count $(BENCH_PG_N)   # SQLite and PostgreSQL side by side, two replicas

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
 # haproxy, keytool, curl, iproute2, mount, ab for the OCSP benchmark, systemd-analyze for
-# the agent's units, SoftHSM2 for the CA keys in a PKCS#11 token, and the nginx modules
+# the agent's units, SoftHSM2 for the CA keys in a PKCS#11 token, promtool (Debian's prometheus)
+# for the metrics and alert rules, and the nginx modules
 # the generated configurations need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
 declare -A PACKAGE_OF=(
   [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
   [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux [mount]=mount
-  [ab]=apache2-utils [systemd-analyze]=systemd [softhsm2-util]=softhsm2
+  [ab]=apache2-utils [systemd-analyze]=systemd [softhsm2-util]=softhsm2 [promtool]=prometheus
 )
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
@@ -36,6 +37,6 @@ echo "installing Debian packages: ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start system services on install; the tests run their own, on free ports.
-for service in nginx apache2 haproxy postgresql; do
+for service in nginx apache2 haproxy postgresql prometheus; do
   $SUDO service "$service" stop >/dev/null 2>&1 || true
 done

@@ -34,6 +34,8 @@ class Settings:
             only intermediates, and signing it needs the root key, which may be offline.
         ocsp_refresh_seconds: how stale an OCSP answer may be across processes that
             share the database (the bound on seeing another process's revocation).
+        metrics_token_file: a file (mode 0600) holding the bearer token `serve` requires on
+            /metrics; None leaves /metrics open on the address `serve` listens on.
         subject: the ``[subject]`` table (country, state, locality, org, org_unit) as
             (key, value) pairs: defaults for the subject fields of `issue`, `sign` and
             `token create` (checked where used: ``issue.subject.SubjectOptions``).
@@ -49,6 +51,7 @@ class Settings:
     crl_days: int = 7
     root_crl_days: int = 365
     ocsp_refresh_seconds: int = 5
+    metrics_token_file: str | None = None
     subject: tuple[tuple[str, str], ...] = ()
     roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -76,6 +79,7 @@ _FIELDS = {
     "crl_days": int,
     "root_crl_days": int,
     "ocsp_refresh_seconds": int,
+    "metrics_token_file": str,
 }
 SUBJECT_TABLE = "subject"
 SUBJECT_KEYS = ("country", "state", "locality", "org", "org_unit")   # issue.subject.FIELDS

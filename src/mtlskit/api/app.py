@@ -43,19 +43,25 @@ class ServiceView:
     clock: Clock
     api: RestApi | None = None  # the REST API, only with `serve --api`
     enroll: object | None = None  # EnrollApi: enrollment and remote renewal, with `serve --tls-port`
+    metrics: object | None = None  # WorkerMetrics: /metrics and the counts (mtlskit.metrics), unless --no-metrics
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
     """The ASGI app: a pure-ASGI /ocsp handler in front of the FastAPI routes."""
-    api = _fastapi_app(view)
+    api = served = _fastapi_app(view)
+    if view.metrics is not None:
+        from mtlskit.api.metrics_routes import counted
+
+        served = counted(api, view.metrics.recorder)
 
     async def app(scope, receive, send) -> None:
         if scope["type"] == "http" and _is_ocsp(scope["path"]):
             await _ocsp(view, scope, receive, send)
         else:
-            await api(scope, receive, send)
+            await served(scope, receive, send)
 
     app.fastapi = api  # type: ignore[attr-defined]
+    app.metrics = view.metrics  # type: ignore[attr-defined]  # the server counts /ocsp answers with it
     return app
 
 
@@ -101,6 +107,10 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
         from mtlskit.api import enroll_routes
 
         api.include_router(enroll_routes.router(view.enroll))
+    if view.metrics is not None:
+        from mtlskit.api import metrics_routes
+
+        api.include_router(metrics_routes.router(view.metrics))
 
     @api.exception_handler(MtlskitError)
     async def _domain_error(_request: Request, exc: MtlskitError) -> Response:

@@ -61,7 +61,8 @@ class _Shared:
         self.tls = tls  # connections come through the TLS listener (`serve --tls-port`)
         self.server_address = server_address
         self.date = DateHeader()
-        self.wire = OcspWire(source, clock, self.date)
+        metrics = getattr(app, "metrics", None)  # mtlskit.metrics.worker.WorkerMetrics, or None: metrics off
+        self.wire = OcspWire(source, clock, self.date, metrics.recorder if metrics is not None else None)
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
         self.adopting: set[asyncio.Future] = set()

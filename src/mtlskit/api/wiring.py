@@ -24,7 +24,7 @@ def tls_dir(service):
     return service.settings.home / "tls"
 
 
-def build_worker(service, authority, api_token: str | None = None, tls_names=None) -> Worker:
+def build_worker(service, authority, api_token: str | None = None, tls_names=None, metrics=None) -> Worker:
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
@@ -35,6 +35,7 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
             the API off (its routes answer 404).
         tls_names: the names of the TLS server certificate (``serve --tls-port``); None
             serves no TLS and no enrollment.
+        metrics: the :class:`mtlskit.metrics.worker.MetricsOptions` of /metrics; None: no metrics.
     """
     # a CA whose key is offline (the root, kept off the machine) certifies no responder:
     # OCSP answers for the CAs that issue leaves, which need only their own keys
@@ -51,6 +52,10 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
+    if metrics is not None:
+        from mtlskit.metrics.worker import WorkerMetrics
+
+        view.metrics = WorkerMetrics(metrics, service.inventory.db, service.clock, source)
     tls = _TlsUpkeep(service, authority, tls_names) if tls_names is not None else None
     if tls is not None:
         from mtlskit.api.enroll_routes import EnrollApi

@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "mtlskit.cli.enroll_cmd",
     "mtlskit.cli.agent_cmd",
     "mtlskit.cli.backup_cmd",
+    "mtlskit.cli.alerts_cmd",
 ]
 
 # The module of each command whose module is not named after it (``mtlskit.cli.<command>_cmd``

@@ -41,8 +41,12 @@ def serve(
              "(HOME/tls/); clients may present a certificate of this CA."),
     tls_names: List[str] = typer.Option([], "--tls-name", help="Extra DNS name of the TLS certificate (repeatable)."),
     tls_ips: List[str] = typer.Option([], "--tls-ip", help="Extra IP address of the TLS certificate (repeatable)."),
+    metrics: bool = typer.Option(
+        True, "--metrics/--no-metrics",
+        help="Serve /metrics (Prometheus; see `mtlskit alerts`) and count OCSP answers and requests. Open on "
+             "the listen address unless the metrics_token_file setting names a bearer token file."),
 ) -> None:
-    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
+    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem, /healthz and /metrics.
 
     OCSP responses are signed by a delegated responder certificate per CA (7 days,
     renewed automatically); creating it needs the CA passphrase once, at start.
@@ -63,6 +67,7 @@ def serve(
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s mtlskit serve: %(levelname)s %(message)s")
     settings = settings_of(ctx, ocsp_refresh_seconds=refresh)
+    metrics_token = _metrics_token(settings) if metrics else None  # a bad file is refused before anything is made
     service = Service.open(settings)
     authority = service.authority(passphrase_source(passphrase_file))
     token_file = ensure_token(settings.home) if api else None
@@ -92,9 +97,39 @@ def serve(
                       f"certificate in {settings.home / 'tls'})", markup=False)
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
+    options = _metrics_options(metrics_token) if metrics else None
+    metrics_dir = options.directory if options is not None else None
+    if metrics:
+        console.print(f"  metrics  {base}/metrics" + ("  (bearer token required)" if metrics_token else ""),
+                      markup=False)
     sys.stdout.flush()
-    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names), workers,
-                tls_sock=tls_sock)
+    try:
+        serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names,
+                                               metrics=options), workers, tls_sock=tls_sock)
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_token(settings) -> str | None:
+    """The bearer token /metrics requires (setting metrics_token_file), or None."""
+    if not settings.metrics_token_file:
+        return None
+    from mtlskit.metrics.token import load_metrics_token
+
+    return load_metrics_token(Path(settings.metrics_token_file).expanduser())
+
+
+def _metrics_options(token: str | None):
+    """With the private directory (0700) the workers count in, made before they fork and
+    removed at exit."""
+    import tempfile
+
+    from mtlskit.metrics.worker import MetricsOptions
+
+    return MetricsOptions(Path(tempfile.mkdtemp(prefix="mtlskit-metrics-")), token)
 
 
 def _listen_tls(server, host: str, port: int):
