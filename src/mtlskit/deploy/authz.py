@@ -31,6 +31,11 @@ _SECRET = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 _SECRET_LINE = re.compile(r'\A# [^\n]*\nproxy_set_header ' + SECRET_HEADER + r' "([A-Za-z0-9_-]{43})";\n\Z')
 
 
+def nginx_clear_patterns() -> list[str]:
+    """headers-more patterns for every spelling of the subrequest's fields (``X-Mtlskit-*``)."""
+    return ["X-Mtlskit-*", "X_Mtlskit-*", "X-Mtlskit_*", "X_Mtlskit_*"]
+
+
 def check_policy_file(path: str | Path) -> Path:
     """The ``--policy`` file, absolute, read and validated now (before anything is written).
 
