@@ -141,3 +141,16 @@ def test_serve_down_means_denied_then_back(stack):
     finally:
         stack.start_serve()
     assert stack.request("alice", "/admin/x").status == 200
+
+
+@pytest.mark.parametrize("target, alice", [("https://localhost/admin/x", 200), ("http://localhost/admin/x", 200),
+                                           ("https://localhost//admin/x", 400),
+                                           ("https://localhost/public/../admin/x", 400)])
+def test_absolute_form_targets_are_judged_on_their_path(stack, target, alice):
+    before = len(stack.echo.requests)
+    assert stack.request("bob", target).status in (400, 403), target
+    assert stack.echo.requests[before:] == []
+    reply = stack.request("alice", target)
+    assert reply.status == alice
+    if alice == 200:     # what the upstream got is the path that was judged
+        assert reply.header("X-Client-Authz-Rule") == ["admins"] and reply.json()["path"] == "/admin/x"

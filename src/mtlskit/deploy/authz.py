@@ -67,6 +67,8 @@ def check_options(options) -> None:
     if not options.authz_url:
         raise UsageError("--policy needs the URL of `mtlskit serve`, which answers /authz",
                          hint="give --authz-url http://127.0.0.1:8080, or set public_url in mtlskit.toml")
+    if options.authz_secret is None:
+        raise UsageError("--policy: the deployment has no authz secret (deploy.authz.prepared gives it one)")
     check_values(options)
 
 
