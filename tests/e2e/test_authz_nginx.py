@@ -92,3 +92,16 @@ def test_the_decision_follows_the_path_nginx_routes_and_the_upstream_gets(stack)
         assert received == target
         assert urllib.parse.unquote(received.split("?")[0]) == routed
     assert stack.request("bob", "/%61dmin/x").status == 403
+
+
+def test_the_access_log_says_which_rule_allowed_and_why_others_were_denied(stack):
+    stack.request("alice", "/admin/logged")
+    stack.request("eve", "/public/logged")
+    stack.request("bob", "/admin/logged")
+    log = (stack.directory / "access.log").read_text().splitlines()
+    [allowed] = [line for line in log if "GET /admin/logged" in line and "CN=alice" in line]
+    assert ' 200 ' in allowed and 'rule=admins denied=""' in allowed
+    [eve] = [line for line in log if "GET /public/logged" in line]
+    assert ' 403 ' in eve and 'rule= denied="no rule allows it"' in eve
+    [bob] = [line for line in log if "GET /admin/logged" in line and "CN=bob" in line]
+    assert ' 403 ' in bob and 'denied="no rule allows it"' in bob

@@ -15,7 +15,8 @@ the subrequest carries none of the client's own (``proxy_pass_request_headers of
 
 Each must come exactly once (a duplicate is a forgery: denied). The answer is 200 with
 ``X-Mtlskit-Authz-Rule: <rule name>`` (Nginx hands it to the upstream as
-``X-Client-Authz-Rule``), or 403 ``application/problem+json`` saying why; Nginx turns
+``X-Client-Authz-Rule``), or 403 ``application/problem+json`` saying why (also in
+``X-Mtlskit-Authz-Denied``, for Nginx's access log); Nginx turns
 anything else (5xx, mtlskit serve down) into a refusal too.
 """
 
@@ -38,6 +39,7 @@ FINGERPRINT = b"x-mtlskit-fingerprint"
 METHOD = b"x-mtlskit-method"
 PATH = b"x-mtlskit-path"
 RULE = b"x-mtlskit-authz-rule"
+DENIED = b"x-mtlskit-authz-denied"
 _FIELDS = (SECRET, VERIFY, FINGERPRINT, METHOD, PATH)
 _NO_STORE = (b"cache-control", b"no-store")
 
@@ -84,7 +86,8 @@ def _text(value: bytes | None) -> str:
 
 
 def _denied(reason: str) -> tuple[int, list, bytes]:
-    return _problem(403, f"denied: {reason}")
+    """403, and the reason (one of our fixed phrases) for nginx's access log."""
+    return _problem(403, f"denied: {reason}", [(DENIED, reason.encode())])
 
 
 def _problem(status: int, detail: str, extra: list | None = None) -> tuple[int, list, bytes]:
