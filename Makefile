@@ -68,6 +68,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_swap.py --seconds 4 --swaps 3   # a server certificate replaced under mTLS load
 	$(BIN)/python bench/bench_postgres.py --count $(BENCH_PG_N)   # SQLite and PostgreSQL side by side, two replicas
 	$(BIN)/python bench/bench_pkcs11.py --count 2000          # CA keys in SoftHSM2 vs in files, same run
+	$(BIN)/python bench/bench_authz.py            # nginx with and without --policy (auth_request to /authz), same run
 
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mtlskit.api import ocsp_http
+from mtlskit.api import authz_route, ocsp_http
 from mtlskit.api.problems import PROBLEM_JSON, headers_for, problem, problem_for
 from mtlskit.api.rest import OPENAPI_PATH, RestApi, router
 from mtlskit.clock import Clock
@@ -44,6 +44,7 @@ class ServiceView:
     api: RestApi | None = None  # the REST API, only with `serve --api`
     enroll: object | None = None  # EnrollApi: enrollment and remote renewal, with `serve --tls-port`
     metrics: object | None = None  # WorkerMetrics: /metrics and the counts (mtlskit.metrics), unless --no-metrics
+    authz: object | None = None  # authz.decider.Authorizer: /authz for `deploy nginx --policy`
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
@@ -57,6 +58,8 @@ def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
     async def app(scope, receive, send) -> None:
         if scope["type"] == "http" and _is_ocsp(scope["path"]):
             await _ocsp(view, scope, receive, send)
+        elif scope["type"] == "http" and authz_route.is_authz(scope["path"]):  # a hot path too
+            await authz_route.serve(view.authz, scope, receive, send)
         else:
             await served(scope, receive, send)
 

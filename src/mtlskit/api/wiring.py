@@ -56,6 +56,7 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
         from mtlskit.metrics.worker import WorkerMetrics
 
         view.metrics = WorkerMetrics(metrics, service.inventory.db, service.clock, source)
+    view.authz = build_authorizer(service)
     tls = _TlsUpkeep(service, authority, tls_names) if tls_names is not None else None
     if tls is not None:
         from mtlskit.api.enroll_routes import EnrollApi
@@ -92,6 +93,18 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
             tls.tick()
 
     return Worker(create_app(view), source, service.clock, upkeep, tls.context if tls else None)
+
+
+def build_authorizer(service):
+    """/authz for `deploy nginx --policy`: deployments and identities from the inventory,
+    dropped when it changes (its own change watch: a watch has one reader)."""
+    from mtlskit.authz.decider import Authorizer
+    from mtlskit.deploy.authz import authz_deployments
+
+    refresh = service.settings.ocsp_refresh_seconds
+    watch = change_watch(service.inventory.engine, interval=refresh)
+    return Authorizer(service.inventory, service.clock, watch, lambda: authz_deployments(service.inventory),
+                      refresh_seconds=refresh)
 
 
 class _TlsUpkeep:
