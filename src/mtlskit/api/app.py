@@ -43,6 +43,7 @@ class ServiceView:
     clock: Clock
     api: RestApi | None = None  # the REST API, only with `serve --api`
     enroll: object | None = None  # EnrollApi: enrollment and remote renewal, with `serve --tls-port`
+    ui: Callable[..., Awaitable[None]] | None = None  # the web UI's ASGI app (/ui/), with `serve --ui`
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
@@ -52,11 +53,17 @@ def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
     async def app(scope, receive, send) -> None:
         if scope["type"] == "http" and _is_ocsp(scope["path"]):
             await _ocsp(view, scope, receive, send)
+        elif view.ui is not None and scope["type"] == "http" and _is_ui(scope["path"]):
+            await view.ui(scope, receive, send)
         else:
             await api(scope, receive, send)
 
     app.fastapi = api  # type: ignore[attr-defined]
     return app
+
+
+def _is_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def _is_ocsp(path: str) -> bool:

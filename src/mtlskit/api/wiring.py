@@ -24,7 +24,7 @@ def tls_dir(service):
     return service.settings.home / "tls"
 
 
-def build_worker(service, authority, api_token: str | None = None, tls_names=None) -> Worker:
+def build_worker(service, authority, api_token: str | None = None, tls_names=None, ui=None) -> Worker:
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
@@ -35,6 +35,7 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
             the API off (its routes answer 404).
         tls_names: the names of the TLS server certificate (``serve --tls-port``); None
             serves no TLS and no enrollment.
+        ui: the UiSetup of ``serve --ui`` (:mod:`mtlskit.ui.setup`); None leaves /ui/ off.
     """
     # a CA whose key is offline (the root, kept off the machine) certifies no responder:
     # OCSP answers for the CAs that issue leaves, which need only their own keys
@@ -53,6 +54,11 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
 
         view.enroll = EnrollApi(service, authority)
 
+    ui_context = ui.context(service, authority, source) if ui is not None else None
+    if ui_context is not None:
+        from mtlskit.ui.app import create_ui
+
+        view.ui = create_ui(ui_context)
     refresher = CrlRefresher(service, authority, refresh_staples=refresh_staples)
 
     def pick_up_rotation() -> None:
@@ -71,6 +77,8 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
         refresher.authority = grown
         if api is not None:
             api.authority = grown
+        if ui_context is not None:
+            ui_context.authority = grown
 
     def upkeep() -> None:
         pick_up_rotation()

@@ -40,6 +40,10 @@ def serve(
              "(HOME/tls/); clients may present a certificate of this CA."),
     tls_names: List[str] = typer.Option([], "--tls-name", help="Extra DNS name of the TLS certificate (repeatable)."),
     tls_ips: List[str] = typer.Option([], "--tls-ip", help="Extra IP address of the TLS certificate (repeatable)."),
+    ui: bool = typer.Option(
+        False, "--ui",
+        help="Also serve the web UI under /ui/ and print a one-time log-in URL (it becomes a session "
+             "cookie). With --tls-port, a client certificate with a role in [roles] logs in directly."),
 ) -> None:
     """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
 
@@ -73,6 +77,7 @@ def serve(
         names = TlsNames.for_host(tls_names, tls_ips)
     elif tls_names or tls_ips:
         raise UsageError("--tls-name and --tls-ip need --tls-port")
+    ui_setup = _ui_setup(settings, service) if ui else None
     build_worker(service, authority, tls_names=names)  # create or renew responders (and TLS) before forking
     # no CA without a current CRL, and none committed but never published (a failed write)
     published = CrlRefresher(service, authority).publish_due()
@@ -89,11 +94,27 @@ def serve(
         tls_base = _base_url(host, tls_sock.getsockname()[1]).replace("http://", "https://")
         console.print(f"  TLS      {tls_base}  (same routes; POST /api/v1/enroll and /api/v1/renew; "
                       f"certificate in {settings.home / 'tls'})", markup=False)
+    if ui_setup is not None:
+        _print_ui(ui_setup, base, tls_base if tls_sock is not None else None)
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
     sys.stdout.flush()
-    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names), workers,
+    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names, ui_setup), workers,
                 tls_sock=tls_sock)
+
+
+def _ui_setup(settings, service):
+    from mtlskit.ui.setup import UiSetup
+
+    return UiSetup.prepare(settings, service.clock.now().timestamp())
+
+
+def _print_ui(ui_setup, base: str, tls_base: str | None) -> None:
+    # The one secret this command prints, as Jupyter does: it works once, then the session
+    # cookie it became is what authenticates (the URL after log-in carries no secret).
+    console.print(f"  UI       {base}/ui/login?token={ui_setup.login_link()}  (one-time log-in link)", markup=False)
+    if tls_base is not None:
+        console.print(f"  UI/TLS   {tls_base}/ui/  (a client certificate with a role in [roles] logs in)", markup=False)
 
 
 def _listen_tls(server, host: str, port: int):
