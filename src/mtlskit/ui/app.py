@@ -254,10 +254,10 @@ def _set_cookie(request: Request, response: Response, value: str, max_age: int) 
 
 
 async def _form(request: Request) -> dict[str, str]:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        raise _Refusal(415, "Form refused", "Forms are sent as application/x-www-form-urlencoded.")
     body = await request.body()
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if body and media_type != "application/x-www-form-urlencoded":
+        raise _Refusal(415, "Form refused", "Forms are sent as application/x-www-form-urlencoded.")
     if len(body) > MAX_FORM_OCTETS:
         raise _Refusal(413, "Form refused", f"Forms are limited to {MAX_FORM_OCTETS} bytes.")
     try:

@@ -167,7 +167,7 @@ def _bundle(identity, kind: str, password: bytes) -> Download:
     from mtlskit.pki.pkcs12 import P12Profile, build_pkcs12
 
     name = identity.record.name
-    file_stem = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "certificate"
+    file_stem = file_stem_of(name)
     if kind == "mobileconfig":
         from mtlskit.issue.mobileconfig import MEDIA_TYPE, build_mobileconfig
 
@@ -177,6 +177,11 @@ def _bundle(identity, kind: str, password: bytes) -> Download:
     profile = P12Profile.LEGACY if kind == "p12-legacy" else P12Profile.MODERN
     data = build_pkcs12(name, identity.private_key, identity.certificate, identity.chain, password, profile)
     return Download(data, "application/x-pkcs12", f"{file_stem}-{profile.value}.p12")
+
+
+def file_stem_of(name: str) -> str:
+    """A NAME as a download file name: what cannot break the Content-Disposition quoting."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].lstrip(".") or "certificate"
 
 
 def timeline(service) -> dict:
