@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
 # haproxy, keytool, curl, iproute2, mount, ab for the OCSP benchmark, systemd-analyze for
-# the agent's units, and the nginx modules
+# the agent's units, chromium + chromedriver for the web UI walk (selenium), and the nginx modules
 # the generated configurations need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ declare -A PACKAGE_OF=(
   [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
   [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux [mount]=mount
   [ab]=apache2-utils [systemd-analyze]=systemd
+  [chromium]=chromium [chromedriver]=chromium-driver
 )
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()

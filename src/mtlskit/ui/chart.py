@@ -51,7 +51,7 @@ def svg(buckets: Sequence[Bucket], title: str = "Certificates expiring per week"
         x, y = _LEFT + i * step + 1, _TOP + plot_h - height
         parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(step - 2, 1):.1f}" height="{height:.1f}" '
                      f'class="bar"><title>{escape(_tooltip(bucket))}</title></rect>')
-        if i % 4 == 0:
+        if i % 4 == 0 and x < WIDTH - 70:
             parts.append(f'<text x="{x:.1f}" y="{HEIGHT - _BOTTOM + 16}" class="label">'
                          f'{escape(bucket.start.isoformat())}</text>')
     parts.append("</svg>")
