@@ -70,3 +70,24 @@ class Browser:
 
     def csrf(self, url: str = "/ui/certificates") -> str:
         return CSRF.search(self.get(url).text).group(1)
+
+
+def fill_inventory(service, model: CertificateRecord, count: int, chunk: int = 10_000) -> None:
+    """``count`` synthetic rows shaped like a real inventory (fast: no signing): names
+    c000000..., one in four a server, expiries spread from 30 days ago to a year ahead,
+    one in twenty revoked, each with its "issue" audit event. The PEM is ``model``'s."""
+    now = service.clock.now()
+    rng = secrets.SystemRandom()
+    for start in range(0, count, chunk):
+        rows = []
+        for i in range(start, min(start + chunk, count)):
+            serial = rng.getrandbits(63) | 1 << 62
+            revoked = i % 20 == 0
+            rows.append(dataclasses.replace(
+                model, serial=serial, name=f"c{i:06d}", profile="server" if i % 4 == 0 else "client",
+                subject=f"CN=c{i:06d}", sans=(f"DNS:c{i:06d}.example.test",),
+                not_before=now - dt.timedelta(days=60), not_after=now + dt.timedelta(minutes=rng.randint(-43_200, 525_600)),
+                fingerprint_sha256=hashlib.sha256(serial.to_bytes(8, "big")).hexdigest(),
+                status="revoked" if revoked else "valid", revoked_at=now if revoked else None,
+                revocation_reason="superseded" if revoked else None, directory=None))
+        service.inventory.add_certificates(rows, now)

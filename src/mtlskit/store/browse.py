@@ -50,13 +50,30 @@ class Page:
     total: int          # rows matching the filters
 
 
+COUNT_CAP = 10_000          # pages say "10,000+" beyond: an exact count would read every match
+NAME_INDEX_MATCHES = 2_000  # a NAME prefix with fewer matches is read through the name index
+_ISSUERS = ("WITH RECURSIVE issuers(issuer) AS (SELECT MIN(issuer) FROM certificates UNION ALL "
+            "SELECT (SELECT MIN(issuer) FROM certificates WHERE issuer > issuers.issuer) FROM issuers "
+            "WHERE issuer IS NOT NULL) ")  # every issuer, one index seek each (see Inventory.by_serial)
+
+
 def certificate_page(db, now: dt.datetime, query: PageQuery) -> Page:
-    """One page of the certificates matching ``query``, by expiry then id."""
-    where, params = _filters(now, query)
-    backwards = query.before is not None
-    cursor_id = query.before if backwards else query.after
+    """One page of the certificates matching ``query``, by expiry then id.
+
+    A search that is the serial of a certificate shows that certificate (and any other CA's
+    of the same serial); otherwise it is a NAME prefix. ``total`` stops at COUNT_CAP + 1.
+    """
     with db.read() as tx:
-        total = tx.scalar(f"SELECT COUNT(*) FROM certificates WHERE {where}", params) or 0
+        serial = _serial_of(query.search) if query.search else None
+        if serial is not None:
+            page = _serial_page(tx, now, query, serial)
+            if page.rows:
+                return page
+        where, params = _filters(now, query)
+        total = tx.scalar(f"SELECT COUNT(*) FROM (SELECT 1 FROM certificates WHERE {where} LIMIT ?) AS capped",
+                          [*params, COUNT_CAP + 1]) or 0
+        backwards = query.before is not None
+        cursor_id = query.before if backwards else query.after
         if cursor_id is not None:
             cursor = tx.one("SELECT not_after, id FROM certificates WHERE id = ?", (cursor_id,))
             if cursor is not None:
@@ -64,13 +81,29 @@ def certificate_page(db, now: dt.datetime, query: PageQuery) -> Page:
                 where += f" AND (not_after, id) {'>' if upward else '<'} (?, ?)"
                 params = [*params, utc(cursor[0]), cursor[1]]
         order = "DESC" if query.descending != backwards else "ASC"
+        # few matches of a NAME prefix: read them through the name index and sort them, rather
+        # than walk the expiry index past every other row (SQLite's "+" keeps it off that index)
+        few = query.search and db.dialect == "sqlite" and _prefix_matches(tx, query.search) <= NAME_INDEX_MATCHES
+        expiry = "+not_after" if few else "not_after"
         rows = tx.all(f"SELECT {_COLUMNS} FROM certificates WHERE {where} "
-                      f"ORDER BY not_after {order}, id {order} LIMIT ?", [*params, query.size + 1])
+                      f"ORDER BY {expiry} {order}, id {order} LIMIT ?", [*params, query.size + 1])
     more = len(rows) > query.size
     rows = rows[:query.size]
     if backwards:
         rows.reverse()
     return Page([(row[0], record_of(row[1:])) for row in rows], more, total)
+
+
+def _serial_page(tx, now: dt.datetime, query: PageQuery, serial: str) -> Page:
+    where, params = _filters(now, dataclasses.replace(query, search=""))
+    rows = tx.all(f"{_ISSUERS}SELECT {_COLUMNS} FROM certificates WHERE issuer IN (SELECT issuer FROM issuers) "
+                  f"AND serial = ? AND {where} ORDER BY not_after, id", [serial, *params])
+    return Page([(row[0], record_of(row[1:])) for row in rows], False, len(rows))
+
+
+def _prefix_matches(tx, prefix: str) -> int:
+    return tx.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM certificates WHERE name >= ? AND name < ? LIMIT ?) "
+                     "AS capped", (prefix, prefix + _LAST_CHAR, NAME_INDEX_MATCHES + 1)) or 0
 
 
 def _filters(now: dt.datetime, query: PageQuery) -> tuple[str, list]:
@@ -86,12 +119,7 @@ def _filters(now: dt.datetime, query: PageQuery) -> tuple[str, list]:
     if query.profile:
         clauses.append("profile = ?"), params.append(query.profile)
     if query.search:
-        serial = _serial_of(query.search)
-        if serial is not None:
-            clauses.append("((name >= ? AND name < ?) OR serial = ?)")
-            params.extend([query.search, query.search + _LAST_CHAR, serial])
-        else:
-            clauses.append("name >= ? AND name < ?"), params.extend([query.search, query.search + _LAST_CHAR])
+        clauses.append("name >= ? AND name < ?"), params.extend([query.search, query.search + _LAST_CHAR])
     return " AND ".join(clauses), params
 
 
@@ -126,13 +154,22 @@ def certificate(db, issuer: str, serial_hex: str) -> CertificateRecord | None:
 
 
 def expiry_days(db, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.date, int]]:
-    """How many live (not revoked) certificates expire on each UTC day of [start, end)."""
+    """How many live (not revoked) certificates expire on each UTC day of [start, end).
+
+    Two index reads instead of one pass over the table: every certificate per day (the
+    expiry index alone), minus the revoked ones (the (issuer, status) index).
+    """
     day = ("substr(not_after, 1, 10)" if db.dialect == "sqlite"
            else "to_char(not_after AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
     with db.read() as tx:
-        rows = tx.all(f"SELECT {day}, COUNT(*) FROM certificates WHERE not_after >= ? AND not_after < ? "
-                      f"AND status != ? GROUP BY 1 ORDER BY 1", (start, end, _REVOKED))
-    return [(dt.date.fromisoformat(text), count) for text, count in rows]
+        every = tx.all(f"SELECT {day}, COUNT(*) FROM certificates WHERE not_after >= ? AND not_after < ? "
+                       f"GROUP BY 1", (start, end))
+        revoked = tx.all(f"{_ISSUERS}SELECT {day}, COUNT(*) FROM certificates WHERE issuer IN "
+                         f"(SELECT issuer FROM issuers) AND status = ? AND not_after >= ? AND not_after < ? "
+                         f"GROUP BY 1", (_REVOKED, start, end))
+    gone = dict(revoked)
+    return sorted((dt.date.fromisoformat(text), count - gone.get(text, 0)) for text, count in every
+                  if count > gone.get(text, 0))
 
 
 def soonest_names(db, start: dt.datetime, end: dt.datetime, limit: int) -> list[str]:
@@ -163,7 +200,8 @@ def crl_states(db) -> list[dict]:
 def revoked_counts(db) -> dict[str, int]:
     """Revoked certificates per issuer (the (issuer, status) index)."""
     with db.read() as tx:
-        rows = tx.all("SELECT issuer, COUNT(*) FROM certificates WHERE status = ? GROUP BY issuer", (_REVOKED,))
+        rows = tx.all(f"{_ISSUERS}SELECT issuer, COUNT(*) FROM certificates WHERE issuer IN "
+                      f"(SELECT issuer FROM issuers) AND status = ? GROUP BY issuer", (_REVOKED,))
     return dict(rows)
 
 
