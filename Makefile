@@ -60,6 +60,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_ocsp.py
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
 	$(BIN)/python bench/bench_swap.py --seconds 4 --swaps 3   # a server certificate replaced under mTLS load
+	$(BIN)/python bench/bench_ui.py --count 100000          # every web UI page with 100,000 certificates (target 200 ms)
 
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \

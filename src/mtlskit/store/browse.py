@@ -69,7 +69,11 @@ def certificate_page(db, now: dt.datetime, query: PageQuery) -> Page:
             page = _serial_page(tx, now, query, serial)
             if page.rows:
                 return page
-        where, params = _filters(now, query)
+        # Few matches of a NAME prefix: read them through the name index and sort them; many:
+        # walk the expiry index and skip the others. SQLite's "+" keeps a term off an index.
+        sqlite = db.dialect == "sqlite"
+        few = bool(query.search) and sqlite and _prefix_matches(tx, query.search) <= NAME_INDEX_MATCHES
+        where, params = _filters(now, query, "+name" if sqlite and not few else "name")
         total = tx.scalar(f"SELECT COUNT(*) FROM (SELECT 1 FROM certificates WHERE {where} LIMIT ?) AS capped",
                           [*params, COUNT_CAP + 1]) or 0
         backwards = query.before is not None
@@ -81,9 +85,6 @@ def certificate_page(db, now: dt.datetime, query: PageQuery) -> Page:
                 where += f" AND (not_after, id) {'>' if upward else '<'} (?, ?)"
                 params = [*params, utc(cursor[0]), cursor[1]]
         order = "DESC" if query.descending != backwards else "ASC"
-        # few matches of a NAME prefix: read them through the name index and sort them, rather
-        # than walk the expiry index past every other row (SQLite's "+" keeps it off that index)
-        few = query.search and db.dialect == "sqlite" and _prefix_matches(tx, query.search) <= NAME_INDEX_MATCHES
         expiry = "+not_after" if few else "not_after"
         rows = tx.all(f"SELECT {_COLUMNS} FROM certificates WHERE {where} "
                       f"ORDER BY {expiry} {order}, id {order} LIMIT ?", [*params, query.size + 1])
@@ -106,7 +107,7 @@ def _prefix_matches(tx, prefix: str) -> int:
                      "AS capped", (prefix, prefix + _LAST_CHAR, NAME_INDEX_MATCHES + 1)) or 0
 
 
-def _filters(now: dt.datetime, query: PageQuery) -> tuple[str, list]:
+def _filters(now: dt.datetime, query: PageQuery, name: str = "name") -> tuple[str, list]:
     clauses, params = ["1 = 1"], []
     if query.status == Status.REVOKED.value:
         clauses.append("status = ?"), params.append(_REVOKED)
@@ -119,7 +120,7 @@ def _filters(now: dt.datetime, query: PageQuery) -> tuple[str, list]:
     if query.profile:
         clauses.append("profile = ?"), params.append(query.profile)
     if query.search:
-        clauses.append("name >= ? AND name < ?"), params.extend([query.search, query.search + _LAST_CHAR])
+        clauses.append(f"{name} >= ? AND {name} < ?"), params.extend([query.search, query.search + _LAST_CHAR])
     return " AND ".join(clauses), params
 
 
