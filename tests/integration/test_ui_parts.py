@@ -132,3 +132,13 @@ def test_mobileconfig_embeds_the_password_only_when_asked_and_refuses_none():
     assert profile["PayloadContent"][0]["Password"] == "pw-123456"
     with pytest.raises(BadInput):
         build_mobileconfig("alice", key, leaf, [], root, b"")
+
+
+def test_serve_refuses_an_out_of_range_session_lifetime(tmp_path, cli):
+    home = tmp_path / "home"
+    assert cli("--home", str(home), "init", "--no-passphrase").code == 0
+    with open(home / "mtlskit.toml", "a") as config:
+        config.write("\nui_session_minutes = 1\n")
+    result = cli("--home", str(home), "serve", "--port", "0", "--ui")
+    assert result.code == 2 and "ui_session_minutes must be between 5 and 10080" in result.err
+    assert not (home / "ui" / "login").exists()
