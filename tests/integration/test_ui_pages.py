@@ -180,3 +180,22 @@ def _session(pki, name, role):
 
     sessions = Sessions(pki.setup.key, pki.setup.state_dir, 600)
     return sessions.open(name, role, "certificate", dt.datetime.now(dt.timezone.utc).timestamp())
+
+
+def test_deployments_page_lists_what_deploy_recorded(pki, browser):
+    from mtlskit.store.deployments import DeploymentRow, save_deployment
+
+    row = DeploymentRow("nginx", "web1", "/etc/mtlskit/<web1>", "ocsp", None, "{}")
+    save_deployment(pki.service.inventory, row, pki.service.clock.now())
+    text = browser.get("/ui/deployments").text
+    assert "<td>nginx</td><td>web1</td>" in text and "/etc/mtlskit/&lt;web1&gt;" in text
+
+
+def test_issue_with_an_email_san_and_a_lifetime(pki, browser):
+    form = {"csrf": browser.csrf("/ui/issue"), "name": "erin", "email": "erin@example.test", "days": "30",
+            "key_type": "rsa-2048", "format": "p12-legacy", "password": "correct horse", "password2": "correct horse"}
+    response = browser.post("/ui/issue", form)
+    assert response.status_code == 200, response.text
+    erin = pki.record("erin")
+    assert any(san.lower() == "email:erin@example.test" for san in erin.sans), erin.sans
+    assert (erin.not_after - erin.not_before).days == 30 and erin.key_type == "rsa-2048"
