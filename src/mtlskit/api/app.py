@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mtlskit.api import ocsp_http
-from mtlskit.api.problems import PROBLEM_JSON, problem, problem_for
+from mtlskit.api.problems import PROBLEM_JSON, headers_for, problem, problem_for
 from mtlskit.api.rest import OPENAPI_PATH, RestApi, router
 from mtlskit.clock import Clock
 from mtlskit.errors import MtlskitError, NotFound
@@ -111,7 +111,7 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
 
     @api.exception_handler(MtlskitError)
     async def _domain_error(_request: Request, exc: MtlskitError) -> Response:
-        return _problem_response(*problem_for(exc))
+        return _problem_response(*problem_for(exc), headers_for(exc))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -10,9 +10,17 @@ import json
 from mtlskit import errors
 from mtlskit.api.auth import Unauthenticated
 
+
+class InvalidRequest(errors.BadInput):
+    """A JSON body or query of the wrong shape: unknown or missing fields, wrong types (422)."""
+
+    code = "invalid-request"
+
+
 STATUS_BY_ERROR: list[tuple[type[errors.MtlskitError], int]] = [
     # most specific first
     (errors.WrongPassphrase, 400),
+    (InvalidRequest, 422),   # a JSON body of the wrong shape (RFC 9110 §15.5.21)
     (errors.BadInput, 400),
     (errors.UsageError, 400),
     (errors.NotFound, 404),

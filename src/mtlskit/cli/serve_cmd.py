@@ -29,9 +29,10 @@ def serve(
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
     api: bool = typer.Option(
         False, "--api",
-        help="Also serve the REST API (POST /api/v1/revocations, GET /api/v1/certificates/<serial|name>). "
-             "Off by default. Requests need 'Authorization: Bearer <token>', the token stored in "
-             "HOME/api-token (0600, created on first use)."),
+        help="Also serve the REST API under /api/v1 (issue, sign, renew, revoke, list, CRLs, deployments; "
+             "OpenAPI at /api/v1/openapi.json). Off by default. Requests need 'Authorization: Bearer <token>' "
+             "(a token of `mtlskit token api create`, or the admin token in HOME/api-token, 0600, created on "
+             "first use) or, on --tls-port, a client certificate mapped to a role by [roles] in mtlskit.toml."),
     tls_port: Optional[int] = typer.Option(
         None, "--tls-port",
         help="Also serve everything over TLS on this port (0 picks a free one), with enrollment "
@@ -137,7 +138,8 @@ def _banner(base: str, cas, workers: int, token_file: Path | None = None) -> lis
         lines.append(f"  CRL      {base}/crl/{name}.crl  (DER)  {base}/crl/{name}.pem")
     lines.append(f"  health   {base}/healthz")
     if token_file is not None:  # the path only: the token itself is never printed
-        lines.append(f"  API      {base}/api/v1/revocations  (POST; Authorization: Bearer <token in {token_file}>)")
+        lines.append(f"  API      {base}/api/v1/  (Authorization: Bearer <token of `mtlskit token api create`, "
+                     f"or the admin token in {token_file}>)")
         lines.append(f"  OpenAPI  {base}/api/v1/openapi.json")
     return lines
 
