@@ -69,6 +69,7 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_postgres.py --count $(BENCH_PG_N)   # SQLite and PostgreSQL side by side, two replicas
 	$(BIN)/python bench/bench_pkcs11.py --count 2000          # CA keys in SoftHSM2 vs in files, same run
 	$(BIN)/python bench/bench_authz.py            # nginx with and without --policy (auth_request to /authz), same run
+	$(BIN)/python bench/bench_ui.py --count 100000          # every web UI page with 100,000 certificates (target 200 ms)
 
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \

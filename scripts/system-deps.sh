@@ -2,7 +2,7 @@
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
 # haproxy, keytool, curl, iproute2, mount, ab for the OCSP benchmark, systemd-analyze for
 # the agent's units, SoftHSM2 for the CA keys in a PKCS#11 token, promtool (Debian's prometheus)
-# for the metrics and alert rules, and the nginx modules
+# for the metrics and alert rules, chromium + chromedriver for the web UI walk (selenium), and the nginx modules
 # the generated configurations need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ declare -A PACKAGE_OF=(
   [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
   [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux [mount]=mount
   [ab]=apache2-utils [systemd-analyze]=systemd [softhsm2-util]=softhsm2 [promtool]=prometheus
+  [chromium]=chromium [chromedriver]=chromium-driver
 )
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()

@@ -43,6 +43,8 @@ class Settings:
             client certificates of the CA act with which role on the service (`serve
             --tls-port`); a selector is a certificate NAME (its CN) or ``ou:UNIT`` (one of
             its OUs). See :mod:`mtlskit.api.auth`.
+        ui_session_minutes: how long a web UI session lasts after log-in (`serve --ui`;
+            5 minutes to 7 days, checked at start).
     """
 
     home: Path
@@ -54,6 +56,7 @@ class Settings:
     metrics_token_file: str | None = None
     subject: tuple[tuple[str, str], ...] = ()
     roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ui_session_minutes: int = 480
 
     @property
     def default_database(self) -> bool:
@@ -80,6 +83,7 @@ _FIELDS = {
     "root_crl_days": int,
     "ocsp_refresh_seconds": int,
     "metrics_token_file": str,
+    "ui_session_minutes": int,
 }
 SUBJECT_TABLE = "subject"
 SUBJECT_KEYS = ("country", "state", "locality", "org", "org_unit")   # issue.subject.FIELDS

@@ -45,6 +45,7 @@ class ServiceView:
     enroll: object | None = None  # EnrollApi: enrollment and remote renewal, with `serve --tls-port`
     metrics: object | None = None  # WorkerMetrics: /metrics and the counts (mtlskit.metrics), unless --no-metrics
     authz: object | None = None  # authz.decider.Authorizer: /authz for `deploy nginx --policy`
+    ui: Callable[..., Awaitable[None]] | None = None  # the web UI's ASGI app (/ui/), with `serve --ui`
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
@@ -60,12 +61,18 @@ def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
             await _ocsp(view, scope, receive, send)
         elif scope["type"] == "http" and authz_route.is_authz(scope["path"]):  # a hot path too
             await authz_route.serve(view.authz, scope, receive, send)
+        elif view.ui is not None and scope["type"] == "http" and _is_ui(scope["path"]):
+            await view.ui(scope, receive, send)
         else:
             await served(scope, receive, send)
 
     app.fastapi = api  # type: ignore[attr-defined]
     app.metrics = view.metrics  # type: ignore[attr-defined]  # the server counts /ocsp answers with it
     return app
+
+
+def _is_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def _is_ocsp(path: str) -> bool:

@@ -24,7 +24,8 @@ def tls_dir(service):
     return service.settings.home / "tls"
 
 
-def build_worker(service, authority, api_token: str | None = None, tls_names=None, metrics=None) -> Worker:
+def build_worker(service, authority, api_token: str | None = None, tls_names=None, metrics=None,
+                 ui=None) -> Worker:
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
@@ -36,6 +37,7 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
         tls_names: the names of the TLS server certificate (``serve --tls-port``); None
             serves no TLS and no enrollment.
         metrics: the :class:`mtlskit.metrics.worker.MetricsOptions` of /metrics; None: no metrics.
+        ui: the UiSetup of ``serve --ui`` (:mod:`mtlskit.ui.setup`); None leaves /ui/ off.
     """
     # a CA whose key is offline (the root, kept off the machine) certifies no responder:
     # OCSP answers for the CAs that issue leaves, which need only their own keys
@@ -63,6 +65,11 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
 
         view.enroll = EnrollApi(service, authority)
 
+    ui_context = ui.context(service, authority, source) if ui is not None else None
+    if ui_context is not None:
+        from mtlskit.ui.app import create_ui
+
+        view.ui = create_ui(ui_context)
     refresher = CrlRefresher(service, authority, refresh_staples=refresh_staples)
 
     def pick_up_rotation() -> None:
@@ -81,6 +88,8 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
         refresher.authority = grown
         if api is not None:
             api.authority = grown
+        if ui_context is not None:
+            ui_context.authority = grown
 
     def upkeep() -> None:
         pick_up_rotation()

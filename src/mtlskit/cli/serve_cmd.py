@@ -45,6 +45,10 @@ def serve(
         True, "--metrics/--no-metrics",
         help="Serve /metrics (Prometheus; see `mtlskit alerts`) and count OCSP answers and requests. Open on "
              "the listen address unless the metrics_token_file setting names a bearer token file."),
+    ui: bool = typer.Option(
+        False, "--ui",
+        help="Also serve the web UI under /ui/ and print a one-time log-in URL (it becomes a session "
+             "cookie). With --tls-port, a client certificate with a role in [roles] logs in directly."),
 ) -> None:
     """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem, /healthz and /metrics.
 
@@ -79,6 +83,7 @@ def serve(
         names = TlsNames.for_host(tls_names, tls_ips)
     elif tls_names or tls_ips:
         raise UsageError("--tls-name and --tls-ip need --tls-port")
+    ui_setup = _ui_setup(settings, service) if ui else None
     build_worker(service, authority, tls_names=names)  # create or renew responders (and TLS) before forking
     # no CA without a current CRL, and none committed but never published (a failed write)
     published = CrlRefresher(service, authority).publish_due()
@@ -95,6 +100,8 @@ def serve(
         tls_base = _base_url(host, tls_sock.getsockname()[1]).replace("http://", "https://")
         console.print(f"  TLS      {tls_base}  (same routes; POST /api/v1/enroll and /api/v1/renew; "
                       f"certificate in {settings.home / 'tls'})", markup=False)
+    if ui_setup is not None:
+        _print_ui(ui_setup, base, tls_base if tls_sock is not None else None)
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
     options = _metrics_options(metrics_token) if metrics else None
@@ -105,7 +112,7 @@ def serve(
     sys.stdout.flush()
     try:
         serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names,
-                                               metrics=options), workers, tls_sock=tls_sock)
+                                               metrics=options, ui=ui_setup), workers, tls_sock=tls_sock)
     finally:
         if metrics_dir is not None:
             import shutil
@@ -130,6 +137,20 @@ def _metrics_options(token: str | None):
     from mtlskit.metrics.worker import MetricsOptions
 
     return MetricsOptions(Path(tempfile.mkdtemp(prefix="mtlskit-metrics-")), token)
+
+
+def _ui_setup(settings, service):
+    from mtlskit.ui.setup import UiSetup
+
+    return UiSetup.prepare(settings, service.clock.now().timestamp())
+
+
+def _print_ui(ui_setup, base: str, tls_base: str | None) -> None:
+    # The one secret this command prints, as Jupyter does: it works once, then the session
+    # cookie it became is what authenticates (the URL after log-in carries no secret).
+    console.print(f"  UI       {base}/ui/login?token={ui_setup.login_link()}  (one-time log-in link)", markup=False)
+    if tls_base is not None:
+        console.print(f"  UI/TLS   {tls_base}/ui/  (a client certificate with a role in [roles] logs in)", markup=False)
 
 
 def _listen_tls(server, host: str, port: int):
