@@ -111,7 +111,13 @@ def build_authorizer(service):
     from mtlskit.deploy.authz import authz_deployments
 
     refresh = service.settings.ocsp_refresh_seconds
-    watch = change_watch(service.inventory.engine, interval=refresh)
+    database = service.inventory.db
+    if database.dialect == "sqlite":
+        watch = change_watch(database, interval=refresh)
+    else:   # replicas: the change counter (a revocation through any of them), never event ids
+        from mtlskit.store.counter import CounterWatch
+
+        watch = CounterWatch(database.url)
     return Authorizer(service.inventory, service.clock, watch, lambda: authz_deployments(service.inventory),
                       refresh_seconds=refresh)
 
