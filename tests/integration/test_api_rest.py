@@ -147,6 +147,27 @@ def test_issue_hands_the_key_over_once_and_records_who(world):
     assert verdict.returncode == 0, verdict.stderr
 
 
+def test_concurrent_issues_each_get_their_own_key(world):
+    import asyncio
+
+    import httpx
+
+    async def issue_all():
+        transport = httpx.ASGITransport(app=world.worker.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await asyncio.gather(*(client.post(API + "/certificates", json={"profile": "peer", "name": f"burst-{n}",
+                                                                               "dns": [f"burst-{n}.example"]},
+                                                      headers=world.auth("issue")) for n in range(8)))
+
+    responses = asyncio.run(issue_all())
+    assert [r.status_code for r in responses] == [201] * 8
+    keys = {r.json()["private_key"] for r in responses}
+    serials = {r.json()["serial"] for r in responses}
+    assert len(keys) == 8 and len(serials) == 8
+    assert {r.name for r in world.service.inventory.query(dt.datetime.now(dt.timezone.utc), profile="peer")} >= \
+        {f"burst-{n}" for n in range(8)}
+
+
 @pytest.mark.parametrize("profile", ["modern", "legacy"])
 def test_issue_as_pkcs12_with_the_callers_password(world, profile):
     response = world.post("/certificates", {"profile": "client", "name": f"phone-{profile}",
