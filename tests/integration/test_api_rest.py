@@ -246,6 +246,22 @@ def test_renew_with_a_csr_then_the_old_one_is_refused(world):
     assert event["detail"]["by"] == "token:t-issue"
 
 
+def test_renew_with_a_new_key_handed_over(world):
+    issued = world.post("/certificates", {"profile": "client", "name": "renew-key", "key_type": "ec-p384"}, "issue").json()
+    response = world.post("/certificates/renew-key/renew", {"new_key": True}, "issue")
+    assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    successor = x509.load_pem_x509_certificate(body["certificate"]["certificate"].encode())
+    key = serialization.load_pem_private_key(body["private_key"].encode(), None)
+    assert key.public_key() == successor.public_key() and key.curve.name == "secp384r1"  # the same key type
+    assert body["renewed"] == issued["serial"] and body["directory"] is None
+    # an API-issued certificate has no directory: renewing "as the CLI" says what to send instead
+    plain = world.post("/certificates", {"profile": "client", "name": "renew-nodir"}, "issue").json()
+    assert_problem(world.post(f"/certificates/serial:{plain['serial']}/renew", {}, "issue"), 400, "bad-input",
+                   "no directory was recorded")
+
+
 def test_renew_in_place_as_the_cli_does(world):
     directory = issue(world.home, "client", "in-place", world.out)
     before = (directory / "cert.pem").read_text()
@@ -260,6 +276,8 @@ def test_renew_in_place_as_the_cli_does(world):
 def test_renew_refusals(world):
     assert_problem(world.post("/certificates/nobody-at-all/renew", {}, "issue"), 404, "not-found")
     assert_problem(world.post("/certificates/x/renew", {"csr": "x", "revoke_old": True}, "issue"), 422)
+    assert_problem(world.post("/certificates/x/renew", {"csr": "x", "new_key": True}, "issue"), 422)
+    assert_problem(world.post("/certificates/x/renew", {"new_key": 1}, "issue"), 422)
     assert_problem(world.post("/certificates/x/renew", {"reuse_key": True}, "issue"), 422)
 
 
