@@ -419,3 +419,19 @@ def test_a_bearer_token_wins_over_the_certificate(world):
     reader = world.as_certificate(_pem(world, "ops-reader"))
     response = reader.get(API + "/crls", headers={"authorization": "Bearer wrong"})
     assert_problem(response, 401, "unauthenticated")  # never falls back to the certificate
+
+
+def test_a_failure_to_record_last_use_never_refuses_a_valid_token(world, monkeypatch, caplog):
+    import logging
+
+    from mtlskit.store import api_tokens
+
+    def locked(*args):
+        raise RuntimeError("database is locked")
+
+    token, _ = create_api_token(world.service, "never-used-before", "read")
+    monkeypatch.setattr(api_tokens, "touch_api_token", locked)
+    with caplog.at_level(logging.WARNING, logger="mtlskit.serve"):
+        response = world.client.get(API + "/crls", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "could not record the use of API token never-used-before" in caplog.text and token not in caplog.text
