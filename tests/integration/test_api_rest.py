@@ -331,7 +331,12 @@ def test_status_routes(world):
     crls = world.get("/crls", "read").json()
     assert {c["ca"] for c in crls} == {"root", "intermediate"}
     assert all(c["crl_number"] >= 1 and not c["stale"] for c in crls)
-    assert world.get("/deployments", "read").json() == []
+    assert cli(world.home, "deploy", "nginx", "--name", "web.example", "--dir", str(world.out / "nginx"),
+               "--listen", "127.0.0.1:8443", "--upstream", "http://127.0.0.1:9000") == 0
+    [deployment] = world.get("/deployments", "read").json()
+    assert (deployment["server"], deployment["name"], deployment["directory"]) == \
+        ("nginx", "web.example", str(world.out / "nginx"))
+    assert deployment["options"]["listen"]
 
 
 def test_whoami_and_the_audit_trail_for_admins(world):
