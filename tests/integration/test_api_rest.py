@@ -48,6 +48,8 @@ def test_openapi_documents_every_route_with_bodies_and_the_bearer_scheme(world):
     assert issue_body["properties"]["profile"]["enum"] == ["server", "client", "peer"]
     assert "$ref" not in json.dumps(issue_body)  # inlined: resolvable inside the document
     assert {"401", "403"} <= set(paths["/api/v1/revocations"]["post"]["responses"])
+    listed = {p["name"] for p in paths["/api/v1/certificates"]["get"]["parameters"]}
+    assert listed == {"name", "status", "profile", "issuer", "expiring", "limit", "cursor"}
     assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
 
 

@@ -17,6 +17,8 @@ from tests.support_crl import issue
 from tests.support_deploy import CLIENT, make_ca, make_leaf
 from tests.support_rest import API, assert_problem, build_world
 
+pytestmark = pytest.mark.security
+
 WRITES = [("/certificates", {"profile": "client", "name": "escalated"}),
           ("/sign", {"profile": "client", "csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
           ("/certificates/cert-nobody/renew", {}),

@@ -24,8 +24,26 @@ ISSUE_EXAMPLE = '{"profile": "client", "name": "alice"}'
 SIGN_EXAMPLE = '{"profile": "server", "csr": "-----BEGIN CERTIFICATE REQUEST-----..."}'
 
 
+def _query(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+SEARCH_DOCUMENTED = {"parameters": [
+    _query("name", "a NAME, or a prefix of NAMEs ending with *"),
+    _query("status", "valid, not-yet-valid, expired or revoked", {"type": "string", "enum": [s.value for s in Status]}),
+    _query("profile", "server, client, peer, ocsp, ..."),
+    _query("issuer", "the issuing CA's name"),
+    _query("expiring", "valid ones expiring within this, e.g. 30d, 12h, 2w"),
+    _query("limit", f"page size, 1 to {MAX_PAGE}", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                                                   "default": DEFAULT_PAGE}),
+    _query("cursor", "next_cursor of the previous page"),
+]}
+
+
 def add_routes(routes: APIRouter, api) -> None:
-    @routes.get("/certificates", responses={422: {"description": "a bad filter or cursor"}})
+    @routes.get("/certificates", openapi_extra=SEARCH_DOCUMENTED,
+                responses={422: {"description": "a bad filter or cursor"}})
     async def list_certificates(request: Request, _caller=Depends(requires(api, "read"))) -> JSONResponse:
         """List/search the inventory, soonest expiry first, a page at a time.
 
