@@ -15,7 +15,7 @@ BENCH_N ?= 20000
 # certificates in the inventory of bench/bench_postgres.py (make bench BENCH_PG_N=100000: a quick run)
 BENCH_PG_N ?= 1000000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
+FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render api_requests
 ATHERIS_TARGETS := ocsp_request http_simple csr_pem   # when atheris is installed (optional)
 
 # The tests of the DER fast paths and what uses them (pki, publish, issue, revoke; unit and
