@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
+from mtlskit import __version__
 from mtlskit.backup.archive import read_archive
 from mtlskit.backup.manifest import CONFIG_MEMBER, PRIVATE_DIR, SQLITE_MEMBER, Manifest, Member, mode_of
 from mtlskit.errors import BadInput
@@ -107,9 +108,9 @@ def _check_schema(manifest: Manifest) -> None:
     versions = Path(mtlskit.store.__file__).parent / "migrations" / "versions"
     known = {p.stem for p in versions.glob("[0-9]*.py")}
     if manifest.schema_revision not in known:
-        raise BadInput(f"the backup's schema revision {manifest.schema_revision[:40]!r} is not one this mtlskit "
-                       f"knows (written by mtlskit {manifest.mtlskit_version[:20]})",
-                       hint="restore it with that version of mtlskit or a newer one")
+        raise BadInput(f"the backup's schema revision {manifest.schema_revision[:40]!r} is unknown to this "
+                       f"version ({__version__}); the backup was written by version {manifest.mtlskit_version[:20]}",
+                       hint="restore it with that version or a newer one")
 
 
 def _check_home(home: Path, force: bool) -> bool:
