@@ -60,9 +60,14 @@ def restore_postgresql(dump: Path, url: str, replace: bool = False) -> Inventory
     database = Database.open(url)
     with database.read() as tx:
         tables = tx.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        others = tx.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid()")
     if tables and not replace:
         raise BadInput(f"the database {redact(url)} is not empty ({tables} tables)",
                        hint="restore into a new, empty database, or add --force to replace what it holds")
+    if tables and others:
+        raise BadInput(f"the database {redact(url)} is in use ({others} other connections: a running "
+                       "`mtlskit serve` or another command)", hint="stop what uses it, then restore again")
     _run(url, [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
                *(["--clean", "--if-exists"] if tables else []), str(dump)], "pg_restore")
     with database.read() as tx:
