@@ -20,7 +20,7 @@ def backup(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The archive to write (a new file; mode 0600).", metavar="FILE"),
     force: bool = typer.Option(False, "--force", help="Replace FILE if it exists (a link is replaced, not followed)."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result (path, SHA-256, manifest) as JSON."),
 ) -> None:
     """Write an online, consistent backup of the CA home: the inventory, the CA
     certificates and key files (encrypted as they are in the home), mtlskit.toml, and a
@@ -54,7 +54,7 @@ def restore(
                                                 "printed it: refuse any other archive."),
     database_url: Optional[str] = typer.Option(None, "--database-url", help="PostgreSQL backups: the (empty) "
                                                "database to restore into."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result (path, SHA-256, manifest) as JSON."),
 ) -> None:
     """Restore a backup into a home: checks the manifest and every member's SHA-256
     before writing anything, refuses a home in use by `serve`, and gives keys 0600 and
