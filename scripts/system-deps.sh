@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
 # haproxy, keytool, curl, iproute2, mount, ab for the OCSP benchmark, systemd-analyze for
-# the agent's units, and the nginx modules
+# the agent's units, sqlite3 for the backup benchmark's anchor, and the nginx modules
 # the generated configurations need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
 declare -A PACKAGE_OF=(
   [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
   [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux [mount]=mount
-  [ab]=apache2-utils [systemd-analyze]=systemd
+  [ab]=apache2-utils [systemd-analyze]=systemd [sqlite3]=sqlite3
 )
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
