@@ -138,7 +138,12 @@ def _dump_database(settings: Settings, work: Path, progress: Progress | None):
     from mtlskit.store.pgdump import dump_postgresql
 
     copy = work / POSTGRESQL_MEMBER
-    return dialect, dump_postgresql(settings.database_url, copy), copy
+    if progress is not None:
+        progress("database", 0, 1)   # pg_dump reports nothing on the way
+    facts = dump_postgresql(settings.database_url, copy)
+    if progress is not None:
+        progress("database", 1, 1)
+    return dialect, facts, copy
 
 
 def _member(name: str, source: Path | bytes) -> Member:
