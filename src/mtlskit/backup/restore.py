@@ -148,7 +148,7 @@ def _stage(handle: BinaryIO, staging: Path, manifest: Manifest, progress: Progre
                 out.write(chunk)
                 done[0] += len(chunk)
                 if progress is not None:
-                    progress("restore", done[0], total)
+                    progress("files", done[0], total)
             out.flush()
             os.fsync(out.fileno())
         return digest.hexdigest()
