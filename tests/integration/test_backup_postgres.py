@@ -105,3 +105,12 @@ def test_restore_force_refuses_a_database_in_use(pg_home, postgres_server, tmp_p
     done = mtlskit_cli(tmp_path / "x", "restore", str(archive), "--database-url", url, "--force")
     assert done.returncode == 0, done.stderr.decode()
     assert _count(url, "SELECT count(*) FROM certificates WHERE status = 'revoked'") == 1
+
+
+def test_restore_check_reads_the_dump_and_touches_no_database(pg_home, tmp_path, capsys):
+    home, url = pg_home
+    archive = tmp_path / "pg.tar"
+    assert main(["--home", str(home), "backup", str(archive)]) == 0
+    capsys.readouterr()
+    assert main(["restore", str(archive), "--check"]) == 0
+    assert "intact" in capsys.readouterr().out and not (tmp_path / "x").exists()

@@ -75,6 +75,32 @@ def restore_backup(archive: Path, home: Path, now: dt.datetime, force: bool = Fa
     return RestoreResult(home, manifest, replaced)
 
 
+def check_backup(archive: Path, expect_sha256: str | None = None) -> Manifest:
+    """Everything ``restore_backup`` checks, writing nothing to any home: the archive
+    against its manifest, the schema revision, and the database copy (SQLite: copied to a
+    private temporary directory for quick_check and the counts; PostgreSQL: pg_restore
+    --list reads the dump).
+
+    Raises:
+        BadInput: the first thing found wrong.
+    """
+    with _open_archive(archive) as handle:
+        if expect_sha256 is not None:
+            _check_whole(handle, expect_sha256)
+        manifest = read_archive(handle)
+        _check_schema(manifest)
+        with tempfile.TemporaryDirectory(prefix="mtlskit-check-") as scratch:
+            staging = Path(scratch)
+            _stage(handle, staging, manifest, None)
+            if manifest.dialect == "sqlite":
+                _check_database(staging, manifest, None, False)
+            else:
+                from mtlskit.store.pgdump import list_dump
+
+                list_dump(staging / manifest.database_member)
+    return manifest
+
+
 @contextlib.contextmanager
 def _open_archive(path: Path) -> Iterator[BinaryIO]:
     try:

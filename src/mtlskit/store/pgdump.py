@@ -56,7 +56,7 @@ def restore_postgresql(dump: Path, url: str, replace: bool = False) -> Inventory
         BadInput: the database holds tables (without ``replace``), the dump is not one
             pg_restore reads, or pg_restore fails.
     """
-    _run(url, [_tool("pg_restore"), "--list", str(dump)], "pg_restore", connect=False)
+    list_dump(dump)
     database = Database.open(url)
     with database.read() as tx:
         tables = tx.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
@@ -74,6 +74,15 @@ def restore_postgresql(dump: Path, url: str, replace: bool = False) -> Inventory
         facts = _facts(tx.one(FACTS_SQL))
     database.close()
     return facts
+
+
+def list_dump(dump: Path) -> None:
+    """Make sure pg_restore reads ``dump`` (its table of contents), touching no database.
+
+    Raises:
+        BadInput: it does not.
+    """
+    _run("", [_tool("pg_restore"), "--list", str(dump)], "pg_restore", connect=False)
 
 
 def _facts(row: tuple) -> InventoryFacts:
