@@ -30,6 +30,8 @@ for module in "${!PACKAGE_OF_MODULE[@]}"; do
 done
 # PostgreSQL's server binaries (initdb, postgres, pg_dump): the tests start their own server.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# sqlite3's shell: the anchor of bench/bench_backup.py (sqlite3 .backup + tar)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from mtlskit.cli.app import main
+from tests.support_ocsp import mtlskit_cli
 
 
 def _count(url: str, sql: str) -> int:
@@ -85,3 +86,31 @@ def test_the_password_reaches_pg_dump_in_a_passfile_only(pg_home, postgres_serve
     assert all("Pw-Secret-42" not in " ".join(env.values()) for _, env in seen)
     assert all(not any(k.startswith("MTLSKIT_") for k in env) for _, env in seen)
     postgres_server.admin("DROP ROLE backup_reader")
+
+
+def test_restore_force_refuses_a_database_in_use(pg_home, postgres_server, tmp_path, capsys):
+    home, url = pg_home
+    archive = tmp_path / "pg.tar"
+    assert main(["--home", str(home), "backup", str(archive)]) == 0
+    before = _count(url, "SELECT count(*) FROM audit_events")
+    with psycopg.connect(url) as holder:           # what a serve replica would hold
+        holder.execute("SELECT 1")
+        capsys.readouterr()
+        assert main(["restore", str(archive), "--home", str(tmp_path / "x"), "--database-url", url, "--force"]) == 2
+        assert "is in use" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and _count(url, "SELECT count(*) FROM audit_events") == before
+    # "stop what uses it": this test process still holds the connections of the commands it ran
+    postgres_server.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                          (url.rsplit("/", 1)[1],))
+    done = mtlskit_cli(tmp_path / "x", "restore", str(archive), "--database-url", url, "--force")
+    assert done.returncode == 0, done.stderr.decode()
+    assert _count(url, "SELECT count(*) FROM certificates WHERE status = 'revoked'") == 1
+
+
+def test_restore_check_reads_the_dump_and_touches_no_database(pg_home, tmp_path, capsys):
+    home, url = pg_home
+    archive = tmp_path / "pg.tar"
+    assert main(["--home", str(home), "backup", str(archive)]) == 0
+    capsys.readouterr()
+    assert main(["restore", str(archive), "--check"]) == 0
+    assert "intact" in capsys.readouterr().out and not (tmp_path / "x").exists()

@@ -253,3 +253,19 @@ def test_modes_do_not_depend_on_the_umask(archive, tmp_path, umask):
     modes = _tree(tmp_path / "r")
     assert modes["."] == modes["ca"] == 0o700 and modes["ca/root.key.pem"] == 0o600 and modes["ca/root.pem"] == 0o644
     assert stat.S_IMODE((tmp_path / "again.tar").stat().st_mode) == 0o600
+
+
+def test_restore_check_verifies_and_writes_nothing(home, archive, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["restore", str(archive), "--check", "--home", str(tmp_path / "h"), "--json"]) == 0
+    checked = _json(capsys)
+    assert checked["checked"] == str(archive) and checked["manifest"]["inventory"]["certificates"] == 5
+    assert not (tmp_path / "h").exists() and list(tmp_path.iterdir()) == []
+    damaged = tmp_path / "damaged.tar"
+    data = bytearray(archive.read_bytes())
+    with tarfile.open(archive) as tar:
+        data[tar.getmember("inventory.db").offset_data + 5000] ^= 1
+    damaged.write_bytes(bytes(data))
+    assert main(["restore", str(damaged), "--check"]) == 2
+    assert "inventory.db: its SHA-256 does not match" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.tar"]

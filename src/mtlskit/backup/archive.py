@@ -82,7 +82,7 @@ class _Layout:
         header = canonical_header(info.name, info.size, mtime)
         if info.offset != self.next_offset or info.offset_data - info.offset != len(header) \
                 or self._read(info.offset, len(header)) != header:
-            raise BadInput(f"the tar header of {_shown(info.name)} is not the one mtlskit writes (the archive was changed)")
+            raise BadInput(f"the tar header of {_shown(info.name)} is not the one `mtlskit backup` writes (the archive was changed)")
         end = info.offset_data + info.size
         self.next_offset = -(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
         self._zeros(end, self.next_offset)

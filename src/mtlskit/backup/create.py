@@ -1,9 +1,10 @@
 """`mtlskit backup FILE`: an online, consistent copy of a CA home in one archive.
 
 What goes in: the inventory (SQLite: the backup API's copy; PostgreSQL: ``pg_dump``), the
-CA certificates and the CA key files as they are (encrypted at rest; a key that is not a
-file in the home, kept offline or in an HSM, is not in it and the manifest says so), and
-``mtlskit.toml``. What stays out: exports and caches that the home rebuilds (``crl/``,
+CA certificates and the CA key files as they are (encrypted at rest), and ``mtlskit.toml``.
+A key that is not a file of the home is not in it, and the manifest says so per CA:
+``in-token`` (a PKCS#11 token; the archive holds the home's reference to it,
+``ca/<name>.pkcs11.json``, never a PIN) or ``not-in-archive`` (kept off the machine). What stays out: exports and caches that the home rebuilds (``crl/``,
 ``ocsp/`` responders, ``tls/``), the REST API token, the agent's state.
 
 The archive is written 0600 to a temporary file beside FILE, flushed, then linked into
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import os
 import stat
 import tempfile
@@ -138,13 +140,16 @@ def _dump_database(settings: Settings, work: Path, progress: Progress | None):
     from mtlskit.store.pgdump import dump_postgresql
 
     copy = work / POSTGRESQL_MEMBER
-    return dialect, dump_postgresql(settings.database_url, copy), copy
+    if progress is not None:
+        progress("database", 0, 1)   # pg_dump reports nothing on the way
+    facts = dump_postgresql(settings.database_url, copy)
+    if progress is not None:
+        progress("database", 1, 1)
+    return dialect, facts, copy
 
 
 def _member(name: str, source: Path | bytes) -> Member:
     if isinstance(source, bytes):
-        import hashlib
-
         return Member(name, len(source), hashlib.sha256(source).hexdigest())
     size, digest = sha256_file(source)
     return Member(name, size, digest)
@@ -168,8 +173,6 @@ class _HashingWriter:
     """A file to write that hashes what goes through it (tarfile needs ``write`` and ``tell``)."""
 
     def __init__(self, out, report) -> None:
-        import hashlib
-
         self.out, self.report, self.digest, self.size = out, report, hashlib.sha256(), 0
 
     def write(self, data) -> int:

@@ -106,8 +106,8 @@ def parse_manifest(data: bytes) -> Manifest:
         raise BadInput("not an mtlskit backup (its manifest has no \"format\": \"mtlskit-backup\")")
     version = document.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:   # JSON true is not version 1
-        raise BadInput(f"backup format version {str(document.get('format_version'))[:20]} is not one this "
-                       f"mtlskit reads ({FORMAT_VERSION})", hint="restore it with the mtlskit that wrote it")
+        raise BadInput(f"backup format version {str(version)[:20]} is not the one this version reads "
+                       f"({FORMAT_VERSION})", hint="restore it with the version that wrote it")
     database = _field(document, "database", dict)
     dialect = _field(database, "dialect", str)
     if dialect not in ("sqlite", "postgresql"):

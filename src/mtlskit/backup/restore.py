@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
+from mtlskit import __version__
 from mtlskit.backup.archive import read_archive
 from mtlskit.backup.manifest import CONFIG_MEMBER, PRIVATE_DIR, SQLITE_MEMBER, Manifest, Member, mode_of
 from mtlskit.errors import BadInput
@@ -74,6 +75,32 @@ def restore_backup(archive: Path, home: Path, now: dt.datetime, force: bool = Fa
     return RestoreResult(home, manifest, replaced)
 
 
+def check_backup(archive: Path, expect_sha256: str | None = None) -> Manifest:
+    """Everything ``restore_backup`` checks, writing nothing to any home: the archive
+    against its manifest, the schema revision, and the database copy (SQLite: copied to a
+    private temporary directory for quick_check and the counts; PostgreSQL: pg_restore
+    --list reads the dump).
+
+    Raises:
+        BadInput: the first thing found wrong.
+    """
+    with _open_archive(archive) as handle:
+        if expect_sha256 is not None:
+            _check_whole(handle, expect_sha256)
+        manifest = read_archive(handle)
+        _check_schema(manifest)
+        with tempfile.TemporaryDirectory(prefix="mtlskit-check-") as scratch:
+            staging = Path(scratch)
+            _stage(handle, staging, manifest, None)
+            if manifest.dialect == "sqlite":
+                _check_database(staging, manifest, None, False)
+            else:
+                from mtlskit.store.pgdump import list_dump
+
+                list_dump(staging / manifest.database_member)
+    return manifest
+
+
 @contextlib.contextmanager
 def _open_archive(path: Path) -> Iterator[BinaryIO]:
     try:
@@ -107,9 +134,9 @@ def _check_schema(manifest: Manifest) -> None:
     versions = Path(mtlskit.store.__file__).parent / "migrations" / "versions"
     known = {p.stem for p in versions.glob("[0-9]*.py")}
     if manifest.schema_revision not in known:
-        raise BadInput(f"the backup's schema revision {manifest.schema_revision[:40]!r} is not one this mtlskit "
-                       f"knows (written by mtlskit {manifest.mtlskit_version[:20]})",
-                       hint="restore it with that version of mtlskit or a newer one")
+        raise BadInput(f"the backup's schema revision {manifest.schema_revision[:40]!r} is unknown to this "
+                       f"version ({__version__}); the backup was written by version {manifest.mtlskit_version[:20]}",
+                       hint="restore it with that version or a newer one")
 
 
 def _check_home(home: Path, force: bool) -> bool:
@@ -147,7 +174,7 @@ def _stage(handle: BinaryIO, staging: Path, manifest: Manifest, progress: Progre
                 out.write(chunk)
                 done[0] += len(chunk)
                 if progress is not None:
-                    progress("restore", done[0], total)
+                    progress("files", done[0], total)
             out.flush()
             os.fsync(out.fileno())
         return digest.hexdigest()

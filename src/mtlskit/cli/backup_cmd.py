@@ -20,7 +20,7 @@ def backup(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The archive to write (a new file; mode 0600).", metavar="FILE"),
     force: bool = typer.Option(False, "--force", help="Replace FILE if it exists (a link is replaced, not followed)."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result (path, SHA-256, manifest) as JSON."),
 ) -> None:
     """Write an online, consistent backup of the CA home: the inventory, the CA
     certificates and key files (encrypted as they are in the home), mtlskit.toml, and a
@@ -54,7 +54,9 @@ def restore(
                                                 "printed it: refuse any other archive."),
     database_url: Optional[str] = typer.Option(None, "--database-url", help="PostgreSQL backups: the (empty) "
                                                "database to restore into."),
-    json_out: bool = typer.Option(False, "--json"),
+    check_only: bool = typer.Option(False, "--check", help="Only check the archive (manifest, every SHA-256, "
+                                    "the database copy) and write nothing to any home."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result (path, SHA-256, manifest) as JSON."),
 ) -> None:
     """Restore a backup into a home: checks the manifest and every member's SHA-256
     before writing anything, refuses a home in use by `serve`, and gives keys 0600 and
@@ -62,6 +64,11 @@ def restore(
     from mtlskit.backup.restore import restore_backup
     from mtlskit.config import default_home
 
+    if check_only:
+        from mtlskit.backup.restore import check_backup
+
+        _print_checked(check_backup(file, expect_sha256), file, json_out)
+        return
     target = (home or state_of(ctx).home or default_home()).expanduser()
     with _progress(json_out, "restoring") as progress, _file_errors():
         result = restore_backup(file, target, dt.datetime.now(dt.timezone.utc), force,
@@ -88,6 +95,18 @@ def _file_errors():
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         raise BadInput(f"cannot write{where}: {exc.strerror or exc}") from None
+
+
+def _print_checked(manifest, file: Path, json_out: bool) -> None:
+    if json_out:
+        print_json({"checked": str(file), "manifest": _manifest_summary(manifest)})
+        return
+    counts = manifest.inventory
+    console.print(f"{file}: intact; backup of {manifest.created_at} by mtlskit {manifest.mtlskit_version} "
+                  f"({counts['certificates']} certificates, {counts['revoked']} revoked; {manifest.dialect} "
+                  f"schema {manifest.schema_revision}; {len(manifest.members)} members, each SHA-256 checked)",
+                  markup=False)
+    _print_keys(manifest)
 
 
 def _manifest_summary(manifest) -> dict:

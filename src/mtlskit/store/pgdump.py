@@ -56,19 +56,33 @@ def restore_postgresql(dump: Path, url: str, replace: bool = False) -> Inventory
         BadInput: the database holds tables (without ``replace``), the dump is not one
             pg_restore reads, or pg_restore fails.
     """
-    _run(url, [_tool("pg_restore"), "--list", str(dump)], "pg_restore", connect=False)
+    list_dump(dump)
     database = Database.open(url)
     with database.read() as tx:
         tables = tx.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        others = tx.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid()")
     if tables and not replace:
         raise BadInput(f"the database {redact(url)} is not empty ({tables} tables)",
                        hint="restore into a new, empty database, or add --force to replace what it holds")
+    if tables and others:
+        raise BadInput(f"the database {redact(url)} is in use ({others} other connections: a running "
+                       "`mtlskit serve` or another command)", hint="stop what uses it, then restore again")
     _run(url, [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
                *(["--clean", "--if-exists"] if tables else []), str(dump)], "pg_restore")
     with database.read() as tx:
         facts = _facts(tx.one(FACTS_SQL))
     database.close()
     return facts
+
+
+def list_dump(dump: Path) -> None:
+    """Make sure pg_restore reads ``dump`` (its table of contents), touching no database.
+
+    Raises:
+        BadInput: it does not.
+    """
+    _run("", [_tool("pg_restore"), "--list", str(dump)], "pg_restore", connect=False)
 
 
 def _facts(row: tuple) -> InventoryFacts:
