@@ -154,3 +154,41 @@ def test_absolute_form_targets_are_judged_on_their_path(stack, target, alice):
     assert reply.status == alice
     if alice == 200:     # what the upstream got is the path that was judged
         assert reply.header("X-Client-Authz-Rule") == ["admins"] and reply.json()["path"] == "/admin/x"
+
+
+def test_a_certificate_signed_outside_the_inventory_is_denied(stack):
+    """A leaf the CA's key signed but the inventory never recorded (a key misused, a
+    database restored from an older backup), claiming alice's name: Nginx verifies it,
+    /authz does not know it."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_dir = stack.home / "ca"
+    issuer = x509.load_pem_x509_certificate((ca_dir / "intermediate.pem").read_bytes())
+    issuer_key = serialization.load_pem_private_key((ca_dir / "intermediate.key.pem").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    ghost = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")]))
+             .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+             .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("spiffe://corp/admin/x")]),
+                            critical=False)
+             .sign(issuer_key, hashes.SHA256()))
+    ghost_dir = stack.base / "clients" / "ghost"
+    ghost_dir.mkdir()
+    (ghost_dir / "fullchain.pem").write_bytes(ghost.public_bytes(serialization.Encoding.PEM)
+                                              + issuer.public_bytes(serialization.Encoding.PEM))
+    (ghost_dir / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    before = len(stack.echo.requests)
+    assert stack.request("ghost", "/admin/x").status == 403
+    assert stack.request("ghost", "/public/x").status == 403
+    assert stack.echo.requests[before:] == []
+    log = (stack.directory / "access.log").read_text()
+    assert 'denied="certificate not issued by this CA"' in log
