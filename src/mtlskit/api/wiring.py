@@ -47,7 +47,7 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
-    view.authz = build_authorizer(service)
+    view.authz = build_authorizer(service, change_watch(engine, interval=refresh))
     tls = _TlsUpkeep(service, authority, tls_names) if tls_names is not None else None
     if tls is not None:
         from mtlskit.api.enroll_routes import EnrollApi
@@ -86,16 +86,14 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     return Worker(create_app(view), source, service.clock, upkeep, tls.context if tls else None)
 
 
-def build_authorizer(service):
+def build_authorizer(service, watch=None):
     """/authz for `deploy nginx --policy`: deployments and identities from the inventory,
-    dropped when it changes (its own change watch: a watch has one reader)."""
+    dropped when ``watch`` (a change watch of its own: a watch has one reader) moves."""
     from mtlskit.authz.decider import Authorizer
     from mtlskit.deploy.authz import authz_deployments
 
-    refresh = service.settings.ocsp_refresh_seconds
-    watch = change_watch(service.inventory.engine, interval=refresh)
     return Authorizer(service.inventory, service.clock, watch, lambda: authz_deployments(service.inventory),
-                      refresh_seconds=refresh)
+                      refresh_seconds=service.settings.ocsp_refresh_seconds)
 
 
 class _TlsUpkeep:
