@@ -83,11 +83,13 @@ def _run(*args) -> None:
 class AuthzStack:
     """home (CA), clients/<name>/, dep/ (the nginx deployment), serve, nginx, echo."""
 
-    def __init__(self, policy: str = POLICY, revocation: str = "none") -> None:
+    def __init__(self, policy: str = POLICY, revocation: str = "none", tls: bool = False) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="mtlskit-authz-"))
         self.base.chmod(0o755)          # nginx's workers (nobody, when run as root) reach its temp dirs
         self.home = self.base / "home"
         self.serve_port, self.port = free_port(), free_port()
+        # tls: nginx asks /authz on serve's --tls-port, checking its certificate
+        self.tls_port = free_port() if tls else None
         self.processes: list = []
         self.echo = Echo()
         try:
@@ -105,13 +107,15 @@ class AuthzStack:
         self.directory = self.base / "dep"
         _run("--home", self.home, "deploy", "nginx", "--name", "localhost", "--dir", self.directory,
              "--listen", f"127.0.0.1:{self.port}", "--upstream", self.echo.url, "--standalone",
-             "--revocation", revocation, "--policy", self.base / "policy.toml")
+             "--revocation", revocation, "--policy", self.base / "policy.toml",
+             *(("--authz-url", f"https://localhost:{self.tls_port}") if self.tls_port else ()))
         self.start_serve()
         self.nginx = ServerProcess(start_command("nginx", self.directory), self.port, self.base / "nginx.log")
         self.processes.append(self.nginx)
 
     def start_serve(self) -> None:
-        self.serve = ServeProcess(self.home, self.serve_port, "--ocsp-refresh-seconds", "1",
+        tls = ("--tls-port", str(self.tls_port)) if self.tls_port else ()
+        self.serve = ServeProcess(self.home, self.serve_port, "--ocsp-refresh-seconds", "1", *tls,
                                   log=self.base / f"serve-{len(self.processes)}.log")
         self.processes.append(self.serve)
 

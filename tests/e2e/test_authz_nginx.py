@@ -84,7 +84,7 @@ def test_the_decision_follows_the_path_nginx_routes_and_the_upstream_gets(stack)
     """Percent-encoding: decided on the decoded $uri, which is what the upstream decodes."""
     for target, routed in [("/%70ublic/x", "/public/x"), ("/public/%61dmin", "/public/admin"),
                            ("/public/x?next=/admin/", "/public/x"), ("/public/a%20b", "/public/a b"),
-                           ("/%61dmin/x", "/admin/x")]:
+                           ("/public/caf%C3%A9", "/public/café"), ("/%61dmin/x", "/admin/x")]:
         client = "alice" if routed.startswith("/admin/") else "bob"
         reply = stack.request(client, target)
         assert reply.status == 200, (target, reply)

@@ -20,6 +20,7 @@ from mtlskit.clock import FixedClock
 from mtlskit.config import load_settings
 from mtlskit.deploy.authz import authz_deployments
 from mtlskit.service import Service
+from mtlskit.store.changes import change_watch
 
 POLICY = '''
 [[rule]]
@@ -48,7 +49,8 @@ class Stack:
             run("--home", self.home, "issue", "client", name, "--out", base / name, *extra)
         self.deploy(POLICY)
         self.service = Service.open(load_settings(self.home, {"ocsp_refresh_seconds": 3600}))
-        self.authorizer = build_authorizer(self.service)
+        # the change watch `serve` gives it (api/wiring.py): revocations count at once
+        self.authorizer = build_authorizer(self.service, change_watch(self.service.inventory.db))
 
     def deploy(self, policy: str, directory: str = "dep") -> None:
         (self.base / "policy.toml").write_text(policy)

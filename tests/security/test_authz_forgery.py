@@ -154,3 +154,61 @@ def test_absolute_form_targets_are_judged_on_their_path(stack, target, alice):
     assert reply.status == alice
     if alice == 200:     # what the upstream got is the path that was judged
         assert reply.header("X-Client-Authz-Rule") == ["admins"] and reply.json()["path"] == "/admin/x"
+
+
+def _signed_by_the_ca(stack, name: str, days: float) -> None:
+    """A client leaf CN=alice (SPIFFE admin ID too) signed with the CA's intermediate key
+    directly, never recorded in the inventory, valid ``days`` from now (negative: expired)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_dir = stack.home / "ca"
+    issuer = x509.load_pem_x509_certificate((ca_dir / "intermediate.pem").read_bytes())
+    issuer_key = serialization.load_pem_private_key((ca_dir / "intermediate.key.pem").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    not_after = now + dt.timedelta(days=days)
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")]))
+            .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(min(now, not_after) - dt.timedelta(days=2)).not_valid_after(not_after)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("spiffe://corp/admin/x")]),
+                           critical=False)
+            .sign(issuer_key, hashes.SHA256()))
+    directory = stack.base / "clients" / name
+    directory.mkdir()
+    (directory / "fullchain.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM)
+                                              + issuer.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+
+
+def test_a_certificate_signed_outside_the_inventory_is_denied(stack):
+    """A leaf the CA's key signed but the inventory never recorded (a key misused, a
+    database restored from an older backup), claiming alice's name: Nginx verifies it,
+    /authz does not know it."""
+    _signed_by_the_ca(stack, "ghost", days=1)
+    before = len(stack.echo.requests)
+    assert stack.request("ghost", "/admin/x").status == 403
+    assert stack.request("ghost", "/public/x").status == 403
+    assert stack.echo.requests[before:] == []
+    log = (stack.directory / "access.log").read_text()
+    assert 'denied="certificate not issued by this CA"' in log
+
+
+def test_an_expired_certificate_gets_nothing(stack):
+    """Refused by Nginx at the handshake already (the /authz check of expiry, for a
+    certificate that expires while its connection is open, is in tests/integration)."""
+    _signed_by_the_ca(stack, "expired", days=-1)
+    before = len(stack.echo.requests)
+    try:
+        status = stack.request("expired", "/public/x").status
+    except (OSError, ConnectionError):
+        status = None
+    assert status in (None, 400)
+    assert stack.echo.requests[before:] == []

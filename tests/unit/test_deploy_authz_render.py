@@ -92,3 +92,11 @@ def _policy(directory: Path) -> Path:
     path = directory / "source-policy.toml"
     path.write_text('[[rule]]\nname = "a"\nmatch = { cn = ["a"] }\npaths = ["/"]\n')
     return path
+
+
+def test_check_reads_the_secret_as_the_server_will():
+    from mtlskit.deploy.access import startup_files
+
+    assert Path("/etc/mtls/authz-secret.conf") in startup_files(_options())
+    assert Path("/etc/mtls/authz-secret.conf") not in startup_files(
+        _options(policy=None, authz_url=None, authz_secret=None))

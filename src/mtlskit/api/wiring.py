@@ -104,22 +104,27 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     return Worker(create_app(view), source, service.clock, upkeep, tls.context if tls else None)
 
 
-def build_authorizer(service):
+def build_authorizer(service, watch=None):
     """/authz for `deploy nginx --policy`: deployments and identities from the inventory,
-    dropped when it changes (its own change watch: a watch has one reader)."""
+    dropped when ``watch`` (a change watch of its own: a watch has one reader) moves."""
     from mtlskit.authz.decider import Authorizer
     from mtlskit.deploy.authz import authz_deployments
 
     refresh = service.settings.ocsp_refresh_seconds
-    database = service.inventory.db
-    if database.dialect == "sqlite":
-        watch = change_watch(database, interval=refresh)
-    else:   # replicas: the change counter (a revocation through any of them), never event ids
-        from mtlskit.store.counter import CounterWatch
-
-        watch = CounterWatch(database.url)
+    if watch is None:
+        watch = _inventory_watch(service.inventory.db, refresh)
     return Authorizer(service.inventory, service.clock, watch, lambda: authz_deployments(service.inventory),
                       refresh_seconds=refresh)
+
+
+def _inventory_watch(database, refresh: float):
+    """A change watch of the inventory for one reader: on SQLite its WAL index, on other
+    databases the change counter (moved by a revocation through any replica)."""
+    if database.dialect == "sqlite":
+        return change_watch(database, interval=refresh)
+    from mtlskit.store.counter import CounterWatch
+
+    return CounterWatch(database.url)
 
 
 class _TlsUpkeep:
