@@ -37,7 +37,7 @@ def list_(
     service = open_service(ctx)
     now = service.clock.now()
     before = now + within if within is not None else None
-    records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile)
+    records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile, pem=False)
     left_out = 0
     if within is not None and not all_:
         kept = [r for r in records if not is_managed(r.profile)]
