@@ -125,3 +125,14 @@ def test_sessions_compress_large_values_with_lz4_and_read_bytes_whole(db):
     with db.read() as tx:
         assert tx.scalar("SELECT der FROM blobs WHERE k = ?", ("crl",)) == payload
         assert tx.scalar("SELECT pg_column_compression(der) FROM blobs") == "lz4"
+
+
+def test_a_connection_the_server_ended_is_replaced(db, postgres_server):
+    with db.read() as tx:
+        pid = tx.scalar("SELECT pg_backend_pid()")
+    postgres_server.admin("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(Exception):   # the statement that meets the break fails
+        with db.read() as tx:
+            tx.scalar("SELECT 1")
+    with db.read() as tx:            # the next one runs on a new connection
+        assert tx.scalar("SELECT pg_backend_pid()") != pid

@@ -206,7 +206,9 @@ class Database:
     def _connection(self):
         local = self._local
         connection = getattr(local, "connection", None)
-        if connection is None or local.pid != os.getpid():
+        # a PostgreSQL connection the server or the network broke (a restart, a fail-over)
+        # is replaced: the statement that met the break failed, the next one reconnects
+        if connection is None or local.pid != os.getpid() or getattr(connection, "broken", False):
             connection = self._connect()
             local.connection, local.pid, local.active = connection, os.getpid(), None
         return connection
