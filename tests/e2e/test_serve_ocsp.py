@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 
 from mtlskit.cli.app import main
+from mtlskit.config import load_settings
 from mtlskit.store.inventory import Inventory
 from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli, openssl
 
@@ -163,7 +164,7 @@ def test_garbage_gets_malformed_request_not_a_500(served, tmp_path, body):
 
 def test_responders_are_in_the_inventory_with_profile_ocsp(served):
     home, _out, _server = served
-    inventory = Inventory.open(f"sqlite:///{home / 'inventory.db'}")
+    inventory = Inventory.open(load_settings(home, environ={}).database_url)   # SQLite or PostgreSQL
     responders = inventory.query(dt.datetime.now(dt.timezone.utc), profile="ocsp")
     assert {r.issuer for r in responders} == {"root", "intermediate"}
     assert oct((home / "ocsp" / "intermediate.key.pem").stat().st_mode & 0o777) == "0o600"

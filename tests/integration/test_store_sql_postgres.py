@@ -114,3 +114,25 @@ def test_a_missing_database_is_refused_in_one_line(postgres_server):
         with Database.open(url).read() as tx:
             tx.scalar("SELECT 1")
     assert "no_such_database" in refused.value.message and "Pw-123" not in refused.value.message
+
+
+def test_sessions_compress_large_values_with_lz4_and_read_bytes_whole(db):
+    payload = bytes(range(256)) * 20_000   # 5 MB, as a CRL of 100,000 entries
+    with db.transaction() as tx:
+        assert tx.scalar("SHOW default_toast_compression") == "lz4"
+        tx.execute("CREATE TABLE blobs (k TEXT PRIMARY KEY, der BYTEA)")
+        tx.execute("INSERT INTO blobs VALUES (?, ?)", ("crl", payload))
+    with db.read() as tx:
+        assert tx.scalar("SELECT der FROM blobs WHERE k = ?", ("crl",)) == payload
+        assert tx.scalar("SELECT pg_column_compression(der) FROM blobs") == "lz4"
+
+
+def test_a_connection_the_server_ended_is_replaced(db, postgres_server):
+    with db.read() as tx:
+        pid = tx.scalar("SELECT pg_backend_pid()")
+    postgres_server.admin("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(Exception):   # the statement that meets the break fails
+        with db.read() as tx:
+            tx.scalar("SELECT 1")
+    with db.read() as tx:            # the next one runs on a new connection
+        assert tx.scalar("SELECT pg_backend_pid()") != pid
