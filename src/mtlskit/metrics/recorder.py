@@ -79,8 +79,15 @@ class Recorder:
         self._requests: dict[tuple[str, str, int], int] = {}
 
     def ocsp(self, status: str, seconds: float) -> None:
-        """One OCSP answer (the hot path: two stores to shared memory, ~0.3 µs with its timing)."""
+        """One OCSP answer: two stores to shared memory."""
         values = self._values
+        values[self._first_cell[status] + (0 if seconds <= FASTEST else bisect.bisect_left(LATENCY_BUCKETS, seconds))] += 1.0
+        values[self._sum] += seconds
+
+    def ocsp_reply(self, reply, seconds: float) -> None:
+        """:meth:`ocsp` for an OcspReply (None: a method OCSP does not use), the hot path's call."""
+        values = self._values
+        status = reply.status if reply is not None else "method_not_allowed"
         values[self._first_cell[status] + (0 if seconds <= FASTEST else bisect.bisect_left(LATENCY_BUCKETS, seconds))] += 1.0
         values[self._sum] += seconds
 
