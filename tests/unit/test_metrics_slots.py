@@ -87,3 +87,29 @@ def test_request_labels_are_bounded():
     assert keys == {series_key("mtlskit_http_requests_total", route="unmatched", method="GET", code="404"),
                     series_key("mtlskit_http_requests_total", route="/crl/{filename}", method="other", code="200"),
                     series_key("mtlskit_http_requests_total", route="/healthz", method="GET", code="0")}
+
+
+def test_dead_workers_files_are_folded_into_the_archive_and_counted_once(tmp_path):
+    mine = Slots(tmp_path)
+    mine.add("a", 1)
+    _child_counts(tmp_path, "a", 3)
+    _child_counts(tmp_path, "b", 2)
+    assert read_directory(tmp_path, fold_dead=True) == {"a": 4.0, "b": 2.0}
+    assert [p.name for p in tmp_path.glob("*.slots")] == [mine.path.name]  # the dead ones' files are gone
+    _child_counts(tmp_path, "a", 5)
+    assert read_directory(tmp_path, fold_dead=True) == {"a": 9.0, "b": 2.0}
+    assert read_directory(tmp_path) == {"a": 9.0, "b": 2.0}
+    assert len(list(tmp_path.glob("*.slots"))) == 1
+
+
+def test_a_crash_between_archiving_and_deleting_counts_nothing_twice(tmp_path, monkeypatch):
+    _child_counts(tmp_path, "a", 3)
+    monkeypatch.setattr(slots_module.Path, "unlink", lambda self, missing_ok=False: None)  # the crash
+    assert read_directory(tmp_path, fold_dead=True) == {"a": 3.0}
+    monkeypatch.undo()
+    assert len(list(tmp_path.glob("worker-*.slots"))) == 1  # archived, still there
+    assert read_directory(tmp_path) == {"a": 3.0}
+    assert read_directory(tmp_path, fold_dead=True) == {"a": 3.0}
+    _child_counts(tmp_path, "a", 1)
+    assert read_directory(tmp_path, fold_dead=True) == {"a": 4.0}
+    assert not list(tmp_path.glob("worker-*.slots"))
