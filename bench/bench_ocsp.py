@@ -344,15 +344,17 @@ def report_metrics_cost(by_key: dict, results: list[dict]) -> None:
                   f"({mine['rps']:.0f} vs {theirs['rps']:.0f} req/s; {mine.get('cpu_us', 0):.1f} vs "
                   f"{theirs.get('cpu_us', 0):.1f} µs)")
         if ratios:
-            median = sorted(ratios)[len(ratios) // 2]
-            verdict = "meets" if median >= METRICS_COST_TARGET else "MISSES"
-            print(f"  median ratio {median:.3f} ({verdict} the {METRICS_COST_TARGET:g} target: metrics cost at most "
-                  f"{(1 - METRICS_COST_TARGET) * 100:.0f}%)")
-            cpu = [by_key[key].get("cpu_us", 0) / by_key[(off, *key[1:])].get("cpu_us", 1) for key in by_key
-                   if key[0] == on and by_key[key].get("cpu_us") and by_key.get((off, *key[1:]), {}).get("cpu_us")]
-            if cpu:
-                print(f"  server CPU per request, metrics on / off: median {sorted(cpu)[len(cpu) // 2]:.3f} "
-                      f"(steadier than requests/s on a shared machine)")
+            print(f"  requests/s ratio, median: {sorted(ratios)[len(ratios) // 2]:.3f} (moves with the neighbours' load)")
+        cpu = [by_key[key]["cpu_us"] / by_key[(off, *key[1:])]["cpu_us"] for key in by_key
+               if key[0] == on and by_key[key].get("cpu_us") and by_key.get((off, *key[1:]), {}).get("cpu_us")]
+        if cpu:
+            # CPU-bound, requests/s is 1 / CPU per request: losing at most 10% of it is at most
+            # 1/0.9 as much CPU per request; this VM's neighbours move CPU time far less than requests/s
+            median = sorted(cpu)[len(cpu) // 2]
+            verdict = "meets" if median <= 1 / METRICS_COST_TARGET else "MISSES"
+            print(f"  server CPU per request, on / off, median: {median:.3f} ({verdict} the "
+                  f"{1 / METRICS_COST_TARGET:.3f} bound: at most {(1 - METRICS_COST_TARGET) * 100:.0f}% of the "
+                  f"throughput lost to metrics)")
 
 
 if __name__ == "__main__":

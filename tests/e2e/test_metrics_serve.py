@@ -116,8 +116,9 @@ def test_a_killed_worker_is_neither_lost_nor_counted_twice(served):
         assert time.monotonic() < deadline, "the supervisor did not replace the killed worker"
         time.sleep(0.05)
     replacement = next(pid for pid in _workers(server) if pid != victim and _slot_file(pid) != victim_file)
-    assert victim_file.exists() and _slot_file(replacement) != victim_file
+    assert _slot_file(replacement) != victim_file
     assert _good(server) == total  # the dead worker's answers still counted, once
+    assert not victim_file.exists() and (victim_file.parent / "dead-workers.json").exists()  # folded by that scrape
     for _ in range(30):
         _post(server, body)
     assert _good(server) == total + 30

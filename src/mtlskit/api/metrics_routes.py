@@ -29,7 +29,7 @@ def router(metrics) -> APIRouter:
         token = metrics.options.token
         if token is not None and not bearer_matches(request.headers.get("authorization"), token):
             raise StarletteHTTPException(401, "/metrics needs the bearer token of the metrics_token_file setting",
-                                         headers={"WWW-Authenticate": 'Bearer realm="mtlskit metrics"'})
+                                         headers={"WWW-Authenticate": 'Bearer realm="mtlskit-metrics"'})
         return Response(metrics.scrape(), media_type=CONTENT_TYPE)
 
     return routes

@@ -24,7 +24,7 @@ With metrics on, every answer is counted by status with its time
 from __future__ import annotations
 
 import logging
-import time
+from time import perf_counter as _timer
 
 from mtlskit.api import ocsp_http
 from mtlskit.api.accept import simple_request
@@ -43,6 +43,7 @@ class OcspWire:
     def __init__(self, source: OcspSource, clock: Clock, date: DateHeader, recorder=None) -> None:
         self.source, self.clock, self.date = source, clock, date
         self.recorder = recorder  # mtlskit.metrics.recorder.Recorder, or None: metrics off
+        self._count = recorder.ocsp_reply if recorder is not None else None
         # request bytes -> (DER request, pre-signed reply, second, response bytes, keep-alive)
         self.presigned_memo: dict[bytes, tuple] = {}
         # request bytes before the nonce octets -> (where the body starts, keep-alive, HTTP version)
@@ -51,11 +52,11 @@ class OcspWire:
 
     def answer(self, request: Request) -> bytes:
         """The whole HTTP response (status line to body) to one request for /ocsp."""
-        if self.recorder is None:
+        if self._count is None:
             return self._answer(request)[2]
-        started = time.perf_counter()
+        started = _timer()
         reply, _, wire, _ = self._answer(request)
-        self.recorder.ocsp(_status(reply), time.perf_counter() - started)
+        self._count(reply, _timer() - started)
         return wire
 
     def one_shot(self, data: bytes) -> bytes | None:
@@ -68,14 +69,13 @@ class OcspWire:
         """(response, keep the connection?, the reply) when ``data`` is exactly one simple
         /ocsp request (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and
         for a keep-alive request unless ``keep_alive_ok``, before anything is answered."""
-        recorder = self.recorder
-        if recorder is None:
+        count = self._count
+        if count is None:
             return self._simple(data, keep_alive_ok)
-        started = time.perf_counter()
+        started = _timer()
         found = self._simple(data, keep_alive_ok)
         if found is not None:
-            reply = found[2]
-            recorder.ocsp(reply.status if reply is not None else "method_not_allowed", time.perf_counter() - started)
+            count(found[2], _timer() - started)
         return found
 
     def _simple(self, data: bytes, keep_alive_ok: bool) -> tuple[bytes, bool, OcspReply | None] | None:
@@ -152,10 +152,6 @@ class OcspWire:
             headers = ocsp_http.reply_headers(reply, self.clock.now())
             head = self._nonce_heads[key] = render(request, 200, headers, b"", date)
         return head + reply.body
-
-
-def _status(reply: OcspReply | None) -> str:
-    return "method_not_allowed" if reply is None else reply.status
 
 
 def _remember(memo: dict, key: bytes, value: tuple) -> None:

@@ -78,10 +78,12 @@ class Recorder:
         self._sum = slots.slot(series_key(OCSP_DURATION + "_sum"))
         self._requests: dict[tuple[str, str, int], int] = {}
 
-    def ocsp(self, status: str, seconds: float) -> None:
-        """One OCSP answer (the hot path: two stores to shared memory, ~0.3 µs with its timing)."""
+    def ocsp_reply(self, reply, seconds: float) -> None:
+        """One OCSP answer (an OcspReply; None: a method OCSP does not use) that took
+        ``seconds``: the hot path's call, two stores to shared memory."""
         values = self._values
-        values[self._first_cell[status] + (0 if seconds <= FASTEST else bisect.bisect_left(LATENCY_BUCKETS, seconds))] += 1.0
+        bucket = 0 if seconds <= FASTEST else bisect.bisect_left(LATENCY_BUCKETS, seconds)
+        values[self._first_cell[reply.status if reply is not None else "method_not_allowed"] + bucket] += 1.0
         values[self._sum] += seconds
 
     def request(self, route: str | None, method: str, code: int) -> None:

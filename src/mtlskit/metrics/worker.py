@@ -39,7 +39,7 @@ class WorkerMetrics:
         """The counters of every worker (the live and the dead), or of this process alone."""
         if self.options.directory is None:
             return self.recorder.slots.read()
-        return read_directory(self.options.directory)
+        return read_directory(self.options.directory, fold_dead=True)
 
     def scrape(self) -> bytes:
         from mtlskit.issue.profiles import PROFILES

@@ -246,8 +246,9 @@ class OcspSource:
         return OcspReply(cached.value.sign(nonce), status=cached.status)
 
     def _prepared(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime) -> _Cached:
-        """ResponseData without the nonce (and its status), reused by nonce requests within the same second
-        (producedAt has a resolution of one second anyway) and dropped with the statuses."""
+        """ResponseData without the nonce (in a _Cached, with its status), reused by nonce
+        requests within the same second (producedAt has a resolution of one second anyway)
+        and dropped with the statuses."""
         key = (ca_name, *(c.der for c in cert_ids))
         cached = self._bodies.get(key)
         if cached is not None and cached.refresh_at == this_update:
