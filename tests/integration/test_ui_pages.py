@@ -179,7 +179,7 @@ def _session(pki, name, role):
     from mtlskit.ui.session import Sessions
 
     sessions = Sessions(pki.setup.key, pki.setup.state_dir, 600)
-    return sessions.open(name, role, "certificate", dt.datetime.now(dt.timezone.utc).timestamp())
+    return sessions.open(name, role, "link", dt.datetime.now(dt.timezone.utc).timestamp())
 
 
 def test_deployments_page_lists_what_deploy_recorded(pki, browser):

@@ -32,7 +32,7 @@ class Identity:
     """A certificate just issued, with its private key and chain (leaf first excluded)."""
 
     record: CertificateRecord
-    private_key: object = dataclasses.field(repr=False)
+    leaf_key: object = dataclasses.field(repr=False)   # the new certificate's key (never a CA key)
     certificate: x509.Certificate
     chain: list[x509.Certificate]   # intermediates, the root excluded
     root: x509.Certificate

@@ -171,11 +171,11 @@ def _bundle(identity, kind: str, password: bytes) -> Download:
     if kind == "mobileconfig":
         from mtlskit.issue.mobileconfig import MEDIA_TYPE, build_mobileconfig
 
-        data = build_mobileconfig(name, identity.private_key, identity.certificate, identity.chain,
+        data = build_mobileconfig(name, identity.leaf_key, identity.certificate, identity.chain,
                                   identity.root, password)
         return Download(data, MEDIA_TYPE, f"{file_stem}.mobileconfig")
     profile = P12Profile.LEGACY if kind == "p12-legacy" else P12Profile.MODERN
-    data = build_pkcs12(name, identity.private_key, identity.certificate, identity.chain, password, profile)
+    data = build_pkcs12(name, identity.leaf_key, identity.certificate, identity.chain, password, profile)
     return Download(data, "application/x-pkcs12", f"{file_stem}-{profile.value}.p12")
 
 
