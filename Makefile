@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_HOME ?= $(CURDIR)/demo-home
 BENCH_N ?= 20000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
+FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render api_requests
 ATHERIS_TARGETS := ocsp_request http_simple csr_pem   # when atheris is installed (optional)
 
 # The tests of the DER fast paths and what uses them (pki, publish, issue, revoke; unit and

@@ -125,3 +125,34 @@ def test_a_certificate_of_another_ca_never_reaches_the_app(served, tmp_path):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with pytest.raises((ssl.SSLError, ConnectionError)):
         served.tls("/crls", (tmp_path / "cert.pem", tmp_path / "key.pem"))
+
+
+def _raw(served, request: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_the_wire_refuses_what_the_app_refuses(served):
+    token = served.token("wire", "admin")
+    body = json.dumps({"targets": ["ops-bob"]}).encode()
+    twice = (f"POST /api/v1/revocations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+             f"Connection: close\r\n\r\n").encode() + body
+    answer = _raw(served, twice)
+    assert answer.startswith(b"HTTP/1.1 401") and b"\r\nwww-authenticate: bearer realm=" in answer.lower()
+    in_query = (f"GET /api/v1/crls?access_token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode()
+    assert _raw(served, in_query).startswith(b"HTTP/1.1 401")
+    huge = (f"POST /api/v1/certificates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {8 * 1024 * 1024}\r\nConnection: close\r\n\r\n").encode()
+    assert _raw(served, huge).startswith(b"HTTP/1.1 413")
+    status, body = served.tls("/crls", served.client("ops-bob"))  # ops-bob was not revoked by any of them
+    assert status == 200

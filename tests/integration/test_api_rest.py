@@ -48,6 +48,8 @@ def test_openapi_documents_every_route_with_bodies_and_the_bearer_scheme(world):
     assert issue_body["properties"]["profile"]["enum"] == ["server", "client", "peer"]
     assert "$ref" not in json.dumps(issue_body)  # inlined: resolvable inside the document
     assert {"401", "403"} <= set(paths["/api/v1/revocations"]["post"]["responses"])
+    listed = {p["name"] for p in paths["/api/v1/certificates"]["get"]["parameters"]}
+    assert listed == {"name", "status", "profile", "issuer", "expiring", "limit", "cursor"}
     assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
 
 
@@ -147,6 +149,27 @@ def test_issue_hands_the_key_over_once_and_records_who(world):
     assert verdict.returncode == 0, verdict.stderr
 
 
+def test_concurrent_issues_each_get_their_own_key(world):
+    import asyncio
+
+    import httpx
+
+    async def issue_all():
+        transport = httpx.ASGITransport(app=world.worker.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await asyncio.gather(*(client.post(API + "/certificates", json={"profile": "peer", "name": f"burst-{n}",
+                                                                               "dns": [f"burst-{n}.example"]},
+                                                      headers=world.auth("issue")) for n in range(8)))
+
+    responses = asyncio.run(issue_all())
+    assert [r.status_code for r in responses] == [201] * 8
+    keys = {r.json()["private_key"] for r in responses}
+    serials = {r.json()["serial"] for r in responses}
+    assert len(keys) == 8 and len(serials) == 8
+    assert {r.name for r in world.service.inventory.query(dt.datetime.now(dt.timezone.utc), profile="peer")} >= \
+        {f"burst-{n}" for n in range(8)}
+
+
 @pytest.mark.parametrize("profile", ["modern", "legacy"])
 def test_issue_as_pkcs12_with_the_callers_password(world, profile):
     response = world.post("/certificates", {"profile": "client", "name": f"phone-{profile}",
@@ -225,6 +248,22 @@ def test_renew_with_a_csr_then_the_old_one_is_refused(world):
     assert event["detail"]["by"] == "token:t-issue"
 
 
+def test_renew_with_a_new_key_handed_over(world):
+    issued = world.post("/certificates", {"profile": "client", "name": "renew-key", "key_type": "ec-p384"}, "issue").json()
+    response = world.post("/certificates/renew-key/renew", {"new_key": True}, "issue")
+    assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    successor = x509.load_pem_x509_certificate(body["certificate"]["certificate"].encode())
+    key = serialization.load_pem_private_key(body["private_key"].encode(), None)
+    assert key.public_key() == successor.public_key() and key.curve.name == "secp384r1"  # the same key type
+    assert body["renewed"] == issued["serial"] and body["directory"] is None
+    # an API-issued certificate has no directory: renewing "as the CLI" says what to send instead
+    plain = world.post("/certificates", {"profile": "client", "name": "renew-nodir"}, "issue").json()
+    assert_problem(world.post(f"/certificates/serial:{plain['serial']}/renew", {}, "issue"), 400, "bad-input",
+                   "no directory was recorded")
+
+
 def test_renew_in_place_as_the_cli_does(world):
     directory = issue(world.home, "client", "in-place", world.out)
     before = (directory / "cert.pem").read_text()
@@ -239,6 +278,8 @@ def test_renew_in_place_as_the_cli_does(world):
 def test_renew_refusals(world):
     assert_problem(world.post("/certificates/nobody-at-all/renew", {}, "issue"), 404, "not-found")
     assert_problem(world.post("/certificates/x/renew", {"csr": "x", "revoke_old": True}, "issue"), 422)
+    assert_problem(world.post("/certificates/x/renew", {"csr": "x", "new_key": True}, "issue"), 422)
+    assert_problem(world.post("/certificates/x/renew", {"new_key": 1}, "issue"), 422)
     assert_problem(world.post("/certificates/x/renew", {"reuse_key": True}, "issue"), 422)
 
 
@@ -292,7 +333,12 @@ def test_status_routes(world):
     crls = world.get("/crls", "read").json()
     assert {c["ca"] for c in crls} == {"root", "intermediate"}
     assert all(c["crl_number"] >= 1 and not c["stale"] for c in crls)
-    assert world.get("/deployments", "read").json() == []
+    assert cli(world.home, "deploy", "nginx", "--name", "web.example", "--dir", str(world.out / "nginx"),
+               "--listen", "127.0.0.1:8443", "--upstream", "http://127.0.0.1:9000") == 0
+    [deployment] = world.get("/deployments", "read").json()
+    assert (deployment["server"], deployment["name"], deployment["directory"]) == \
+        ("nginx", "web.example", str(world.out / "nginx"))
+    assert deployment["options"]["listen"]
 
 
 def test_whoami_and_the_audit_trail_for_admins(world):
@@ -380,3 +426,19 @@ def test_a_bearer_token_wins_over_the_certificate(world):
     reader = world.as_certificate(_pem(world, "ops-reader"))
     response = reader.get(API + "/crls", headers={"authorization": "Bearer wrong"})
     assert_problem(response, 401, "unauthenticated")  # never falls back to the certificate
+
+
+def test_a_failure_to_record_last_use_never_refuses_a_valid_token(world, monkeypatch, caplog):
+    import logging
+
+    from mtlskit.store import api_tokens
+
+    def locked(*args):
+        raise RuntimeError("database is locked")
+
+    token, _ = create_api_token(world.service, "never-used-before", "read")
+    monkeypatch.setattr(api_tokens, "touch_api_token", locked)
+    with caplog.at_level(logging.WARNING, logger="mtlskit.serve"):
+        response = world.client.get(API + "/crls", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "could not record the use of API token never-used-before" in caplog.text and token not in caplog.text

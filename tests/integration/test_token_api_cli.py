@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 
 import pytest
 
@@ -20,8 +19,12 @@ def home(tmp_path):
 
 
 def _rows(home):
-    with sqlite3.connect(home / "inventory.db") as db:
-        return db.execute("SELECT name, role, token_sha256, expires_at, revoked_at FROM api_tokens").fetchall()
+    """What the store holds, on whatever database the home uses."""
+    from mtlskit.config import load_settings
+    from mtlskit.service import Service
+
+    with Service.open(load_settings(home)).inventory.db.read() as tx:
+        return [tuple(row) for row in tx.all("SELECT name, role, token_sha256, expires_at, revoked_at FROM api_tokens")]
 
 
 def test_create_prints_the_token_alone_on_its_last_line_and_stores_only_its_hash(cli, home):

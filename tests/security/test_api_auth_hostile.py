@@ -17,6 +17,8 @@ from tests.support_crl import issue
 from tests.support_deploy import CLIENT, make_ca, make_leaf
 from tests.support_rest import API, assert_problem, build_world
 
+pytestmark = pytest.mark.security
+
 WRITES = [("/certificates", {"profile": "client", "name": "escalated"}),
           ("/sign", {"profile": "client", "csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
           ("/certificates/cert-nobody/renew", {}),
@@ -84,6 +86,18 @@ def test_a_token_in_the_query_string_or_body_is_not_read(world, unchanged, param
                                  content=json.dumps({"targets": ["cert-nobody"], parameter: token}),
                                  headers={"content-type": "application/json"})
     assert_problem(response, 401, "unauthenticated")
+
+
+def test_refusals_are_logged_without_the_token(world, caplog):
+    import logging
+
+    token = world.tokens["admin"]
+    with caplog.at_level(logging.WARNING, logger="mtlskit.serve"):
+        world.client.get(API + "/crls", headers={"authorization": f"bearer {token}"})
+        world.client.get(API + "/crls", headers={"authorization": f"Bearer {token}x"})
+        world.post("/revocations", {"targets": ["cert-nobody"]}, "read")
+    assert "GET /api/v1/crls from" in caplog.text and "token:t-read has the role read" in caplog.text
+    assert token not in caplog.text and token[4:20] not in caplog.text
 
 
 def test_the_exact_spelling_is_accepted(world):

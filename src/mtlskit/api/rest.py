@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBearer
@@ -39,6 +40,7 @@ from mtlskit.api.problems import InvalidRequest
 from mtlskit.audit_actor import acting_as
 from mtlskit.errors import BadInput
 
+log = logging.getLogger("mtlskit.serve")
 PREFIX = "/api/v1"
 OPENAPI_PATH = PREFIX + "/openapi.json"
 MAX_JSON_OCTETS = 64 * 1024  # the server refuses larger bodies anyway (api.server.MAX_BODY)
@@ -79,8 +81,14 @@ def requires(api: RestApi, role: str):
         Forbidden: a role too low (403).
     """
     async def principal(request: Request) -> Principal:
-        caller = await run_in_threadpool(authenticate_request, api, request)
+        try:
+            caller = await run_in_threadpool(authenticate_request, api, request)
+        except (Unauthenticated, Forbidden) as refused:  # for the operator: who knocked (never a token)
+            log.warning("%s %s from %s refused: %s", request.method, request.url.path, _peer(request), refused.message)
+            raise
         if not allows(caller, role):
+            log.warning("%s %s refused: %s has the role %s", request.method, request.url.path, caller.audit_by,
+                        caller.role)
             raise Forbidden(f"{caller.audit_by} has the role {caller.role!r}; this needs {role!r} or above")
         return caller
 
@@ -98,6 +106,10 @@ def authenticate_request(api: RestApi, request: Request) -> Principal:
     if authorizations or client_pem is None:
         return authenticate(authorizations, api.service.inventory.db, api.token, now)
     return _certificate_principal(api, client_pem, now)
+
+
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 def _client_certificate(request: Request) -> str | None:

@@ -24,8 +24,26 @@ ISSUE_EXAMPLE = '{"profile": "client", "name": "alice"}'
 SIGN_EXAMPLE = '{"profile": "server", "csr": "-----BEGIN CERTIFICATE REQUEST-----..."}'
 
 
+def _query(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+SEARCH_DOCUMENTED = {"parameters": [
+    _query("name", "a NAME, or a prefix of NAMEs ending with *"),
+    _query("status", "valid, not-yet-valid, expired or revoked", {"type": "string", "enum": [s.value for s in Status]}),
+    _query("profile", "server, client, peer, ocsp, ..."),
+    _query("issuer", "the issuing CA's name"),
+    _query("expiring", "valid ones expiring within this, e.g. 30d, 12h, 2w"),
+    _query("limit", f"page size, 1 to {MAX_PAGE}", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                                                   "default": DEFAULT_PAGE}),
+    _query("cursor", "next_cursor of the previous page"),
+]}
+
+
 def add_routes(routes: APIRouter, api) -> None:
-    @routes.get("/certificates", responses={422: {"description": "a bad filter or cursor"}})
+    @routes.get("/certificates", openapi_extra=SEARCH_DOCUMENTED,
+                responses={422: {"description": "a bad filter or cursor"}})
     async def list_certificates(request: Request, _caller=Depends(requires(api, "read"))) -> JSONResponse:
         """List/search the inventory, soonest expiry first, a page at a time.
 
@@ -83,15 +101,18 @@ def add_routes(routes: APIRouter, api) -> None:
                             409: {"description": "a NAME with several live certificates"},
                             422: {"description": "a body of the wrong shape"}})
     async def renew(target: str, request: Request, caller=Depends(requires(api, "issue"))) -> JSONResponse:
-        """Renew a certificate: with ``csr``, sign its successor for the CSR's new key and
-        return it; without, as `mtlskit renew NAME` (new files where its files were written,
-        or into the deployments `deploy` made of it)."""
+        """Renew a certificate (its successor copies subject, SANs, profile and lifetime):
+        with ``csr``, for the CSR's new key; with ``new_key``, for a new key handed over in
+        this answer only; else as `mtlskit renew NAME` (new files where its files were
+        written, or into the deployments `deploy` made of it)."""
         wanted = parse_body(models.RenewRequest, request.headers.get("content-type"), await request.body(), "{}")
-        if wanted.csr is not None and wanted.revoke_old:
-            raise InvalidRequest("revoke_old goes with a renewal without csr",
-                                 hint="renew with the CSR, then revoke the old one through /revocations")
+        if (wanted.csr is not None) + wanted.new_key + wanted.revoke_old > 1:
+            raise InvalidRequest("csr, new_key and revoke_old are three ways to renew: give one",
+                                 hint="to retire the old one after a csr or new_key renewal, revoke it through "
+                                      "/revocations")
         record, result = await run_as(caller, _renew, api.service, api.authority, target, wanted)
-        return JSONResponse(result | {"certificate": issued_json(api, record)}, status_code=201)
+        headers = NO_STORE if "private_key" in result else None
+        return JSONResponse(result | {"certificate": issued_json(api, record)}, status_code=201, headers=headers)
 
 
 def _sign(service, authority, wanted: models.SignRequest):
@@ -119,6 +140,14 @@ def _renew(service, authority, target: str, wanted: models.RenewRequest) -> tupl
 
         new = renew_for_csr(service, authority, old, wanted.csr.encode("ascii", "replace"))
         return new, {"renewed": old.serial_hex, "directory": None, "deployments": []}
+    if wanted.new_key:
+        from mtlskit.lifecycle.renew import sign_renewal
+        from mtlskit.pki.keys import KeyType, generate_private_key, private_key_pem
+
+        key = generate_private_key(KeyType(old.key_type))
+        new = sign_renewal(service, authority, old, key.public_key())
+        return new, {"renewed": old.serial_hex, "directory": None, "deployments": [],
+                     "private_key": private_key_pem(key).decode("ascii")}
     [renewal] = renew_certificates(service, authority, [old], revoke_old=wanted.revoke_old)
     return renewal.new, {"renewed": old.serial_hex, "directory": renewal.directory,
                          "deployments": list(renewal.deployments)}

@@ -75,10 +75,12 @@ class RenewRequest(_Request):
     """Body of ``POST /api/v1/certificates/{target}/renew``."""
 
     csr: Optional[str] = Field(None, min_length=1, max_length=MAX_PEM,
-                               description="PEM CSR of the new key: the successor is returned, no file is written. "
-                                           "Without it, as `mtlskit renew`: new files where the certificate's were "
-                                           "written (or into its deployments)")
-    revoke_old: bool = Field(False, description="without csr: revoke the predecessor (superseded), as --revoke-old")
+                               description="PEM CSR of the new key: the successor is returned, no file is written")
+    new_key: bool = Field(False, description="a new key of the same type, handed over in this answer only "
+                                             "(private_key), no file written")
+    revoke_old: bool = Field(False, description="without csr or new_key, as `mtlskit renew [--revoke-old]`: new "
+                                                "files where the certificate's were written (or into its "
+                                                "deployments); with this, the predecessor is revoked (superseded)")
 
 
 class RevokeRequest(BaseModel):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -172,7 +173,11 @@ def authenticate(authorizations: list[str], db, file_token: str | None, now: dt.
     if state != "active":
         raise Unauthenticated(f"the bearer token {stored.name!r} is {state}", hint=_HINT)
     if stored.last_used_at is None or now - stored.last_used_at >= LAST_USED_RESOLUTION:
-        touch_api_token(db, stored.name, now)
+        try:
+            touch_api_token(db, stored.name, now)
+        except Exception:  # bookkeeping: a busy or read-only database must not refuse a valid token
+            logging.getLogger("mtlskit.serve").warning("could not record the use of API token %s", stored.name,
+                                                       exc_info=True)
     return Principal(stored.name, stored.role, "token")
 
 
