@@ -40,6 +40,7 @@ def pages(pki: UiPki) -> dict[str, str]:
         "filter valid + client": "/ui/certificates?status=valid&profile=client",
         "filter revoked": "/ui/certificates?status=revoked",
         "filter expired": "/ui/certificates?status=expired",
+        "expiring within 30 days": "/ui/certificates?expiring=30",
         "search NAME prefix c0543 (100 matches)": "/ui/certificates?q=c0543",
         "search NAME prefix c05 (10,000)": "/ui/certificates?q=c05",
         "search NAME prefix c (all)": "/ui/certificates?q=c&sort=-expiry",
