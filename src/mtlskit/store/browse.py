@@ -52,7 +52,7 @@ class Page:
     total: int          # rows matching the filters
 
 
-COUNT_CAP = 10_000          # pages say "10,000+" beyond: an exact count would read every match
+COUNT_CAP = 1_000           # pages say "more than 1,000" beyond: an exact count reads every match
 NAME_INDEX_MATCHES = 2_000  # a NAME prefix with fewer matches is read through the name index
 _ISSUERS = ("WITH RECURSIVE issuers(issuer) AS (SELECT MIN(issuer) FROM certificates UNION ALL "
             "SELECT (SELECT MIN(issuer) FROM certificates WHERE issuer > issuers.issuer) FROM issuers "
