@@ -82,3 +82,12 @@ def test_revoked_counts_per_issuer(pki, everything):
     _, records = everything
     assert browse.revoked_counts(pki.service.inventory.db) == {
         "intermediate": sum(1 for r in records if r.status == "revoked")}
+
+
+@pytest.mark.parametrize("days", [7, 30])
+def test_expiring_within_days_matches_brute_force(pki, everything, days):
+    now, records = everything
+    walked = _walk(pki.service.inventory.db, now, browse.PageQuery(expiring_days=days, size=200))
+    limit = now + dt.timedelta(days=days)
+    expected = [r.serial for r in records if r.status_at(now).value == "valid" and r.not_after <= limit]
+    assert [record.serial for _, record in walked] == expected and expected

@@ -179,7 +179,7 @@ def _session(pki, name, role):
     from mtlskit.ui.session import Sessions
 
     sessions = Sessions(pki.setup.key, pki.setup.state_dir, 600)
-    return sessions.open(name, role, "certificate", dt.datetime.now(dt.timezone.utc).timestamp())
+    return sessions.open(name, role, "link", dt.datetime.now(dt.timezone.utc).timestamp())
 
 
 def test_deployments_page_lists_what_deploy_recorded(pki, browser):
@@ -199,3 +199,10 @@ def test_issue_with_an_email_san_and_a_lifetime(pki, browser):
     erin = pki.record("erin")
     assert any(san.lower() == "email:erin@example.test" for san in erin.sans), erin.sans
     assert (erin.not_after - erin.not_before).days == 30 and erin.key_type == "rsa-2048"
+
+
+def test_expiring_filter_on_the_page_keeps_its_choice(pki, browser):
+    text = browser.get("/ui/certificates?expiring=30").text
+    assert '<option value="30" selected>' in text and ">alice</a>" not in text   # alice lives a year
+    assert "OCSP Responder" in text   # responders live 7 days
+    assert browser.get("/ui/certificates?expiring=12345").status_code == 200   # not offered: ignored

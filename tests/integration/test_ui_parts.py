@@ -142,3 +142,19 @@ def test_serve_refuses_an_out_of_range_session_lifetime(tmp_path, cli):
     result = cli("--home", str(home), "serve", "--port", "0", "--ui")
     assert result.code == 2 and "ui_session_minutes must be between 5 and 10080" in result.err
     assert not (home / "ui" / "login").exists()
+
+
+def test_a_scratch_directory_left_by_a_dead_issuer_is_removed(tmp_path):
+    import os
+
+    from mtlskit.issue.identity import STALE_SECONDS, remove_stale
+
+    old, fresh = tmp_path / "old", tmp_path / "fresh"
+    for directory in (old, fresh):
+        (directory / "bundle").mkdir(parents=True)
+        (directory / "bundle" / "key.pem").write_text("a key")
+    now = 1_900_000_000
+    os.utime(old, (now - STALE_SECONDS - 1, now - STALE_SECONDS - 1))
+    os.utime(fresh, (now - 10, now - 10))
+    assert remove_stale(tmp_path, now) == ["old"]
+    assert not old.exists() and (fresh / "bundle" / "key.pem").exists()

@@ -5,6 +5,7 @@ after log-in, framing, caching of the page that carries a key."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -111,14 +112,15 @@ def test_a_session_cookie_of_another_serve_is_refused(pki, tmp_path):
     assert response.status_code == 401
 
 
-def test_a_cookie_with_a_raised_role_or_changed_expiry_is_refused(pki):
+@pytest.mark.parametrize("change", [{"role": "admin"}, {"expires": 4_000_000_000}, {"name": "root"}])
+def test_a_cookie_with_a_raised_role_or_changed_expiry_is_refused(pki, change):
     sessions = Sessions(pki.setup.key, pki.setup.state_dir, 600)
-    cookie, session = sessions.open("reader", "read", "certificate", dt.datetime.now(dt.timezone.utc).timestamp())
+    cookie, session = sessions.open("reader", "read", "link", dt.datetime.now(dt.timezone.utc).timestamp())
+    assert pki.client.get("/ui/certificates", headers={"cookie": f"{COOKIE}={cookie}"}).status_code == 200
     payload, signature = cookie.split(".")
-    forged = json.loads(__import__("base64").urlsafe_b64decode(payload + "=="))
-    forged["role"] = "admin"
+    forged = {**json.loads(base64.urlsafe_b64decode(payload + "==")), **change}
     forged_cookie = _b64(json.dumps(forged, separators=(",", ":")).encode()) + "." + signature
-    response = pki.client.get("/ui/issue", headers={"cookie": f"{COOKIE}={forged_cookie}"})
+    response = pki.client.get("/ui/certificates", headers={"cookie": f"{COOKIE}={forged_cookie}"})
     assert response.status_code == 401
 
 

@@ -11,8 +11,10 @@ directory for it (nothing to renew in place). The CA keeps the certificate, not 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -25,6 +27,7 @@ from mtlskit.pki.keys import KeyType
 from mtlskit.store.inventory import CertificateRecord
 
 SCRATCH = "scratch"
+STALE_SECONDS = 3600  # a scratch directory this old was left by a process that died mid-issue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Identity:
     """A certificate just issued, with its private key and chain (leaf first excluded)."""
 
     record: CertificateRecord
-    private_key: object = dataclasses.field(repr=False)
+    leaf_key: object = dataclasses.field(repr=False)   # the new certificate's key (never a CA key)
     certificate: x509.Certificate
     chain: list[x509.Certificate]   # intermediates, the root excluded
     root: x509.Certificate
@@ -46,6 +49,7 @@ def issue_identity(service, authority, request: IssueRequest, key_type: KeyType)
     """
     parent = Path(service.settings.home) / SCRATCH
     parent.mkdir(mode=0o700, exist_ok=True)
+    remove_stale(parent, time.time())
     scratch = Path(tempfile.mkdtemp(dir=parent))
     try:
         directory = scratch / "bundle"
@@ -56,3 +60,17 @@ def issue_identity(service, authority, request: IssueRequest, key_type: KeyType)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Identity(record, private_key, certificate, list(authority.chain), authority.root.certificate)
+
+
+def remove_stale(parent: Path, now: float) -> list[str]:
+    """Remove the scratch directories older than STALE_SECONDS (a key left behind by a
+    process killed between signing and clean-up); their names."""
+    removed = []
+    for entry in os.scandir(parent):
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
+        except FileNotFoundError:
+            pass
+    return removed

@@ -30,6 +30,7 @@ class PageQuery:
         status: one of Status's values.
         profile: a profile name.
         descending: latest expiry first.
+        expiring_days: only valid certificates expiring within this many days.
         after: the id of the last row of the previous page (next page).
         before: the id of the first row of the next page (previous page).
     """
@@ -38,6 +39,7 @@ class PageQuery:
     status: str = ""
     profile: str = ""
     descending: bool = False
+    expiring_days: int | None = None   # valid and expiring within this many days
     after: int | None = None
     before: int | None = None
     size: int = 50
@@ -50,7 +52,7 @@ class Page:
     total: int          # rows matching the filters
 
 
-COUNT_CAP = 10_000          # pages say "10,000+" beyond: an exact count would read every match
+COUNT_CAP = 1_000           # pages say "more than 1,000" beyond: an exact count reads every match
 NAME_INDEX_MATCHES = 2_000  # a NAME prefix with fewer matches is read through the name index
 _ISSUERS = ("WITH RECURSIVE issuers(issuer) AS (SELECT MIN(issuer) FROM certificates UNION ALL "
             "SELECT (SELECT MIN(issuer) FROM certificates WHERE issuer > issuers.issuer) FROM issuers "
@@ -119,6 +121,9 @@ def _filters(now: dt.datetime, query: PageQuery, name: str = "name") -> tuple[st
         clauses.append("status != ? AND not_before > ? AND not_after > ?"), params.extend([_REVOKED, now, now])
     if query.profile:
         clauses.append("profile = ?"), params.append(query.profile)
+    if query.expiring_days is not None:
+        clauses.append("status != ? AND not_before <= ? AND not_after > ? AND not_after <= ?")
+        params.extend([_REVOKED, now, now, now + dt.timedelta(days=query.expiring_days)])
     if query.search:
         clauses.append(f"{name} >= ? AND {name} < ?"), params.extend([query.search, query.search + _LAST_CHAR])
     return " AND ".join(clauses), params

@@ -69,13 +69,16 @@ def create_ui(ui: UiContext):
     def viewer(request: Request) -> tuple[Session | None, str | None]:
         """The request's session, or one opened for its client certificate (with the cookie to set)."""
         session = ui.sessions.read(request.cookies.get(COOKIE), now())
-        if session is not None:
+        if session is not None and session.via != "certificate":
             return session, None
         certificate = _client_certificate(request)
-        if certificate is None:
-            return None, None
-        principal = verified_principal(certificate, ui.service.settings, ui.service.inventory,
-                                       ui.service.clock.now())
+        principal = None if certificate is None else verified_principal(
+            certificate, ui.service.settings, ui.service.inventory, ui.service.clock.now())
+        if session is not None:
+            # a certificate's session lasts while that certificate is presented and live:
+            # revoked (or no longer in [roles]), its next request is refused
+            alive = principal is not None and (principal.name, principal.role) == (session.name, session.role)
+            return (session if alive else None), None
         if principal is None:
             return None, None
         cookie, session = ui.sessions.open(principal.name, principal.role, "certificate", now())

@@ -29,6 +29,7 @@ FORMATS = {"p12-modern": "PKCS#12, modern (AES-256, SHA-256 MAC)",
 ISSUE_CHOICES = {"key_types": KEY_TYPES, "formats": FORMATS}
 MIN_PASSWORD = 8
 PAGE_SIZE = 50
+EXPIRING = ("7", "30", "90")   # days offered by the "expiring within" filter
 TIMELINE_WEEKS = 26
 _SERIAL = re.compile(r"[0-9a-f]{1,40}\Z")
 
@@ -38,17 +39,19 @@ def certificate_list(service, params: Mapping[str, str]) -> dict:
     query = browse.PageQuery(
         search=params.get("q", "").strip()[:200], status=_one_of(params.get("status", ""), STATUSES),
         profile=_one_of(params.get("profile", ""), PROFILES), descending=params.get("sort") == "-expiry",
+        expiring_days=int(params["expiring"]) if params.get("expiring") in EXPIRING else None,
         after=_int(params.get("after")), before=_int(params.get("before")), size=PAGE_SIZE)
     now = service.clock.now()
     page = browse.certificate_page(service.inventory.db, now, query)
     filters = {k: v for k, v in (("q", query.search), ("status", query.status), ("profile", query.profile),
+                                 ("expiring", str(query.expiring_days or "")),
                                  ("sort", "-expiry" if query.descending else "")) if v}
     rows = [_row(record, now) for _, record in page.rows]
     going_back = query.before is not None
     has_next = bool(page.rows) and (page.has_more if not going_back else True)
     has_prev = bool(page.rows) and (page.has_more if going_back else query.after is not None)
     return {"rows": rows, "total": page.total, "filters": filters, "query": query,
-            "statuses": STATUSES, "profiles": PROFILES, "count_cap": browse.COUNT_CAP,
+            "statuses": STATUSES, "profiles": PROFILES, "count_cap": browse.COUNT_CAP, "expiring": EXPIRING,
             "next_url": _url(filters, after=page.rows[-1][0]) if has_next else None,
             "prev_url": _url(filters, before=page.rows[0][0]) if has_prev else None,
             "sort_url": _url({**filters, "sort": "" if query.descending else "-expiry"})}
@@ -171,11 +174,11 @@ def _bundle(identity, kind: str, password: bytes) -> Download:
     if kind == "mobileconfig":
         from mtlskit.issue.mobileconfig import MEDIA_TYPE, build_mobileconfig
 
-        data = build_mobileconfig(name, identity.private_key, identity.certificate, identity.chain,
+        data = build_mobileconfig(name, identity.leaf_key, identity.certificate, identity.chain,
                                   identity.root, password)
         return Download(data, MEDIA_TYPE, f"{file_stem}.mobileconfig")
     profile = P12Profile.LEGACY if kind == "p12-legacy" else P12Profile.MODERN
-    data = build_pkcs12(name, identity.private_key, identity.certificate, identity.chain, password, profile)
+    data = build_pkcs12(name, identity.leaf_key, identity.certificate, identity.chain, password, profile)
     return Download(data, "application/x-pkcs12", f"{file_stem}-{profile.value}.p12")
 
 

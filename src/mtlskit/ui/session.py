@@ -83,7 +83,7 @@ class Sessions:
     def __init__(self, key: bytes, state_dir: Path, lifetime_seconds: int) -> None:
         if len(key) < 32:
             raise BadInput("the session key must have at least 32 bytes")
-        self._key = key
+        self._secret = key
         self.ended_dir = Path(state_dir) / "ended"
         self.lifetime = lifetime_seconds
         _private_dir(self.ended_dir)
@@ -120,7 +120,7 @@ class Sessions:
         return bool(token) and hmac.compare_digest(token.encode(), self.csrf_token(session).encode())
 
     def _sign(self, text: str) -> str:
-        return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
+        return _b64(hmac.new(self._secret, text.encode(), hashlib.sha256).digest())
 
 
 def new_key() -> bytes:
