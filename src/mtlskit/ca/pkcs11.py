@@ -201,8 +201,6 @@ class TokenSession:
         return hmac.compare_digest(self._pin.encode(), pin.encode())
 
     def _open(self) -> None:
-        import pkcs11
-
         library = _library(self.config.module)
         for delay in (*RETRY_DELAYS, None):
             try:
@@ -297,7 +295,7 @@ def labels_in_use(token: TokenSession, labels: list[str]) -> list[str]:
     from pkcs11 import Attribute
 
     session = token.session()
-    return [label for label in labels if next(iter(session.get_objects({Attribute.LABEL: label})), None)]
+    return [label for label in labels if list(session.get_objects({Attribute.LABEL: label}))]
 
 
 def generate_key(token: TokenSession, key_type: KeyType, label: str):
