@@ -189,3 +189,17 @@ def test_a_token_key_cannot_be_serialised(homes):
     with pytest.raises(BadInput, match="cannot leave the token"):
         issuing._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption())
+
+
+def test_each_home_records_its_own_pin_file(hsm, homes, tmp_path, cli):
+    """Two homes on one token, each with its PIN file: each reference names its own (this
+    process already holds a session opened through the other file)."""
+    own = tmp_path / "own-pin"
+    own.write_text(PIN + "\n")
+    own.chmod(0o600)
+    home = tmp_path / "home"
+    args = hsm.init_args(TOKEN, "own")
+    args[args.index("--pkcs11-pin-file") + 1] = str(own)
+    assert cli("--home", home, "init", *args).code == 0
+    for name in ("root", "intermediate"):
+        assert json.loads((home / "ca" / f"{name}.pkcs11.json").read_text())["pin_file"] == str(own)

@@ -145,3 +145,23 @@ def test_a_home_whose_pin_file_changed_refuses_to_sign_in_one_line(hsm, cli, tmp
     assert result.code == 2 and "group or others have access to it" in result.err, result.err
     pin_file.chmod(0o600)
     assert cli("--home", home, "issue", "client", "x", "--out", tmp_path / "x").code == 0
+
+
+def test_a_wrong_pin_is_refused_even_while_this_process_is_logged_in(hsm, tmp_path):
+    """PKCS#11 logs a whole process in: a second session opens without a PIN. A PIN file
+    with another PIN must still be checked, never ride on the login already there."""
+    from mtlskit.ca import pkcs11
+    from mtlskit.errors import BadInput
+
+    wrong = tmp_path / "wrong-pin"
+    wrong.write_text("wrong-pin-5150\n")
+    wrong.chmod(0o600)
+    good = pkcs11.TokenConfig(hsm.module, TOKEN, hsm.pin_file)
+    pkcs11.restart_libraries()
+    first = pkcs11.TokenSession(good, PIN)
+    first.session()                                   # this process is logged in
+    assert pkcs11.open_token(good) is not first      # a second session, on that login
+    with pytest.raises(BadInput, match="wrong PIN") as refused:
+        pkcs11.open_token(pkcs11.TokenConfig(hsm.module, TOKEN, wrong))
+    assert "wrong-pin-5150" not in str(refused.value)
+    assert pkcs11.labels_in_use(pkcs11.open_token(good), ["taken-root"]) in ([], ["taken-root"])

@@ -113,7 +113,8 @@ class _Process:
     initialized: set[str] = set()
     forked = False
     epoch = 0
-    tokens: dict[tuple[str, str], "TokenSession"] = {}
+    tokens: dict[tuple[str, str, str], "TokenSession"] = {}
+    logins: dict[tuple[str, str], str] = {}   # the PIN each token was logged in with, by this process
     abandoned: list = []   # the parent's sessions, kept alive so that nothing closes them here
 
 
@@ -121,6 +122,7 @@ def _after_fork_in_child() -> None:
     _Process.lock = threading.RLock()
     _Process.forked = bool(_Process.initialized) or _Process.forked
     _Process.initialized = set()
+    _Process.logins = {}
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -136,6 +138,16 @@ def restart_libraries() -> None:
             pkcs11.lib(module).reinitialize()
         _Process.epoch += 1
         _Process.tokens.clear()
+        _Process.logins.clear()
+
+
+def _restart(library, module: Path) -> None:
+    """Finalize and initialize the library again: every session of it is closed and this
+    process logged out of its tokens (the sessions open again on next use: new epoch)."""
+    library.reinitialize()
+    _Process.epoch += 1
+    for key in [key for key in _Process.logins if key[0] == str(module)]:
+        del _Process.logins[key]
 
 
 def _library(module: Path):
@@ -188,31 +200,26 @@ class TokenSession:
     def pin_matches(self, pin: str) -> bool:
         return hmac.compare_digest(self._pin.encode(), pin.encode())
 
-    def close(self) -> None:
-        """Log this process out of the token and close the session (when opened here)."""
-        if self._opened_in == (os.getpid(), _Process.epoch):
-            try:
-                self._session.close()
-            except Exception:  # already logged out or closed: nothing to undo
-                pass
-        self._opened_in = None
-
     def _open(self) -> None:
-        import pkcs11
-
         library = _library(self.config.module)
         for delay in (*RETRY_DELAYS, None):
             try:
                 session = self._log_in(library)
                 break
+            except _OtherLogin:   # log out (by starting the library afresh), then log in with our PIN
+                _restart(library, self.config.module)
+                try:
+                    session = self._log_in(library)
+                except _Transient as exc:
+                    raise exc.error from None
+                break
             except _Transient as exc:
                 if delay is None:
                     raise exc.error from None
             # a token read while another process rewrites its files (SoftHSM2 does at log-in) is
-            # not listed: read the tokens afresh (which drops this process's sessions: new epoch)
+            # not listed: read the tokens afresh
             time.sleep(delay)
-            library.reinitialize()
-            _Process.epoch += 1
+            _restart(library, self.config.module)
         if self._session is not None and self._pid != os.getpid():
             _Process.abandoned.append(self._session)
         self._session, self._opened_in = session, (os.getpid(), _Process.epoch)
@@ -230,10 +237,14 @@ class TokenSession:
             raise BadInput(f"several PKCS#11 tokens are labelled {self.config.token!r}") from None
         except pkcs11.PKCS11Error as exc:
             raise _Transient(BadInput(f"cannot list the tokens of {self.config.module}: {type(exc).__name__}")) from None
+        key = (str(self.config.module), self.config.token)
         try:
-            return token.open(rw=True, user_pin=self._pin)
+            session = token.open(rw=True, user_pin=self._pin)
         except pkcs11.UserAlreadyLoggedIn:
-            # another session of this process logged in with a PIN checked then (login is per process)
+            # PKCS#11 logs the whole process in: a session opened since needs no PIN, but
+            # only the PIN that logged in may ride on it; any other is checked by a login
+            if not hmac.compare_digest(_Process.logins.get(key, "").encode(), self._pin.encode()):
+                raise _OtherLogin() from None
             return token.open(rw=True)
         except (pkcs11.PinIncorrect, pkcs11.PinLenRange, pkcs11.PinInvalid):
             raise BadInput(f"wrong PIN for the PKCS#11 token {self.config.token!r} "
@@ -243,6 +254,12 @@ class TokenSession:
         except pkcs11.PKCS11Error as exc:
             raise _Transient(BadInput(f"cannot log in to the PKCS#11 token {self.config.token!r}: "
                                       f"{type(exc).__name__}")) from None
+        _Process.logins[key] = self._pin
+        return session
+
+
+class _OtherLogin(Exception):
+    """This process is logged in to the token with another PIN than the one at hand."""
 
 
 class _Transient(Exception):
@@ -261,15 +278,12 @@ def open_token(config: TokenConfig) -> TokenSession:
         BadInput: the module, the token, the PIN file or the PIN is wrong (each said so).
     """
     pin = read_pin(config.pin_file)
-    key = (str(config.module), config.token)
+    key = (str(config.module), config.token, str(config.pin_file))  # keys record their config's PIN file
     with _Process.lock:
         current = _Process.tokens.get(key)
         if current is not None and current.pin_matches(pin):
             current.session()
             return current
-        if current is not None:
-            current.close()
-            del _Process.tokens[key]
         token = TokenSession(config, pin)
         token.session()
         _Process.tokens[key] = token
@@ -281,7 +295,7 @@ def labels_in_use(token: TokenSession, labels: list[str]) -> list[str]:
     from pkcs11 import Attribute
 
     session = token.session()
-    return [label for label in labels if next(iter(session.get_objects({Attribute.LABEL: label})), None)]
+    return [label for label in labels if list(session.get_objects({Attribute.LABEL: label}))]
 
 
 def generate_key(token: TokenSession, key_type: KeyType, label: str):
