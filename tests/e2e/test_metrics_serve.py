@@ -19,7 +19,7 @@ from cryptography import x509
 from mtlskit.cli.app import main
 from mtlskit.metrics.recorder import ocsp_tallies
 from mtlskit.metrics.slots import read_directory
-from tests.support_metrics import value
+from tests.support_metrics import samples, value
 from tests.support_ocsp import ServeProcess, free_port, mtlskit_cli, request_der
 
 pytestmark = pytest.mark.e2e
@@ -193,3 +193,17 @@ def test_with_a_token_file_metrics_needs_the_bearer_token(served, tmp_path):
         assert "m3trics-t0ken" not in server.log.read_text()
     finally:
         server.stop()
+
+
+def test_requests_refused_before_any_route_count_as_unparsed(served):
+    _home, _out, server = served
+    before = _scrape(server)
+    for request in (b"GARBAGE\r\n\r\n", b"GET /x HTTP/1.1\r\nHost: h\r\nX: " + b"a" * 20000 + b"\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request)
+            assert sock.recv(65536).split(b" ", 2)[1] in (b"400", b"431")
+    after = _scrape(server)
+    refused = lambda text, code: samples(text).get(
+        ("mtlskit_http_requests_total", (("code", code), ("method", "other"), ("route", "unparsed"))), 0.0)
+    assert refused(after, "400") == refused(before, "400") + 1
+    assert refused(after, "431") == refused(before, "431") + 1

@@ -62,7 +62,8 @@ class _Shared:
         self.server_address = server_address
         self.date = DateHeader()
         metrics = getattr(app, "metrics", None)  # mtlskit.metrics.worker.WorkerMetrics, or None: metrics off
-        self.wire = OcspWire(source, clock, self.date, metrics.recorder if metrics is not None else None)
+        self.recorder = metrics.recorder if metrics is not None else None
+        self.wire = OcspWire(source, clock, self.date, self.recorder)
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
         self.adopting: set[asyncio.Future] = set()
@@ -337,6 +338,8 @@ class HttpProtocol(asyncio.Protocol):
         self._flow()
 
     def _write_failure(self, failure: _Failure) -> None:
+        if self._shared.recorder is not None:  # refused before any route: counted as "unparsed"
+            self._shared.recorder.request("unparsed", "other", failure.status)
         body = problem(failure.status, failure.detail)
         head = (f"HTTP/1.1 {failure.status} {REASONS[failure.status].decode()}\r\n"
                 f"content-type: application/problem+json\r\ncontent-length: {len(body)}\r\n"

@@ -87,6 +87,8 @@ def _encoded(aggregates: InventoryAggregates) -> dict:
 def _decoded(stored: dict) -> InventoryAggregates:
     when = lambda value: dt.datetime.fromisoformat(value) if value is not None else None
     return InventoryAggregates(
-        [CertificateGroup(profile, state, count, when(soonest)) for profile, state, count, soonest in stored["certificates"]],
-        [DeploymentExpiry(server, name, directory, when(expiry)) for server, name, directory, expiry in stored["deployments"]],
+        [CertificateGroup(profile, state, count, when(soonest))
+         for profile, state, count, soonest in stored["certificates"]],
+        [DeploymentExpiry(server, name, directory, when(expiry))
+         for server, name, directory, expiry in stored["deployments"]],
         {ca: when(next_update) for ca, next_update in stored["crls"].items()})

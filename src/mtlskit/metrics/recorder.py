@@ -4,7 +4,8 @@ Every label value comes from a bounded set fixed by the code, never from the req
 OCSP statuses are the reply's (:data:`OCSP_STATUSES`), routes are the templates of the
 app's routes (``/crl/{filename}``, never the path asked for; ``unmatched`` for a path no
 route takes), methods outside :data:`METHODS` count as ``other``, and codes are the
-status the app answered (100-599).
+status the app answered (100-599); requests the server refuses before any route (malformed
+HTTP, heads or bodies too large) count under the route ``unparsed``.
 """
 
 from __future__ import annotations
