@@ -203,3 +203,14 @@ def test_each_home_records_its_own_pin_file(hsm, homes, tmp_path, cli):
     assert cli("--home", home, "init", *args).code == 0
     for name in ("root", "intermediate"):
         assert json.loads((home / "ca" / f"{name}.pkcs11.json").read_text())["pin_file"] == str(own)
+
+
+def test_sign_a_csr_through_the_token(homes, cli, tmp_path):
+    home = homes / "rsa-3072"
+    key, csr = tmp_path / "key.pem", tmp_path / "req.csr"
+    made = openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                   "-keyout", key, "-subj", "/CN=api.example.com", "-out", csr)
+    assert made.returncode == 0, made.stderr
+    result = cli("--home", home, "sign", csr, "--profile", "server", "--out", tmp_path / "cert.pem")
+    assert result.code == 0, result.err
+    _judge_certificate(home, tmp_path / "cert.pem")
