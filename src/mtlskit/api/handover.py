@@ -1,16 +1,12 @@
-"""Issue through the service and hand the new key over in the answer, once.
-
-The workflow of `mtlskit issue` (:func:`mtlskit.issue.workflow.issue_batch`) writes a
-bundle into a directory; here that directory is a private scratch one (0700, removed before
-the answer leaves), and the inventory records no directory for the certificate (nothing on
-the CA host to renew in place). The key exists on the CA host only while the request runs.
+"""Issue through the service and hand the new key over in the answer, once: the REST API's
+request and answer around :func:`mtlskit.issue.identity.issue_handed_over` (the workflow the
+web UI's downloads use too: a private scratch directory, removed before the answer leaves;
+the key exists on the CA host only while the request runs).
 """
 
 from __future__ import annotations
 
 import base64
-import tempfile
-from pathlib import Path
 
 from mtlskit.api.rest_models import IssueRequest
 
@@ -23,11 +19,11 @@ def issue_handed_over(service, authority, wanted: IssueRequest) -> dict:
         BadInput, UsageError, PolicyViolation: what `mtlskit issue` refuses, before anything is signed.
     """
     from mtlskit.issue.bundle import BundleOptions
+    from mtlskit.issue.identity import issue_handed_over as issue_once
     from mtlskit.issue.issuer import IssueRequest as Request, SanRequest
     from mtlskit.issue.lifetime import requested_lifetime
     from mtlskit.issue.profiles import get_profile
     from mtlskit.issue.subject import SubjectOptions, defaults_of
-    from mtlskit.issue.workflow import issue_batch
     from mtlskit.pki.keys import KeyType
     from mtlskit.pki.pkcs12 import P12Profile
 
@@ -40,15 +36,14 @@ def issue_handed_over(service, authority, wanted: IssueRequest) -> dict:
     p12 = wanted.pkcs12
     options = BundleOptions(p12=p12 is not None, p12_profile=P12Profile.parse(p12.profile) if p12 else P12Profile.MODERN,
                             p12_password=p12.password.encode("utf-8") if p12 else None)
-    with tempfile.TemporaryDirectory(prefix="mtlskit-issue-") as scratch:
-        bundle = Path(scratch) / "bundle"
-        [record] = issue_batch(service, authority, [request], [bundle], key_type, options, record_directories=False)
-        handed = {"name": record.name, "serial": record.serial_hex, "issuer": record.issuer,
-                  "profile": record.profile, "not_before": record.not_before.isoformat(),
-                  "not_after": record.not_after.isoformat(), "certificate": record.pem,
-                  "chain": (bundle / "chain.pem").read_text("ascii"), "ca": (bundle / "ca.pem").read_text("ascii")}
-        if p12 is not None:
-            handed["pkcs12"] = base64.b64encode((bundle / "bundle.p12").read_bytes()).decode("ascii")
-        else:
-            handed["private_key"] = (bundle / "key.pem").read_text("ascii")
-    return handed
+    handed = issue_once(service, authority, request, key_type, options)
+    record, files = handed.record, handed.files
+    answer = {"name": record.name, "serial": record.serial_hex, "issuer": record.issuer,
+              "profile": record.profile, "not_before": record.not_before.isoformat(),
+              "not_after": record.not_after.isoformat(), "certificate": record.pem,
+              "chain": files["chain.pem"].decode("ascii"), "ca": files["ca.pem"].decode("ascii")}
+    if p12 is not None:
+        answer["pkcs12"] = base64.b64encode(files["bundle.p12"]).decode("ascii")
+    else:
+        answer["private_key"] = files["key.pem"].decode("ascii")
+    return answer
