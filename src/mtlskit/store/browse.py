@@ -8,19 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from mtlskit.store.certificate_search import EVERY_ISSUER as _ISSUERS, record_of
-from mtlskit.store.inventory import CERTIFICATE_COLUMNS, CertificateRecord, Status
+from mtlskit.store.certificate_search import EVERY_ISSUER as _ISSUERS
+from mtlskit.store.inventory import SELECT_RECORDS, CertificateRecord, Status, record_from_row
 from mtlskit.store.sql import utc
 
-_COLUMNS = ", ".join(CERTIFICATE_COLUMNS)
 _REVOKED = Status.REVOKED.value
 
 
 def certificate(db, issuer: str, serial_hex: str) -> CertificateRecord | None:
     """One certificate by issuer and serial (lower-case hex), or None."""
     with db.read() as tx:
-        row = tx.one(f"SELECT {_COLUMNS} FROM certificates WHERE issuer = ? AND serial = ?", (issuer, serial_hex))
-    return record_of(row) if row else None
+        row = tx.one(f"{SELECT_RECORDS} WHERE issuer = ? AND serial = ?", (issuer, serial_hex))
+    return record_from_row(row) if row else None
 
 
 def expiry_days(db, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.date, int]]:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-from typing import Sequence
 
-from mtlskit.store.inventory import CERTIFICATE_COLUMNS, CertificateRecord, Status
+from mtlskit.store.inventory import RECORD_COLUMNS, CertificateRecord, Status, record_from_row
 from mtlskit.store.sql import utc
 
-_COLUMNS = ", ".join(("id",) + CERTIFICATE_COLUMNS)
+_COLUMNS = ", ".join(("id",) + RECORD_COLUMNS)
 _REVOKED = Status.REVOKED.value
 _LAST_CHAR = "\U0010ffff"  # the highest code point: prefix <= name < prefix + this
 COUNT_CAP = 1_000           # the UI says "more than 1,000" beyond: an exact count reads every match
@@ -147,7 +145,7 @@ def search_certificates(db, now: dt.datetime, search: Search) -> SearchPage:
     with db.read() as tx:
         total = _count(tx, where, params)
         rows, more = _rows(tx, where, params, cursor=search.after, later=True, size=search.limit)
-    records = [record_of(row[1:]) for row in rows]
+    records = [record_from_row(row[1:]) for row in rows]
     next_after = (records[-1].not_after, rows[-1][0]) if more else None
     return SearchPage(records, total, next_after)
 
@@ -220,14 +218,14 @@ def certificate_page(db, now: dt.datetime, query: PageQuery) -> Page:
                            expiry_column="+not_after" if few else "not_after")
     if backwards:
         rows.reverse()
-    return Page([(row[0], record_of(row[1:])) for row in rows], more, total)
+    return Page([(row[0], record_from_row(row[1:])) for row in rows], more, total)
 
 
 def _serial_page(tx, now: dt.datetime, query: PageQuery, serial: str, dialect: str) -> Page:
     where, params = where_of(now, query.filters(now, prefix=False), dialect)
     rows = tx.all(f"{EVERY_ISSUER}SELECT {_COLUMNS} FROM certificates WHERE issuer IN (SELECT issuer FROM issuers) "
                   f"AND serial = ? AND {where} ORDER BY not_after, id", [serial, *params])
-    return Page([(row[0], record_of(row[1:])) for row in rows], False, len(rows))
+    return Page([(row[0], record_from_row(row[1:])) for row in rows], False, len(rows))
 
 
 def _prefix_matches(tx, prefix: str) -> int:
@@ -243,16 +241,3 @@ def _serial_of(text: str) -> str | None:
         return format(int(text, 16), "x")
     except ValueError:
         return None
-
-
-def record_of(row: Sequence) -> CertificateRecord:
-    """A CertificateRecord from the CERTIFICATE_COLUMNS of a row."""
-    values = dict(zip(CERTIFICATE_COLUMNS, row))
-    return CertificateRecord(
-        issuer=values["issuer"], serial=int(values["serial"], 16), name=values["name"],
-        subject=values["subject"], sans=tuple(json.loads(values["sans"])), profile=values["profile"],
-        key_type=values["key_type"], not_before=utc(values["not_before"]), not_after=utc(values["not_after"]),
-        fingerprint_sha256=values["fingerprint_sha256"], pem=values["pem"], status=values["status"],
-        revoked_at=utc(values["revoked_at"]), revocation_reason=values["revocation_reason"],
-        directory=values["directory"],
-        superseded_by=None if values["superseded_by"] is None else int(values["superseded_by"], 16))
