@@ -11,9 +11,9 @@ import base64
 from mtlskit.api.rest_models import IssueRequest
 
 
-def issue_handed_over(service, authority, wanted: IssueRequest) -> dict:
-    """Issue as ``wanted`` says; the certificate's summary, PEM, chain and root, with the key
-    (``private_key``, PEM) or the PKCS#12 bundle (``pkcs12``, base64) when asked.
+def issue_handed_over(service, authority, wanted: IssueRequest) -> tuple:
+    """Issue as ``wanted`` says; the new record and what hands its key over: ``private_key``
+    (PEM), or ``pkcs12`` (the bundle, base64) when asked.
 
     Raises:
         BadInput, UsageError, PolicyViolation: what `mtlskit issue` refuses, before anything is signed.
@@ -37,13 +37,6 @@ def issue_handed_over(service, authority, wanted: IssueRequest) -> dict:
     options = BundleOptions(p12=p12 is not None, p12_profile=P12Profile.parse(p12.profile) if p12 else P12Profile.MODERN,
                             p12_password=p12.password.encode("utf-8") if p12 else None)
     handed = issue_once(service, authority, request, key_type, options)
-    record, files = handed.record, handed.files
-    answer = {"name": record.name, "serial": record.serial_hex, "issuer": record.issuer,
-              "profile": record.profile, "not_before": record.not_before.isoformat(),
-              "not_after": record.not_after.isoformat(), "certificate": record.pem,
-              "chain": files["chain.pem"].decode("ascii"), "ca": files["ca.pem"].decode("ascii")}
     if p12 is not None:
-        answer["pkcs12"] = base64.b64encode(files["bundle.p12"]).decode("ascii")
-    else:
-        answer["private_key"] = files["key.pem"].decode("ascii")
-    return answer
+        return handed.record, {"pkcs12": base64.b64encode(handed.files["bundle.p12"]).decode("ascii")}
+    return handed.record, {"private_key": handed.files["key.pem"].decode("ascii")}

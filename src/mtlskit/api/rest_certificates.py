@@ -81,8 +81,8 @@ def add_routes(routes: APIRouter, api) -> None:
 
         wanted = parse_body(models.IssueRequest, request.headers.get("content-type"), await request.body(),
                             ISSUE_EXAMPLE)
-        handed = await run_as(caller, issue_handed_over, api.service, api.authority, wanted)
-        return JSONResponse(handed, status_code=201, headers=NO_STORE)
+        record, key = await run_as(caller, issue_handed_over, api.service, api.authority, wanted)
+        return JSONResponse(issued_json(api, record) | key, status_code=201, headers=NO_STORE)
 
     @routes.post("/sign", status_code=201, openapi_extra=json_schema_body(models.SignRequest),
                  responses={400: {"description": "not a CSR, a bad signature, names the CLI refuses"},
