@@ -34,7 +34,8 @@ def issue_handed_over(service, authority, wanted: IssueRequest) -> tuple:
     request = Request(profile, wanted.name, sans, subject, wanted.days, wanted.hours)
     key_type = KeyType.parse(wanted.key_type)
     p12 = wanted.pkcs12
-    options = BundleOptions(p12=p12 is not None, p12_profile=P12Profile.parse(p12.profile) if p12 else P12Profile.MODERN,
+    options = BundleOptions(p12=p12 is not None,
+                            p12_profile=P12Profile.parse(p12.profile) if p12 else P12Profile.MODERN,
                             p12_password=p12.password.encode("utf-8") if p12 else None)
     handed = issue_once(service, authority, request, key_type, options)
     if p12 is not None:
