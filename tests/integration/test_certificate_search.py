@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mtlskit.store.certificate_search import PageQuery, Search, certificate_page, search_certificates
+from mtlskit.store.certificate_search import Filters, PageQuery, Search, certificate_page, search_certificates
 from tests.support_ui import UiPki
 
 NAMES = ("web-1", "web.2", "web_3", "webx", "WEB-4", "web", "we", "web-é", "wéb-5", "web--6", "web-\u00e9t\u00e9")
@@ -24,7 +24,7 @@ def pki(tmp_path_factory):
 def test_the_api_and_the_ui_find_exactly_the_names_that_start_with_a_prefix(pki, prefix):
     db, now = pki.service.inventory.db, pki.service.clock.now()
     expected = sorted(n for n in NAMES if n.startswith(prefix))
-    api = search_certificates(db, now, Search(name=prefix + "*", limit=50))
+    api = search_certificates(db, now, Search(Filters(prefix=prefix), limit=50))
     ui = certificate_page(db, now, PageQuery(search=prefix, size=50))
     assert sorted(r.name for r in api.records) == expected and api.total == len(expected)
     assert sorted(r.name for _, r in ui.rows) == expected and ui.total == len(expected)
@@ -32,7 +32,7 @@ def test_the_api_and_the_ui_find_exactly_the_names_that_start_with_a_prefix(pki,
 
 def test_an_exact_name_is_not_a_prefix(pki):
     db, now = pki.service.inventory.db, pki.service.clock.now()
-    assert [r.name for r in search_certificates(db, now, Search(name="web")).records] == ["web"]
+    assert [r.name for r in search_certificates(db, now, Search(Filters(name="web"))).records] == ["web"]
 
 
 def test_both_pages_walk_the_same_order(pki):

@@ -172,7 +172,7 @@ def search_of(query: dict[str, str], keys: list[str], now: dt.datetime):
     Raises:
         InvalidRequest: an unknown or repeated parameter, a bad value (422).
     """
-    from mtlskit.store.certificate_search import Search
+    from mtlskit.store.certificate_search import Filters, Search
 
     unknown = sorted(set(keys) - set(SEARCH_PARAMETERS))
     if unknown:
@@ -184,8 +184,12 @@ def search_of(query: dict[str, str], keys: list[str], now: dt.datetime):
     expiring = now + _duration(query["expiring"]) if "expiring" in query else None
     limit = _limit(query.get("limit"))
     after = decode_cursor(query["cursor"]) if "cursor" in query else None
-    return Search(name=query.get("name") or None, status=status, profile=query.get("profile") or None,
-                  issuer=query.get("issuer") or None, expiring_before=expiring, after=after, limit=limit)
+    name = query.get("name") or None
+    prefix = name[:-1] if name is not None and name.endswith("*") else None   # NAME*: a prefix
+    filters = Filters(name=None if prefix is not None else name, prefix=prefix, status=status,
+                      profile=query.get("profile") or None, issuer=query.get("issuer") or None,
+                      expiring_before=expiring)
+    return Search(filters, after=after, limit=limit)
 
 
 def _status(text: str) -> Status:

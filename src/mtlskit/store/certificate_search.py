@@ -108,28 +108,12 @@ def _rows(tx, where: str, params: list, *, cursor: tuple | None, later: bool, si
 
 @dataclasses.dataclass(frozen=True)
 class Search:
-    """The REST API's search; every field optional, all given ones must hold.
+    """The REST API's search: ``filters``, from ``after`` (the (not_after, id) of the last row
+    of the previous page), ``limit`` rows."""
 
-    Attributes:
-        name: a NAME, or a prefix of NAMEs when it ends with ``*``.
-        status: a Status (at ``now``).
-        expiring_before: valid certificates whose notAfter is at or before this.
-        after: the (not_after, id) of the last row of the previous page.
-    """
-
-    name: str | None = None
-    status: Status | None = None
-    profile: str | None = None
-    issuer: str | None = None
-    expiring_before: dt.datetime | None = None
+    filters: Filters = Filters()
     after: tuple[dt.datetime, int] | None = None
     limit: int = 100
-
-    def filters(self) -> Filters:
-        prefix = self.name is not None and self.name.endswith("*")
-        return Filters(name=None if prefix else self.name, prefix=self.name[:-1] if prefix else None,
-                       status=self.status, profile=self.profile, issuer=self.issuer,
-                       expiring_before=self.expiring_before)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +125,7 @@ class SearchPage:
 
 def search_certificates(db, now: dt.datetime, search: Search) -> SearchPage:
     """One page of the certificates ``search`` asks for, soonest expiry first; ``total`` exact."""
-    where, params = where_of(now, search.filters(), db.dialect)
+    where, params = where_of(now, search.filters, db.dialect)
     with db.read() as tx:
         total = _count(tx, where, params)
         rows, more = _rows(tx, where, params, cursor=search.after, later=True, size=search.limit)
