@@ -52,7 +52,8 @@ def certificate_list(service, params: Mapping[str, str]) -> dict:
     has_next = bool(page.rows) and (page.has_more if not going_back else True)
     has_prev = bool(page.rows) and (page.has_more if going_back else query.after is not None)
     return {"rows": rows, "total": page.total, "filters": filters, "query": query,
-            "statuses": STATUSES, "profiles": PROFILES, "count_cap": certificate_search.COUNT_CAP, "expiring": EXPIRING,
+            "statuses": STATUSES, "profiles": PROFILES, "count_cap": certificate_search.COUNT_CAP,
+            "expiring": EXPIRING,
             "next_url": _url(filters, after=page.rows[-1][0]) if has_next else None,
             "prev_url": _url(filters, before=page.rows[0][0]) if has_prev else None,
             "sort_url": _url({**filters, "sort": "" if query.descending else "-expiry"})}
