@@ -137,6 +137,7 @@ def test_issue_hands_the_key_over_once_and_records_who(world):
     assert certificate.not_valid_after_utc - certificate.not_valid_before_utc <= dt.timedelta(days=30, minutes=10)
     [record] = world.service.inventory.find("api-web")
     assert record.directory is None and record.serial_hex == body["serial"]  # the CA keeps no key, no files
+    assert not any((world.home / "scratch").iterdir())  # the UI's workflow: its scratch directory is gone
     [event] = [e for e in world.events("issue") if e["serial"] == body["serial"]]
     assert event["detail"]["by"] == "token:t-issue"
     # the chain verifies with openssl, the independent judge
@@ -210,6 +211,8 @@ def test_issue_refusals_sign_nothing(world, body, status, fragment):
     problem = assert_problem(world.post("/certificates", body, "issue"), status)
     assert fragment in problem["detail"]
     assert world.service.inventory.count() == before
+    scratch = world.home / "scratch"
+    assert not scratch.exists() or not any(scratch.iterdir())
 
 
 # --- sign a CSR -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mtlskit.store import browse
+from mtlskit.store.certificate_search import PageQuery, certificate_page
 from mtlskit.ui.session import COOKIE
 from tests.support_ui import UiPki
 
@@ -73,13 +74,13 @@ def test_keyset_pages_cover_every_row_once_both_ways(pki):
     for descending in (False, True):
         seen, after = [], None
         while True:
-            page = browse.certificate_page(db, now, browse.PageQuery(descending=descending, after=after, size=2))
+            page = certificate_page(db, now, PageQuery(descending=descending, after=after, size=2))
             seen += [row_id for row_id, _ in page.rows]
             if not page.has_more:
                 break
             after = page.rows[-1][0]
         assert len(seen) == len(set(seen)) == page.total
-        back = browse.certificate_page(db, now, browse.PageQuery(descending=descending, before=seen[-1], size=2))
+        back = certificate_page(db, now, PageQuery(descending=descending, before=seen[-1], size=2))
         assert [row_id for row_id, _ in back.rows] == seen[-3:-1]
 
 

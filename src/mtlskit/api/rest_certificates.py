@@ -81,8 +81,8 @@ def add_routes(routes: APIRouter, api) -> None:
 
         wanted = parse_body(models.IssueRequest, request.headers.get("content-type"), await request.body(),
                             ISSUE_EXAMPLE)
-        handed = await run_as(caller, issue_handed_over, api.service, api.authority, wanted)
-        return JSONResponse(handed, status_code=201, headers=NO_STORE)
+        record, key = await run_as(caller, issue_handed_over, api.service, api.authority, wanted)
+        return JSONResponse(issued_json(api, record) | key, status_code=201, headers=NO_STORE)
 
     @routes.post("/sign", status_code=201, openapi_extra=json_schema_body(models.SignRequest),
                  responses={400: {"description": "not a CSR, a bad signature, names the CLI refuses"},
@@ -172,7 +172,7 @@ def search_of(query: dict[str, str], keys: list[str], now: dt.datetime):
     Raises:
         InvalidRequest: an unknown or repeated parameter, a bad value (422).
     """
-    from mtlskit.store.certificate_search import Search
+    from mtlskit.store.certificate_search import Filters, Search
 
     unknown = sorted(set(keys) - set(SEARCH_PARAMETERS))
     if unknown:
@@ -184,8 +184,12 @@ def search_of(query: dict[str, str], keys: list[str], now: dt.datetime):
     expiring = now + _duration(query["expiring"]) if "expiring" in query else None
     limit = _limit(query.get("limit"))
     after = decode_cursor(query["cursor"]) if "cursor" in query else None
-    return Search(name=query.get("name") or None, status=status, profile=query.get("profile") or None,
-                  issuer=query.get("issuer") or None, expiring_before=expiring, after=after, limit=limit)
+    name = query.get("name") or None
+    prefix = name[:-1] if name is not None and name.endswith("*") else None   # NAME*: a prefix
+    filters = Filters(name=None if prefix is not None else name, prefix=prefix, status=status,
+                      profile=query.get("profile") or None, issuer=query.get("issuer") or None,
+                      expiring_before=expiring)
+    return Search(filters, after=after, limit=limit)
 
 
 def _status(text: str) -> Status:

@@ -1,6 +1,7 @@
 """What each page of the web UI shows, built from the inventory (sync: run in a thread).
 
-Reads: :mod:`mtlskit.store.browse`. Writes: the CLI's workflows, as the session's user.
+Reads: :mod:`mtlskit.store.certificate_search`, :mod:`mtlskit.store.browse`. Writes: the CLI's
+workflows, as the session's user.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from cryptography import x509
 
 from mtlskit.audit_actor import acting_as
 from mtlskit.errors import BadInput
-from mtlskit.store import browse
+from mtlskit.store import browse, certificate_search
 from mtlskit.store.inventory import Status
 
 REASONS = ("unspecified", "key-compromise", "affiliation-changed", "superseded", "cessation-of-operation",
@@ -36,13 +37,13 @@ _SERIAL = re.compile(r"[0-9a-f]{1,40}\Z")
 
 def certificate_list(service, params: Mapping[str, str]) -> dict:
     """The certificates page: filters from the query string, one keyset page."""
-    query = browse.PageQuery(
+    query = certificate_search.PageQuery(
         search=params.get("q", "").strip()[:200], status=_one_of(params.get("status", ""), STATUSES),
         profile=_one_of(params.get("profile", ""), PROFILES), descending=params.get("sort") == "-expiry",
         expiring_days=int(params["expiring"]) if params.get("expiring") in EXPIRING else None,
         after=_int(params.get("after")), before=_int(params.get("before")), size=PAGE_SIZE)
     now = service.clock.now()
-    page = browse.certificate_page(service.inventory.db, now, query)
+    page = certificate_search.certificate_page(service.inventory.db, now, query)
     filters = {k: v for k, v in (("q", query.search), ("status", query.status), ("profile", query.profile),
                                  ("expiring", str(query.expiring_days or "")),
                                  ("sort", "-expiry" if query.descending else "")) if v}
@@ -51,7 +52,8 @@ def certificate_list(service, params: Mapping[str, str]) -> dict:
     has_next = bool(page.rows) and (page.has_more if not going_back else True)
     has_prev = bool(page.rows) and (page.has_more if going_back else query.after is not None)
     return {"rows": rows, "total": page.total, "filters": filters, "query": query,
-            "statuses": STATUSES, "profiles": PROFILES, "count_cap": browse.COUNT_CAP, "expiring": EXPIRING,
+            "statuses": STATUSES, "profiles": PROFILES, "count_cap": certificate_search.COUNT_CAP,
+            "expiring": EXPIRING,
             "next_url": _url(filters, after=page.rows[-1][0]) if has_next else None,
             "prev_url": _url(filters, before=page.rows[0][0]) if has_prev else None,
             "sort_url": _url({**filters, "sort": "" if query.descending else "-expiry"})}
