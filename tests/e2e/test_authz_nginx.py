@@ -4,6 +4,7 @@ where, the rule name the upstream receives, a revocation on the very next reques
 from __future__ import annotations
 
 import shutil
+import time
 import urllib.parse
 
 import pytest
@@ -94,11 +95,22 @@ def test_the_decision_follows_the_path_nginx_routes_and_the_upstream_gets(stack)
     assert stack.request("bob", "/%61dmin/x").status == 403
 
 
+def _access_log_once_it_has(path, count: int, marker: str, timeout: float = 10.0) -> list[str]:
+    """nginx writes a request's log line after its response: wait until ``count`` lines
+    with ``marker`` are there (the client may read the log before the last one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines()
+        if sum(marker in line for line in lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def test_the_access_log_says_which_rule_allowed_and_why_others_were_denied(stack):
     stack.request("alice", "/admin/logged")
     stack.request("eve", "/public/logged")
     stack.request("bob", "/admin/logged")
-    log = (stack.directory / "access.log").read_text().splitlines()
+    log = _access_log_once_it_has(stack.directory / "access.log", 3, "/logged HTTP")
     [allowed] = [line for line in log if "GET /admin/logged" in line and "CN=alice" in line]
     assert ' 200 ' in allowed and 'rule=admins denied=""' in allowed
     [eve] = [line for line in log if "GET /public/logged" in line]
