@@ -10,11 +10,13 @@ every POST needs the session's CSRF token.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ssl
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -69,6 +71,9 @@ def create_ui(ui: UiContext):
     def viewer(request: Request) -> tuple[Session | None, str | None]:
         """The request's session, or one opened for its client certificate (with the cookie to set)."""
         session = ui.sessions.read(request.cookies.get(COOKIE), now())
+        if session is not None and session.via == "certificate" and not _certificate_live(ui, session):
+            ui.sessions.end(session)   # its certificate was revoked (or expired): so is the session
+            session = None
         if session is not None:
             return session, None
         certificate = _client_certificate(request)
@@ -78,7 +83,8 @@ def create_ui(ui: UiContext):
                                        ui.service.clock.now())
         if principal is None:
             return None, None
-        cookie, session = ui.sessions.open(principal.name, principal.role, "certificate", now())
+        fingerprint = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+        cookie, session = ui.sessions.open(principal.name, principal.role, "certificate", now(), fingerprint)
         return session, cookie
 
     def render(request: Request, template: str, session: Session | None, code: int = 200,
@@ -270,6 +276,12 @@ async def _form(request: Request) -> dict[str, str]:
 def _echo(form: dict[str, str]) -> dict[str, str]:
     """The fields to show again after an error: never the passwords or the CSRF token."""
     return {k: v for k, v in form.items() if k not in ("password", "password2", "csrf")}
+
+
+def _certificate_live(ui: UiContext, session: Session) -> bool:
+    """Whether the certificate that opened ``session`` is still valid in the inventory."""
+    record = ui.service.inventory.by_fingerprint(session.fingerprint) if session.fingerprint else None
+    return record is not None and record.status_at(ui.service.clock.now()).value == "valid"
 
 
 def _client_certificate(request: Request) -> x509.Certificate | None:

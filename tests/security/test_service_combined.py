@@ -1,0 +1,163 @@
+"""The merged service attacked as one (issue 13): the REST API, /metrics, /authz and the web
+UI in ONE worker, each credential tried where another kind is required, revocation reaching
+every credential, and secrets kept out of answers, events and metrics.
+
+In-process (httpx ASGI transport on a real CA home). The TLS layer is played by
+:func:`_as_tls`, which puts a verified client certificate where `serve --tls-port` puts it
+(``scope["extensions"]["tls"]``): what the app does with it is what is attacked here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mtlskit.api.token import create_api_token
+from mtlskit.api.wiring import build_worker
+from mtlskit.config import load_settings
+from mtlskit.metrics.worker import MetricsOptions
+from mtlskit.publish.refresher import CrlRefresher
+from mtlskit.revoke.revoker import revoke
+from mtlskit.service import Service
+from mtlskit.ui.session import COOKIE
+from mtlskit.ui.setup import UiSetup
+from tests.support_crl import issue, make_home
+from tests.support_ocsp import AsgiClient
+
+pytestmark = pytest.mark.security
+
+FILE_TOKEN = "file-token-" + "f" * 40
+METRICS_TOKEN = "metrics-token-" + "m" * 40
+
+
+class Combined:
+    """One worker with --api, metrics behind a token, /authz and --ui; alice, carol admins by [roles]."""
+
+    def __init__(self, root) -> None:
+        self.home = make_home(root)
+        with open(self.home / "mtlskit.toml", "a") as config:
+            config.write('\n[roles]\nadmin = ["alice", "carol"]\n')
+        out = root / "out"
+        self.dirs = {name: issue(self.home, "client", name, out) for name in ("alice", "bob", "carol")}
+        self.settings = load_settings(self.home, {"ocsp_refresh_seconds": 3600})
+        self.service = Service.open(self.settings)
+        self.authority = self.service.authority(lambda: None)
+        CrlRefresher(self.service, self.authority).publish_due()
+        self.setup = UiSetup.prepare(self.settings, self.service.clock.now().timestamp())
+        self.worker = build_worker(self.service, self.authority, api_token=FILE_TOKEN,
+                                   metrics=MetricsOptions(token=METRICS_TOKEN), ui=self.setup)
+        self.client = AsgiClient(self.worker.app)
+        self.tls_clients = {name: AsgiClient(_as_tls(self.worker.app, self.pem(name))) for name in self.dirs}
+
+    def pem(self, name: str) -> str:
+        return (self.dirs[name] / "cert.pem").read_text()
+
+    def ui_cookie(self) -> str:
+        response = self.client.get(f"/ui/login?token={self.setup.login_link()}")
+        assert response.status_code == 303
+        return response.cookies[COOKIE]
+
+    def api_token(self, name: str, role: str = "admin") -> str:
+        token, _ = create_api_token(self.service, name, role)
+        return token
+
+
+def _as_tls(app, client_pem: str):
+    """``app`` as the TLS listener calls it: the verified client certificate in the scope."""
+    async def tls_app(scope, receive, send):
+        if scope["type"] == "http":
+            scope = {**scope, "scheme": "https", "extensions": {"tls": {
+                "client_cert_chain": [client_pem], "client_cert_error": None,
+                "tls_version": None, "cipher_suite": None}}}
+        await app(scope, receive, send)
+    return tls_app
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    return Combined(tmp_path_factory.mktemp("combined"))
+
+
+def _bearer(token: str) -> dict:
+    return {"authorization": f"Bearer {token}"}
+
+
+# --- a credential of one kind where another is required ------------------------------------
+
+def test_the_ui_session_cookie_does_not_authenticate_the_api(svc):
+    cookie = svc.ui_cookie()
+    for path in ("/api/v1/whoami", "/api/v1/certificates", "/api/v1/events"):
+        response = svc.client.get(path, headers={"cookie": f"{COOKIE}={cookie}"})
+        assert response.status_code == 401, path
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_cookie_named_like_the_ui_session_with_a_bearer_token_value_is_not_a_bearer(svc):
+    token = svc.api_token("cookie-probe")
+    response = svc.client.get("/api/v1/whoami", headers={"cookie": f"{COOKIE}={token}; token={token}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("which", ["api-token", "file-token", "metrics-token"])
+def test_bearer_tokens_do_not_open_ui_pages_or_forms(svc, which):
+    token = {"api-token": lambda: svc.api_token("ui-probe-" + which), "file-token": lambda: FILE_TOKEN,
+             "metrics-token": lambda: METRICS_TOKEN}[which]()
+    assert svc.client.get("/ui/certificates", headers=_bearer(token)).status_code == 401
+    before = svc.service.inventory.count()
+    response = svc.client.post("/ui/issue", headers=_bearer(token), data={
+        "name": "by-bearer", "key_type": "ec-p256", "format": "p12-modern", "password": "pw-pw-pw-pw",
+        "password2": "pw-pw-pw-pw"})
+    assert response.status_code == 401 and svc.service.inventory.count() == before
+
+
+def test_the_metrics_token_does_not_authenticate_the_api(svc):
+    assert svc.client.get("/api/v1/whoami", headers=_bearer(METRICS_TOKEN)).status_code == 401
+
+
+@pytest.mark.parametrize("which", ["api-token", "file-token"])
+def test_api_tokens_do_not_open_a_protected_metrics(svc, which):
+    token = svc.api_token("metrics-probe") if which == "api-token" else FILE_TOKEN
+    assert svc.client.get("/metrics", headers=_bearer(token)).status_code == 401
+    assert svc.client.get("/metrics", headers=_bearer(METRICS_TOKEN)).status_code == 200
+
+
+def test_a_ui_session_cookie_does_not_open_a_protected_metrics(svc):
+    assert svc.client.get("/metrics", headers={"cookie": f"{COOKIE}={svc.ui_cookie()}"}).status_code == 401
+
+
+def test_a_client_certificate_counts_only_on_the_tls_listener(svc):
+    # the plain port: no TLS extension, whatever header claims a certificate
+    forged = {"x-ssl-client-cert": svc.pem("alice").replace("\n", " "), "x-client-verify": "SUCCESS",
+              "ssl-client-cert": svc.pem("alice")}
+    assert svc.client.get("/api/v1/whoami", headers=forged).status_code == 401
+    assert svc.client.get("/ui/certificates", headers=forged).status_code == 401
+    assert svc.tls_clients["alice"].get("/api/v1/whoami").json()["role"] == "admin"
+
+
+def test_the_enrollment_routes_take_no_api_token(svc):
+    token = svc.api_token("enroll-probe")
+    for path in ("/enroll", "/api/v1/enroll", "/renew"):
+        response = svc.client.post(path, headers=_bearer(token), content=b"x")
+        assert response.status_code in (401, 403, 404, 405), (path, response.status_code)
+
+
+# --- revocation and expiry reaching every credential ---------------------------------------
+
+def test_a_ui_session_opened_by_a_client_certificate_ends_when_the_certificate_is_revoked(svc):
+    carol = svc.tls_clients["carol"]
+    first = carol.get("/ui/certificates")
+    assert first.status_code == 200
+    cookie = first.cookies[COOKIE]
+    revoke(svc.service, svc.authority, ["carol"], "key-compromise")
+    # the stolen cookie, over TLS with the revoked certificate, and over the plain port
+    assert carol.get("/ui/certificates", headers={"cookie": f"{COOKIE}={cookie}"}).status_code == 401
+    assert svc.client.get("/ui/certificates", headers={"cookie": f"{COOKIE}={cookie}"}).status_code == 401
+    assert svc.client.get("/ui/issue", headers={"cookie": f"{COOKIE}={cookie}"}).status_code == 401
+
+
+def test_a_revoked_api_token_is_refused_at_once(svc):
+    from mtlskit.store.api_tokens import revoke_api_token
+
+    token = svc.api_token("soon-revoked")
+    assert svc.client.get("/api/v1/whoami", headers=_bearer(token)).status_code == 200
+    revoke_api_token(svc.service.inventory.db, "soon-revoked", svc.service.clock.now())
+    assert svc.client.get("/api/v1/whoami", headers=_bearer(token)).status_code == 401
