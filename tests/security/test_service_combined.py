@@ -161,3 +161,100 @@ def test_a_revoked_api_token_is_refused_at_once(svc):
     assert svc.client.get("/api/v1/whoami", headers=_bearer(token)).status_code == 200
     revoke_api_token(svc.service.inventory.db, "soon-revoked", svc.service.clock.now())
     assert svc.client.get("/api/v1/whoami", headers=_bearer(token)).status_code == 401
+
+
+# --- secrets kept out of answers, events, pages, metrics and logs --------------------------
+
+P12_PASSWORD = "Pw-" + "q" * 20
+
+
+def test_no_secret_reaches_events_history_metrics_or_logs(svc, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    api_token = svc.api_token("leak-probe")
+    link = svc.setup.login_link()
+    login = svc.client.get(f"/ui/login?token={link}")
+    cookie = login.cookies[COOKIE]
+    issued = svc.client.post("/api/v1/certificates", headers=_bearer(api_token), json={
+        "profile": "client", "name": "leaky", "pkcs12": {"password": P12_PASSWORD, "profile": "legacy"}})
+    assert issued.status_code in (200, 201), issued.text
+    refused = svc.client.post("/api/v1/certificates", headers=_bearer(api_token), json={
+        "profile": "client", "name": "leaky2", "pkcs12": {"password": P12_PASSWORD, "profile": "nope"}})
+    assert refused.status_code == 422 and P12_PASSWORD not in refused.text
+    csrf = _csrf(svc, cookie)
+    svc.client.post("/ui/issue", headers={"cookie": f"{COOKIE}={cookie}"}, data={
+        "name": "leaky-ui", "key_type": "ec-p256", "format": "p12-legacy", "password": P12_PASSWORD,
+        "password2": P12_PASSWORD, "csrf": csrf})
+    svc.client.get("/api/v1/whoami", headers=_bearer(api_token + "x"))
+    svc.client.get("/authz", headers={"x-mtlskit-authz-secret": "authz-" + "s" * 30})
+    seen = [svc.client.get("/api/v1/events?limit=1000", headers=_bearer(FILE_TOKEN)).text,
+            svc.client.get("/metrics", headers=_bearer(METRICS_TOKEN)).text,
+            svc.client.get(f"/ui/certificates?name=leaky", headers={"cookie": f"{COOKIE}={cookie}"}).text,
+            svc.client.get("/api/v1/openapi.json").text,
+            "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records if not r.name.startswith(("httpx", "asyncio")))]
+    seen += [svc.client.get(f"/ui/certificates/intermediate/{r.serial_hex}", headers={"cookie": f"{COOKIE}={cookie}"}).text
+             for name in ("leaky", "leaky-ui") for r in svc.service.inventory.by_name(name)]
+    for secret in (P12_PASSWORD, api_token, link, cookie, FILE_TOKEN, METRICS_TOKEN, "s" * 30):
+        assert not any(secret in text for text in seen), secret[:8]
+
+
+def _csrf(svc, cookie: str) -> str:
+    import re
+
+    page = svc.client.get("/ui/issue", headers={"cookie": f"{COOKIE}={cookie}"}).text
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+# --- resource doors -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/v1/certificates?limit=", "/api/v1/events?limit="])
+@pytest.mark.parametrize("limit", ["9" * 5000, "0" * 4999 + "5", "1" * 30])
+def test_a_huge_limit_is_a_422_not_a_500(svc, path, limit):
+    response = svc.client.get(path + limit, headers=_bearer(FILE_TOKEN))
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_ui_paging_parameters_of_any_size_do_not_fail(svc):
+    cookie = svc.ui_cookie()
+    for query in ("after=" + "9" * 5000, "before=" + "9" * 5000, "after=-1", "sort=" + "x" * 5000):
+        response = svc.client.get(f"/ui/certificates?{query}", headers={"cookie": f"{COOKIE}={cookie}"})
+        assert response.status_code in (200, 422), (query[:20], response.status_code)
+
+
+def test_the_route_label_of_metrics_does_not_grow_with_request_paths(svc):
+    def series():
+        text = svc.client.get("/metrics", headers=_bearer(METRICS_TOKEN)).text
+        return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+    series()   # the scrape counts itself: its own series exists from the second scrape on
+    for i in range(3):
+        svc.client.get(f"/nothing/{i}")
+        svc.client.get(f"/api/v1/certificates/probe{i}", headers=_bearer(FILE_TOKEN))
+        svc.client.get(f"/crl/x{i}.crl")
+        svc.client.get(f"/ui/certificates/intermediate/{i}")
+    before = series()
+    for i in range(3, 40):
+        svc.client.get(f"/nothing/{i}")
+        svc.client.get(f"/api/v1/certificates/probe{i}", headers=_bearer(FILE_TOKEN))
+        svc.client.get(f"/crl/x{i}.crl")
+        svc.client.get(f"/ui/certificates/intermediate/{i}")
+    after = series()
+    assert after == before and not any("probe" in s or "/nothing/" in s for s in after)
+
+
+ROUTE_FAMILIES = ["/api/v1/certificates", "/api/v1/whoami", "/api/v1/openapi.json", "/metrics", "/authz",
+                  "/ui/certificates", "/ui/login", "/ui/issue", "/healthz", "/crl/intermediate.crl", "/ocsp"]
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ROUTE_FAMILIES)
+def test_other_methods_on_every_route_family_neither_fail_nor_bypass(svc, method, path):
+    response = svc.client.request(method, path)
+    assert response.status_code < 500, (method, path, response.status_code)
+    if path.startswith(("/api/v1/certificates", "/api/v1/whoami", "/ui/certificates", "/ui/issue")):
+        assert response.status_code in (401, 404, 405), (method, path, response.status_code)
+    if method == "HEAD" or response.status_code == 200:
+        assert method in ("HEAD", "OPTIONS") or path in ("/ocsp",), (method, path)
+    if method == "HEAD":
+        assert response.content == b""
