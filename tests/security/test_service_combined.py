@@ -258,3 +258,32 @@ def test_other_methods_on_every_route_family_neither_fail_nor_bypass(svc, method
         assert method in ("HEAD", "OPTIONS") or path in ("/ocsp",), (method, path)
     if method == "HEAD":
         assert response.content == b""
+
+
+# --- backups --------------------------------------------------------------------------------
+
+DB_PASSWORD = "Db-Pw-" + "z" * 16
+
+
+@pytest.mark.parametrize("url", [f"postgresql://mtlskit:{DB_PASSWORD}@db.example:5432/ca",
+                                 f"postgresql://mtlskit@db.example:5432/ca?password={DB_PASSWORD}&sslmode=require"])
+def test_a_backup_holds_no_database_password_and_no_clear_api_token(svc, tmp_path, url):
+    from mtlskit.backup.create import _home_files
+    from mtlskit.ca.home import CaFiles
+
+    home = tmp_path / "pg-home"
+    home.mkdir()
+    (home / "mtlskit.toml").write_text(f'database_url = "{url}"\n' + (svc.home / "mtlskit.toml").read_text())
+    for entry in ("ca",):
+        (home / entry).symlink_to(svc.home / entry)
+    settings = load_settings(home, {})
+    sources, _ = _home_files(settings, CaFiles(settings.ca_dir))
+    config = sources["mtlskit.toml"].decode()
+    assert DB_PASSWORD not in config
+    assert "postgresql://mtlskit@db.example:5432/ca" in config and "[roles]" in config
+    token = svc.api_token("backup-probe-" + str(len(url)))
+    assert not any(token.encode() in data for data in sources.values() if isinstance(data, bytes))
+    rows = svc.service.inventory.db
+    with rows.read() as tx:
+        stored = [value for row in tx.all("SELECT * FROM api_tokens") for value in row]
+    assert token not in stored and any(isinstance(v, str) and len(v) == 64 for v in stored)
