@@ -287,3 +287,35 @@ def test_a_backup_holds_no_database_password_and_no_clear_api_token(svc, tmp_pat
     with rows.read() as tx:
         stored = [value for row in tx.all("SELECT * FROM api_tokens") for value in row]
     assert token not in stored and any(isinstance(v, str) and len(v) == 64 for v in stored)
+
+
+# --- enrollment tokens and API tokens -------------------------------------------------------
+
+def test_an_enrollment_token_is_no_bearer_and_an_api_token_enrolls_nothing(svc):
+    from mtlskit.api.tls import TlsNames
+    from mtlskit.lifecycle.tokens import TokenGrant, create_token
+
+    enrollment, _ = create_token(svc.service, TokenGrant("enrollee", "client"))
+    for path in ("/api/v1/whoami", "/api/v1/certificates", "/metrics", "/ui/certificates"):
+        assert svc.client.get(path, headers=_bearer(enrollment)).status_code == 401, path
+    tls_app = build_worker(svc.service, svc.authority, api_token=FILE_TOKEN, tls_names=TlsNames.for_host(["localhost"], [])).app
+    over_tls = AsgiClient(_as_tls(tls_app, svc.pem("bob")))
+    before = svc.service.inventory.count()
+    csr = _csr("enrollee")
+    for token in (svc.api_token("enroll-body-probe"), FILE_TOKEN, METRICS_TOKEN):
+        response = over_tls.post("/api/v1/enroll", json={"token": token, "csr": csr})
+        assert response.status_code in (401, 403), response.text
+    assert svc.service.inventory.count() == before
+    assert over_tls.post("/api/v1/enroll", json={"token": enrollment, "csr": csr}).status_code in (200, 201)
+
+
+def _csr(name: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256())
+    return request.public_bytes(serialization.Encoding.PEM).decode()
