@@ -319,3 +319,33 @@ def _csr(name: str) -> str:
     request = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256())
     return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# --- the /authz secret ----------------------------------------------------------------------
+
+def test_the_authz_secret_opens_nothing_else_and_shows_nowhere(svc, tmp_path):
+    from mtlskit.cli.app import main
+    from tests.support_authz import POLICY
+
+    (tmp_path / "policy.toml").write_text(POLICY)
+    directory = tmp_path / "dep"
+    assert main(["--home", str(svc.home), "deploy", "nginx", "--name", "localhost", "--dir", str(directory),
+                 "--listen", "127.0.0.1:1", "--upstream", "http://127.0.0.1:2", "--standalone",
+                 "--policy", str(tmp_path / "policy.toml"), "--authz-url", "http://127.0.0.1:3"]) == 0
+    secret = (directory / "authz-secret.conf").read_text().split('"')[1]
+    fresh = AsgiClient(build_worker(svc.service, svc.authority, api_token=FILE_TOKEN,
+                                    metrics=MetricsOptions(token=METRICS_TOKEN), ui=svc.setup).app)
+    assert fresh.get("/authz", headers={"x-mtlskit-authz-secret": secret}).status_code == 403   # reached: denied
+    for path in ("/api/v1/whoami", "/metrics", "/ui/certificates"):
+        assert fresh.get(path, headers=_bearer(secret)).status_code == 401, path
+        assert fresh.get(path, headers={"x-mtlskit-authz-secret": secret}).status_code == 401, path
+    for token in (FILE_TOKEN, svc.api_token("authz-probe"), METRICS_TOKEN):
+        answer = fresh.get("/authz", headers={"x-mtlskit-authz-secret": token, "x-mtlskit-verify": "SUCCESS"})
+        assert answer.status_code == 403 and b"shared secret" in answer.content
+    cookie = svc.ui_cookie()
+    seen = [fresh.get("/api/v1/deployments", headers=_bearer(FILE_TOKEN)).text,
+            fresh.get("/api/v1/events?limit=1000", headers=_bearer(FILE_TOKEN)).text,
+            fresh.get("/metrics", headers=_bearer(METRICS_TOKEN)).text,
+            fresh.get("/ui/deployments", headers={"cookie": f"{COOKIE}={cookie}"}).text]
+    assert "localhost" in seen[0]
+    assert not any(secret in text for text in seen)
