@@ -349,3 +349,19 @@ def test_the_authz_secret_opens_nothing_else_and_shows_nowhere(svc, tmp_path):
             fresh.get("/ui/deployments", headers={"cookie": f"{COOKIE}={cookie}"}).text]
     assert "localhost" in seen[0]
     assert not any(secret in text for text in seen)
+
+
+# --- children's environments ----------------------------------------------------------------
+
+def test_a_reload_command_gets_no_database_password_from_the_environment(tmp_path, monkeypatch):
+    """serve's CRL refresher and `deploy` run reload commands: libpq's PGPASSWORD (which
+    psycopg honours for the inventory) must not reach them, nor any MTLSKIT_* secret."""
+    from mtlskit.deploy.reload import run_reload
+
+    monkeypatch.setenv("PGPASSWORD", DB_PASSWORD)
+    monkeypatch.setenv("MTLSKIT_DATABASE_URL", f"postgresql://u:{DB_PASSWORD}@h/db")
+    dump = tmp_path / "env.txt"
+    result = run_reload(f"sh -c 'env > {dump}'", tmp_path / "crl.pem", b"")
+    assert result.ok, result.message
+    text = dump.read_text()
+    assert "PATH=" in text and DB_PASSWORD not in text
