@@ -365,3 +365,15 @@ def test_a_reload_command_gets_no_database_password_from_the_environment(tmp_pat
     assert result.ok, result.message
     text = dump.read_text()
     assert "PATH=" in text and DB_PASSWORD not in text
+
+
+def test_ui_secrets_are_no_bearer_and_api_tokens_are_no_log_in_link(svc):
+    link = svc.setup.login_link()
+    cookie = svc.ui_cookie()
+    for secret in (link, cookie):
+        for path in ("/api/v1/whoami", "/metrics"):
+            assert svc.client.get(path, headers=_bearer(secret)).status_code == 401, path
+    for token in (svc.api_token("link-probe"), FILE_TOKEN, METRICS_TOKEN):
+        answer = svc.client.get(f"/ui/login?token={token}")
+        assert answer.status_code == 403 and COOKIE not in answer.cookies
+    assert svc.client.get(f"/ui/login?token={link}").status_code == 303   # the link was not used up above
