@@ -179,7 +179,9 @@ def _session(pki, name, role):
     from mtlskit.ui.session import Sessions
 
     sessions = Sessions(pki.setup.key, pki.setup.state_dir, 600)
-    return sessions.open(name, role, "certificate", dt.datetime.now(dt.timezone.utc).timestamp())
+    # a certificate session names its (live) certificate: it ends when that one is revoked
+    return sessions.open(name, role, "certificate", dt.datetime.now(dt.timezone.utc).timestamp(),
+                         pki.record("alice").fingerprint_sha256)
 
 
 def test_deployments_page_lists_what_deploy_recorded(pki, browser):
