@@ -35,7 +35,7 @@ class Combined:
     def __init__(self, root) -> None:
         self.home = make_home(root)
         with open(self.home / "mtlskit.toml", "a") as config:
-            config.write('\n[roles]\nadmin = ["alice", "carol"]\n')
+            config.write('\n[roles]\nadmin = ["alice", "carol", "ou:Admins"]\nrevoke = ["ou:Ops"]\n')
         out = root / "out"
         self.dirs = {name: issue(self.home, "client", name, out) for name in ("alice", "bob", "carol")}
         self.settings = load_settings(self.home, {"ocsp_refresh_seconds": 3600})
@@ -309,7 +309,7 @@ def test_an_enrollment_token_is_no_bearer_and_an_api_token_enrolls_nothing(svc):
     assert over_tls.post("/api/v1/enroll", json={"token": enrollment, "csr": csr}).status_code in (200, 201)
 
 
-def _csr(name: str) -> str:
+def _csr(name: str, unit: str | None = None) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -317,7 +317,8 @@ def _csr(name: str) -> str:
 
     key = ec.generate_private_key(ec.SECP256R1())
     request = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256())
+        x509.Name(([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)] if unit else [])
+                  + [x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256())
     return request.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -377,3 +378,74 @@ def test_ui_secrets_are_no_bearer_and_api_tokens_are_no_log_in_link(svc):
         answer = svc.client.get(f"/ui/login?token={token}")
         assert answer.status_code == 403 and COOKIE not in answer.cookies
     assert svc.client.get(f"/ui/login?token={link}").status_code == 303   # the link was not used up above
+
+
+# --- privilege: the issue role must not mint a certificate of a higher role ------------------
+
+def _issued_pem(answer) -> str:
+    body = answer.json()
+    for key in ("certificate", "cert", "certificate_pem", "cert_pem"):
+        if isinstance(body.get(key), str):
+            return body[key]
+    raise AssertionError(sorted(body))
+
+
+@pytest.mark.parametrize("request_body", [
+    {"profile": "client", "name": "alice"},
+    {"profile": "client", "name": "mallory-ops", "subject": {"org_unit": "Ops"}},
+    {"profile": "client", "name": "mallory-admins", "subject": {"org_unit": "Admins"}},
+    {"profile": "peer", "name": "carol"},
+], ids=["cn-of-an-admin", "ou-of-revoke", "ou-of-admin", "peer-cn-of-an-admin"])
+def test_an_issue_token_cannot_mint_a_certificate_that_maps_to_a_role(svc, request_body):
+    from cryptography import x509
+
+    from mtlskit.api.auth import principal_for_certificate
+
+    issuer = svc.api_token("issuer-" + request_body["name"], role="issue")
+    before = svc.service.inventory.count()
+    answer = svc.client.post("/api/v1/certificates", headers=_bearer(issuer), json=request_body)
+    if answer.status_code in (200, 201):
+        certificate = x509.load_pem_x509_certificate(_issued_pem(answer).encode())
+        assert principal_for_certificate(certificate, svc.settings) is None, answer.json()
+    else:
+        assert answer.status_code == 403 and "[roles]" in answer.json()["detail"], answer.text
+        assert svc.service.inventory.count() == before
+
+
+def test_an_issue_token_may_still_issue_names_without_a_higher_role(svc):
+    issuer = svc.api_token("issuer-plain", role="issue")
+    assert svc.client.post("/api/v1/certificates", headers=_bearer(issuer),
+                           json={"profile": "client", "name": "dave"}).status_code == 201
+    admin = svc.api_token("issuer-admin", role="admin")
+    assert svc.client.post("/api/v1/certificates", headers=_bearer(admin),
+                           json={"profile": "client", "name": "erin", "subject": {"org_unit": "Admins"}}).status_code == 201
+
+
+def test_an_issue_token_cannot_sign_a_csr_or_renew_into_a_higher_role(svc):
+    issuer = svc.api_token("signer-probe", role="issue")
+    before = svc.service.inventory.count()
+    for body in ({"csr": _csr("alice"), "profile": "client"},
+                 {"csr": _csr("x"), "profile": "client", "name": "carol"},
+                 {"csr": _csr("y", "Admins"), "profile": "client"}):
+        answer = svc.client.post("/api/v1/sign", headers=_bearer(issuer), json=body)
+        assert answer.status_code == 403, answer.text
+    answer = svc.client.post("/api/v1/certificates/alice/renew", headers=_bearer(issuer), json={"csr": _csr("z")})
+    assert answer.status_code == 403, answer.text
+    assert svc.service.inventory.count() == before
+
+
+def test_an_issue_role_ui_session_cannot_issue_an_admin_certificate(svc, tmp_path):
+    from mtlskit.ui.session import Sessions
+
+    sessions = Sessions(svc.setup.key, svc.setup.state_dir, svc.setup.session_seconds)
+    cookie, session = sessions.open("issuer", "issue", "link", svc.service.clock.now().timestamp())
+    before = svc.service.inventory.count()
+    page = svc.client.get("/ui/issue", headers={"cookie": f"{COOKIE}={cookie}"})
+    import re
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    answer = svc.client.post("/ui/issue", headers={"cookie": f"{COOKIE}={cookie}"}, data={
+        "name": "alice", "key_type": "ec-p256", "format": "p12-modern", "password": P12_PASSWORD,
+        "password2": P12_PASSWORD, "csrf": csrf})
+    assert answer.status_code in (403, 422) and "[roles]" in answer.text
+    assert svc.service.inventory.count() == before

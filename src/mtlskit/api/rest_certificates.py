@@ -63,6 +63,7 @@ def add_routes(routes: APIRouter, api) -> None:
 
         wanted = parse_body(models.IssueRequest, request.headers.get("content-type"), await request.body(),
                             ISSUE_EXAMPLE)
+        _may_issue(caller, api.service.settings, wanted)
         handed = await run_as(caller, issue_handed_over, api.service, api.authority, wanted)
         return JSONResponse(handed, status_code=201, headers=NO_STORE)
 
@@ -74,6 +75,7 @@ def add_routes(routes: APIRouter, api) -> None:
         never its own usage or CA flag."""
         wanted = parse_body(models.SignRequest, request.headers.get("content-type"), await request.body(),
                             SIGN_EXAMPLE)
+        _may_sign(caller, api.service.settings, wanted)
         certificate, record, dropped = await run_as(caller, _sign, api.service, api.authority, wanted)
         return JSONResponse(issued_json(api, record) | {"dropped_subject_fields": dropped}, status_code=201)
 
@@ -90,7 +92,7 @@ def add_routes(routes: APIRouter, api) -> None:
         if wanted.csr is not None and wanted.revoke_old:
             raise InvalidRequest("revoke_old goes with a renewal without csr",
                                  hint="renew with the CSR, then revoke the old one through /revocations")
-        record, result = await run_as(caller, _renew, api.service, api.authority, target, wanted)
+        record, result = await run_as(caller, _renew, api.service, api.authority, target, wanted, caller)
         return JSONResponse(result | {"certificate": issued_json(api, record)}, status_code=201)
 
 
@@ -110,12 +112,46 @@ def _sign(service, authority, wanted: models.SignRequest):
     return certificate, record, dropped
 
 
-def _renew(service, authority, target: str, wanted: models.RenewRequest) -> tuple:
+def _may_issue(caller, settings, wanted: models.IssueRequest) -> None:
+    """Forbidden unless the caller's role is at least the one [roles] gives the new certificate."""
+    from mtlskit.api.auth import check_may_mint
+    from mtlskit.issue.subject import SubjectOptions, defaults_of
+
+    subject = SubjectOptions.parse(**wanted.subject.model_dump()).over(defaults_of(settings))
+    check_may_mint(caller, [wanted.name], [subject.org_unit or ""], settings)
+
+
+def _may_sign(caller, settings, wanted: models.SignRequest) -> None:
+    """As :func:`_may_issue`, for every CN and OU the CSR, the request or [subject] may give."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from mtlskit.api.auth import check_may_mint
+    from mtlskit.issue.subject import defaults_of
+
+    try:
+        csr = x509.load_pem_x509_csr(wanted.csr.encode("ascii", "replace"))
+    except ValueError:
+        return   # not a CSR: the workflow refuses it
+    names = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    units = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    check_may_mint(caller, [wanted.name, *names] if wanted.name else names,
+                   [*units, wanted.subject.org_unit or "", defaults_of(settings).org_unit or ""], settings)
+
+
+def _renew(service, authority, target: str, wanted: models.RenewRequest, caller=None) -> tuple:
     from mtlskit.lifecycle.renew import renew_certificates, resolve
 
     old = resolve(service.inventory, target, service.clock.now())
     if wanted.csr is not None:
+        from cryptography import x509
+
+        from mtlskit.api.auth import check_may_mint, common_name, organizational_units
         from mtlskit.lifecycle.remote_renewal import renew_for_csr
+
+        if caller is not None:   # the successor keeps the subject, and the caller gets it for their key
+            was = x509.load_pem_x509_certificate(old.pem.encode("ascii"))
+            check_may_mint(caller, [old.name, common_name(was)], organizational_units(was), service.settings)
 
         new = renew_for_csr(service, authority, old, wanted.csr.encode("ascii", "replace"))
         return new, {"renewed": old.serial_hex, "directory": None, "deployments": []}
