@@ -449,3 +449,29 @@ def test_an_issue_role_ui_session_cannot_issue_an_admin_certificate(svc, tmp_pat
         "password2": P12_PASSWORD, "csrf": csrf})
     assert answer.status_code in (403, 422) and "[roles]" in answer.text
     assert svc.service.inventory.count() == before
+
+
+# --- cross-site requests a browser would send with the client certificate --------------------
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", None])
+def test_a_cross_site_simple_request_with_an_admin_certificate_changes_nothing(svc, content_type):
+    """A page elsewhere can make the browser POST, with its client certificate, only the
+    CORS-safelisted types (no preflight): the API takes JSON only, the UI a CSRF token."""
+    import json
+
+    alice = svc.tls_clients["alice"]
+    bob = svc.service.inventory.by_name("bob")[-1]
+    headers = {"origin": "https://evil.example"} | ({"content-type": content_type} if content_type else {})
+    body = json.dumps({"targets": ["bob"], "reason": "key-compromise"})
+    assert alice.post("/api/v1/revocations", content=body, headers=headers).status_code == 415
+    assert alice.post("/api/v1/certificates", content=json.dumps({"profile": "client", "name": "xs"}),
+                      headers=headers).status_code == 415
+    ui = alice.post(f"/ui/certificates/intermediate/{bob.serial_hex}/revoke",
+                    content="reason=key-compromise&confirm=yes", headers=headers)
+    assert ui.status_code in (403, 415)
+    preflight = alice.request("OPTIONS", "/api/v1/revocations", headers={
+        "origin": "https://evil.example", "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type"})
+    assert "access-control-allow-origin" not in preflight.headers
+    assert svc.service.inventory.by_name("bob")[-1].status == "valid"
