@@ -475,3 +475,25 @@ def test_a_cross_site_simple_request_with_an_admin_certificate_changes_nothing(s
         "access-control-request-headers": "content-type"})
     assert "access-control-allow-origin" not in preflight.headers
     assert svc.service.inventory.by_name("bob")[-1].status == "valid"
+
+
+@pytest.mark.parametrize("row_id", [10 ** 30, -(10 ** 30), 2 ** 63, 10 ** 4000])
+def test_a_forged_cursor_with_a_huge_row_id_is_a_422_not_a_500(svc, row_id):
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", row_id]).encode()).decode().rstrip("=")
+    response = svc.client.get(f"/api/v1/certificates?cursor={cursor}", headers=_bearer(FILE_TOKEN))
+    assert response.status_code in (200, 422), response.text[:200]
+    assert response.headers["content-type"].startswith("application/")
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00",
+                                  "2026-01-01T00:00:00+23:59"])
+def test_a_forged_cursor_at_the_ends_of_time_is_a_422_or_a_page(svc, when):
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps([when, 1]).encode()).decode().rstrip("=")
+    response = svc.client.get(f"/api/v1/certificates?cursor={cursor}", headers=_bearer(FILE_TOKEN))
+    assert response.status_code in (200, 422), response.text[:200]

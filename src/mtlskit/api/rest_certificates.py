@@ -233,10 +233,10 @@ def decode_cursor(text: str) -> tuple[dt.datetime, int]:
         raw = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
         when, row_id = json.loads(raw)
         after = dt.datetime.fromisoformat(when), int(row_id)
-        if after[0].tzinfo is None or type(row_id) is not int:
-            raise ValueError
-        return after
-    except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError):
+        if after[0].tzinfo is None or type(row_id) is not int or not 0 <= row_id < 2 ** 63:
+            raise ValueError   # a row id is a BIGINT: a larger one would fail in the database (a 500)
+        return after[0].astimezone(dt.timezone.utc), row_id   # year 1 at +05:00 overflows here, not in SQL
+    except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError, OverflowError):
         raise InvalidRequest("cursor: not a cursor of this API", hint="pass next_cursor of the previous page") from None
 
 
