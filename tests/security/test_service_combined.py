@@ -497,3 +497,19 @@ def test_a_forged_cursor_at_the_ends_of_time_is_a_422_or_a_page(svc, when):
     cursor = base64.urlsafe_b64encode(json.dumps([when, 1]).encode()).decode().rstrip("=")
     response = svc.client.get(f"/api/v1/certificates?cursor={cursor}", headers=_bearer(FILE_TOKEN))
     assert response.status_code in (200, 422), response.text[:200]
+
+
+@pytest.mark.parametrize("query", ["expiring=" + "9" * 30 + "d", "expiring=99999999h", "expiring=999999999d",
+                                   "expiring=" + "9" * 5000 + "d", "name=" + "a" * 5000, "status=" + "\u00e9" * 10])
+def test_huge_filters_on_the_api_are_a_422_or_a_page(svc, query):
+    response = svc.client.get(f"/api/v1/certificates?{query}", headers=_bearer(FILE_TOKEN))
+    assert response.status_code in (200, 400, 422), (query[:30], response.status_code)
+
+
+@pytest.mark.parametrize("query", ["expiring=" + "9" * 30 + "d", "expiring=999999999d", "status=x" * 100,
+                                   "profile=" + "p" * 5000, "q=" + "9" * 5000, "serial=" + "f" * 5000,
+                                   "sort=" + "x" * 100, "after=1&before=2"])
+def test_huge_filters_on_the_ui_are_answered(svc, query):
+    cookie = svc.ui_cookie()
+    response = svc.client.get(f"/ui/certificates?{query}", headers={"cookie": f"{COOKIE}={cookie}"})
+    assert response.status_code in (200, 400, 422), (query[:30], response.status_code)
