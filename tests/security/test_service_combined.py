@@ -513,3 +513,18 @@ def test_huge_filters_on_the_ui_are_answered(svc, query):
     cookie = svc.ui_cookie()
     response = svc.client.get(f"/ui/certificates?{query}", headers={"cookie": f"{COOKIE}={cookie}"})
     assert response.status_code in (200, 400, 422), (query[:30], response.status_code)
+
+
+def test_an_issue_token_cannot_revoke_through_renew_revoke_old(svc, tmp_path):
+    from tests.support_crl import issue as issue_files
+
+    issue_files(svc.home, "client", "frank", tmp_path / "out")
+    issuer = svc.api_token("renewer-probe", role="issue")
+    before = svc.service.inventory.by_name("frank")[-1]
+    answer = svc.client.post("/api/v1/certificates/frank/renew", headers=_bearer(issuer), json={"revoke_old": True})
+    assert answer.status_code == 403, answer.text
+    assert svc.service.inventory.by_fingerprint(before.fingerprint_sha256).status == "valid"
+    reviser = svc.api_token("renewer-revoke", role="revoke")
+    answer = svc.client.post("/api/v1/certificates/frank/renew", headers=_bearer(reviser), json={"revoke_old": True})
+    assert answer.status_code == 201, answer.text
+    assert svc.service.inventory.by_fingerprint(before.fingerprint_sha256).status == "revoked"

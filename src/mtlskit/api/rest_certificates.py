@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mtlskit.api import rest_models as models
+from mtlskit.api.auth import Forbidden, allows
 from mtlskit.api.rest import InvalidRequest, json_schema_body, parse_body, requires, run_as
 from mtlskit.store.inventory import Status
 
@@ -92,6 +93,9 @@ def add_routes(routes: APIRouter, api) -> None:
         if wanted.csr is not None and wanted.revoke_old:
             raise InvalidRequest("revoke_old goes with a renewal without csr",
                                  hint="renew with the CSR, then revoke the old one through /revocations")
+        if wanted.revoke_old and not allows(caller, "revoke"):   # a revocation: it needs that role
+            raise Forbidden(f"{caller.audit_by} has the role {caller.role!r}; revoke_old revokes, which needs 'revoke'",
+                            hint="renew without revoke_old, and let someone with the revoke role revoke the old one")
         record, result = await run_as(caller, _renew, api.service, api.authority, target, wanted, caller)
         return JSONResponse(result | {"certificate": issued_json(api, record)}, status_code=201)
 
