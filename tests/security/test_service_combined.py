@@ -528,3 +528,25 @@ def test_an_issue_token_cannot_revoke_through_renew_revoke_old(svc, tmp_path):
     answer = svc.client.post("/api/v1/certificates/frank/renew", headers=_bearer(reviser), json={"revoke_old": True})
     assert answer.status_code == 201, answer.text
     assert svc.service.inventory.by_fingerprint(before.fingerprint_sha256).status == "revoked"
+
+
+def test_an_enrollment_csr_cannot_bring_an_ou_or_cn_that_maps_to_a_role(svc):
+    from cryptography import x509
+
+    from mtlskit.api.auth import principal_for_certificate
+    from mtlskit.api.tls import TlsNames
+    from mtlskit.lifecycle.tokens import TokenGrant, create_token
+
+    tls_app = build_worker(svc.service, svc.authority, api_token=FILE_TOKEN,
+                           tls_names=TlsNames.for_host(["localhost"], [])).app
+    over_tls = AsgiClient(_as_tls(tls_app, svc.pem("bob")))
+    for name, csr in (("device-1", _csr("device-1", "Admins")), ("device-2", _csr("alice"))):
+        enrollment, _ = create_token(svc.service, TokenGrant(name, "client"))
+        answer = over_tls.post("/api/v1/enroll", json={"token": enrollment, "csr": csr})
+        if answer.status_code in (200, 201):
+            body = answer.json()
+            pem = next(v for k, v in body.items() if isinstance(v, str) and "BEGIN CERTIFICATE" in v)
+            certificate = x509.load_pem_x509_certificate(pem.encode())
+            assert principal_for_certificate(certificate, svc.settings) is None, certificate.subject
+        else:
+            assert answer.status_code in (400, 403, 422), answer.text
