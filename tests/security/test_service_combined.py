@@ -550,3 +550,31 @@ def test_an_enrollment_csr_cannot_bring_an_ou_or_cn_that_maps_to_a_role(svc):
             assert principal_for_certificate(certificate, svc.settings) is None, certificate.subject
         else:
             assert answer.status_code in (400, 403, 422), answer.text
+
+
+@pytest.mark.parametrize("which", ["file-token", "api-token"])
+def test_serve_refuses_a_metrics_token_that_is_also_an_api_token(tmp_path, which):
+    import subprocess
+
+    from mtlskit.api.token import ensure_token
+    from tests.support_ocsp import free_port, mtlskit_cli
+
+    home = make_home(tmp_path)
+    if which == "file-token":
+        token_file = ensure_token(home)
+    else:
+        service = Service.open(load_settings(home, {}))
+        token, _ = create_api_token(service, "prometheus", "read")
+        token_file = tmp_path / "metrics-token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+    config = home / "mtlskit.toml"
+    text = config.read_text() if config.exists() else ""
+    config.write_text(f'metrics_token_file = "{token_file}"\n' + text)
+    try:
+        done = mtlskit_cli(home, "serve", "--api", "--port", str(free_port()))
+    except subprocess.TimeoutExpired:
+        pytest.fail("serve started with an API token as its metrics token")
+    err = done.stderr.decode()
+    assert done.returncode == 2 and err.startswith("error:") and "metrics_token_file" in err
+    assert token_file.read_text().strip() not in err + done.stdout.decode()
