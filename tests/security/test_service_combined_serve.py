@@ -45,7 +45,8 @@ def test_a_content_length_of_thousands_of_digits_is_refused_not_a_crash(served, 
     assert _status(exchange(server, _get("/healthz", "Connection: close\r\n"))) == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/metrics", "/ui/certificates", "/api/v1/certificates"])
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/metrics", "/ui/certificates", "/api/v1/certificates",
+                                  "/authz"])
 def test_a_client_that_never_reads_the_new_routes_does_not_hold_the_server(served, path):
     server, _, _, api_token = served
     pids = [int(p) for p in _children(server.process.pid)]
@@ -111,3 +112,19 @@ def _children(pid: int) -> list[str]:
         children = (task / "children").read_text().split()
         found += children
     return found
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "TRACE", "CONNECT", "PROPFIND"])
+@pytest.mark.parametrize("path", ["/api/v1/certificates", "/metrics", "/authz", "/ui/certificates", "/ui/login",
+                                  "/healthz", "/ocsp", "/crl/intermediate.crl"])
+def test_odd_methods_on_every_route_family_of_the_real_server(served, method, path):
+    server = served[0]
+    target = "127.0.0.1:1" if method == "CONNECT" else path
+    answer = exchange(server, f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    status = _status(answer)
+    assert 200 <= status < 500, (method, path, answer[:120])
+    if method == "HEAD":
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert body == b"", (path, body[:80])
+    if path.startswith(("/api/v1/certificates", "/ui/certificates")):
+        assert status in (400, 401, 404, 405), (method, path, status)
