@@ -273,7 +273,8 @@ def test_a_backup_holds_no_database_password_and_no_clear_api_token(svc, tmp_pat
 
     home = tmp_path / "pg-home"
     home.mkdir()
-    (home / "mtlskit.toml").write_text(f'database_url = "{url}"\n' + (svc.home / "mtlskit.toml").read_text())
+    kept = [line for line in (svc.home / "mtlskit.toml").read_text().splitlines() if not line.startswith("database_url")]
+    (home / "mtlskit.toml").write_text(f'database_url = "{url}"\n' + "\n".join(kept) + "\n")
     for entry in ("ca",):
         (home / entry).symlink_to(svc.home / entry)
     settings = load_settings(home, {})
