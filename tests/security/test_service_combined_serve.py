@@ -128,3 +128,49 @@ def test_odd_methods_on_every_route_family_of_the_real_server(served, method, pa
         assert body == b"", (path, body[:80])
     if path.startswith(("/api/v1/certificates", "/ui/certificates")):
         assert status in (400, 401, 404, 405), (method, path, status)
+
+
+@pytest.fixture(scope="module")
+def tls_served(tmp_path_factory):
+    from tests.support_ocsp import mtlskit_cli
+
+    root = tmp_path_factory.mktemp("combined-tls")
+    home = root / "home"
+    assert mtlskit_cli(home, "init", "--name", "Combined TLS CA", "--no-passphrase").returncode == 0
+    with open(home / "mtlskit.toml", "a") as config:
+        config.write('\n[roles]\nadmin = ["carol"]\n')
+    assert mtlskit_cli(home, "issue", "client", "carol", "--out", str(root / "carol")).returncode == 0
+    tls_port = free_port()
+    server = ServeProcess(home, free_port(), "--tls-port", str(tls_port), "--ui", "--api")
+    yield root, home, server, tls_port
+    server.stop()
+
+
+def _tls_get(home, port: int, path: str, client=None, cookie: str | None = None):
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context(cadata=(home / "ca" / "root.pem").read_text())
+    if client is not None:
+        context.load_cert_chain(client / "fullchain.pem", client / "key.pem")
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    connection.request("GET", path, headers={"Cookie": f"mtlskit_ui={cookie}"} if cookie else {})
+    response = connection.getresponse()
+    response.body = response.read()
+    connection.close()
+    return response
+
+
+def test_a_certificate_session_ends_when_the_cli_revokes_the_certificate(tls_served):
+    from tests.support_ocsp import mtlskit_cli
+
+    root, home, server, port = tls_served
+    first = _tls_get(home, port, "/ui/certificates", root / "carol")
+    assert first.status == 200
+    cookie = first.getheader("set-cookie").split(";", 1)[0].split("=", 1)[1]
+    assert _tls_get(home, port, "/ui/issue", cookie=cookie).status == 200   # the cookie alone works
+    assert mtlskit_cli(home, "revoke", "carol").returncode == 0
+    assert _tls_get(home, port, "/ui/issue", cookie=cookie).status == 401
+    assert _tls_get(home, port, "/ui/certificates", root / "carol", cookie=cookie).status == 401
+    plain = exchange(server, _get("/ui/certificates", f"Cookie: mtlskit_ui={cookie}\r\nConnection: close\r\n"))
+    assert _status(plain) == 401
