@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from mtlskit.config import OU_SELECTOR, ROLES
 from mtlskit.errors import PolicyViolation
@@ -105,14 +105,43 @@ def principal_for_certificate(certificate: "x509.Certificate", settings: "Settin
         return None
     name = common_name(certificate)
     units = set(organizational_units(certificate))
+    best = role_of_identity(name, units, settings)
+    if best is None:
+        return None
+    return Principal(name or ",".join(sorted(units)), best, "certificate")
+
+
+def role_of_identity(name: str | None, units: "Iterable[str]", settings: "Settings") -> str | None:
+    """The highest role ``[roles]`` gives a certificate of this CN and these OUs, or None."""
+    units = set(units)
     best: str | None = None
     for role, selectors in settings.roles:
         for selector in selectors:
             if _selects(selector, name, units) and (best is None or role_rank(role) > role_rank(best)):
                 best = role
-    if best is None:
-        return None
-    return Principal(name or ",".join(sorted(units)), best, "certificate")
+    return best
+
+
+def check_may_mint(caller: Principal, names: "Iterable[str | None]", units: "Iterable[str]",
+                   settings: "Settings") -> None:
+    """Refuse to issue, sign or renew for ``caller`` a certificate that ``[roles]`` would map
+    to a role above the caller's: with it, an ``issue`` token would log in as an admin.
+
+    Args:
+        names: every CN the certificate may get (the requested NAME, a CSR's CN).
+        units: every OU it may get (requested, from a CSR, from ``[subject]``).
+
+    Raises:
+        Forbidden: the certificate would carry a higher role than the caller's.
+    """
+    units = [unit for unit in units if unit]
+    for name in {*names} or {None}:
+        role = role_of_identity(name, units, settings)
+        if role is not None and not allows(caller, role):
+            raise Forbidden(f"{caller.audit_by} has the role {caller.role!r}; a certificate named "
+                            f"{str(name)[:64]!r}{' in OU ' + ', '.join(u[:64] for u in units) if units else ''} "
+                            f"would have the role {role!r} by [roles]",
+                            hint="ask someone with that role to issue it")
 
 
 def verified_principal(certificate: "x509.Certificate", settings: "Settings", inventory,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mtlskit.api import rest_models as models
+from mtlskit.api.auth import Forbidden, allows
 from mtlskit.api.rest import InvalidRequest, json_schema_body, parse_body, requires, run_as
 from mtlskit.store.inventory import Status
 
@@ -81,6 +82,7 @@ def add_routes(routes: APIRouter, api) -> None:
 
         wanted = parse_body(models.IssueRequest, request.headers.get("content-type"), await request.body(),
                             ISSUE_EXAMPLE)
+        _may_issue(caller, api.service.settings, wanted)
         record, key = await run_as(caller, issue_handed_over, api.service, api.authority, wanted)
         return JSONResponse(issued_json(api, record) | key, status_code=201, headers=NO_STORE)
 
@@ -92,6 +94,7 @@ def add_routes(routes: APIRouter, api) -> None:
         never its own usage or CA flag."""
         wanted = parse_body(models.SignRequest, request.headers.get("content-type"), await request.body(),
                             SIGN_EXAMPLE)
+        _may_sign(caller, api.service.settings, wanted)
         certificate, record, dropped = await run_as(caller, _sign, api.service, api.authority, wanted)
         return JSONResponse(issued_json(api, record) | {"dropped_subject_fields": dropped}, status_code=201)
 
@@ -110,7 +113,10 @@ def add_routes(routes: APIRouter, api) -> None:
             raise InvalidRequest("csr, new_key and revoke_old are three ways to renew: give one",
                                  hint="to retire the old one after a csr or new_key renewal, revoke it through "
                                       "/revocations")
-        record, result = await run_as(caller, _renew, api.service, api.authority, target, wanted)
+        if wanted.revoke_old and not allows(caller, "revoke"):   # a revocation: it needs that role
+            raise Forbidden(f"{caller.audit_by} has the role {caller.role!r}; revoke_old revokes, which needs 'revoke'",
+                            hint="renew without revoke_old, and let someone with the revoke role revoke the old one")
+        record, result = await run_as(caller, _renew, api.service, api.authority, target, wanted, caller)
         headers = NO_STORE if "private_key" in result else None
         return JSONResponse(result | {"certificate": issued_json(api, record)}, status_code=201, headers=headers)
 
@@ -131,10 +137,39 @@ def _sign(service, authority, wanted: models.SignRequest):
     return certificate, record, dropped
 
 
-def _renew(service, authority, target: str, wanted: models.RenewRequest) -> tuple:
+def _may_issue(caller, settings, wanted: models.IssueRequest) -> None:
+    """Forbidden unless the caller's role is at least the one [roles] gives the new certificate."""
+    from mtlskit.api.auth import check_may_mint
+    from mtlskit.issue.subject import SubjectOptions, defaults_of
+
+    subject = SubjectOptions.parse(**wanted.subject.model_dump()).over(defaults_of(settings))
+    check_may_mint(caller, [wanted.name], [subject.org_unit or ""], settings)
+
+
+def _may_sign(caller, settings, wanted: models.SignRequest) -> None:
+    """As :func:`_may_issue`, for every CN and OU the CSR, the request or [subject] may give."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from mtlskit.api.auth import check_may_mint
+    from mtlskit.issue.subject import defaults_of
+
+    try:
+        csr = x509.load_pem_x509_csr(wanted.csr.encode("ascii", "replace"))
+    except ValueError:
+        return   # not a CSR: the workflow refuses it
+    names = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    units = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    check_may_mint(caller, [wanted.name, *names] if wanted.name else names,
+                   [*units, wanted.subject.org_unit or "", defaults_of(settings).org_unit or ""], settings)
+
+
+def _renew(service, authority, target: str, wanted: models.RenewRequest, caller=None) -> tuple:
     from mtlskit.lifecycle.renew import renew_certificates, resolve
 
     old = resolve(service.inventory, target, service.clock.now())
+    if caller is not None and (wanted.csr is not None or wanted.new_key):
+        _may_take_over(caller, service, old)
     if wanted.csr is not None:
         from mtlskit.lifecycle.remote_renewal import renew_for_csr
 
@@ -151,6 +186,17 @@ def _renew(service, authority, target: str, wanted: models.RenewRequest) -> tupl
     [renewal] = renew_certificates(service, authority, [old], revoke_old=wanted.revoke_old)
     return renewal.new, {"renewed": old.serial_hex, "directory": renewal.directory,
                          "deployments": list(renewal.deployments)}
+
+
+def _may_take_over(caller, service, old) -> None:
+    """A renewal with a CSR or a new key hands the caller a key for ``old``'s subject:
+    Forbidden unless the caller's role is at least the one [roles] gives that subject."""
+    from cryptography import x509
+
+    from mtlskit.api.auth import check_may_mint, common_name, organizational_units
+
+    was = x509.load_pem_x509_certificate(old.pem.encode("ascii"))
+    check_may_mint(caller, [old.name, common_name(was)], organizational_units(was), service.settings)
 
 
 def issued_json(api, record) -> dict:
@@ -213,7 +259,8 @@ def _duration(text: str) -> dt.timedelta:
 def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_PAGE
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PAGE):
+    # len first: int() of more than 4,300 digits raises ValueError (a 500, not a 422)
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and 1 <= int(text) <= MAX_PAGE):
         raise InvalidRequest(f"limit must be a number from 1 to {MAX_PAGE}")
     return int(text)
 
@@ -229,10 +276,10 @@ def decode_cursor(text: str) -> tuple[dt.datetime, int]:
         raw = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
         when, row_id = json.loads(raw)
         after = dt.datetime.fromisoformat(when), int(row_id)
-        if after[0].tzinfo is None or type(row_id) is not int:
-            raise ValueError
-        return after
-    except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError):
+        if after[0].tzinfo is None or type(row_id) is not int or not 0 <= row_id < 2 ** 63:
+            raise ValueError   # a row id is a BIGINT: a larger one would fail in the database (a 500)
+        return after[0].astimezone(dt.timezone.utc), row_id   # year 1 at +05:00 overflows here, not in SQL
+    except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError, OverflowError):
         raise InvalidRequest("cursor: not a cursor of this API", hint="pass next_cursor of the previous page") from None
 
 

@@ -37,6 +37,7 @@ def add_routes(routes: APIRouter, api) -> None:
         through the service says who made it in ``detail.by``."""
         limit = request.query_params.get("limit", "100")
         if set(request.query_params.keys()) - {"limit"} or not (limit.isascii() and limit.isdigit()
+                                                                 and len(limit) <= 9   # int() of 4,301 digits raises
                                                                  and 1 <= int(limit) <= MAX_EVENTS):
             raise InvalidRequest(f"the only parameter is limit, a number from 1 to {MAX_EVENTS}")
         rows = await run_in_threadpool(api.service.inventory.events, int(limit))

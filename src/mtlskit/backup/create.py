@@ -1,10 +1,12 @@
 """`mtlskit backup FILE`: an online, consistent copy of a CA home in one archive.
 
 What goes in: the inventory (SQLite: the backup API's copy; PostgreSQL: ``pg_dump``), the
-CA certificates and the CA key files as they are (encrypted at rest), and ``mtlskit.toml``.
+CA certificates and the CA key files as they are (encrypted at rest), and ``mtlskit.toml``
+(its ``database_url`` without the password: restore takes ``--database-url`` or ~/.pgpass).
 A key that is not a file of the home is not in it, and the manifest says so per CA:
 ``in-token`` (a PKCS#11 token; the archive holds the home's reference to it,
-``ca/<name>.pkcs11.json``, never a PIN) or ``not-in-archive`` (kept off the machine). What stays out: exports and caches that the home rebuilds (``crl/``,
+``ca/<name>.pkcs11.json``, never a PIN) or ``not-in-archive`` (kept off the machine).
+What stays out: exports and caches that the home rebuilds (``crl/``,
 ``ocsp/`` responders, ``tls/``), the REST API token, the agent's state.
 
 The archive is written 0600 to a temporary file beside FILE, flushed, then linked into
@@ -87,8 +89,46 @@ def _home_files(settings: Settings, ca_files: CaFiles) -> tuple[dict[str, Path |
         keys[name] = "in-archive" if key is not None else "in-token" if reference is not None else "not-in-archive"
     config = _read_home_file(settings.config_file, missing_ok=True)
     if config is not None:
-        sources[CONFIG_MEMBER] = config
+        sources[CONFIG_MEMBER] = config_without_password(config)
     return sources, keys
+
+
+def config_without_password(config: bytes) -> bytes:
+    """``mtlskit.toml`` with the password of its ``database_url`` (in the authority or the
+    query) left out: an archive must not open the live database to whoever holds it."""
+    import json
+    import tomllib
+
+    try:
+        url = tomllib.loads(config.decode()).get("database_url")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return config   # written as it is: restore refuses what it cannot read
+    if not isinstance(url, str):
+        return config
+    try:
+        kept = url_without_password(url)
+    except ValueError:   # a URL urllib cannot split: left out whole (restore takes --database-url)
+        kept = None
+    if kept == url:
+        return config
+    lines = [line for line in config.decode().splitlines()
+             if kept is not None or not line.lstrip().startswith("database_url")]
+    lines = [f"database_url = {json.dumps(kept)}" if line.lstrip().startswith("database_url") else line
+             for line in lines]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def url_without_password(url: str) -> str:
+    """A database URL without its password (``user:PW@`` and ``password=`` of the query)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    credentials, at, host = netloc.rpartition("@")
+    if at and ":" in credentials:
+        netloc = credentials.split(":", 1)[0] + "@" + host
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "password"]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query) if query else ""))
 
 
 def check_target(target: Path, force: bool) -> None:

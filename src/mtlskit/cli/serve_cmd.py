@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from mtlskit.cli.common import console, long_lived_gc, passphrase_source, settings_of
-from mtlskit.errors import UsageError
+from mtlskit.errors import BadInput, UsageError
 
 
 def serve(
@@ -76,6 +76,8 @@ def serve(
     authority = service.authority(passphrase_source(passphrase_file))
     token_file = ensure_token(settings.home) if api else None
     token = load_token(token_file) if token_file else None
+    if metrics_token is not None:
+        _refuse_an_api_credential_for_metrics(metrics_token, token, service)
     names = None
     if tls_port is not None:
         from mtlskit.api.tls import TlsNames
@@ -118,6 +120,23 @@ def serve(
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _refuse_an_api_credential_for_metrics(metrics_token: str, api_token: str | None, service) -> None:
+    """Prometheus's credential must open /metrics only: refuse one that is also HOME/api-token
+    or an API token (whoever reads the scrape config would hold the API)."""
+    import hmac
+
+    from mtlskit.api.token import token_path, token_sha256
+    from mtlskit.store.api_tokens import find_api_token
+
+    file_token = api_token
+    if file_token is None and token_path(service.settings.home).is_file():
+        file_token = token_path(service.settings.home).read_text(encoding="ascii", errors="replace").strip()
+    same_as_file = bool(file_token) and hmac.compare_digest(metrics_token.encode(), file_token.encode())
+    if same_as_file or (metrics_token.isascii() and find_api_token(service.inventory.db, token_sha256(metrics_token))):
+        raise BadInput("the metrics_token_file setting holds a token of the REST API",
+                       hint="give /metrics a token of its own: openssl rand -hex 32 > FILE; chmod 600 FILE")
 
 
 def _metrics_token(settings) -> str | None:

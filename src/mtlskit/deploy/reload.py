@@ -16,8 +16,9 @@ A deployment's reload command is one of:
   on PATH, HAProxy is not running.
 - anything else: the user's ``--reload`` command, an argv line run without a shell.
 
-Every child gets the environment without any ``MTLSKIT_*`` variable (the CA passphrase
-must never reach a reload or config-test command).
+Every child gets the environment without any ``MTLSKIT_*`` variable and without
+``PGPASSWORD`` (the CA passphrase and the database password must never reach a reload or
+config-test command).
 """
 
 from __future__ import annotations
@@ -61,9 +62,14 @@ class ReloadResult:
     running: bool = True
 
 
+SECRET_VARIABLES = ("PGPASSWORD",)   # libpq's password, which psycopg takes for the inventory
+
+
 def child_environment() -> dict[str, str]:
-    """This process's environment without any ``MTLSKIT_*`` variable (secrets live there)."""
-    return {name: value for name, value in os.environ.items() if not name.upper().startswith("MTLSKIT_")}
+    """This process's environment without any ``MTLSKIT_*`` variable (secrets live there)
+    nor libpq's ``PGPASSWORD`` (the inventory's database password)."""
+    return {name: value for name, value in os.environ.items()
+            if not name.upper().startswith("MTLSKIT_") and name.upper() not in SECRET_VARIABLES}
 
 
 def signal_command(signame: str, program: str, pidfile: Path) -> str:

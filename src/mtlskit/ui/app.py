@@ -10,11 +10,13 @@ every POST needs the session's CSRF token.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ssl
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -74,14 +76,19 @@ def create_ui(ui: UiContext):
         certificate = _client_certificate(request)
         principal = None if certificate is None else verified_principal(
             certificate, ui.service.settings, ui.service.inventory, ui.service.clock.now())
+        fingerprint = None if certificate is None else \
+            hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
         if session is not None:
-            # a certificate's session lasts while that certificate is presented and live:
-            # revoked (or no longer in [roles]), its next request is refused
-            alive = principal is not None and (principal.name, principal.role) == (session.name, session.role)
+            # a certificate's session lasts while the certificate that opened it is presented
+            # and live: revoked (or no longer in [roles]), its next request ends the session
+            alive = (principal is not None and fingerprint == session.fingerprint
+                     and (principal.name, principal.role) == (session.name, session.role))
+            if not alive:
+                ui.sessions.end(session)
             return (session if alive else None), None
         if principal is None:
             return None, None
-        cookie, session = ui.sessions.open(principal.name, principal.role, "certificate", now())
+        cookie, session = ui.sessions.open(principal.name, principal.role, "certificate", now(), fingerprint)
         return session, cookie
 
     def render(request: Request, template: str, session: Session | None, code: int = 200,

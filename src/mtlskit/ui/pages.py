@@ -136,6 +136,7 @@ def issue_download(ui, session, form: Mapping[str, str]) -> Download:
         BadInput: passwords missing, short or different; a bad field.
         PolicyViolation, AlreadyExists: from the issuance workflow.
     """
+    from mtlskit.api.auth import check_may_mint
     from mtlskit.issue.identity import issue_identity
     from mtlskit.issue.issuer import IssueRequest, SanRequest
     from mtlskit.issue.profiles import PROFILES as SPECS
@@ -154,6 +155,7 @@ def issue_download(ui, session, form: Mapping[str, str]) -> Download:
     request = IssueRequest(SPECS["client"], form.get("name", "").strip(),
                            SanRequest(email=(email,) if email else ()),
                            defaults_of(ui.service.settings), int(days) if days else None)
+    check_may_mint(session.principal, [request.name], [request.subject.org_unit or ""], ui.service.settings)
     with acting_as(session.principal.audit_by):
         identity = issue_identity(ui.service, ui.authority, request, KeyType.parse(form["key_type"]))
     return _bundle(identity, kind, password)

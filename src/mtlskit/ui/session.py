@@ -10,7 +10,8 @@ logs in directly (:func:`mtlskit.api.auth.verified_principal`).
 Sessions are cookies signed (HMAC-SHA256) with a key drawn at each start of `serve` and
 shared by its workers through fork: a cookie of another `serve`, or of this one before a
 restart, is refused. A cookie carries the session id, the user, the role and an absolute
-expiry; log-out records the id in ``HOME/ui/ended/`` (checked on every request). The CSRF
+expiry (and, for a session a client certificate opened, that certificate's SHA-256: the UI
+refuses the session from the request after the certificate is revoked or expires); log-out records the id in ``HOME/ui/ended/`` (checked on every request). The CSRF
 token of a session is an HMAC of its id: per session, never in a URL, compared in constant
 time.
 """
@@ -43,6 +44,7 @@ class Session:
     role: str
     via: str          # how the session was opened: "link" or "certificate"
     expires: int      # POSIX seconds
+    fingerprint: str = ""   # SHA-256 of the client certificate that opened it (via "certificate")
 
     @property
     def principal(self) -> Principal:
@@ -88,9 +90,9 @@ class Sessions:
         self.lifetime = lifetime_seconds
         _private_dir(self.ended_dir)
 
-    def open(self, name: str, role: str, via: str, now: float) -> tuple[str, Session]:
-        """A new session and its cookie value."""
-        session = Session(secrets.token_urlsafe(18), name, role, via, int(now) + self.lifetime)
+    def open(self, name: str, role: str, via: str, now: float, fingerprint: str = "") -> tuple[str, Session]:
+        """A new session and its cookie value (``fingerprint``: of the certificate that opened it)."""
+        session = Session(secrets.token_urlsafe(18), name, role, via, int(now) + self.lifetime, fingerprint)
         payload = _b64(json.dumps(dataclasses.asdict(session), separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}", session
 
