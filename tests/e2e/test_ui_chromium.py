@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.e2e,
                                         "(scripts/system-deps.sh installs them)")]
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 PASSWORD = "walk-the-ui-42"
 LOGIN_LINE = re.compile(r"^  UI +(http://127\.0\.0\.1:\d+/ui/login\?token=[A-Za-z0-9_-]+)", re.M)
@@ -97,6 +98,14 @@ def _password_file(root: Path) -> Path:
     return path
 
 
+def _submit(driver, element, within: float = 30) -> None:
+    """Click what leads to another page, and wait until the browser has left this one (the
+    next find_element would otherwise find the old page's element)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, within).until(expected_conditions.staleness_of(page))
+
+
 def _keytool_lists(bundle: Path, password_file: Path, name: str) -> None:
     listed = subprocess.run(["keytool", "-list", "-v", "-keystore", str(bundle), "-storetype", "PKCS12",
                              "-storepass:file", str(password_file)], capture_output=True, timeout=60)
@@ -119,7 +128,7 @@ def test_walk_login_search_issue_download_revoke_ocsp(served, browser, tmp_path)
 
     driver.get(f"{server.url}/ui/certificates")  # search
     driver.find_element(By.NAME, "q").send_keys("ali")
-    driver.find_element(By.ID, "search").click()
+    _submit(driver, driver.find_element(By.ID, "search"))
     rows = driver.find_elements(By.CSS_SELECTOR, "#certificates tbody tr")
     assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == ["alice"]
     _shot(driver, tmp_path, "search")
@@ -157,14 +166,14 @@ def test_walk_login_search_issue_download_revoke_ocsp(served, browser, tmp_path)
             assert len(driver.find_elements(By.CSS_SELECTOR, "#chart svg rect")) == 26
 
     driver.get(f"{server.url}/ui/certificates?q=phone-modern")  # revoke, with the confirmation step
-    driver.find_element(By.LINK_TEXT, "phone-modern").click()
+    _submit(driver, driver.find_element(By.LINK_TEXT, "phone-modern"))
     _shot(driver, tmp_path, "detail")
-    driver.find_element(By.ID, "revoke").click()
+    _submit(driver, driver.find_element(By.ID, "revoke"))
     Select(driver.find_element(By.ID, "reason")).select_by_value("key-compromise")
-    driver.find_element(By.ID, "continue").click()
+    _submit(driver, driver.find_element(By.ID, "continue"))
     assert "cannot be undone" in driver.find_element(By.ID, "confirm-text").text
     _shot(driver, tmp_path, "revoke-confirm")
-    driver.find_element(By.ID, "confirm").click()
+    _submit(driver, driver.find_element(By.ID, "confirm"))
     assert driver.find_element(By.ID, "status").text.startswith("revoked (key-compromise")
     assert "session:" in driver.find_element(By.ID, "history").text
     _shot(driver, tmp_path, "revoked")

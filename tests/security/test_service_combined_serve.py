@@ -168,7 +168,9 @@ def test_a_certificate_session_ends_when_the_cli_revokes_the_certificate(tls_ser
     first = _tls_get(home, port, "/ui/certificates", root / "carol")
     assert first.status == 200
     cookie = first.getheader("set-cookie").split(";", 1)[0].split("=", 1)[1]
-    assert _tls_get(home, port, "/ui/issue", cookie=cookie).status == 200   # the cookie alone works
+    assert _tls_get(home, port, "/ui/issue", root / "carol", cookie=cookie).status == 200
+    # the cookie alone is not enough: the certificate that opened the session must come with it
+    assert _tls_get(home, port, "/ui/issue", cookie=cookie).status == 401
     assert mtlskit_cli(home, "revoke", "carol").returncode == 0
     assert _tls_get(home, port, "/ui/issue", cookie=cookie).status == 401
     assert _tls_get(home, port, "/ui/certificates", root / "carol", cookie=cookie).status == 401
