@@ -15,7 +15,7 @@ BENCH_N ?= 20000
 # certificates in the inventory of bench/bench_postgres.py (make bench BENCH_PG_N=100000: a quick run)
 BENCH_PG_N ?= 1000000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render
+FUZZ_TARGETS := ocsp_request http_head csr_pem deploy_render api_requests
 ATHERIS_TARGETS := ocsp_request http_simple csr_pem   # when atheris is installed (optional)
 
 # The tests of the DER fast paths and what uses them (pki, publish, issue, revoke; unit and
@@ -32,7 +32,7 @@ REFERENCE_SUBSET := $(addprefix tests/unit/test_,crl_builder.py crl_stored_entri
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,postgres]'
+	$(BIN)/pip install -q -e '.[test,postgres,pkcs11]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -61,10 +61,15 @@ bench: setup system-deps
 	$(BIN)/python bench/bench_crl.py --sizes 100000,1000000   # includes one revocation via serve --api
 	$(BIN)/python bench/bench_cli.py --count 100000           # one command per process, against openssl
 	$(BIN)/python bench/bench_verify.py --count 2000
-	$(BIN)/python bench/bench_ocsp.py
+	$(BIN)/python bench/bench_backup.py --count 100000   # backup/restore of a 100,000-certificate home vs sqlite3 .backup + tar
+	$(BIN)/python bench/bench_ocsp.py                          # includes metrics on against --no-metrics
+	$(BIN)/python bench/bench_metrics.py --count 100000        # a /metrics scrape with 100,000 certificates
 	$(BIN)/python bench/bench_abuse.py --seconds 60 --idle 2000   # serve under a client that never reads
 	$(BIN)/python bench/bench_swap.py --seconds 4 --swaps 3   # a server certificate replaced under mTLS load
 	$(BIN)/python bench/bench_postgres.py --count $(BENCH_PG_N)   # SQLite and PostgreSQL side by side, two replicas
+	$(BIN)/python bench/bench_pkcs11.py --count 2000          # CA keys in SoftHSM2 vs in files, same run
+	$(BIN)/python bench/bench_authz.py            # nginx with and without --policy (auth_request to /authz), same run
+	$(BIN)/python bench/bench_ui.py --count 100000          # every web UI page with 100,000 certificates (target 200 ms)
 
 fuzz: setup
 	@failed=0; for target in $(FUZZ_TARGETS); do \

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (openssl, nginx, apache2,
 # haproxy, keytool, curl, iproute2, mount, ab for the OCSP benchmark, systemd-analyze for
-# the agent's units, and the nginx modules
+# the agent's units, SoftHSM2 for the CA keys in a PKCS#11 token, promtool (Debian's prometheus)
+# for the metrics and alert rules, chromium + chromedriver for the web UI walk (selenium), and the nginx modules
 # the generated configurations need), only when something is missing. Needs root or sudo.
 set -euo pipefail
 
 declare -A PACKAGE_OF=(
   [openssl]=openssl [curl]=curl [nginx]=nginx-light [apache2]=apache2 [haproxy]=haproxy
   [keytool]=default-jre-headless [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux [mount]=mount
-  [ab]=apache2-utils [systemd-analyze]=systemd
+  [ab]=apache2-utils [systemd-analyze]=systemd [softhsm2-util]=softhsm2 [promtool]=prometheus
+  [chromium]=chromium [chromedriver]=chromium-driver
 )
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
@@ -28,6 +30,8 @@ for module in "${!PACKAGE_OF_MODULE[@]}"; do
 done
 # PostgreSQL's server binaries (initdb, postgres, pg_dump): the tests start their own server.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# sqlite3's shell: the anchor of bench/bench_backup.py (sqlite3 .backup + tar)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""
@@ -36,6 +40,6 @@ echo "installing Debian packages: ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start system services on install; the tests run their own, on free ports.
-for service in nginx apache2 haproxy postgresql; do
+for service in nginx apache2 haproxy postgresql prometheus; do
   $SUDO service "$service" stop >/dev/null 2>&1 || true
 done

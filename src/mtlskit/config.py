@@ -34,9 +34,17 @@ class Settings:
             only intermediates, and signing it needs the root key, which may be offline.
         ocsp_refresh_seconds: how stale an OCSP answer may be across processes that
             share the database (the bound on seeing another process's revocation).
+        metrics_token_file: a file (mode 0600) holding the bearer token `serve` requires on
+            /metrics; None leaves /metrics open on the address `serve` listens on.
         subject: the ``[subject]`` table (country, state, locality, org, org_unit) as
             (key, value) pairs: defaults for the subject fields of `issue`, `sign` and
             `token create` (checked where used: ``issue.subject.SubjectOptions``).
+        roles: the ``[roles]`` table as (role, selectors) pairs, lowest role first: which
+            client certificates of the CA act with which role on the service (`serve
+            --tls-port`); a selector is a certificate NAME (its CN) or ``ou:UNIT`` (one of
+            its OUs). See :mod:`mtlskit.api.auth`.
+        ui_session_minutes: how long a web UI session lasts after log-in (`serve --ui`;
+            5 minutes to 7 days, checked at start).
     """
 
     home: Path
@@ -45,7 +53,10 @@ class Settings:
     crl_days: int = 7
     root_crl_days: int = 365
     ocsp_refresh_seconds: int = 5
+    metrics_token_file: str | None = None
     subject: tuple[tuple[str, str], ...] = ()
+    roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ui_session_minutes: int = 480
 
     @property
     def default_database(self) -> bool:
@@ -71,9 +82,15 @@ _FIELDS = {
     "crl_days": int,
     "root_crl_days": int,
     "ocsp_refresh_seconds": int,
+    "metrics_token_file": str,
+    "ui_session_minutes": int,
 }
 SUBJECT_TABLE = "subject"
 SUBJECT_KEYS = ("country", "state", "locality", "org", "org_unit")   # issue.subject.FIELDS
+ROLES_TABLE = "roles"
+# The roles of the service, lowest first; each includes those before it (api.auth).
+ROLES = ("read", "issue", "revoke", "admin")
+OU_SELECTOR = "ou:"
 
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -105,6 +122,7 @@ def load_settings(
     values: dict[str, Any] = {}
     values.update(_read_file(home / CONFIG_FILE))
     subject = _subject_table(values.pop(SUBJECT_TABLE, {}), home / CONFIG_FILE)
+    roles = _roles_table(values.pop(ROLES_TABLE, {}), home / CONFIG_FILE)
     for field in _FIELDS:
         env_value = environ.get(f"MTLSKIT_{field.upper()}")
         if env_value:
@@ -119,7 +137,7 @@ def load_settings(
         raise BadInput("crl_days must be at least 1")
     if not 1 <= clean.get("root_crl_days", 365) <= 3650:
         raise BadInput("root_crl_days must be between 1 and 3650")
-    return Settings(home=home, subject=subject, **clean)
+    return Settings(home=home, subject=subject, roles=roles, **clean)
 
 
 def write_settings_file(settings: Settings, values: Mapping[str, Any],
@@ -166,6 +184,30 @@ def _subject_table(table: Any, path: Path) -> tuple[tuple[str, str], ...]:
     return tuple((key, table[key]) for key in SUBJECT_KEYS if key in table)
 
 
+def _roles_table(table: Any, path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``[roles]``: role -> list of certificate NAMEs or ``ou:UNIT`` selectors."""
+    if not isinstance(table, dict):
+        raise BadInput(f"{path}: [{ROLES_TABLE}] must be a table")
+    unknown = set(table) - set(ROLES)
+    if unknown:
+        raise BadInput(f"{path}: unknown role(s) in [{ROLES_TABLE}]: {', '.join(sorted(unknown))}",
+                       hint=f"roles: {', '.join(ROLES)}")
+    for role, selectors in table.items():
+        if not isinstance(selectors, list) or not all(_selector_ok(s) for s in selectors):
+            raise BadInput(f"{path}: [{ROLES_TABLE}] {role} must be a list of certificate NAMEs "
+                           f"or \"ou:UNIT\" strings, got {selectors!r}",
+                           hint='e.g. admin = ["alice", "ou:Ops"]')
+    return tuple((role, tuple(table[role])) for role in ROLES if role in table)
+
+
+def _selector_ok(selector: Any) -> bool:
+    if not isinstance(selector, str) or not selector.strip() or selector != selector.strip():
+        return False
+    if selector.startswith(OU_SELECTOR) and not selector[len(OU_SELECTOR):].strip():
+        return False
+    return selector.isprintable()
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -173,7 +215,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not valid TOML ({exc})") from None
-    unknown = set(data) - set(_FIELDS) - {SUBJECT_TABLE}
+    unknown = set(data) - set(_FIELDS) - {SUBJECT_TABLE, ROLES_TABLE}
     if unknown:
         raise BadInput(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}",
                        hint=f"known settings: {', '.join(_FIELDS)}")

@@ -86,7 +86,7 @@ def test_token_is_private_and_in_no_banner_or_log(served):
     token_file = home / "api-token"
     assert os.stat(token_file).st_mode & 0o777 == 0o600
     log = server.log.read_text()
-    assert f"Bearer <token in {token_file}>" in log
+    assert f"or the admin token in {token_file}>" in log
     assert token_file.read_text().strip() not in log
 
 

@@ -187,6 +187,7 @@ def pin_home(tmp_path_factory):
     (["revoke", "pin-c"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
     (["crl", "--out", "{tmp}/pin.crl"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
     (["renew", "pin-d"], "renew_cmd", DATABASE, sorted(CORE + ["lifecycle"])),
+    (["alerts"], "alerts_cmd", TYPER, ["cli", "metrics", "pki"]),  # rule text only: no database, no prometheus-client
 ])
 def test_each_command_imports_what_is_pinned(pin_home, tmp_path, argv, command, third_party, subpackages):
     run = _pinned(["--home", str(pin_home), *[a.replace("{tmp}", str(tmp_path)) for a in argv]])
@@ -200,7 +201,7 @@ def test_each_command_imports_what_is_pinned(pin_home, tmp_path, argv, command, 
 @pytest.mark.parametrize("command, subpackages", [
     ("init", []), ("issue", []), ("sign", []), ("list", []), ("show", []), ("inspect", []),
     ("export", []), ("revoke", ["revoke"]), ("crl", ["revoke"]), ("serve", []), ("deploy", ["deploy"]),
-    ("verify", []), ("probe", []), ("renew", [])])  # revoke.reasons, deploy.headers: for their options' help
+    ("verify", []), ("probe", []), ("renew", []), ("alerts", [])])  # revoke.reasons, deploy.headers: for their options' help
 def test_help_of_a_command_imports_only_its_module_and_typer(command, subpackages):
     run = _pinned([command, "--help"])
     assert run["code"] == 0

@@ -176,3 +176,28 @@ def _key_reads_outside_ca() -> list[str]:
 
 def test_no_module_outside_ca_names_a_ca_key():
     assert _key_reads_outside_ca() == []
+
+
+def _token_imports_outside_ca() -> list[str]:
+    """Every import of python-pkcs11 or of mtlskit.ca.pkcs11 in src/mtlskit outside ca/
+    (but its TokenConfig: where the keys are, which `init` takes from its options)."""
+    found = []
+    for path in SRC.rglob("*.py"):
+        if path.is_relative_to(SRC / "ca"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "TokenConfig"]
+                names += [node.module or ""] if node.module != "mtlskit.ca.pkcs11" else []
+            if any(name == "pkcs11" or name.startswith(("pkcs11.", "mtlskit.ca.pkcs11")) for name in names):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    return found
+
+
+def test_no_module_outside_ca_reaches_a_token():
+    """Keys in a PKCS#11 token (issue 14) are reached only through ca/: the Signer, and
+    the home that loads them."""
+    assert _token_imports_outside_ca() == []

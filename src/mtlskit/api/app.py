@@ -22,8 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mtlskit.api import ocsp_http
-from mtlskit.api.problems import PROBLEM_JSON, problem, problem_for
+from mtlskit.api import authz_route, ocsp_http
+from mtlskit.api.problems import PROBLEM_JSON, headers_for, problem, problem_for
 from mtlskit.api.rest import OPENAPI_PATH, RestApi, router
 from mtlskit.clock import Clock
 from mtlskit.errors import MtlskitError, NotFound
@@ -43,20 +43,36 @@ class ServiceView:
     clock: Clock
     api: RestApi | None = None  # the REST API, only with `serve --api`
     enroll: object | None = None  # EnrollApi: enrollment and remote renewal, with `serve --tls-port`
+    metrics: object | None = None  # WorkerMetrics: /metrics and the counts (mtlskit.metrics), unless --no-metrics
+    authz: object | None = None  # authz.decider.Authorizer: /authz for `deploy nginx --policy`
+    ui: Callable[..., Awaitable[None]] | None = None  # the web UI's ASGI app (/ui/), with `serve --ui`
 
 
 def create_app(view: ServiceView) -> Callable[..., Awaitable[None]]:
     """The ASGI app: a pure-ASGI /ocsp handler in front of the FastAPI routes."""
-    api = _fastapi_app(view)
+    api = served = _fastapi_app(view)
+    if view.metrics is not None:
+        from mtlskit.api.metrics_routes import counted
+
+        served = counted(api, view.metrics.recorder)
 
     async def app(scope, receive, send) -> None:
         if scope["type"] == "http" and _is_ocsp(scope["path"]):
             await _ocsp(view, scope, receive, send)
+        elif scope["type"] == "http" and authz_route.is_authz(scope["path"]):  # a hot path too
+            await authz_route.serve(view.authz, scope, receive, send)
+        elif view.ui is not None and scope["type"] == "http" and _is_ui(scope["path"]):
+            await view.ui(scope, receive, send)
         else:
-            await api(scope, receive, send)
+            await served(scope, receive, send)
 
     app.fastapi = api  # type: ignore[attr-defined]
+    app.metrics = view.metrics  # type: ignore[attr-defined]  # the server counts /ocsp answers with it
     return app
+
+
+def _is_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def _is_ocsp(path: str) -> bool:
@@ -101,10 +117,14 @@ def _fastapi_app(view: ServiceView) -> FastAPI:
         from mtlskit.api import enroll_routes
 
         api.include_router(enroll_routes.router(view.enroll))
+    if view.metrics is not None:
+        from mtlskit.api import metrics_routes
+
+        api.include_router(metrics_routes.router(view.metrics))
 
     @api.exception_handler(MtlskitError)
     async def _domain_error(_request: Request, exc: MtlskitError) -> Response:
-        return _problem_response(*problem_for(exc))
+        return _problem_response(*problem_for(exc), headers_for(exc))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:

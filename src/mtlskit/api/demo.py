@@ -4,7 +4,8 @@
 
 Creates the demo CA with --public-url pointing at this server when there is none (so
 issued certificates carry OCSP and CRL URLs), issues the demo server and client,
-prints how to query the responder, then serves until Ctrl-C.
+prints how to query the responder, then serves until Ctrl-C, with the web UI on: the
+banner's "UI" line is the one-time log-in URL (`serve --ui`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  openssl ocsp -issuer {client}/chain.pem -cert {client}/cert.pem -CAfile {client}/ca.pem "
           f"-url {base}/ocsp")
     print(f"  {Path(sys.executable).parent / 'mtlskit'} --home {home} revoke demo-client"
-          "   # then ask again: revoked\n")
+          "   # then ask again: revoked")
+    print("The web UI: open the one-time log-in URL of the \"UI\" line below in a browser.\n")
     sys.stdout.flush()
-    return cli(["serve", "--host", "127.0.0.1", "--port", str(port)])
+    return cli(["serve", "--host", "127.0.0.1", "--port", str(port), "--ui"])
 
 
 if __name__ == "__main__":

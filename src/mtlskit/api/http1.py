@@ -8,7 +8,7 @@ import dataclasses
 import time
 from email.utils import formatdate
 
-REASONS = {200: b"OK", 201: b"Created", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
+REASONS = {200: b"OK", 201: b"Created", 303: b"See Other", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
            403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 409: b"Conflict",
            413: b"Content Too Large", 414: b"URI Too Long", 415: b"Unsupported Media Type", 422: b"Unprocessable Content",
            431: b"Request Header Fields Too Large",

@@ -16,11 +16,15 @@ as fast as the answer allows:
   second and body length.
 
 Each memory holds at most MEMO_ENTRIES entries and is emptied when full.
+
+With metrics on, every answer is counted by status with its time
+(:class:`mtlskit.metrics.recorder.Recorder`: two stores to shared memory).
 """
 
 from __future__ import annotations
 
 import logging
+from time import perf_counter as _timer
 
 from mtlskit.api import ocsp_http
 from mtlskit.api.accept import simple_request
@@ -36,8 +40,10 @@ MEMO_ENTRIES = 4096
 class OcspWire:
     """The response bytes to /ocsp requests of one serving process."""
 
-    def __init__(self, source: OcspSource, clock: Clock, date: DateHeader) -> None:
+    def __init__(self, source: OcspSource, clock: Clock, date: DateHeader, recorder=None) -> None:
         self.source, self.clock, self.date = source, clock, date
+        self.recorder = recorder  # mtlskit.metrics.recorder.Recorder, or None: metrics off
+        self._count = recorder.ocsp_reply if recorder is not None else None
         # request bytes -> (DER request, pre-signed reply, second, response bytes, keep-alive)
         self.presigned_memo: dict[bytes, tuple] = {}
         # request bytes before the nonce octets -> (where the body starts, keep-alive, HTTP version)
@@ -46,7 +52,12 @@ class OcspWire:
 
     def answer(self, request: Request) -> bytes:
         """The whole HTTP response (status line to body) to one request for /ocsp."""
-        return self._answer(request)[2]
+        if self._count is None:
+            return self._answer(request)[2]
+        started = _timer()
+        reply, _, wire, _ = self._answer(request)
+        self._count(reply, _timer() - started)
+        return wire
 
     def one_shot(self, data: bytes) -> bytes | None:
         """The response when ``data`` is one simple /ocsp request that does not keep the
@@ -54,10 +65,20 @@ class OcspWire:
         found = self.simple(data, keep_alive_ok=False)
         return None if found is None else found[0]
 
-    def simple(self, data: bytes, keep_alive_ok: bool = True) -> tuple[bytes, bool] | None:
-        """(response, keep the connection?) when ``data`` is exactly one simple /ocsp
-        request (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and for
-        a keep-alive request unless ``keep_alive_ok``, before anything is answered."""
+    def simple(self, data: bytes, keep_alive_ok: bool = True) -> tuple[bytes, bool, OcspReply | None] | None:
+        """(response, keep the connection?, the reply) when ``data`` is exactly one simple
+        /ocsp request (see :func:`mtlskit.api.accept.simple_request`); None otherwise, and
+        for a keep-alive request unless ``keep_alive_ok``, before anything is answered."""
+        count = self._count
+        if count is None:
+            return self._simple(data, keep_alive_ok)
+        started = _timer()
+        found = self._simple(data, keep_alive_ok)
+        if found is not None:
+            count(found[2], _timer() - started)
+        return found
+
+    def _simple(self, data: bytes, keep_alive_ok: bool) -> tuple[bytes, bool, OcspReply | None] | None:
         memo = self.presigned_memo.get(data)
         if memo is not None:
             der, reply, second, wire, keep_alive = memo
@@ -65,7 +86,7 @@ class OcspWire:
                 return None
             now = self.clock.now()
             if int(now.timestamp()) == second and self.source.presigned(der, now) is reply:
-                return wire, keep_alive
+                return wire, keep_alive, reply
         split = split_nonce(data)
         if split is not None:
             known = self.nonce_memo.get(split[0])
@@ -75,22 +96,22 @@ class OcspWire:
                     return None
                 reply = self.source.respond_nonce(split[0][body_start:], split[1])
                 if reply is not None:
-                    return self._nonce_wire(reply, version, keep_alive), keep_alive
+                    return self._nonce_wire(reply, version, keep_alive), keep_alive, reply
         found = simple_request(data, MAX_BODY, MAX_HEADERS, keep_alive=True)
         if found is None or (found[5] and not keep_alive_ok):
             return None
         method, target, headers, body, version, keep_alive = found
-        reply, now, wire = self._answer(Request(method, target, headers, body, keep_alive, version))
-        if reply is not None and method == b"POST":
+        reply, now, wire, whole = self._answer(Request(method, target, headers, body, keep_alive, version))
+        if whole and method == b"POST":
             _remember(self.presigned_memo, data, (body, reply, int(now.timestamp()), wire, keep_alive))
         elif split is not None and method == b"POST" and \
                 self.source.knows_nonce_shape(split[0][len(data) - len(body):]):
             _remember(self.nonce_memo, split[0], (len(data) - len(body), keep_alive, version))
-        return wire, keep_alive
+        return wire, keep_alive, reply
 
     def _answer(self, request: Request) -> tuple:
-        """(the reply when it is a pre-signed one sent whole, else None; the clock's time;
-        the response bytes)."""
+        """(the reply, None for a method OCSP does not use; the clock's time; the response
+        bytes; whether they are a pre-signed reply sent whole)."""
         now = self.clock.now()
         try:
             reply = ocsp_http.reply_for(self.source, request.method, request.path, request.body)
@@ -98,15 +119,15 @@ class OcspWire:
             log.exception("OCSP request failed")
             reply = INTERNAL_ERROR
         if reply is None:
-            return None, now, render(request, *ocsp_http.METHOD_NOT_ALLOWED, self.date.get())
+            return None, now, render(request, *ocsp_http.METHOD_NOT_ALLOWED, self.date.get()), False
         if_none_match = request.header(b"if-none-match")
         if reply.cacheable and not if_none_match:
-            return reply, now, self._presigned_wire(request, reply, now)
+            return reply, now, self._presigned_wire(request, reply, now), True
         status, headers, body = 200, ocsp_http.reply_headers(reply, now), reply.body
         if reply.etag and if_none_match and reply.etag.encode() in if_none_match:
             status, body = 304, b""
-        return None, now, render(request, status, headers, b"" if request.method == b"HEAD" else body,
-                                 self.date.get())
+        return reply, now, render(request, status, headers, b"" if request.method == b"HEAD" else body,
+                                  self.date.get()), False
 
     def _presigned_wire(self, request: Request, reply: OcspReply, now) -> bytes:
         """A pre-signed reply as bytes built once per second and connection kind: the

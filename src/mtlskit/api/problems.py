@@ -8,16 +8,26 @@ from __future__ import annotations
 import json
 
 from mtlskit import errors
+from mtlskit.api.auth import Unauthenticated
+
+
+class InvalidRequest(errors.BadInput):
+    """A JSON body or query of the wrong shape: unknown or missing fields, wrong types (422)."""
+
+    code = "invalid-request"
+
 
 STATUS_BY_ERROR: list[tuple[type[errors.MtlskitError], int]] = [
     # most specific first
     (errors.WrongPassphrase, 400),
+    (InvalidRequest, 422),   # a JSON body of the wrong shape (RFC 9110 §15.5.21)
     (errors.BadInput, 400),
     (errors.UsageError, 400),
     (errors.NotFound, 404),
     (errors.AlreadyExists, 409),
     (errors.AlreadyRevoked, 409),
     (errors.Ambiguous, 409),
+    (Unauthenticated, 401),  # RFC 9110 §15.5.2: with a WWW-Authenticate challenge (headers_for)
     (errors.PolicyViolation, 403),
     (errors.CheckFailed, 422),
     (errors.InternalError, 500),
@@ -34,6 +44,16 @@ def status_for(error: errors.MtlskitError) -> int:
         if isinstance(error, error_type):
             return status
     return 500
+
+
+def headers_for(error: errors.MtlskitError) -> dict[str, str]:
+    """The header fields of the problem response: a Bearer challenge on every 401 (RFC 6750 §3)."""
+    if isinstance(error, Unauthenticated):
+        return {"WWW-Authenticate": BEARER_CHALLENGE}
+    return {}
+
+
+BEARER_CHALLENGE = 'Bearer realm="mtlskit"'
 
 
 def problem(status: int, detail: str, code: str | None = None, hint: str | None = None) -> bytes:

@@ -61,7 +61,9 @@ class _Shared:
         self.tls = tls  # connections come through the TLS listener (`serve --tls-port`)
         self.server_address = server_address
         self.date = DateHeader()
-        self.wire = OcspWire(source, clock, self.date)
+        metrics = getattr(app, "metrics", None)  # mtlskit.metrics.worker.WorkerMetrics, or None: metrics off
+        self.recorder = metrics.recorder if metrics is not None else None
+        self.wire = OcspWire(source, clock, self.date, self.recorder)
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpProtocol] = set()
         self.adopting: set[asyncio.Future] = set()
@@ -336,6 +338,8 @@ class HttpProtocol(asyncio.Protocol):
         self._flow()
 
     def _write_failure(self, failure: _Failure) -> None:
+        if self._shared.recorder is not None:  # refused before any route: counted as "unparsed"
+            self._shared.recorder.request("unparsed", "other", failure.status)
         body = problem(failure.status, failure.detail)
         head = (f"HTTP/1.1 {failure.status} {REASONS[failure.status].decode()}\r\n"
                 f"content-type: application/problem+json\r\ncontent-length: {len(body)}\r\n"

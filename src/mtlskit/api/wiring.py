@@ -24,7 +24,8 @@ def tls_dir(service):
     return service.settings.home / "tls"
 
 
-def build_worker(service, authority, api_token: str | None = None, tls_names=None) -> Worker:
+def build_worker(service, authority, api_token: str | None = None, tls_names=None, metrics=None,
+                 ui=None) -> Worker:
     """The app, OCSP source and periodic upkeep of one serving process.
 
     Args:
@@ -35,6 +36,8 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
             the API off (its routes answer 404).
         tls_names: the names of the TLS server certificate (``serve --tls-port``); None
             serves no TLS and no enrollment.
+        metrics: the :class:`mtlskit.metrics.worker.MetricsOptions` of /metrics; None: no metrics.
+        ui: the UiSetup of ``serve --ui`` (:mod:`mtlskit.ui.setup`); None leaves /ui/ off.
     """
     # a CA whose key is offline (the root, kept off the machine) certifies no responder:
     # OCSP answers for the CAs that issue leaves, which need only their own keys
@@ -51,12 +54,22 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
+    if metrics is not None:
+        from mtlskit.metrics.worker import WorkerMetrics
+
+        view.metrics = WorkerMetrics(metrics, service.inventory.db, service.clock, source)
+    view.authz = build_authorizer(service)
     tls = _TlsUpkeep(service, authority, tls_names) if tls_names is not None else None
     if tls is not None:
         from mtlskit.api.enroll_routes import EnrollApi
 
         view.enroll = EnrollApi(service, authority)
 
+    ui_context = ui.context(service, authority, source) if ui is not None else None
+    if ui_context is not None:
+        from mtlskit.ui.app import create_ui
+
+        view.ui = create_ui(ui_context)
     refresher = CrlRefresher(service, authority, refresh_staples=refresh_staples)
 
     def pick_up_rotation() -> None:
@@ -75,6 +88,8 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
         refresher.authority = grown
         if api is not None:
             api.authority = grown
+        if ui_context is not None:
+            ui_context.authority = grown
 
     def upkeep() -> None:
         pick_up_rotation()
@@ -87,6 +102,29 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
             tls.tick()
 
     return Worker(create_app(view), source, service.clock, upkeep, tls.context if tls else None)
+
+
+def build_authorizer(service, watch=None):
+    """/authz for `deploy nginx --policy`: deployments and identities from the inventory,
+    dropped when ``watch`` (a change watch of its own: a watch has one reader) moves."""
+    from mtlskit.authz.decider import Authorizer
+    from mtlskit.deploy.authz import authz_deployments
+
+    refresh = service.settings.ocsp_refresh_seconds
+    if watch is None:
+        watch = _inventory_watch(service.inventory.db, refresh)
+    return Authorizer(service.inventory, service.clock, watch, lambda: authz_deployments(service.inventory),
+                      refresh_seconds=refresh)
+
+
+def _inventory_watch(database, refresh: float):
+    """A change watch of the inventory for one reader: on SQLite its WAL index, on other
+    databases the change counter (moved by a revocation through any replica)."""
+    if database.dialect == "sqlite":
+        return change_watch(database, interval=refresh)
+    from mtlskit.store.counter import CounterWatch
+
+    return CounterWatch(database.url)
 
 
 class _TlsUpkeep:

@@ -17,6 +17,15 @@ from mtlskit.pki.keys import KeyType, generate_private_key, key_type_of, signatu
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clients whose clock runs a little behind
 
 
+#: makes a CA's new private key from (key type, CA name): a file key unless the CA keeps
+#: its keys in a PKCS#11 token (:mod:`mtlskit.ca.pkcs11`)
+KeyMaker = Callable[[KeyType, str], object]
+
+
+def file_key(key_type: KeyType, name: str):
+    return generate_private_key(key_type)
+
+
 def random_serial() -> int:
     """A positive serial of 159 random bits: > 64 bits of entropy, at most 20 octets (RFC 5280 4.1.2.2)."""
     return secrets.randbits(159) | (1 << 158)
@@ -77,9 +86,9 @@ def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key, now: dt.datet
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
 
 
-def create_root(request: CaRequest, now: dt.datetime, name: str = "root") -> Signer:
+def create_root(request: CaRequest, now: dt.datetime, name: str = "root", new_key: KeyMaker = file_key) -> Signer:
     """A self-signed root. With an intermediate it may sign only CAs with no further depth."""
-    key = generate_private_key(request.key_type)
+    key = new_key(request.key_type, name)
     label = f"{request.name} Root" if request.intermediate else request.name
     subject = _ca_subject(label, request.subject_fields)
     path_length = 1 if request.intermediate else 0
@@ -94,12 +103,13 @@ def create_root(request: CaRequest, now: dt.datetime, name: str = "root") -> Sig
 
 
 def create_intermediate(request: CaRequest, root: Signer, now: dt.datetime,
-                        name: str = "intermediate", label: str = "Intermediate") -> Signer:
+                        name: str = "intermediate", label: str = "Intermediate",
+                        new_key: KeyMaker = file_key) -> Signer:
     """The issuing CA, signed by the root; it carries the name constraints.
 
     ``label`` ends its common name: a rotated intermediate gets another one ("Intermediate 2"),
     so that old and new have distinct subjects (each CRL and OCSP answer names its issuer)."""
-    key = generate_private_key(request.key_type)
+    key = new_key(request.key_type, name)
     days = min(request.intermediate_days, _days_left(root.certificate, now))
     builder = _ca_builder(_ca_subject(f"{request.name} {label}", request.subject_fields), root.certificate.subject,
                           key.public_key(), now, days, path_length=0)
@@ -123,9 +133,9 @@ def _days_left(certificate: x509.Certificate, now: dt.datetime) -> int:
     return max(1, (certificate.not_valid_after_utc - now).days)
 
 
-def create_authority(request: CaRequest, now: dt.datetime) -> Authority:
-    root = create_root(request, now)
-    issuing = create_intermediate(request, root, now) if request.intermediate else root
+def create_authority(request: CaRequest, now: dt.datetime, new_key: KeyMaker = file_key) -> Authority:
+    root = create_root(request, now, new_key=new_key)
+    issuing = create_intermediate(request, root, now, new_key=new_key) if request.intermediate else root
     return Authority(root=root, issuing=issuing)
 
 
@@ -136,8 +146,9 @@ def create_successor(previous: x509.Certificate, root: Signer, now: dt.datetime,
 
     ``label`` ends the new subject's common name, after the root's ("<CA> Intermediate 2"),
     so that its CRLs and OCSP answers name a different issuer than the old intermediate's.
+    The key is made where the root keeps its own (a file, or the root's PKCS#11 token).
     """
-    key = generate_private_key(KeyType.parse(key_type_of(previous.public_key())))
+    key = root.new_ca_key(KeyType.parse(key_type_of(previous.public_key())), name)
     lifetime = previous.not_valid_after_utc - previous.not_valid_before_utc - BACKDATE
     days = min(max(1, lifetime.days), _days_left(root.certificate, now))
     root_label = root.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -9,6 +9,10 @@ The CA names are the file names; the registry (``CaRegistry``) lists the CAs pre
 says which one issues: the intermediate of the highest generation (the root without one).
 The older intermediates keep signing the CRLs and OCSP responders of what they issued.
 
+PKCS#11 (`init --pkcs11-module ...`): a CA whose key is in a token has, instead of its
+key file, ``HOME/ca/<name>.pkcs11.json`` (:class:`mtlskit.ca.pkcs11.KeyReference`: module,
+token label, key label and id, key type, the PIN file's path; never the PIN).
+
 Offline root: issuing, revoking and the intermediates' CRLs need only the issuing key.
 The root key is read when something signs with it (its CRL, a new intermediate); when
 ``root.key.pem`` is absent, that fails with ``KeyOffline`` saying how to bring it back.
@@ -93,11 +97,33 @@ class CaFiles:
     def key_path(self, name: str) -> Path:
         return self.ca_dir / f"{name}.key.pem"
 
+    def reference_path(self, name: str) -> Path:
+        """Where the home records that the CA's key is in a PKCS#11 token (no key file then)."""
+        return self.ca_dir / f"{name}.pkcs11.json"
+
+    def in_token(self, name: str) -> bool:
+        return self.reference_path(name).exists()
+
+    def token_reference(self, name: str):
+        """The ``ca.pkcs11.KeyReference`` of the CA's key; None when it is a file key."""
+        path = self.reference_path(name)
+        if not path.exists():
+            return None
+        from mtlskit.ca.pkcs11 import KeyReference
+        from mtlskit.fileio import read_input
+
+        return KeyReference.from_json(read_input(path), str(path))
+
+    def key_is_encrypted(self, name: str) -> bool:
+        """Whether the CA's key file is encrypted (False for a key in a token)."""
+        path = self.key_path(name)
+        return path.exists() and b"ENCRYPTED" in path.read_bytes()[:64]
+
     def exists(self) -> bool:
         return self.certificate_path(ROOT).exists()
 
     def has_key(self, name: str) -> bool:
-        return self.key_path(name).exists()
+        return self.key_path(name).exists() or self.in_token(name)
 
     def require(self) -> None:
         if not self.exists():
@@ -128,10 +154,15 @@ class CaFiles:
             self.save_signer(signer, passphrase)
 
     def save_signer(self, signer: Signer, passphrase: bytes | None) -> None:
-        """Write one CA: its key (0600) first, then its certificate (which makes it present)."""
+        """Write one CA: its key (0600) first, then its certificate (which makes it present).
+        A key in a PKCS#11 token stays there: the home records where it is (0600)."""
         if self.certificate_path(signer.name).exists() and signer.name != ROOT:
             raise AlreadyExists(f"a CA named {signer.name} already exists in {self.ca_dir.parent}")
-        write_atomic(self.key_path(signer.name), signer.private_key_pem(passphrase), PRIVATE)
+        reference = signer.token_reference
+        if reference is not None:
+            write_atomic(self.reference_path(signer.name), reference.to_json(), PRIVATE)
+        else:
+            write_atomic(self.key_path(signer.name), signer.private_key_pem(passphrase), PRIVATE)
         pem = signer.certificate.public_bytes(serialization.Encoding.PEM)
         write_atomic(self.certificate_path(signer.name), pem, PUBLIC)
 
@@ -160,7 +191,8 @@ class CaFiles:
             return passphrase[0]
 
         def deferred(name: str) -> DeferredKey:
-            return DeferredKey(lambda: self._load_key(name, ask), present=lambda: self.has_key(name))
+            return DeferredKey(lambda: self._load_key(name, ask), present=lambda: self.has_key(name),
+                               reference=self.token_reference(name))
 
         def load_signer(name: str) -> Signer:
             certificate = x509.load_pem_x509_certificate(self.certificate_path(name).read_bytes())
@@ -199,6 +231,12 @@ class CaFiles:
                            hint="move that file out of the CA directory")
 
     def _load_key(self, name: str, ask: Callable[[], bytes | None]):
+        reference = self.token_reference(name)
+        if reference is not None:
+            from mtlskit.ca import pkcs11
+
+            certificate = x509.load_pem_x509_certificate(self.certificate_path(name).read_bytes())
+            return pkcs11.load_key(reference, certificate.public_key())
         path = self.key_path(name)
         if not path.exists():
             raise KeyOffline(f"this needs the {name} CA key, and it is not on this machine ({path} is absent)",

@@ -31,6 +31,7 @@ def export_root_key(ca_files: CaFiles, out: Path, passphrase_source: PassphraseS
         AlreadyExists: ``out`` exists (it is never overwritten).
         BadInput/WrongPassphrase: the copy does not open to the root's key (nothing removed).
     """
+    _refuse_token_root(ca_files)
     source = ca_files.key_path(ROOT)
     if not source.exists():
         raise KeyOffline(f"the root CA key is not on this machine ({source} is absent): nothing to export",
@@ -58,6 +59,7 @@ def import_root_key(ca_files: CaFiles, path: Path, passphrase_source: Passphrase
         AlreadyExists: the home already holds the root key.
         BadInput/WrongPassphrase: the file is not the key of this root.
     """
+    _refuse_token_root(ca_files)
     target = ca_files.key_path(ROOT)
     if target.exists():
         raise AlreadyExists(f"the root CA key is already in the home ({target})")
@@ -68,6 +70,15 @@ def import_root_key(ca_files: CaFiles, path: Path, passphrase_source: Passphrase
                        hint=f"chmod 600 {path}" if "others" in str(exc) else None) from None
     check_root_key(ca_files, data, str(path), passphrase_source)
     write_atomic(target, data, PRIVATE)
+
+
+def _refuse_token_root(ca_files: CaFiles) -> None:
+    """A root key in a PKCS#11 token never leaves it (and no file key takes its place)."""
+    reference = ca_files.token_reference(ROOT)
+    if reference is not None:
+        raise BadInput(f"the root CA key is in the PKCS#11 token {reference.token.token!r} "
+                       f"(label {reference.label!r}): it cannot leave the token",
+                       hint="keep the token itself offline instead (an HSM the root's operations are brought to)")
 
 
 def check_root_key(ca_files: CaFiles, data: bytes, where: str, passphrase_source: PassphraseSource) -> None:

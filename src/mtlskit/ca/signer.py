@@ -114,14 +114,39 @@ class Signer:
         return builder.sign(self._private_key(), self.hash_algorithm)
 
     def private_key_pem(self, passphrase: bytes | None) -> bytes:
-        """The key as PKCS#8 PEM, encrypted unless ``passphrase`` is None: for the CA home only."""
+        """The key as PKCS#8 PEM, encrypted unless ``passphrase`` is None: for the CA home only.
+
+        Raises:
+            BadInput: the key is in a PKCS#11 token (it cannot leave it).
+        """
         return private_key_pem(self._private_key(), passphrase)
+
+    @property
+    def token_reference(self):
+        """Where in a PKCS#11 token the key is (a ``ca.pkcs11.KeyReference``); None for a file key."""
+        if isinstance(self._key, DeferredKey) and self._key.reference is not None:
+            return self._key.reference
+        return getattr(self._private_key(), "reference", None)
+
+    def new_ca_key(self, key_type, name: str):
+        """A fresh key for the CA ``name`` that this one certifies, kept where this one's
+        key is: a file key, or a new key in the same PKCS#11 token."""
+        reference = self.token_reference
+        if reference is None:
+            from mtlskit.pki.keys import generate_private_key
+
+            return generate_private_key(key_type)
+        from mtlskit.ca import pkcs11
+
+        return pkcs11.sibling_key(self._private_key(), key_type, reference.label.removesuffix(f"-{self.name}"), name)
 
 
 class DeferredKey:
     """A CA key read only when something signs with it: ``load()`` returns the key or
     raises (the root's key may be kept off the machine; see :mod:`mtlskit.ca.home`)."""
 
-    def __init__(self, load: Callable[[], object], present: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, load: Callable[[], object], present: Callable[[], bool] = lambda: True,
+                 reference=None) -> None:
         self.load = load
         self.present = present
+        self.reference = reference  # a ca.pkcs11.KeyReference when the key is in a token

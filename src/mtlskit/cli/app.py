@@ -40,6 +40,8 @@ COMMAND_MODULES = [
     "mtlskit.cli.token_cmd",
     "mtlskit.cli.enroll_cmd",
     "mtlskit.cli.agent_cmd",
+    "mtlskit.cli.backup_cmd",
+    "mtlskit.cli.alerts_cmd",
 ]
 
 # The module of each command whose module is not named after it (``mtlskit.cli.<command>_cmd``
@@ -54,6 +56,7 @@ COMMAND_HOMES = {
     "probe": "mtlskit.cli.verify_cmd",
     "root": "mtlskit.cli.ca_cmd",
     "rotate": "mtlskit.cli.ca_cmd",
+    "restore": "mtlskit.cli.backup_cmd",
 }
 
 

@@ -32,7 +32,7 @@ DEFAULT_GC = gc.get_threshold()
 def short_lived_gc() -> None:
     """Tune the garbage collector for a CLI process that runs one command and exits.
 
-    Importing SQLAlchemy, cryptography and Typer creates a few hundred thousand objects
+    Importing cryptography and Typer creates a few hundred thousand objects
     that live as long as the process; with Python's default thresholds the collector
     walks them again and again while they are created, and once more at exit — a third
     of a short command's wall time. Here it runs a hundred times less often (it still

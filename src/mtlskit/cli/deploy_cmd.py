@@ -49,11 +49,14 @@ def deploy(
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="Use the server certificate that `mtlskit issue server` wrote here."),
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file (to issue the server certificate)."),
     http2: bool = typer.Option(False, "--http2", help="Offer HTTP/2 (ALPN h2) to clients, HTTP/1.1 still accepted."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="nginx: authorise every request by this policy.toml (auth_request to `mtlskit serve` /authz)."),
+    authz_url: Optional[str] = typer.Option(None, "--authz-url", help="With --policy: where `mtlskit serve` answers /authz (default: public_url)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write mTLS configuration for Nginx, Apache or HAProxy, and record the deployment."""
     from mtlskit.deploy.options import (DeployOptions, check_directory, check_path, parse_listen,
                                         parse_route, parse_upstreams)
+    from mtlskit.deploy.authz import check_policy_file
     from mtlskit.deploy.workflow import deploy as deploy_workflow
     from mtlskit.issue.issuer import SanRequest
     from mtlskit.pki.names import check_name
@@ -64,7 +67,8 @@ def deploy(
         listen=parse_listen(listen), upstream=pool[0], upstreams=pool, http2=http2, mode=mode,
         require_on=tuple(check_path(p) for p in require_on),
         revocation=revocation, routes=tuple(parse_route(r) for r in route), standalone=standalone,
-        reload_command=reload)
+        reload_command=reload, authz_url=authz_url,
+        policy=None if policy is None else check_policy_file(policy))
     _check_given_files(cert_dir, passphrase_file)
     service = open_service(ctx)
     result = deploy_workflow(service, options, passphrase_source(passphrase_file), cert_dir, check,
@@ -157,7 +161,11 @@ def _print(result) -> None:
     if result.stapling:
         console.print(f"OCSP stapling: {result.stapling}")
     console.print("logs: " + _logs(options))
-    console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS))
+    console.print("upstream headers: " + ", ".join(headers.IDENTITY_HEADERS)
+                  + (", X-Client-Authz-Rule" if options.policy else ""))
+    if options.policy:
+        console.print(f"authz: every request is asked of {options.authz_url}/authz (policy "
+                      f"{options.directory}/policy.toml); `mtlskit serve` there must use this home")
     if result.check is not None:      # a failed check raised CheckFailed before we got here
         console.print("check: ok" if result.check.ran else f"check: {result.check.output}")
 

@@ -14,7 +14,7 @@ from mtlskit.errors import BadInput, InternalError, NotFound, UsageError
 from mtlskit.fileio import write_atomic
 from mtlskit.revoke.reasons import RevocationReason
 
-# The publishing and revoking modules (SQLAlchemy, the CRL builder) are imported inside
+# The publishing and revoking modules (the inventory, the CRL builder) are imported inside
 # the commands: every CLI run imports this module, and only these commands need them.
 REASON_WORDS = ", ".join(r.value for r in RevocationReason)
 

@@ -29,9 +29,10 @@ def serve(
     passphrase_file: Optional[Path] = typer.Option(None, "--passphrase-file", help="CA passphrase file."),
     api: bool = typer.Option(
         False, "--api",
-        help="Also serve the REST API (POST /api/v1/revocations, GET /api/v1/certificates/<serial|name>). "
-             "Off by default. Requests need 'Authorization: Bearer <token>', the token stored in "
-             "HOME/api-token (0600, created on first use)."),
+        help="Also serve the REST API under /api/v1 (issue, sign, renew, revoke, list, CRLs, deployments; "
+             "OpenAPI at /api/v1/openapi.json). Off by default. Requests need 'Authorization: Bearer <token>' "
+             "(a token of `mtlskit token api create`, or the admin token in HOME/api-token, 0600, created on "
+             "first use) or, on --tls-port, a client certificate mapped to a role by [roles] in mtlskit.toml."),
     tls_port: Optional[int] = typer.Option(
         None, "--tls-port",
         help="Also serve everything over TLS on this port (0 picks a free one), with enrollment "
@@ -40,8 +41,16 @@ def serve(
              "(HOME/tls/); clients may present a certificate of this CA."),
     tls_names: List[str] = typer.Option([], "--tls-name", help="Extra DNS name of the TLS certificate (repeatable)."),
     tls_ips: List[str] = typer.Option([], "--tls-ip", help="Extra IP address of the TLS certificate (repeatable)."),
+    metrics: bool = typer.Option(
+        True, "--metrics/--no-metrics",
+        help="Serve /metrics (Prometheus; see `mtlskit alerts`) and count OCSP answers and requests. Open on "
+             "the listen address unless the metrics_token_file setting names a bearer token file."),
+    ui: bool = typer.Option(
+        False, "--ui",
+        help="Also serve the web UI under /ui/ and print a one-time log-in URL (it becomes a session "
+             "cookie). With --tls-port, a client certificate with a role in [roles] logs in directly."),
 ) -> None:
-    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem and /healthz.
+    """Serve /ocsp (RFC 6960 POST and GET), /crl/<ca>.crl|.pem, /ca/<ca>.pem, /healthz and /metrics.
 
     OCSP responses are signed by a delegated responder certificate per CA (7 days,
     renewed automatically); creating it needs the CA passphrase once, at start.
@@ -62,6 +71,7 @@ def serve(
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s mtlskit serve: %(levelname)s %(message)s")
     settings = settings_of(ctx, ocsp_refresh_seconds=refresh)
+    metrics_token = _metrics_token(settings) if metrics else None  # a bad file is refused before anything is made
     service = Service.open(settings)
     authority = service.authority(passphrase_source(passphrase_file))
     token_file = ensure_token(settings.home) if api else None
@@ -73,6 +83,7 @@ def serve(
         names = TlsNames.for_host(tls_names, tls_ips)
     elif tls_names or tls_ips:
         raise UsageError("--tls-name and --tls-ip need --tls-port")
+    ui_setup = _ui_setup(settings, service) if ui else None
     build_worker(service, authority, tls_names=names)  # create or renew responders (and TLS) before forking
     # no CA without a current CRL, and none committed but never published (a failed write)
     published = CrlRefresher(service, authority).publish_due()
@@ -89,11 +100,57 @@ def serve(
         tls_base = _base_url(host, tls_sock.getsockname()[1]).replace("http://", "https://")
         console.print(f"  TLS      {tls_base}  (same routes; POST /api/v1/enroll and /api/v1/renew; "
                       f"certificate in {settings.home / 'tls'})", markup=False)
+    if ui_setup is not None:
+        _print_ui(ui_setup, base, tls_base if tls_sock is not None else None)
     if published:
         console.print(f"  published the CRL of {', '.join(published)} (missing, not yet published, or past half its life)", markup=False)
+    options = _metrics_options(metrics_token) if metrics else None
+    metrics_dir = options.directory if options is not None else None
+    if metrics:
+        console.print(f"  metrics  {base}/metrics" + ("  (bearer token required)" if metrics_token else ""),
+                      markup=False)
     sys.stdout.flush()
-    serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names), workers,
-                tls_sock=tls_sock)
+    try:
+        serving.run(sock, lambda: build_worker(Service(settings, service.clock), authority, token, names,
+                                               metrics=options, ui=ui_setup), workers, tls_sock=tls_sock)
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_token(settings) -> str | None:
+    """The bearer token /metrics requires (setting metrics_token_file), or None."""
+    if not settings.metrics_token_file:
+        return None
+    from mtlskit.metrics.token import load_metrics_token
+
+    return load_metrics_token(Path(settings.metrics_token_file).expanduser())
+
+
+def _metrics_options(token: str | None):
+    """With the private directory (0700) the workers count in, made before they fork and
+    removed at exit."""
+    import tempfile
+
+    from mtlskit.metrics.worker import MetricsOptions
+
+    return MetricsOptions(Path(tempfile.mkdtemp(prefix="mtlskit-metrics-")), token)
+
+
+def _ui_setup(settings, service):
+    from mtlskit.ui.setup import UiSetup
+
+    return UiSetup.prepare(settings, service.clock.now().timestamp())
+
+
+def _print_ui(ui_setup, base: str, tls_base: str | None) -> None:
+    # The one secret this command prints, as Jupyter does: it works once, then the session
+    # cookie it became is what authenticates (the URL after log-in carries no secret).
+    console.print(f"  UI       {base}/ui/login?token={ui_setup.login_link()}  (one-time log-in link)", markup=False)
+    if tls_base is not None:
+        console.print(f"  UI/TLS   {tls_base}/ui/  (a client certificate with a role in [roles] logs in)", markup=False)
 
 
 def _listen_tls(server, host: str, port: int):
@@ -116,7 +173,8 @@ def _banner(base: str, cas, workers: int, token_file: Path | None = None) -> lis
         lines.append(f"  CRL      {base}/crl/{name}.crl  (DER)  {base}/crl/{name}.pem")
     lines.append(f"  health   {base}/healthz")
     if token_file is not None:  # the path only: the token itself is never printed
-        lines.append(f"  API      {base}/api/v1/revocations  (POST; Authorization: Bearer <token in {token_file}>)")
+        lines.append(f"  API      {base}/api/v1/  (Authorization: Bearer <token of `mtlskit token api create`, "
+                     f"or the admin token in {token_file}>)")
         lines.append(f"  OpenAPI  {base}/api/v1/openapi.json")
     return lines
 

@@ -1,4 +1,5 @@
-"""`mtlskit token create|list|revoke`: single-use enrollment tokens for `mtlskit enroll`."""
+"""`mtlskit token create|list|revoke`: single-use enrollment tokens for `mtlskit enroll`;
+`mtlskit token api ...`: bearer tokens of the REST API (:mod:`mtlskit.cli.token_api_cmd`)."""
 
 from __future__ import annotations
 
@@ -87,4 +88,7 @@ def revoke(ctx: typer.Context, name: str = typer.Argument(..., help="NAME whose 
 
 
 def register(app: typer.Typer) -> None:
+    from mtlskit.cli.token_api_cmd import api_app
+
+    token_app.add_typer(api_app, name="api")
     app.add_typer(token_app, name="token")

@@ -20,6 +20,7 @@ import re
 import stat
 from pathlib import Path
 
+from mtlskit.deploy.authz import SECRET_FILE
 from mtlskit.deploy.options import DeployOptions
 from mtlskit.deploy.render import APACHE_LUA_FILE, Layout
 
@@ -82,6 +83,8 @@ def startup_files(options: DeployOptions) -> list[Path]:
     staple = layout.server_cert.with_name(layout.server_cert.name + ".ocsp")   # HAProxy's stapled OCSP
     if options.server == "haproxy" and staple.exists():
         files.append(staple)
+    if options.policy is not None:    # included by the site: read with it (0600, like the key)
+        files.append(options.directory / SECRET_FILE)
     files.append(layout.main if options.standalone else layout.site)
     return files
 

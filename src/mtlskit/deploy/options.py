@@ -10,7 +10,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from mtlskit.deploy import grammar
+from mtlskit.deploy import authz, grammar
 from mtlskit.errors import UsageError
 from mtlskit.pki.names import check_name, shown
 
@@ -82,6 +82,9 @@ class DeployOptions:
     upstreams: tuple[Upstream, ...] = ()   # repeated --upstream: the whole pool, `upstream` first
     http2: bool = False
     staple: bool = False            # OCSP-staple the server certificate from ocsp_url (CA has a public URL)
+    policy: Path | None = None      # --policy: auth_request to `mtlskit serve` /authz (deploy/authz.py)
+    authz_url: str | None = None    # where `mtlskit serve` answers /authz (default: public_url)
+    authz_secret: str | None = dataclasses.field(default=None, repr=False)   # never recorded
 
     @property
     def tcp(self) -> bool:
@@ -101,6 +104,7 @@ class DeployOptions:
             "routes": [f"{r.kind}={r.value}:{r.upstream.endpoint.hostport}" for r in self.routes],
             "standalone": self.standalone, "ocsp_url": self.ocsp_url,
             "upstreams": [u.url for u in self.pool], "http2": self.http2, "staple": self.staple,
+            **authz.recorded(self),
         }
 
 
@@ -187,6 +191,7 @@ def validate(options: DeployOptions) -> DeployOptions:
         raise UsageError("the haproxy backend is plain HTTP to HOST:PORT",
                          "give --upstream HOST:PORT")
     check_pool(options)
+    authz.check_options(options)
     return options
 
 
@@ -217,6 +222,7 @@ def check_values(options: DeployOptions) -> None:
     for user, what in ((options.run_user, "run user"), (options.run_group, "run group")):
         if user is not None:
             grammar.check_user(user, what)
+    authz.check_values(options)
 
 
 def _one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:

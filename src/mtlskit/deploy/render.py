@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from mtlskit.deploy import headers, keepalive, paths, quoting
+from mtlskit.deploy import authz, headers, keepalive, paths, quoting
 from mtlskit.deploy.options import DeployOptions, check_values
 from mtlskit.deploy.reload import SOCKET_PREFIX, signal_command
 
@@ -172,6 +172,7 @@ def _context(options: DeployOptions, layout: Layout, verify_depth: int) -> dict:
         "apache_modules": APACHE_MODULES, "lua_file": APACHE_LUA_FILE,
         "nginx_modules": NGINX_MODULES, "js_file": NGINX_JS_FILE, "logs": log_files(options),
         "paths": paths, "keepalive": keepalive,
+        "authz": authz, "authz_target": authz.target(options) if options.policy else None,
     }
 
 

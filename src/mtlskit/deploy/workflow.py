@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from mtlskit.deploy import authz
 from mtlskit.deploy.bundle import check_crl_coverage, deployment_files, pem_bundle, verify_depth
 from mtlskit.deploy.check import CheckResult, run_check
 from mtlskit.deploy.install import FileSpec, install, make_directory, remove_created
@@ -82,7 +83,7 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
         CheckFailed: ``check`` and the server's config test refused the result (the files
             are installed and recorded; the server's message is in the error).
     """
-    options = validate(_with_defaults(service, options))
+    options = validate(authz.prepared(_with_defaults(service, options), service.settings.public_url))
     refuse_other_server(service, options)
     typed_sans = _typed_sans(sans)
     cas = ca_list(service)
@@ -98,7 +99,7 @@ def deploy(service, options: DeployOptions, passphrase_source, cert_dir: Path | 
         raise
     staple_files, stapling = _haproxy_staple(service, options, creds.chain_pem)
     specs = deployment_files(options, creds.chain_pem, creds.key_pem, cas, crls)
-    specs[2:2] = staple_files                      # next to the certificate, before any configuration
+    specs[2:2] = staple_files + authz.files(options)   # next to the certificate, before any configuration
     changed = _changed_files(options.directory, specs)
     files = install(options.directory, specs)
     reload_command = options.reload_command or default_reload(options)

@@ -29,14 +29,25 @@ def renew_for_caller(service, authority, client_der: bytes | None, csr_pem: byte
         PolicyViolation: the caller's certificate is revoked, expired or already renewed.
         BadInput: not a CSR, a signature that does not verify, or the caller's own key.
     """
-    from mtlskit.lifecycle.renew import sign_renewal
-
     if not client_der:
         raise NotAuthenticated("renewal needs the current certificate as a TLS client certificate",
                                hint="mtlskit renew --ca-url URL --cert-dir DIR sends cert.pem and key.pem of DIR")
     old = service.inventory.by_fingerprint(hashlib.sha256(client_der).hexdigest())
     if old is None:
         raise NotAuthenticated("the client certificate is not in this CA's inventory")
+    return renew_for_csr(service, authority, old, csr_pem)
+
+
+def renew_for_csr(service, authority, old: CertificateRecord, csr_pem: bytes) -> CertificateRecord:
+    """The successor of ``old`` for the CSR's (new) key, recorded; no file written (also
+    ``POST /api/v1/certificates/{target}/renew`` with a CSR).
+
+    Raises:
+        PolicyViolation: ``old`` is revoked, expired or already renewed.
+        BadInput: not a CSR, a signature that does not verify, or ``old``'s own key.
+    """
+    from mtlskit.lifecycle.renew import sign_renewal
+
     csr = load_csr(csr_pem)
     if not csr.is_signature_valid:
         raise BadInput("the CSR's signature does not verify (corrupted, or not signed by its key)")

@@ -79,8 +79,7 @@ def _record_and_save(service, new: Signer, passphrase_source: PassphraseSource) 
 
 
 def _encrypted(service) -> bool:
-    issuing = service.ca_files.registry().issuing
-    return b"ENCRYPTED" in service.ca_files.key_path(issuing).read_bytes()[:64]
+    return service.ca_files.key_is_encrypted(service.ca_files.registry().issuing)
 
 
 def _publish_first_crl(service, authority: Authority, name: str) -> str | None:

@@ -138,7 +138,7 @@ def encode_stored_entries_reference(rows: Iterable[tuple]) -> list[bytes]:
 
 
 def _datetime(when: dt.datetime | str) -> dt.datetime:
-    # SQLite's text of a datetime, read as SQLAlchemy's SQLite DateTime reads it
+    # SQLite's text of a datetime, read as SQLAlchemy 2's SQLite DateTime read it (store.sql.utc too)
     return when if isinstance(when, dt.datetime) else dt.datetime.fromisoformat(when)
 
 

@@ -80,6 +80,9 @@ class OcspReply:
     this_update: dt.datetime | None = None
     next_update: dt.datetime | None = None
     etag: str | None = None
+    # what /metrics counts: the certificate status of a successful response (the worst
+    # of its certificates), else the response status
+    status: str = "good"
 
     @property
     def cacheable(self) -> bool:
@@ -100,12 +103,13 @@ class _Cached:
     value: OcspReply | ocsp.PreparedResponse | ocsp.ReferencePreparedResponse
     refresh_at: dt.datetime
     keys: tuple[tuple[str, int], ...]
+    status: str = "good"  # of a PreparedResponse: see OcspReply.status
 
 
-MALFORMED = OcspReply(ocsp.MALFORMED_REQUEST)
-UNAUTHORIZED = OcspReply(ocsp.UNAUTHORIZED)
-TRY_LATER = OcspReply(ocsp.TRY_LATER)
-INTERNAL_ERROR = OcspReply(ocsp.INTERNAL_ERROR)
+MALFORMED = OcspReply(ocsp.MALFORMED_REQUEST, status="malformed_request")
+UNAUTHORIZED = OcspReply(ocsp.UNAUTHORIZED, status="unauthorized")
+TRY_LATER = OcspReply(ocsp.TRY_LATER, status="try_later")
+INTERNAL_ERROR = OcspReply(ocsp.INTERNAL_ERROR, status="internal_error")
 
 
 class OcspSource:
@@ -211,7 +215,8 @@ class OcspSource:
             return self._sign_with_nonce(ca.name, parsed.cert_ids, this_update, parsed.nonce)
         answers = [self._answer(ca.name, cid) for cid in parsed.cert_ids]
         body = ocsp.build_response(answers, ca.responder, this_update, next_update)
-        reply = OcspReply(body, this_update, next_update, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        reply = OcspReply(body, this_update, next_update, f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+                          _worst(answers))
         self._remember(request, reply, this_update + self._validity / 2,
                        tuple((ca.name, cid.serial) for cid in parsed.cert_ids))
         return reply
@@ -237,23 +242,25 @@ class OcspSource:
     def _sign_with_nonce(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime,
                          nonce: bytes) -> OcspReply:
         """A response signed for this request only, echoing its nonce (RFC 8954)."""
-        return OcspReply(self._prepared(ca_name, cert_ids, this_update).sign(nonce))
+        cached = self._prepared(ca_name, cert_ids, this_update)
+        return OcspReply(cached.value.sign(nonce), status=cached.status)
 
-    def _prepared(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime
-                  ) -> ocsp.PreparedResponse | ocsp.ReferencePreparedResponse:
-        """ResponseData without the nonce, reused by nonce requests within the same second
-        (producedAt has a resolution of one second anyway) and dropped with the statuses."""
+    def _prepared(self, ca_name: str, cert_ids: tuple[ocsp.CertId, ...], this_update: dt.datetime) -> _Cached:
+        """ResponseData without the nonce (in a _Cached, with its status), reused by nonce
+        requests within the same second (producedAt has a resolution of one second anyway)
+        and dropped with the statuses."""
         key = (ca_name, *(c.der for c in cert_ids))
         cached = self._bodies.get(key)
         if cached is not None and cached.refresh_at == this_update:
-            return cached.value
+            return cached
         ca = self._cas[ca_name]
         answers = [self._answer(ca_name, cid) for cid in cert_ids]
         prepared = ocsp.prepare_response(answers, ca.responder, this_update, this_update + self._validity)
         if len(self._bodies) >= MAX_CACHED_RESPONSES:
             self._bodies.clear()
-        self._bodies[key] = _Cached(prepared, this_update, tuple((ca_name, c.serial) for c in cert_ids))
-        return prepared
+        cached = self._bodies[key] = _Cached(prepared, this_update, tuple((ca_name, c.serial) for c in cert_ids),
+                                             _worst(answers))
+        return cached
 
     def _answer(self, ca_name: str, cert_id: ocsp.CertId) -> SingleAnswer:
         key = (ca_name, cert_id.serial)
@@ -322,3 +329,12 @@ class OcspSource:
         for hash_name in ocsp.HASHES:
             name_hash, key_hash = ocsp.issuer_hashes(ca.certificate, hash_name)
             self._by_issuer_hash[(hash_name, name_hash, key_hash)] = ca.name
+
+
+def _worst(answers: list[SingleAnswer]) -> str:
+    """The status /metrics counts for a response about these certificates."""
+    statuses = {answer.status for answer in answers}
+    for status in (CertStatus.REVOKED, CertStatus.UNKNOWN):
+        if status in statuses:
+            return status.value
+    return CertStatus.GOOD.value

@@ -13,6 +13,7 @@ import enum
 import json
 from typing import Iterator, Sequence
 
+from mtlskit.audit_actor import current_by
 from mtlskit.errors import AlreadyExists, AmbiguousTarget, BadInput, NotFound
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.dberrors import is_integrity_error
@@ -140,7 +141,11 @@ def audit_row(action: str, at: dt.datetime, issuer: str | None = None,
 
 def audit_values(action: str, at: dt.datetime, issuer: str | None, serial: int | None,
                  detail: dict) -> tuple:
-    """The ``audit_events`` row, as values in the order of AUDIT_COLUMNS."""
+    """The ``audit_events`` row, as values in the order of AUDIT_COLUMNS (with the ``by``
+    of :func:`mtlskit.audit_actor.acting_as` when a service caller acts)."""
+    by = current_by()
+    if by is not None and "by" not in detail:
+        detail = {**detail, "by": by}
     return (at, action, issuer, None if serial is None else format(serial, "x"),
             _DETAIL_JSON.encode(detail))
 

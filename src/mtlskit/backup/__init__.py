@@ -1,0 +1,1 @@
+"""Backup and restore of a CA home (`mtlskit backup`, `mtlskit restore`)."""
