@@ -8,6 +8,7 @@ later publication succeeds: `revoke`, `crl` and `serve` at start publish it.
 from __future__ import annotations
 
 from mtlskit.store.inventory import Inventory
+from mtlskit.store.locks import lock_crls
 
 
 def pending_crls(inventory: Inventory) -> dict[str, bytes]:
@@ -27,6 +28,9 @@ def mark_published(inventory: Inventory, numbers: dict[str, int | None]) -> None
     """Record that CRL number ``numbers[ca]`` of each CA reached every place it goes
     (never moves backwards: a slower publisher of an older CRL changes nothing)."""
     with inventory.transaction() as tx:
+        # PostgreSQL: the CRL lock before any crl_state row, as every CRL signer takes it
+        # (rows locked in another order here deadlocked with a concurrent publication)
+        lock_crls(tx)
         for issuer, number in numbers.items():
             if number is None:
                 continue
