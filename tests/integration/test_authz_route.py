@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 
 from mtlskit.api import authz_route
 from mtlskit.api.wiring import build_authorizer
+from mtlskit.store.counter import CounterWatch
 from mtlskit.authz.decider import Authorizer
 from mtlskit.cli.app import main
 from mtlskit.clock import FixedClock
@@ -49,8 +50,11 @@ class Stack:
             run("--home", self.home, "issue", "client", name, "--out", base / name, *extra)
         self.deploy(POLICY)
         self.service = Service.open(load_settings(self.home, {"ocsp_refresh_seconds": 3600}))
-        # the change watch `serve` gives it (api/wiring.py): revocations count at once
-        self.authorizer = build_authorizer(self.service, change_watch(self.service.inventory.db))
+        # the change watch `serve` gives it (api/wiring.py): revocations count at once (on
+        # PostgreSQL the change counter, read here on every request instead of every 150 ms)
+        database = self.service.inventory.db
+        watch = change_watch(database) if database.dialect == "sqlite" else CounterWatch(database.url, poll_seconds=0)
+        self.authorizer = build_authorizer(self.service, watch)
 
     def deploy(self, policy: str, directory: str = "dep") -> None:
         (self.base / "policy.toml").write_text(policy)

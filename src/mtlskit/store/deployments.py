@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from mtlskit.store.inventory import Inventory
+from mtlskit.store.inventory import Inventory, bump_change_counter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +22,7 @@ class DeploymentRow:
 
 def save_deployment(inventory: Inventory, row: DeploymentRow, at: dt.datetime) -> None:
     """Insert or update the deployment of ``row.directory`` and its "deploy" audit event,
-    in one transaction."""
+    and move the change counter, in one transaction."""
     values = (row.server, row.name, row.revocation, row.reload_command, row.options, at)
     with inventory.transaction() as tx:
         updated = tx.execute("UPDATE deployments SET server = ?, name = ?, revocation = ?, reload_command = ?,"
@@ -32,6 +32,9 @@ def save_deployment(inventory: Inventory, row: DeploymentRow, at: dt.datetime) -
                        " directory, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*values, row.directory, at))
         inventory.record_event("deploy", at, session=tx, server=row.server, name=row.name,
                                directory=row.directory, revocation=row.revocation)
+        # what serve caches from the inventory includes the deployments (/authz's policies):
+        # replicas on PostgreSQL learn of a new one through the change counter
+        bump_change_counter(tx)
 
 
 def all_deployments(inventory: Inventory) -> list[DeploymentRow]:
