@@ -6,8 +6,9 @@ only the SHA-256 of a token is stored. ``revoked_at`` set: refused from the next
 ``change_counters``: one row per topic, bumped (``value = value + 1``) inside every
 transaction that changes what the topic covers. The row lock orders the bumps the way the
 transactions commit, so a reader that sees a new value has every change before it (unlike
-audit-event ids, which on PostgreSQL commit out of order). Topic ``certificates``: a
-certificate's status (revocation) changed.
+audit-event ids, which on PostgreSQL commit out of order). Topic ``certificates``: what
+`serve` caches from the inventory changed (a certificate issued, renewed or revoked, a
+deployment recorded).
 
 Revision ID: 0005_service
 Revises: 0004_lifecycle
