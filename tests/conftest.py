@@ -35,13 +35,6 @@ SQLITE_ONLY: tuple[str, ...] = (
     "tests/integration/test_cli_startup.py",                 # import pins (psycopg is imported there)
     "tests/integration/test_inventory_serial_lookup.py",     # SQLite's EXPLAIN QUERY PLAN
     "tests/integration/test_crl_refill.py",                  # edits inventory.db with sqlite3
-    # /authz given SQLite's exact change watch (WAL index: "on the next request"); on
-    # PostgreSQL `serve` watches the change counter (polled every 150 ms), which a new
-    # policy does not move yet (reported to the authz area)
-    "tests/integration/test_authz_route.py::test_a_revocation_counts_on_the_next_request",
-    "tests/integration/test_authz_route.py::test_a_new_policy_counts_without_restarting_and_the_secret_is_kept",
-    "tests/integration/test_authz_route.py::test_each_deployment_is_judged_by_its_own_policy",
-    "tests/integration/test_authz_route.py::test_an_unreadable_policy_denies_that_deployment_only",  # needs the one before
 )
 
 
