@@ -22,8 +22,6 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 JOURNAL_DIR = "journal"
 SUFFIX = ".journal"
@@ -186,6 +184,9 @@ def _is_ours(name: str) -> bool:
 
 def _fingerprint(staged: str) -> str | None:
     """SHA-256 of the staged certificate; None when cert.pem is missing or cut short."""
+    from cryptography import x509  # here: every command checks for journals (has_journals)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         with open(os.path.join(staged, "cert.pem"), "rb") as handle:
             certificate = x509.load_pem_x509_certificate(handle.read(64 * 1024))
