@@ -37,14 +37,14 @@ def list_(
     service = open_service(ctx)
     now = service.clock.now()
     before = now + within if within is not None else None
+    if json_out:
+        _print_summaries(service, now, wanted, before, profile, within is not None and not all_)
+        return
     records = service.inventory.query(now, status=wanted, expiring_before=before, profile=profile, pem=False)
     left_out = 0
     if within is not None and not all_:
         kept = [r for r in records if not is_managed(r.profile)]
         left_out, records = len(records) - len(kept), kept
-    if json_out:
-        print_json([r.summary(now) | {"managed": is_managed(r.profile)} for r in records])
-        return
     from rich.table import Table
 
     table = Table("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS", box=None)
@@ -57,6 +57,19 @@ def list_(
                                                       f"renews itself) left out: --all shows them" if left_out else ""))
     if within is not None:
         _print_cas(service)
+
+
+def _print_summaries(service, now, status, before, profile, unmanaged_only: bool) -> None:
+    """`list --json`: written from the stored rows (cli/listing.py), without records."""
+    import sys
+
+    from mtlskit.cli.listing import summaries_json
+    from mtlskit.issue.lifetime import is_managed
+
+    rows = service.inventory.summary_rows(now, status=status, expiring_before=before, profile=profile)
+    if unmanaged_only:
+        rows = [row for row in rows if not is_managed(row[3])]  # SUMMARY_COLUMNS[3]: profile
+    sys.stdout.write(summaries_json(rows, now, is_managed) + "\n")
 
 
 def _print_cas(service) -> None:
