@@ -113,6 +113,35 @@ class LazyConsole:
         except ValueError:  # a closed stream: let Rich decide what to do
             return False
 
+    def table(self, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+        """``rich.table.Table(*headers, box=None)`` with ``rows``, printed.
+
+        Rich takes ~0.3 ms a row (3 s for the 10,000 of `list --expiring 30d`); when it
+        would write the table as is (not a terminal, nothing it reads as markup or emoji
+        codes, no wider than the console: nothing wraps), the same text is written here:
+        each cell padded to its column's width with one space either side.
+        """
+        widths = [max(map(len, column)) for column in zip(headers, *rows)]
+        lines = ["".join([f" {cell:<{width}} " for cell, width in zip(row, widths)]) for row in (headers, *rows)]
+        text = "\n".join(lines) + "\n"
+        fits = sum(widths) + 2 * len(widths) <= (self._options.get("width") or 0)
+        if fits and "[" not in text and self._no_emoji_code(headers, rows) and self._plain(text, False):
+            file = self.file
+            file.write(text)
+            file.flush()
+            return
+        from rich.table import Table
+
+        table = Table(*headers, box=None)
+        for row in rows:
+            table.add_row(*row)
+        self.rich.print(table)
+
+    @staticmethod
+    def _no_emoji_code(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> bool:
+        """No cell holds two colons (Rich replaces ``:name:`` codes cell by cell)."""
+        return all(cell.count(":") < 2 for row in (headers, *rows) for cell in row if ":" in cell)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rich, name)
 

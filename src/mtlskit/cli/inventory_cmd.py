@@ -45,14 +45,10 @@ def list_(
     if within is not None and not all_:
         kept = [r for r in records if not is_managed(r.profile)]
         left_out, records = len(records) - len(kept), kept
-    from rich.table import Table
-
-    table = Table("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS", box=None)
-    for r in records:
-        table.add_row(r.name, r.profile, r.serial_hex,
-                      r.status_at(now).value + (", superseded" if r.superseded_by is not None else ""),
-                      f"{r.not_after:%Y-%m-%d %H:%M}", time_left(r.not_before, r.not_after, now))
-    console.print(table)
+    console.table(("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS"),
+                  [(r.name, r.profile, r.serial_hex,
+                    r.status_at(now).value + (", superseded" if r.superseded_by is not None else ""),
+                    f"{r.not_after:%Y-%m-%d %H:%M}", time_left(r.not_before, r.not_after, now)) for r in records])
     console.print(f"{len(records)} certificate(s)" + (f"; {left_out} managed by `serve` (OCSP responders it "
                                                       f"renews itself) left out: --all shows them" if left_out else ""))
     if within is not None:
