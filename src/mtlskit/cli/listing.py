@@ -1,4 +1,4 @@
-"""`list --json` written straight from the inventory's rows (Inventory.summary_rows).
+"""`list` and `list --json` written straight from the inventory's rows (Inventory.summary_rows).
 
 The same bytes as ``json.dumps([record.summary(now) | {"managed": ...}, ...], indent=2)``
 with datetimes in ISO form (tests/integration/test_list_show_output.py pins it), without a
@@ -57,21 +57,44 @@ def _iso(value) -> str:
     return "null" if value is None else '"' + stored_utc(value).isoformat() + '"'
 
 
+def _state(status: str, before: dt.datetime, after: dt.datetime, now: dt.datetime) -> str:
+    """CertificateRecord.status_at(now).value."""
+    if status == "revoked":
+        return "revoked"
+    if after <= now:
+        return "expired"
+    return "not-yet-valid" if before > now else "valid"
+
+
+def _naive_utc(now: dt.datetime) -> dt.datetime:
+    return now.astimezone(dt.timezone.utc).replace(tzinfo=None)  # compared with naive UTC moments
+
+
+def table_rows(rows: Sequence[tuple], now: dt.datetime) -> list[tuple[str, ...]]:
+    """The cells of `list`'s table (NAME, PROFILE, SERIAL, STATUS, NOT AFTER, DAYS) of ``rows``."""
+    from mtlskit.issue.lifetime import time_left
+
+    now = _naive_utc(now)
+    cells = []
+    for (name, serial, _issuer, profile, status, _subject, _sans, _key_type, not_before, not_after,
+         _revoked_at, _reason, _fingerprint, superseded_by) in rows:
+        before, after = _moment(not_before)[0], _moment(not_after)[0]
+        state = _state(status, before, after, now) + ("" if superseded_by is None else ", superseded")
+        cells.append((name, profile, f"{int(serial, 16):x}", state, f"{after:%Y-%m-%d %H:%M}",
+                      time_left(before, after, now)))
+    return cells
+
+
 def summaries_json(rows: Sequence[tuple], now: dt.datetime, managed: Callable[[str], bool]) -> str:
     """The JSON list of the summaries of ``rows`` (SUMMARY_COLUMNS), each with "managed"."""
     if not rows:
         return "[]"
     objects = []
-    now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)  # compared with naive UTC moments
+    now = _naive_utc(now)
     for (name, serial, issuer, profile, status, subject, sans, key_type, not_before, not_after,
          revoked_at, reason, fingerprint, superseded_by) in rows:
         (before, before_text), (after, after_text) = _moment(not_before), _moment(not_after)
-        if status == "revoked":
-            state = "revoked"
-        elif after <= now:
-            state = "expired"
-        else:
-            state = "not-yet-valid" if before > now else "valid"
+        state = _state(status, before, after, now)
         left = after - now
         objects.append(
             f'  {{\n    "name": {_quoted(name)},\n    "serial": {_serial(serial)},\n'

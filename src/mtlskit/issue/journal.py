@@ -15,9 +15,7 @@ certificate on disk is in the inventory or gone by the next command.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Iterable
@@ -32,6 +30,8 @@ class Journal:
     """An open, locked journal of one batch; `close()` removes it."""
 
     def __init__(self, home: Path, entries: Iterable[tuple[str, str]], extra_dirs: Iterable[str] = ()) -> None:
+        import secrets  # here: has_journals runs in every command; hmac loads OpenSSL's libcrypto
+
         directory = home / JOURNAL_DIR
         directory.mkdir(mode=0o700, exist_ok=True)
         token = secrets.token_hex(8)
@@ -184,7 +184,9 @@ def _is_ours(name: str) -> bool:
 
 def _fingerprint(staged: str) -> str | None:
     """SHA-256 of the staged certificate; None when cert.pem is missing or cut short."""
-    from cryptography import x509  # here: every command checks for journals (has_journals)
+    import hashlib  # here, as cryptography: every command checks for journals (has_journals)
+
+    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     try:
