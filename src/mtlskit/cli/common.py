@@ -52,6 +52,20 @@ _EMOJI_CODE = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")
 # Candidate codes that are certainly not in Rich's emoji table: the minutes and seconds of
 # the times we print ("12:00:00Z" holds ":00:"). A unit test checks this against the table.
 _NOT_EMOJI = re.compile(r"\d\d")
+
+
+def _no_emoji(text: str) -> bool:
+    """Would Rich leave every ``:name:`` candidate of ``text`` as is? Minutes and seconds
+    are answered without Rich; other names (``URI:https://...``) by Rich's emoji table alone
+    (~2 ms to import, against ~20 ms for rich.console), as rich._emoji_replace looks them up."""
+    names = [m.group(2) for m in _EMOJI_CODE.finditer(text) if _NOT_EMOJI.fullmatch(m.group(2)) is None]
+    if not names:
+        return True
+    from rich._emoji_codes import EMOJI
+
+    return not any(name.lower() in EMOJI for name in names)
+
+
 # What makes Rich treat a stream that is not a tty as a terminal (colours, widths).
 _TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
 
@@ -103,7 +117,7 @@ class LazyConsole:
             return False
         if any(c < " " and c != "\n" for c in text) or "\x7f" in text:
             return False  # Rich strips or expands control characters
-        if any(_NOT_EMOJI.fullmatch(m.group(2)) is None or m.group(3) for m in _EMOJI_CODE.finditer(text)):
+        if not _no_emoji(text):
             return False
         if any(os.environ.get(name) is not None for name in _TERMINAL_ENV) or "IPython" in sys.modules:
             return False
