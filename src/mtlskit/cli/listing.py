@@ -31,9 +31,18 @@ def _serial(stored: str | None) -> str:
     return "null" if stored is None else f'"{int(stored, 16):x}"'
 
 
+def _canonical(stored: str) -> bool:
+    """A list of strings as json.dumps writes it, no escape in it: ["a", "b"]. Without a
+    backslash every quote delimits an item, so 2n quotes and n-1 '", "' are all of it."""
+    return (stored.isascii() and "\\" not in stored and stored[:2] == '["' and stored[-2:] == '"]'
+            and stored.count('"') == 2 * stored.count('", "') + 2)
+
+
 def _sans(stored: str) -> str:
     if stored == "[]":
         return "[]"
+    if _canonical(stored):  # as json.dumps wrote it: its items' text is already what is printed
+        return "[\n      " + stored[1:-1].replace('", "', '",\n      "') + "\n    ]"
     values = _decode(stored)
     try:
         return "[\n      " + ",\n      ".join([_quoted(value) for value in values]) + "\n    ]"
