@@ -66,6 +66,8 @@ def _no_emoji(text: str) -> bool:
     return not any(name.lower() in EMOJI for name in names)
 
 
+# Control characters but the newline: Rich strips or expands them.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
 # What makes Rich treat a stream that is not a tty as a terminal (colours, widths).
 _TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
 
@@ -115,7 +117,7 @@ class LazyConsole:
         """Would Rich write ``text`` unchanged (no escape codes, no markup, no emoji)?"""
         if self._rich is not None or not text.isascii() or (markup and "[" in text):
             return False
-        if any(c < " " and c != "\n" for c in text) or "\x7f" in text:
+        if _CONTROL.search(text) is not None:
             return False  # Rich strips or expands control characters
         if not _no_emoji(text):
             return False

@@ -50,10 +50,15 @@ def _sans(stored: str) -> str:
         return "[\n      " + _SANS.encode(values)[1:-1] + "\n    ]"
 
 
+def _sqlite_text(stored) -> bool:
+    """SQLite's text of a datetime (store.sql.sqlite_datetime): "YYYY-MM-DD HH:MM:SS.ffffff"."""
+    return type(stored) is str and len(stored) == 26 and stored[10] == " " and stored[19] == "."
+
+
 def _moment(stored) -> tuple[dt.datetime, str]:
     """A stored datetime as a naive UTC datetime and its ISO text as the record prints it.
     SQLite's text "YYYY-MM-DD HH:MM:SS.ffffff" is read inline; anything else by stored_utc."""
-    if type(stored) is str and len(stored) == 26 and stored[10] == " " and stored[19] == ".":
+    if _sqlite_text(stored):
         moment = _fromisoformat(stored)
         if stored[20:] == "000000":   # isoformat() leaves out zero microseconds
             return moment, f"{stored[:10]}T{stored[11:19]}+00:00"
@@ -89,7 +94,8 @@ def table_rows(rows: Sequence[tuple], now: dt.datetime) -> list[tuple[str, ...]]
          _revoked_at, _reason, _fingerprint, superseded_by) in rows:
         before, after = _moment(not_before)[0], _moment(not_after)[0]
         state = _state(status, before, after, now) + ("" if superseded_by is None else ", superseded")
-        cells.append((name, profile, f"{int(serial, 16):x}", state, f"{after:%Y-%m-%d %H:%M}",
+        shown = not_after[:16] if _sqlite_text(not_after) else f"{after:%Y-%m-%d %H:%M}"
+        cells.append((name, profile, f"{int(serial, 16):x}", state, shown,
                       time_left(before, after, now)))
     return cells
 
