@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from cryptography import x509
-
-from mtlskit.ca.authority import Authority
 from mtlskit.ca.home import CaFiles
 from mtlskit.clock import Clock, SystemClock
 from mtlskit.config import Settings
 from mtlskit.store.inventory import Inventory
+
+if TYPE_CHECKING:  # `list` and `show` never sign: no cryptography import for them (issue 12)
+    from cryptography import x509
+
+    from mtlskit.ca.authority import Authority
 
 PassphraseSource = Callable[[], "bytes | None"]
 

@@ -32,6 +32,7 @@ for argv in runs:
     code = main(argv)
     loaded = sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))
     report.append({"argv": argv, "code": code, "loaded": loaded, "sqlalchemy": "sqlalchemy" in sys.modules,
+                   "rich_console": "rich.console" in sys.modules,
                    "cryptography": "cryptography" in sys.modules})
 print(json.dumps(report))
 """
@@ -88,9 +89,26 @@ def test_refusals_print_without_rich(home):
     assert [r["loaded"] for r in runs] == [[], []]
 
 
-def test_rich_is_still_used_for_tables(home):
-    [run] = _imports(["--home", str(home), "list"])
-    assert run["code"] == 0 and run["loaded"] == ["rich"]
+def test_list_and_show_import_no_cryptography_and_no_rich(home, tmp_path):
+    """They sign nothing: no cryptography (~50 ms), and `list`'s table is written without
+    Rich when Rich would print it as is (issue 12: one process under 150 ms); `show` at most
+    reads Rich's emoji table (its client URI SAN "URI:https://..." holds ":https:")."""
+    h = str(home)
+    [issued] = _imports(["--home", h, "issue", "client", "shown", "--out", str(tmp_path / "shown")])
+    runs = _imports(["--home", h, "list", "--json"], ["--home", h, "list", "--expiring", "3000d", "--json"],
+                    ["--home", h, "list"], ["--home", h, "list", "--status", "valid"],
+                    ["--home", h, "show", "shown"], ["--home", h, "show", "shown", "--json"],
+                    ["--home", h, "show", "shown", "--pem"])
+    assert issued["code"] == 0 and [r["code"] for r in runs] == [0] * 7
+    assert [r["cryptography"] for r in runs] == [False] * 7
+    assert [r["rich_console"] for r in runs] == [False] * 7  # rich._emoji_codes at most: `show`'s URI SAN
+    assert all(r["loaded"] in ([], ["rich"]) for r in runs)
+
+
+def test_list_expiring_reads_the_ca_certificates(home):
+    """`list --expiring` without --json also prints the CA certificates' expiry (cryptography)."""
+    [run] = _imports(["--home", str(home), "list", "--expiring", "30d"])
+    assert run["code"] == 0 and run["cryptography"] and run["loaded"] == []
 
 
 def test_an_outdated_database_is_still_migrated(tmp_path):
@@ -155,6 +173,7 @@ print(json.dumps({"code": code, "third_party": third,
 TYPER = ["annotated_doc", "shellingham", "typer"]  # typer and what it imports
 # plain SQL on sqlite3 (mtlskit.store.sql): no SQLAlchemy, no Alembic unless migrating
 DATABASE = sorted(TYPER + ["cryptography"])
+READ_ONLY = TYPER  # list and show sign nothing: no cryptography (~50 ms; service.py, ca/home.py)
 CORE = ["ca", "cli", "issue", "pki", "store"]  # issue: its journal, swept before each command
 
 
@@ -181,9 +200,11 @@ def pin_home(tmp_path_factory):
 
 @pytest.mark.parametrize("argv, command, third_party, subpackages", [
     (["issue", "client", "pin-a", "--out", "{tmp}/pin-a"], "issue_cmd", DATABASE, CORE),
-    (["list", "--json"], "inventory_cmd", DATABASE, CORE),
-    (["list", "--expiring", "30d", "--json"], "inventory_cmd", DATABASE, CORE),
-    (["show", "pin-b"], "inventory_cmd", sorted(DATABASE + ["rich"]), CORE),  # ":https:" (a URI SAN) may be an emoji code for all it knows
+    (["list", "--json"], "inventory_cmd", READ_ONLY, CORE),
+    (["list", "--expiring", "30d", "--json"], "inventory_cmd", READ_ONLY, CORE),
+    (["list"], "inventory_cmd", READ_ONLY, CORE),  # its table without Rich (LazyConsole.table)
+    # ":https:" (a URI SAN) could be an emoji code: Rich's emoji table says (rich._emoji_codes only)
+    (["show", "pin-b"], "inventory_cmd", sorted(READ_ONLY + ["rich"]), CORE),
     (["revoke", "pin-c"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
     (["crl", "--out", "{tmp}/pin.crl"], "revoke_cmd", DATABASE, sorted(CORE + ["publish", "revoke"])),
     (["renew", "pin-d"], "renew_cmd", DATABASE, sorted(CORE + ["lifecycle"])),

@@ -17,9 +17,11 @@ OPTIONS = dict(highlight=False, soft_wrap=True, width=160)  # as cli.common crea
 PLAIN = [("issued client alice  serial 1f  until 2027-01-01  -> out/alice/",), ("",), (),
          ("two", "words"), ("x" * 400,), ("trailing   ",), ("two\nlines",), ("  indented",),
          ("revoked 1f (alice, intermediate): superseded at 2026-01-01T12:00:00Z",),
-         ("error: cannot read f: No such file",), ("ends with a newline\n",)]
+         ("error: cannot read f: No such file",), ("ends with a newline\n",),
+         ("                sans: URI:https://mtlskit.invalid/client/a1",), (":nope-emoji:",), ("x:00-emoji:",)]
 RICH = [("[bold]inventory[/bold]",), ("a:b:c",), (":smile:",), (":100:",), ("tab\there",),
-        ("caf\u00e9",), ("\u4e2d\u6587" * 90,), ("carriage\rreturn",), ("x:00-emoji:",)]
+        ("caf\u00e9",), ("\u4e2d\u6587" * 90,), ("carriage\rreturn",), (":SMILE:",),
+        ("URI:https://a:smile:",)]
 CALLS = [{}, {"markup": False}, {"style": "red"}, {"end": ""}, {"sep": ", "}]
 
 
@@ -70,3 +72,51 @@ def test_terminal_forcing_environment_goes_to_rich(monkeypatch, variable):
 def test_two_digit_codes_are_not_emoji():
     """The fast path lets ":00:" (times) through as text: no such emoji in Rich's table."""
     assert not [name for name in EMOJI if common._NOT_EMOJI.fullmatch(name)]
+
+
+def test_a_uri_san_is_written_without_rich():
+    """"URI:https://..." holds the candidate code ":https:": Rich's emoji table says no."""
+    out, _, console = _printed(LazyConsole, ("sans: URI:https://mtlskit.invalid/client/a1",), {})
+    assert console._rich is None and out == "sans: URI:https://mtlskit.invalid/client/a1\n"
+
+
+# --- tables (LazyConsole.table: `list`) ---------------------------------------------
+
+HEADERS = ("NAME", "PROFILE", "SERIAL", "STATUS", "NOT AFTER", "DAYS")
+ROW = ("alice", "client", "1f", "valid, superseded", "2027-01-01 12:00", "11h")
+TABLES = [
+    [], [ROW], [ROW, ("b", "server", "ab" * 20, "revoked", "2026-01-01 00:00", "-3")],
+    [("n" * 98, *ROW[1:])],                      # 160 wide: the widest written as is
+    [("n" * 99, *ROW[1:])],                      # 161: Rich wraps it
+    [("[bold]x", *ROW[1:])], [("a:smile:", *ROW[1:])], [("a:b", *ROW[1:4], "a:b", "1")],
+    [("caf\u00e9", *ROW[1:])], [("tab\there", *ROW[1:])], [("", "", "", "", "", "")],
+]
+
+
+def _table_by_rich(rows) -> str:
+    from rich.table import Table
+
+    table = Table(*HEADERS, box=None)
+    for row in rows:
+        table.add_row(*row)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        Console(**OPTIONS).print(table)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("rows", TABLES)
+def test_table_is_rich_s_table(rows):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        console = LazyConsole(**OPTIONS)
+        console.table(HEADERS, rows)
+    assert out.getvalue() == _table_by_rich(rows)
+
+
+def test_a_plain_table_is_written_without_rich():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        console = LazyConsole(**OPTIONS)
+        console.table(HEADERS, [ROW] * 3)
+    assert console._rich is None and out.getvalue().count("\n") == 4

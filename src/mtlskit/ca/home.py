@@ -23,16 +23,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-
-from mtlskit.ca.authority import Authority
-from mtlskit.ca.signer import DeferredKey, Signer
 from mtlskit.errors import AlreadyExists, BadInput, KeyOffline, NotFound, WrongPassphrase
 from mtlskit.fileio import PRIVATE, PUBLIC, make_private_dir, write_atomic
+
+if TYPE_CHECKING:  # imported where used: `list` and `show` never load cryptography (issue 12)
+    from cryptography import x509
+
+    from mtlskit.ca.authority import Authority
+    from mtlskit.ca.signer import Signer
 
 ROOT = "root"
 _INTERMEDIATE = re.compile(r"intermediate(?:-([2-9]|[1-9][0-9]{1,3}))?\Z")
@@ -156,6 +156,8 @@ class CaFiles:
     def save_signer(self, signer: Signer, passphrase: bytes | None) -> None:
         """Write one CA: its key (0600) first, then its certificate (which makes it present).
         A key in a PKCS#11 token stays there: the home records where it is (0600)."""
+        from cryptography.hazmat.primitives import serialization
+
         if self.certificate_path(signer.name).exists() and signer.name != ROOT:
             raise AlreadyExists(f"a CA named {signer.name} already exists in {self.ca_dir.parent}")
         reference = signer.token_reference
@@ -168,6 +170,8 @@ class CaFiles:
 
     def certificates(self) -> dict[str, x509.Certificate]:
         """The CA certificates present, root first; no passphrase needed."""
+        from cryptography import x509
+
         return {name: x509.load_pem_x509_certificate(self.certificate_path(name).read_bytes())
                 for name in self.registry().names}
 
@@ -179,6 +183,11 @@ class CaFiles:
             WrongPassphrase: the passphrase does not open the issuing key (or none was given).
             KeyOffline: the issuing CA's key is not on this machine.
         """
+        from cryptography import x509
+
+        from mtlskit.ca.authority import Authority
+        from mtlskit.ca.signer import DeferredKey, Signer
+
         registry = self.registry()
         certificates = self.certificates()
         for name in registry.intermediates:
@@ -209,6 +218,8 @@ class CaFiles:
     def refreshed(self, authority: Authority) -> Authority | None:
         """``authority`` with the CAs another process added since it was loaded (`rotate
         intermediate` while `serve` runs): the newest issues; None when nothing changed."""
+        from mtlskit.ca.authority import Authority
+
         registry = self.registry()
         if registry.names == tuple(authority.signers) or authority.load_signer is None:
             return None
@@ -221,6 +232,9 @@ class CaFiles:
     def _check_certified(self, name: str, certificate: x509.Certificate, root: x509.Certificate) -> None:
         """An intermediate's file must hold a CA certificate the root signed: a stray
         certificate copied into HOME/ca/ must never become the issuing CA."""
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+
         try:
             certificate.verify_directly_issued_by(root)
             ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -233,6 +247,8 @@ class CaFiles:
     def _load_key(self, name: str, ask: Callable[[], bytes | None]):
         reference = self.token_reference(name)
         if reference is not None:
+            from cryptography import x509
+
             from mtlskit.ca import pkcs11
 
             certificate = x509.load_pem_x509_certificate(self.certificate_path(name).read_bytes())
@@ -251,6 +267,8 @@ def decrypt_key(data: bytes, name: str, ask: Callable[[], bytes | None]):
     Raises:
         WrongPassphrase: the passphrase does not open it (or none was given).
     """
+    from cryptography.hazmat.primitives import serialization
+
     encrypted = b"ENCRYPTED" in data[:64]
     password = ask() if encrypted else None
     if encrypted and not password:

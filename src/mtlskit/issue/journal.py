@@ -15,15 +15,11 @@ certificate on disk is in the inventory or gone by the next command.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Iterable
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 JOURNAL_DIR = "journal"
 SUFFIX = ".journal"
@@ -34,6 +30,8 @@ class Journal:
     """An open, locked journal of one batch; `close()` removes it."""
 
     def __init__(self, home: Path, entries: Iterable[tuple[str, str]], extra_dirs: Iterable[str] = ()) -> None:
+        import secrets  # here: has_journals runs in every command; hmac loads OpenSSL's libcrypto
+
         directory = home / JOURNAL_DIR
         directory.mkdir(mode=0o700, exist_ok=True)
         token = secrets.token_hex(8)
@@ -186,6 +184,11 @@ def _is_ours(name: str) -> bool:
 
 def _fingerprint(staged: str) -> str | None:
     """SHA-256 of the staged certificate; None when cert.pem is missing or cut short."""
+    import hashlib  # here, as cryptography: every command checks for journals (has_journals)
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         with open(os.path.join(staged, "cert.pem"), "rb") as handle:
             certificate = x509.load_pem_x509_certificate(handle.read(64 * 1024))
