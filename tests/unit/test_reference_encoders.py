@@ -117,7 +117,8 @@ def _serials(octets: int) -> st.SearchStrategy[int]:
 
 
 SERIALS = st.integers(1, 20).flatmap(_serials)
-ODD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+# at most 16 characters: 64 bytes of UTF-8 even when every one takes four (the length a CN may have)
+ODD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=16)
 EDGES = [dt.datetime(1950, 1, 1, tzinfo=UTC), dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),
          dt.datetime(2050, 1, 1, tzinfo=UTC), dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
          dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)]
