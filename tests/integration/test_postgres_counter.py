@@ -58,3 +58,16 @@ def test_the_lookup_says_everything_changed_when_the_counter_moved(postgres_url)
     _bump(postgres_url)
     assert lookup.changed_since(marker) == (marker + 1, None)
     assert lookup.state("intermediate", 5) == ("intermediate", 5)
+
+
+def test_the_inventory_watch_of_postgresql_is_the_change_counter(postgres_url):
+    """store.changes.change_watch: what serve's OCSP source and /authz watch on PostgreSQL."""
+    from mtlskit.store.changes import change_watch
+    from mtlskit.store.sql import Database
+
+    watch = change_watch(Database.open(postgres_url), interval=3600)
+    assert isinstance(watch, CounterWatch)
+    assert watch.moved()             # the first read
+    _bump(postgres_url)
+    assert watch.value() == 1        # an interval watch would say nothing for an hour
+    watch.close()

@@ -46,11 +46,13 @@ def build_worker(service, authority, api_token: str | None = None, tls_names=Non
     responders = keeper.current()
     cas = [ServedCa(name, signer.certificate, responders[name]) for name, signer in signers.items()]
     refresh = service.settings.ocsp_refresh_seconds
-    lookup = InventoryStatusLookup(service.inventory, change_watch(service.inventory.db, interval=refresh))
-    if service.inventory.db.dialect != "sqlite":   # replicas: the change counter, never event ids
-        from mtlskit.store.counter import CounterStatusLookup, CounterWatch
+    watch = change_watch(service.inventory.db, interval=refresh)
+    if service.inventory.db.dialect == "sqlite":
+        lookup = InventoryStatusLookup(service.inventory, watch)
+    else:   # replicas: the change counter marks every change, never event ids
+        from mtlskit.store.counter import CounterStatusLookup
 
-        lookup = CounterStatusLookup(lookup, CounterWatch(service.inventory.db.url))
+        lookup = CounterStatusLookup(InventoryStatusLookup(service.inventory), watch)
     source = OcspSource(cas, lookup, service.clock, refresh_seconds=refresh)
     api = RestApi(service, authority, api_token) if api_token is not None else None
     view = ServiceView(source, service.ca_certificates(), crl_provider(service), service.clock, api)
@@ -112,19 +114,9 @@ def build_authorizer(service, watch=None):
 
     refresh = service.settings.ocsp_refresh_seconds
     if watch is None:
-        watch = _inventory_watch(service.inventory.db, refresh)
+        watch = change_watch(service.inventory.db, interval=refresh)
     return Authorizer(service.inventory, service.clock, watch, lambda: authz_deployments(service.inventory),
                       refresh_seconds=refresh)
-
-
-def _inventory_watch(database, refresh: float):
-    """A change watch of the inventory for one reader: on SQLite its WAL index, on other
-    databases the change counter (moved by a revocation through any replica)."""
-    if database.dialect == "sqlite":
-        return change_watch(database, interval=refresh)
-    from mtlskit.store.counter import CounterWatch
-
-    return CounterWatch(database.url)
 
 
 class _TlsUpkeep:

@@ -10,9 +10,10 @@ cannot be mapped. The watch holds its own connection open for as long as it live
 ``-shm`` file is removed when the last connection to the database closes, and a map of a
 removed file would never move again.
 
-Other databases have no such signal here; their watch says "moved" at most every
-``interval`` seconds (the OCSP source's ``refresh_seconds``), the behaviour before this
-module existed.
+Other databases (PostgreSQL, with replicas on several hosts) have no such file: their
+watch is the change counter (:mod:`mtlskit.store.counter`), moved by every transaction that
+changes what `serve` caches. An in-memory SQLite database says "moved" every ``interval``
+seconds.
 """
 
 from __future__ import annotations
@@ -91,9 +92,14 @@ class _IntervalWatch(ChangeWatch):
 
 def change_watch(database, interval: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> ChangeWatch:
-    """The cheapest exact watch ``database`` (a :class:`mtlskit.store.sql.Database`) offers,
-    else one that moves every ``interval``."""
-    path = database.path if database.dialect == SQLITE else None
+    """The cheapest exact watch ``database`` (a :class:`mtlskit.store.sql.Database`) offers:
+    SQLite's WAL index, else the change counter; an in-memory SQLite database gets one
+    that moves every ``interval``."""
+    if database.dialect != SQLITE:
+        from mtlskit.store.counter import CounterWatch
+
+        return CounterWatch(database.url)
+    path = database.path
     if not path or path == ":memory:":
         return _IntervalWatch(interval, monotonic)
     connection = sqlite3.connect(path, check_same_thread=False)  # reads only; holds the -shm file
