@@ -81,13 +81,14 @@ class Authorizer:
 
     @property
     def enabled(self) -> bool:
+        """Whether any deployment has a policy; asked first on each request, it is also where
+        the caches are dropped when the inventory moved (one change-watch read per request)."""
         self._fresh()
         return bool(self._policies)
 
     def policy_for(self, secret: bytes) -> tuple[bool, Policy | None]:
         """(the secret is a deployment's, its policy or None when the file cannot be read).
         Every recorded secret is compared, in constant time."""
-        self._fresh()
         digest = hashlib.sha256(secret).hexdigest()
         found, policy = False, None
         for secret_sha256, candidate in self._policies.items():
@@ -119,7 +120,6 @@ class Authorizer:
         self._reload_policies()
 
     def _identity(self, fingerprint: str) -> tuple[CertificateRecord, Identity] | None:
-        self._fresh()
         if fingerprint in self._identities:
             return self._identities[fingerprint]
         record = self._lookup.by_fingerprint(fingerprint)

@@ -103,6 +103,13 @@ def create_ui(ui: UiContext):
     def refusal(request: Request, exc: _Refusal, session: Session | None = None) -> HTMLResponse:
         return render(request, "refused.html", session, exc.status, title=exc.title, message=exc.message)
 
+    async def shown_or_404(issuer: str, serial: str) -> dict:
+        """The detail of one certificate, or a 404 refusal when the inventory lacks it."""
+        shown = await run_in_threadpool(pages.certificate_detail, ui.service, issuer, serial)
+        if shown is None:
+            raise _Refusal(404, "No such certificate", f"No certificate {serial} of {issuer} in the inventory.")
+        return shown
+
     async def guarded(request: Request, role: str, handler, post: bool = False):
         session, cookie = viewer(request)
         try:
@@ -163,27 +170,21 @@ def create_ui(ui: UiContext):
     @app.get(PREFIX + "/certificates/{issuer}/{serial}")
     async def detail(request: Request, issuer: str, serial: str) -> Response:
         async def handler(session):
-            shown = await run_in_threadpool(pages.certificate_detail, ui.service, issuer, serial)
-            if shown is None:
-                raise _Refusal(404, "No such certificate", f"No certificate {serial} of {issuer} in the inventory.")
+            shown = await shown_or_404(issuer, serial)
             return render(request, "detail.html", session, done=request.query_params.get("done", ""), **shown)
         return await guarded(request, "read", handler)
 
     @app.get(PREFIX + "/certificates/{issuer}/{serial}/revoke")
     async def revoke_form(request: Request, issuer: str, serial: str) -> Response:
         async def handler(session):
-            shown = await run_in_threadpool(pages.certificate_detail, ui.service, issuer, serial)
-            if shown is None:
-                raise _Refusal(404, "No such certificate", f"No certificate {serial} of {issuer} in the inventory.")
+            shown = await shown_or_404(issuer, serial)
             return render(request, "revoke.html", session, step="choose", reasons=pages.REASONS, **shown)
         return await guarded(request, "revoke", handler)
 
     @app.post(PREFIX + "/certificates/{issuer}/{serial}/revoke")
     async def revoke_post(request: Request, issuer: str, serial: str) -> Response:
         async def handler(session, form):
-            shown = await run_in_threadpool(pages.certificate_detail, ui.service, issuer, serial)
-            if shown is None:
-                raise _Refusal(404, "No such certificate", f"No certificate {serial} of {issuer} in the inventory.")
+            shown = await shown_or_404(issuer, serial)
             reason = form.get("reason", "")
             if reason not in pages.REASONS:
                 raise _Refusal(422, "Unknown reason", "Pick one of the listed reasons.")
