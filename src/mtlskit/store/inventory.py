@@ -172,6 +172,11 @@ def bump_change_counter(tx: Tx, topic: str = CERTIFICATES_TOPIC) -> None:
     tx.execute("UPDATE change_counters SET value = value + 1 WHERE topic = ?", (topic,))
 
 
+def read_change_counter(tx: Tx, topic: str = CERTIFICATES_TOPIC) -> int:
+    """Inside ``tx``: the change counter of ``topic`` now."""
+    return tx.scalar("SELECT value FROM change_counters WHERE topic = ?", (topic,)) or 0
+
+
 class Inventory:
     """Named queries and changes over the inventory database (plain SQL, :mod:`mtlskit.store.sql`).
 
@@ -456,7 +461,7 @@ class Inventory:
         """The change counter of ``topic``: moves with each committed change it covers
         (``certificates``: every change of a certificate's status)."""
         with self.db.read() as tx:
-            return tx.scalar("SELECT value FROM change_counters WHERE topic = ?", (topic,)) or 0
+            return read_change_counter(tx, topic)
 
     def events(self, limit: int = 100) -> list[dict]:
         with self.db.read() as tx:
