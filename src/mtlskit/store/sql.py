@@ -62,6 +62,11 @@ def utc(value: Any) -> dt.datetime | None:
     return value if not value.utcoffset() else value.astimezone(_UTC)
 
 
+def placeholders(count: int) -> str:
+    """``?, ?, ...`` for an ``IN (...)`` of ``count`` values."""
+    return ", ".join("?" * count)
+
+
 def dialect_of(url: str) -> str:
     """``sqlite`` or ``postgresql`` from a database URL (SQLAlchemy's driver suffixes allowed).
 
