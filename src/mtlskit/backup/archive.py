@@ -28,11 +28,16 @@ Sink = Callable[[Member, Iterable[bytes]], str]
 
 def sha256_file(path: Path) -> tuple[int, str]:
     """Size and SHA-256 of a file."""
-    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+        return sha256_stream(handle)
+
+
+def sha256_stream(handle: BinaryIO) -> tuple[int, str]:
+    """Size and SHA-256 of what ``handle`` holds from where it stands to its end."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return size, digest.hexdigest()
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from mtlskit import __version__
-from mtlskit.backup.archive import read_archive
+from mtlskit.backup.archive import read_archive, sha256_stream
 from mtlskit.backup.manifest import CONFIG_MEMBER, PRIVATE_DIR, SQLITE_MEMBER, Manifest, Member, mode_of
 from mtlskit.errors import BadInput
 from mtlskit.fileio import make_dirs
@@ -119,11 +119,8 @@ def _check_whole(handle: BinaryIO, expected: str) -> None:
     expected = expected.strip().lower()
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
         raise BadInput("--expect-sha256 wants 64 hex digits")
-    digest = hashlib.sha256()
     handle.seek(0)
-    while chunk := handle.read(1024 * 1024):
-        digest.update(chunk)
-    if digest.hexdigest() != expected:
+    if sha256_stream(handle)[1] != expected:
         raise BadInput("the archive's SHA-256 is not the one expected (--expect-sha256): refused")
 
 

@@ -48,7 +48,7 @@ def _sign_root_crl(service, source) -> None:
     authority = service.authority(source)
     if authority.issuing is authority.root:
         return   # a single CA: its root signs leaves and must stay here anyway
-    due = crls.routine_names(service, authority, crls.due_for_refresh(service)).names
+    due = crls.routine_names(service, authority, only_due=True).names
     result = crls.publish(service, authority, sorted({ROOT, *due}))
     state = crls.published(service)[ROOT]
     console.print(f"signed the root CRL: next update {state['next_update']:%Y-%m-%d}Z; "

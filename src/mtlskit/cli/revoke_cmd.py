@@ -60,7 +60,7 @@ def revoke(
                                      "message": d.message} for d in result.deployments or []]})
     else:
         _print_revoked(service, result, summary)
-    notice = crls.routine_names(service, authority, crls.due_for_refresh(service)).notice
+    notice = crls.routine_names(service, authority, only_due=True).notice
     if notice:   # the root's CRL is due and its key is offline: say so, once
         err_console.print(f"warning: {notice}", markup=False)
     _raise_if_unpublished(result.error)

@@ -86,7 +86,7 @@ def _publish_first_crl(service, authority: Authority, name: str) -> str | None:
     """The new CA's first CRL (signed by it); a routine publication does the others' as due."""
     from mtlskit.publish import crls
 
-    due = crls.routine_names(service, authority, crls.due_for_refresh(service))
+    due = crls.routine_names(service, authority, only_due=True)
     result = crls.publish(service, authority, sorted({name, *due.names}))
     return result.error
 

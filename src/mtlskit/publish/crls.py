@@ -347,15 +347,17 @@ class Routine:
     notice: str | None = None
 
 
-def routine_names(service, authority, due: Iterable[str] | None = None) -> Routine:
-    """The CAs to re-sign now: ``due`` (default: every CA), the root only while its CRL is
-    due for refresh (half its lifetime passed, or none) and its key is present."""
+def routine_names(service, authority, only_due: bool = False) -> Routine:
+    """The CAs to re-sign now: those ``due_for_refresh`` (with ``only_due``; default: every
+    CA), the root only while its CRL is due for refresh (half its lifetime passed, or
+    none) and its key is present."""
+    due = due_for_refresh(service) if only_due else None
     names = list(authority.signers) if due is None else list(due)
     root = authority.signers.get(ROOT)
     if root is None or authority.issuing is root or ROOT not in names:
         return Routine(names)
     names.remove(ROOT)
-    if ROOT not in due_for_refresh(service):
+    if ROOT not in (due if due is not None else due_for_refresh(service)):
         return Routine(names)
     if root.key_present:
         return Routine([*names, ROOT])

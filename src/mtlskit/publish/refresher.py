@@ -32,7 +32,7 @@ class CrlRefresher:
     def publish_due(self) -> list[str]:
         """Publish the CRLs that are missing or past half their lifetime, and those
         committed but never published (a failed write); return their CA names."""
-        routine = crls.routine_names(self.service, self.authority, crls.due_for_refresh(self.service))
+        routine = crls.routine_names(self.service, self.authority, only_due=True)
         if routine.notice:
             log.warning("%s", routine.notice)
         due = routine.names

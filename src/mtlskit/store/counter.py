@@ -19,10 +19,9 @@ import time
 from typing import Callable
 
 from mtlskit.errors import InternalError, MtlskitError
+from mtlskit.store.inventory import read_change_counter
 
-TOPIC = "certificates"
 POLL_SECONDS = 0.15
-_READ = "SELECT value FROM change_counters WHERE topic = ?"
 
 
 class CounterWatch:
@@ -42,7 +41,7 @@ class CounterWatch:
         """The counter now. Raises InternalError when the database cannot be read."""
         try:
             with self._db.read() as tx:
-                return tx.scalar(_READ, (TOPIC,)) or 0
+                return read_change_counter(tx)
         except MtlskitError as exc:   # cannot connect (a refusal, already one line)
             raise InternalError(f"the inventory cannot be read: {exc.message}") from None
         except Exception as exc:      # a driver error: the connection broke

@@ -11,7 +11,7 @@ import operator
 from typing import Iterator, Sequence
 
 from mtlskit.store.bulk import BulkInsert
-from mtlskit.store.sql import SQLITE, Tx, utc
+from mtlskit.store.sql import SQLITE, Tx, placeholders, utc
 
 REVOKED = "revoked"
 INSERT_ENTRIES = BulkInsert("crl_entries", ("issuer", "serial", "der"))
@@ -104,7 +104,7 @@ def lock_crl_states(tx: Tx, issuers: Sequence[str]) -> None:
     """Take the write lock on these CAs' rows (SQLite: on the database) before reading their
     CRL numbers, so that two publishers queue instead of reusing a CRL number."""
     if issuers:
-        tx.execute(f"UPDATE crl_state SET crl_number = crl_number WHERE issuer IN ({', '.join('?' * len(issuers))})",
+        tx.execute(f"UPDATE crl_state SET crl_number = crl_number WHERE issuer IN ({placeholders(len(issuers))})",
                    list(issuers))
 
 
@@ -124,7 +124,7 @@ def stored_ders(tx: Tx, issuers: Sequence[str]) -> dict[str, bytes]:
     """The last CRL stored for each CA of ``issuers`` that has one (DER by CA name)."""
     if not issuers:
         return {}
-    return dict(tx.all(f"SELECT issuer, der FROM crl_state WHERE issuer IN ({', '.join('?' * len(issuers))})"
+    return dict(tx.all(f"SELECT issuer, der FROM crl_state WHERE issuer IN ({placeholders(len(issuers))})"
                        " AND der IS NOT NULL", list(issuers)))
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtlskit.store.sql import BUSY_TIMEOUT_SECONDS, SESSION_UTC, SQLITE, Database
+from mtlskit.store.sql import BUSY_TIMEOUT_SECONDS, SESSION_UTC, SQLITE, SQLITE_PRAGMAS, Database
 
-# what mtlskit.store.sql.connect_sqlite sets on every connection (see there why)
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
-                  "PRAGMA secure_delete=FAST")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Kept here so that opening an up-to-date database imports neither

@@ -18,7 +18,7 @@ from mtlskit.errors import AlreadyExists, AmbiguousTarget, BadInput, NotFound
 from mtlskit.store.bulk import BulkInsert
 from mtlskit.store.dberrors import is_integrity_error
 from mtlskit.store.db import open_database
-from mtlskit.store.sql import SQLITE, Database, Tx, utc
+from mtlskit.store.sql import SQLITE, Database, Tx, placeholders, utc
 
 
 class Status(str, enum.Enum):
@@ -172,6 +172,11 @@ def bump_change_counter(tx: Tx, topic: str = CERTIFICATES_TOPIC) -> None:
     tx.execute("UPDATE change_counters SET value = value + 1 WHERE topic = ?", (topic,))
 
 
+def read_change_counter(tx: Tx, topic: str = CERTIFICATES_TOPIC) -> int:
+    """Inside ``tx``: the change counter of ``topic`` now."""
+    return tx.scalar("SELECT value FROM change_counters WHERE topic = ?", (topic,)) or 0
+
+
 class Inventory:
     """Named queries and changes over the inventory database (plain SQL, :mod:`mtlskit.store.sql`).
 
@@ -300,7 +305,7 @@ class Inventory:
         for first in range(0, len(olds), 500):  # under SQLite's bound-variable limit
             chunk = olds[first:first + 500]
             rows = session.all("SELECT issuer, serial, superseded_by FROM certificates"
-                               f" WHERE serial IN ({', '.join('?' * len(chunk))})", chunk)
+                               f" WHERE serial IN ({placeholders(len(chunk))})", chunk)
             marked.update({(issuer, serial): by for issuer, serial, by in rows})
         return [old for old, new in pairs if marked.get((old.issuer, old.serial_hex)) != new.serial_hex]
 
@@ -353,7 +358,7 @@ class Inventory:
                 chunk = list(fingerprints[start:start + 500])
                 found.update(value for (value,) in tx.all(
                     "SELECT fingerprint_sha256 FROM certificates"
-                    f" WHERE fingerprint_sha256 IN ({', '.join('?' * len(chunk))}){only_current}", chunk))
+                    f" WHERE fingerprint_sha256 IN ({placeholders(len(chunk))}){only_current}", chunk))
         return found
 
     def locate(self, target: str) -> Located:
@@ -456,7 +461,7 @@ class Inventory:
         """The change counter of ``topic``: moves with each committed change it covers
         (``certificates``: every change of a certificate's status)."""
         with self.db.read() as tx:
-            return tx.scalar("SELECT value FROM change_counters WHERE topic = ?", (topic,)) or 0
+            return read_change_counter(tx, topic)
 
     def events(self, limit: int = 100) -> list[dict]:
         with self.db.read() as tx:

@@ -29,6 +29,13 @@ SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 BUSY_TIMEOUT_SECONDS = 30
 SESSION_UTC = "SET TIME ZONE 'UTC'"
+# Every SQLite connection of mtlskit: WAL, NORMAL sync, foreign keys, and secure_delete
+# FAST. Debian's SQLite overwrites every freed page with zeros (SQLITE_SECURE_DELETE):
+# each new CRL stored in crl_state would write its megabytes twice. The inventory holds
+# public data only (no keys, no secrets), so FAST: deleted content is still zeroed where
+# that costs no extra I/O (https://sqlite.org/pragma.html#pragma_secure_delete).
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
+                  "PRAGMA secure_delete=FAST")
 _UTC = dt.timezone.utc
 
 
@@ -53,6 +60,11 @@ def utc(value: Any) -> dt.datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=_UTC)
     return value if not value.utcoffset() else value.astimezone(_UTC)
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ...`` for an ``IN (...)`` of ``count`` values."""
+    return ", ".join("?" * count)
 
 
 def dialect_of(url: str) -> str:
@@ -227,17 +239,11 @@ class Database:
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), with the pragmas every
-    connection of mtlskit uses: WAL, NORMAL sync, foreign keys, and a busy timeout."""
+    connection of mtlskit uses (SQLITE_PRAGMAS) and a busy timeout."""
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                  check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    # Debian's SQLite overwrites every freed page with zeros (SQLITE_SECURE_DELETE): each
-    # new CRL stored in crl_state would write its megabytes twice. The inventory holds
-    # public data only (no keys, no secrets), so FAST: deleted content is still zeroed
-    # where that costs no extra I/O (https://sqlite.org/pragma.html#pragma_secure_delete).
-    connection.execute("PRAGMA secure_delete=FAST")
+    for pragma in SQLITE_PRAGMAS:
+        connection.execute(pragma)
     return connection
 
 
