@@ -10,6 +10,7 @@ import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
                                 print_json, read_list_file)
+from mtlskit.config import ROOT_CRL_DAYS_MAX
 from mtlskit.errors import BadInput, InternalError, NotFound, UsageError
 from mtlskit.fileio import write_atomic
 from mtlskit.revoke.reasons import RevocationReason
@@ -135,8 +136,8 @@ def crl(
     if bundle and ca:
         raise UsageError("--bundle and --ca cannot be used together",
                          hint="--bundle already holds the CRL of every CA")
-    if root_crl_days is not None and not 1 <= root_crl_days <= 3650:  # checked here: a range
-        raise BadInput("--root-crl-days must be between 1 and 3650")   # would load Pydantic
+    if root_crl_days is not None and not 1 <= root_crl_days <= ROOT_CRL_DAYS_MAX:  # checked here: a range
+        raise BadInput(f"--root-crl-days must be between 1 and {ROOT_CRL_DAYS_MAX}")   # would load Pydantic
     if ca is not None and not is_ca_name(ca):
         raise BadInput(f"unknown CA {ca!r}", hint="choose root, intermediate or intermediate-N")
     if out is None and fmt == "der" and sys.stdout.isatty():
