@@ -94,6 +94,7 @@ OU_SELECTOR = "ou:"
 
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+ROOT_CRL_DAYS_MAX = 3650  # root_crl_days, `init --root-crl-days` and `crl --root-crl-days`
 
 
 def default_database_url(home: Path) -> str:
@@ -135,8 +136,8 @@ def load_settings(
         clean["public_url"] = _check_url(clean["public_url"])
     if clean.get("crl_days", 7) < 1:
         raise BadInput("crl_days must be at least 1")
-    if not 1 <= clean.get("root_crl_days", 365) <= 3650:
-        raise BadInput("root_crl_days must be between 1 and 3650")
+    if not 1 <= clean.get("root_crl_days", 365) <= ROOT_CRL_DAYS_MAX:
+        raise BadInput(f"root_crl_days must be between 1 and {ROOT_CRL_DAYS_MAX}")
     return Settings(home=home, subject=subject, roles=roles, **clean)
 
 

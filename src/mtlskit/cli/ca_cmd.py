@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from mtlskit.cli.common import console, err_console, open_service, passphrase_source
+from mtlskit.cli.common import console, err_console, open_service, passphrase_source, print_deployments
 
 root_app = typer.Typer(help="The root CA's key: keep it off this machine.", no_args_is_help=True)
 rotate_app = typer.Typer(help="Rotate a CA.", no_args_is_help=True)
@@ -91,10 +91,7 @@ def rotate_intermediate(
                   f"(until {new.not_valid_after_utc:%Y-%m-%d})", markup=False)
     console.print(f"{rotation.previous.name} is retired: it keeps publishing its CRL and OCSP answers "
                   "for the certificates it issued; renew them to move them over", markup=False)
-    for item in rotation.deployments:
-        line = f"deployment {item.server} {item.directory}: {item.status.replace('-', ' ')}"
-        line += f" ({item.message})" if item.message else ""
-        (console if item.ok else err_console).print(("" if item.ok else "warning: ") + line, markup=False)
+    print_deployments(rotation.deployments)
     if rotation.crl_error:
         err_console.print(f"warning: {rotation.crl_error}; run `mtlskit crl` to publish it", markup=False)
     console.print("a running `mtlskit serve` answers OCSP and serves the CRL of the new CA within a minute",

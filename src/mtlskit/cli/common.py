@@ -370,6 +370,16 @@ _FLAT_OBJECTS = json.JSONEncoder(default=_json_default, separators=(",\n    ", "
 _LIST_ITEMS = json.JSONEncoder(default=_json_default, separators=(",\n      ", ": "))
 
 
+def print_deployments(results, stream: "LazyConsole" = console) -> None:
+    """One line per refreshed deployment (mtlskit.deploy.refresh.RefreshResult); a
+    deployment not reached, or whose reload failed, is a ``warning:`` line on stderr."""
+    for item in results or []:
+        line = f"deployment {item.server} {item.directory}: {item.status.replace('-', ' ')}"
+        if item.message:
+            line += f" ({item.message})"
+        (stream if item.ok else err_console).print(("" if item.ok else "warning: ") + line, markup=False)
+
+
 def exclusive(**flags: Any) -> None:
     given = [name for name, value in flags.items() if value]
     if len(given) > 1:

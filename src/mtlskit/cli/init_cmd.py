@@ -10,6 +10,7 @@ import typer
 from mtlskit.cli.common import (console, country_option, exclusive, locality_option, org_option, org_unit_option,
                                 passphrase_source, settings_of, state_option, subject_options)
 from mtlskit.clock import SystemClock
+from mtlskit.config import ROOT_CRL_DAYS_MAX
 from mtlskit.errors import UsageError
 
 # Implementation modules are imported inside the commands (see cli/issue_cmd.py).
@@ -33,7 +34,7 @@ def init(
     locality: Optional[str] = locality_option(),
     org: Optional[str] = org_option(),
     org_unit: Optional[str] = org_unit_option(),
-    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days", min=1, max=3650,
+    root_crl_days: Optional[int] = typer.Option(None, "--root-crl-days", min=1, max=ROOT_CRL_DAYS_MAX,
                                                 help="Lifetime of the root's CRL, kept in mtlskit.toml (default 365: the root key can stay offline)."),
     pkcs11_module: Optional[Path] = typer.Option(None, "--pkcs11-module", help="Create the CA keys inside an HSM: its PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so)."),
     pkcs11_token: Optional[str] = typer.Option(None, "--pkcs11-token", help="Label of the token that keeps the CA keys."),

@@ -93,10 +93,9 @@ def issue(
         print_json([{"name": r.name, "serial": r.serial_hex, "not_after": r.not_after,
                      "directory": str(d)} for r, d in zip(records, directories)])
         return
-    until = "%Y-%m-%d %H:%MZ" if hours is not None else "%Y-%m-%d"   # short-lived: the hour matters
     for record, directory in list(zip(records, directories))[:10]:
         console.print(f"issued {record.profile} {record.name}  serial {record.serial_hex}  "
-                      f"until {record.not_after.strftime(until)}  -> {directory}/")
+                      f"until {_until(record, hours)}  -> {directory}/")
     if len(records) > 10:
         console.print(f"... and {len(records) - 10} more ({len(records)} in all) under {base}/")
     if p12 and not p12_password_file:
@@ -211,9 +210,13 @@ def sign(
         typer.echo(pem.decode(), nl=False)
         return
     write_atomic(out, pem)
-    until = "%Y-%m-%d %H:%MZ" if hours is not None else "%Y-%m-%d"
     console.print(f"signed {record.profile} {record.name}  serial {record.serial_hex}  "
-                  f"until {record.not_after.strftime(until)}  -> {out}")
+                  f"until {_until(record, hours)}  -> {out}")
+
+
+def _until(record, hours: int | None) -> str:
+    """The end of validity `issue` and `sign` print: with the hour for --hours (short-lived)."""
+    return record.not_after.strftime("%Y-%m-%d %H:%MZ" if hours is not None else "%Y-%m-%d")
 
 
 def register(app: typer.Typer) -> None:

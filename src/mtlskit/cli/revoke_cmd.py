@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 
 from mtlskit.cli.common import (console, err_console, open_service, parse_time, passphrase_source,
-                                print_json, read_list_file)
+                                print_deployments, print_json, read_list_file)
+from mtlskit.config import ROOT_CRL_DAYS_MAX
 from mtlskit.errors import BadInput, InternalError, NotFound, UsageError
 from mtlskit.fileio import write_atomic
 from mtlskit.revoke.reasons import RevocationReason
@@ -76,7 +77,7 @@ def _print_revoked(service, result, summary: dict) -> None:
                       f"but its CRL had not been published: {done}", markup=False)
     for name, info in summary.items():
         _print_crl(service, name, info)
-    _print_deployments(result.deployments, console)
+    print_deployments(result.deployments, console)
 
 
 def _raise_if_unpublished(error: str | None) -> None:
@@ -84,16 +85,6 @@ def _raise_if_unpublished(error: str | None) -> None:
     if error is not None:
         raise InternalError(f"{error}; the revocation is recorded and its CRL is pending",
                             hint="fix that, then run `mtlskit crl` (or revoke again) to publish it")
-
-
-def _print_deployments(results, stream) -> None:
-    """One line per refreshed deployment (mtlskit.deploy.refresh.RefreshResult); a
-    deployment not reached, or whose reload failed, is a ``warning:`` line on stderr."""
-    for item in results or []:
-        line = f"deployment {item.server} {item.directory}: {item.status.replace('-', ' ')}"
-        if item.message:
-            line += f" ({item.message})"
-        (stream if item.ok else err_console).print(("" if item.ok else "warning: ") + line, markup=False)
 
 
 def _print_crl(service, name: str, info: dict, stream=None) -> None:
@@ -135,8 +126,8 @@ def crl(
     if bundle and ca:
         raise UsageError("--bundle and --ca cannot be used together",
                          hint="--bundle already holds the CRL of every CA")
-    if root_crl_days is not None and not 1 <= root_crl_days <= 3650:  # checked here: a range
-        raise BadInput("--root-crl-days must be between 1 and 3650")   # would load Pydantic
+    if root_crl_days is not None and not 1 <= root_crl_days <= ROOT_CRL_DAYS_MAX:  # checked here: a range
+        raise BadInput(f"--root-crl-days must be between 1 and {ROOT_CRL_DAYS_MAX}")   # would load Pydantic
     if ca is not None and not is_ca_name(ca):
         raise BadInput(f"unknown CA {ca!r}", hint="choose root, intermediate or intermediate-N")
     if out is None and fmt == "der" and sys.stdout.isatty():
@@ -163,7 +154,7 @@ def crl(
             _print_crl(service, ca_name, info, status)
     if routine.notice and name != ROOT:
         err_console.print(f"warning: {routine.notice}", markup=False)
-    _print_deployments(result.deployments, status)
+    print_deployments(result.deployments, status)
     if out is not None:
         write_atomic(out, data)
         console.print(f"wrote {'the CRL bundle' if bundle else f'the CRL of {name}'} to {out}", markup=False)

@@ -106,7 +106,7 @@ class LocalAgent:
         recorded directory, and server certificates `deploy` issued into its deployments)."""
         from mtlskit.lifecycle.renew import select
 
-        return select(self.service, (), every=True)
+        return select(self.service, (), every=True, now=now)
 
     def _attempt_now(self, record, failure: Failure | None, now: dt.datetime) -> bool:
         if not plan.is_due(record.serial, record.not_before, record.not_after, now):

@@ -90,10 +90,11 @@ def check_renewable(old: CertificateRecord, now: dt.datetime) -> None:
 
 
 def select(service, targets: Sequence[str], within: dt.timedelta | None = None,
-           every: bool = False) -> list[CertificateRecord]:
+           every: bool = False, now: dt.datetime | None = None) -> list[CertificateRecord]:
     """What `renew` is asked to renew: each target (``resolve``), or every renewable
-    certificate expiring ``within`` from now, or ``every`` renewable one."""
-    now = service.clock.now()
+    certificate expiring ``within`` from now, or ``every`` renewable one. ``now``: the
+    caller's instant (the agent's pass), else the service's clock."""
+    now = service.clock.now() if now is None else now
     if within is not None or every:
         before = now + within if within is not None else None
         return service.inventory.renewable(now, before) + _deployed_due(service, now, before)
